@@ -1,0 +1,135 @@
+/**
+ * The contracts: the Avro schemas in this folder, parsed once, with what every service needs from them.
+ * The .avsc files are the single source; TypeScript types in ./types.ts are generated from them
+ * (`npm run schemas:types`), and a test fails when they drift.
+ */
+import avro from 'avsc';
+import { readFileSync } from 'node:fs';
+import type { DeliveryCommand, DeliveryLog, EventRule, EventType, WorkflowEvent } from './types.ts';
+
+export type * from './types.ts';
+
+/** One Avro contract: its parsed type and the self-contained schema registered as `<topic>-value`. */
+export interface Contract<T> {
+  /** Full Avro name, e.g. workflowhooks.WorkflowEvent. */
+  readonly name: string;
+  readonly type: avro.Type;
+  /** The schema with every referenced named type inlined, as the registry needs it. */
+  readonly schema: object;
+  /** Phantom field: ties the contract to the type generated from the same schema. */
+  readonly __value?: T;
+}
+
+/** Files in dependency order: later schemas reference named types of earlier ones (EventType, WorkflowEvent). */
+const files = ['workflow-event', 'event-rule', 'delivery-command', 'delivery-log'] as const;
+export type ContractFile = (typeof files)[number];
+
+const namedTypes: Record<string, avro.Type> = {};
+const parsed = new Map<ContractFile, avro.Type>();
+for (const file of files) {
+  const json: unknown = JSON.parse(readFileSync(new URL(`./${file}.avsc`, import.meta.url), 'utf8'));
+  parsed.set(file, avro.Type.forSchema(json as avro.Schema, { registry: namedTypes }));
+}
+
+function contract<T>(file: ContractFile): Contract<T> {
+  const type = parsed.get(file)!;
+  return { name: type.name!, type, schema: type.schema({ exportAttrs: true }) as object };
+}
+
+export const contracts = {
+  workflowEvent: contract<WorkflowEvent>('workflow-event'),
+  eventRule: contract<EventRule>('event-rule'),
+  deliveryCommand: contract<DeliveryCommand>('delivery-command'),
+  deliveryLog: contract<DeliveryLog>('delivery-log'),
+} as const;
+
+/** Every parsed contract in dependency order, for tools (type generation) that walk them all. */
+export const allContractTypes: readonly avro.Type[] = files.map((file) => parsed.get(file)!);
+
+/** Event types a producer may publish; `unknown` only exists so old readers can decode newer types. */
+export const EVENT_TYPES = (namedTypes['workflowhooks.EventType'] as avro.types.EnumType).symbols.filter(
+  (symbol): symbol is Exclude<EventType, 'unknown'> => symbol !== 'unknown',
+);
+
+export interface ValidationIssue {
+  /** Dotted path of the offending field, e.g. `application.id` or `environments.0.id`. */
+  readonly field: string;
+  readonly reason: string;
+}
+
+export type Validated<T> = { ok: true; value: T } | { ok: false; issues: ValidationIssue[] };
+
+/**
+ * Checks a plain object against a contract: fields left out take their schema default, unknown fields are refused,
+ * and every problem is reported with the path of the field and why, so callers can say exactly what to fix.
+ */
+export function validate<T>(contract: Contract<T>, input: unknown): Validated<T> {
+  const value = withDefaults(contract.type, input);
+  const issues: ValidationIssue[] = [];
+  contract.type.isValid(value, {
+    errorHook: (path, got, type) => issues.push({ field: path.join('.') || '(value)', reason: describe(got, type) }),
+  });
+  collectUndeclaredFields(contract.type, value, [], issues);
+  return issues.length === 0 ? { ok: true, value: value as T } : { ok: false, issues };
+}
+
+function withDefaults(type: avro.Type, value: unknown): unknown {
+  if (type instanceof avro.types.RecordType) {
+    if (!isPlainObject(value)) return value;
+    const out: Record<string, unknown> = { ...value };
+    for (const field of type.fields) {
+      const given = out[field.name];
+      if (given === undefined) {
+        const fallback: unknown = field.defaultValue();
+        if (fallback !== undefined) out[field.name] = fallback;
+      } else {
+        out[field.name] = withDefaults(field.type, given);
+      }
+    }
+    return out;
+  }
+  if (type instanceof avro.types.ArrayType) {
+    return Array.isArray(value) ? value.map((item) => withDefaults(type.itemsType, item)) : value;
+  }
+  if (type instanceof avro.types.MapType && isPlainObject(value)) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withDefaults(type.valuesType as avro.Type, item)]));
+  }
+  if (type instanceof avro.types.UnwrappedUnionType && value !== null && value !== undefined) {
+    const branch = type.types.find((candidate) => candidate.typeName !== 'null');
+    return branch ? withDefaults(branch, value) : value;
+  }
+  return value;
+}
+
+function collectUndeclaredFields(type: avro.Type, value: unknown, path: string[], issues: ValidationIssue[]): void {
+  if (type instanceof avro.types.RecordType && isPlainObject(value)) {
+    const declared = new Set(type.fields.map((field) => field.name));
+    for (const key of Object.keys(value)) {
+      if (!declared.has(key)) issues.push({ field: [...path, key].join('.'), reason: `unknown field (known: ${[...declared].join(', ')})` });
+    }
+    for (const field of type.fields) collectUndeclaredFields(field.type, value[field.name], [...path, field.name], issues);
+  } else if (type instanceof avro.types.ArrayType && Array.isArray(value)) {
+    value.forEach((item, index) => collectUndeclaredFields(type.itemsType, item, [...path, String(index)], issues));
+  } else if (type instanceof avro.types.UnwrappedUnionType && value !== null && value !== undefined) {
+    for (const branch of type.types) collectUndeclaredFields(branch, value, path, issues);
+  }
+}
+
+function describe(got: unknown, type: avro.Type): string {
+  if (got === undefined) return 'is required';
+  if (type instanceof avro.types.EnumType) return `must be one of ${type.symbols.join(', ')} (got ${JSON.stringify(got)})`;
+  const expected = type instanceof avro.types.UnwrappedUnionType ? type.types.map(typeLabel).join(' or ') : typeLabel(type);
+  return `must be ${expected} (got ${JSON.stringify(got) ?? String(got)})`;
+}
+
+function typeLabel(type: avro.Type): string {
+  if (type instanceof avro.types.RecordType) return 'an object';
+  if (type instanceof avro.types.ArrayType) return 'an array';
+  if (type instanceof avro.types.MapType) return 'an object of strings';
+  if (type.typeName === 'long' || type.typeName === 'int') return `an integer (${type.typeName})`;
+  return type.typeName === 'null' ? 'null' : `a ${type.typeName}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,246 @@
+// Generated from schemas/*.avsc by `npm run schemas:types`. Do not edit: change the schema and regenerate.
+
+/** A workflow, pipeline or task lifecycle event published by a workflow engine. Key: the workflow execution id (else the pipeline execution id, else the event id), so one execution's events stay in order. */
+export interface WorkflowEvent {
+  /** Unique per event; receivers and the matcher use it to de-duplicate. */
+  eventId: string;
+  type: EventType;
+  occurredAt: number;
+  application: EntityRef;
+  pipeline: null | EntityRef;
+  workflow: null | EntityRef;
+  /** The workflow run id. */
+  workflowExecutionId: null | string;
+  pipelineExecutionId: null | string;
+  /** Set on task events only. */
+  task: null | TaskRef;
+  /** The engine's execution status, e.g. RUNNING, SUCCESS, FAILED, PAUSED. */
+  status: null | string;
+  startedAt: null | number;
+  completedAt: null | number;
+  environments: Array<EntityRef>;
+  services: Array<EntityRef>;
+  infraDefinitions: Array<EntityRef>;
+  /** The person who started the execution: end-user data, dropped from payloads of rules with includeUserData=false. */
+  triggeredBy: null | Person;
+}
+
+/** WorkflowEvent as a producer writes it: fields with a schema default may be left out. */
+export interface WorkflowEventInput {
+  /** Unique per event; receivers and the matcher use it to de-duplicate. */
+  eventId: string;
+  type: EventType;
+  occurredAt: number;
+  application: EntityRefInput;
+  pipeline?: null | EntityRefInput;
+  workflow?: null | EntityRefInput;
+  /** The workflow run id. */
+  workflowExecutionId?: null | string;
+  pipelineExecutionId?: null | string;
+  /** Set on task events only. */
+  task?: null | TaskRefInput;
+  /** The engine's execution status, e.g. RUNNING, SUCCESS, FAILED, PAUSED. */
+  status?: null | string;
+  startedAt?: null | number;
+  completedAt?: null | number;
+  environments?: Array<EntityRefInput>;
+  services?: Array<EntityRefInput>;
+  infraDefinitions?: Array<EntityRefInput>;
+  /** The person who started the execution: end-user data, dropped from payloads of rules with includeUserData=false. */
+  triggeredBy?: null | PersonInput;
+}
+
+/** Readers that do not know a newer symbol read it as 'unknown' and dead-letter the event instead of failing. */
+export type EventType = 'unknown' | 'workflow_started' | 'workflow_completed' | 'workflow_failed' | 'workflow_paused' | 'workflow_continued' | 'pipeline_started' | 'pipeline_completed' | 'pipeline_paused' | 'pipeline_continued' | 'task_started' | 'task_completed' | 'task_cancelled';
+
+/** An entity of the workflow engine (application, pipeline, workflow, environment, service, infrastructure definition). */
+export interface EntityRef {
+  id: string;
+  name: null | string;
+}
+
+/** EntityRef as a producer writes it: fields with a schema default may be left out. */
+export interface EntityRefInput {
+  id: string;
+  name?: null | string;
+}
+
+export interface TaskRef {
+  id: string;
+  name: null | string;
+  /** The task run id. */
+  runId: string;
+}
+
+/** TaskRef as a producer writes it: fields with a schema default may be left out. */
+export interface TaskRefInput {
+  id: string;
+  name?: null | string;
+  /** The task run id. */
+  runId: string;
+}
+
+export interface Person {
+  uuid: string;
+  name: null | string;
+  email: null | string;
+}
+
+/** Person as a producer writes it: fields with a schema default may be left out. */
+export interface PersonInput {
+  uuid: string;
+  name?: null | string;
+  email?: null | string;
+}
+
+/** An operator's rule: send these events of these workflows or pipelines to this URL, signed. Compacted topic keyed by rule id; a tombstone deletes the rule. */
+export interface EventRule {
+  id: string;
+  /** Application id; a rule only sees its application's events. */
+  application: string;
+  name: string;
+  /** A new rule is disabled until it says otherwise. */
+  enabled: boolean;
+  scope: RuleScope;
+  /** null means all event types. */
+  eventTypes: null | Array<EventType>;
+  url: string;
+  headers: Record<string, string>;
+  /** Standard Webhooks signing secrets (whsec_<base64>); during a rotation the request carries one signature per secret still valid. */
+  secrets: Array<SigningSecret>;
+  /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
+  delegateSelectors: Array<string>;
+  payloadFormat: PayloadFormat;
+  /** false drops the person who triggered the execution from every payload. */
+  includeUserData: boolean;
+  rateLimitPerSecond: null | number;
+  /** Why the system disabled the rule, e.g. the endpoint answered 410 Gone. */
+  disabledReason: null | string;
+  updatedAt: number;
+}
+
+/** EventRule as a producer writes it: fields with a schema default may be left out. */
+export interface EventRuleInput {
+  id: string;
+  /** Application id; a rule only sees its application's events. */
+  application: string;
+  name: string;
+  /** A new rule is disabled until it says otherwise. */
+  enabled?: boolean;
+  scope: RuleScopeInput;
+  /** null means all event types. */
+  eventTypes?: null | Array<EventType>;
+  url: string;
+  headers?: Record<string, string>;
+  /** Standard Webhooks signing secrets (whsec_<base64>); during a rotation the request carries one signature per secret still valid. */
+  secrets: Array<SigningSecretInput>;
+  /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
+  delegateSelectors?: Array<string>;
+  payloadFormat?: PayloadFormat;
+  /** false drops the person who triggered the execution from every payload. */
+  includeUserData?: boolean;
+  rateLimitPerSecond?: null | number;
+  /** Why the system disabled the rule, e.g. the endpoint answered 410 Gone. */
+  disabledReason?: null | string;
+  updatedAt: number;
+}
+
+export interface RuleScope {
+  kind: ScopeKind;
+  /** Workflow or pipeline ids; null means all of that kind. */
+  ids: null | Array<string>;
+}
+
+/** RuleScope as a producer writes it: fields with a schema default may be left out. */
+export interface RuleScopeInput {
+  kind: ScopeKind;
+  /** Workflow or pipeline ids; null means all of that kind. */
+  ids?: null | Array<string>;
+}
+
+export type ScopeKind = 'everything' | 'workflows' | 'pipelines';
+
+export interface SigningSecret {
+  secret: string;
+  /** Set on the old secret during a rotation; ignored from then on. */
+  notAfter: null | number;
+}
+
+/** SigningSecret as a producer writes it: fields with a schema default may be left out. */
+export interface SigningSecretInput {
+  secret: string;
+  /** Set on the old secret during a rotation; ignored from then on. */
+  notAfter?: null | number;
+}
+
+export type PayloadFormat = 'standard' | 'harness_v1' | 'sharering';
+
+/** Deliver one event to one rule's endpoint. Keyed by rule id. */
+export interface DeliveryCommand {
+  /** Deterministic from event id and rule id: the same on every retry and every duplicate; sent as webhook-id. */
+  deliveryId: string;
+  ruleId: string;
+  event: WorkflowEvent;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** The attempt is due at this time. */
+  notBefore: number;
+  /** When the matcher created the delivery. */
+  createdAt: number;
+}
+
+/** DeliveryCommand as a producer writes it: fields with a schema default may be left out. */
+export interface DeliveryCommandInput {
+  /** Deterministic from event id and rule id: the same on every retry and every duplicate; sent as webhook-id. */
+  deliveryId: string;
+  ruleId: string;
+  event: WorkflowEventInput;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** The attempt is due at this time. */
+  notBefore: number;
+  /** When the matcher created the delivery. */
+  createdAt: number;
+}
+
+/** One record per delivery attempt (or per decision not to attempt). Never carries a secret or URL credentials. */
+export interface DeliveryLog {
+  deliveryId: string;
+  attempt: number;
+  ruleId: string;
+  ruleName: null | string;
+  application: null | string;
+  eventId: string;
+  eventType: EventType;
+  /** Target URL without userinfo; null when no rule was found. */
+  url: null | string;
+  outcome: DeliveryOutcome;
+  httpStatus: null | number;
+  error: null | string;
+  latencyMs: null | number;
+  attemptedAt: number;
+  nextAttemptAt: null | number;
+  pool: null | string;
+}
+
+/** DeliveryLog as a producer writes it: fields with a schema default may be left out. */
+export interface DeliveryLogInput {
+  deliveryId: string;
+  attempt: number;
+  ruleId: string;
+  ruleName?: null | string;
+  application?: null | string;
+  eventId: string;
+  eventType: EventType;
+  /** Target URL without userinfo; null when no rule was found. */
+  url?: null | string;
+  outcome: DeliveryOutcome;
+  httpStatus?: null | number;
+  error?: null | string;
+  latencyMs?: null | number;
+  attemptedAt: number;
+  nextAttemptAt?: null | number;
+  pool?: null | string;
+}
+
+export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'dead_lettered' | 'blocked' | 'skipped';

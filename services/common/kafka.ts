@@ -1,0 +1,69 @@
+/**
+ * The only module that imports the Kafka client. Everything else gets clients and types from here, so the client can be
+ * swapped (e.g. for @confluentinc/kafka-javascript, which offers the same API) in one place.
+ */
+import kafkajs from 'kafkajs';
+import type { Logger } from './logger.ts';
+
+export type {
+  Admin, Consumer, ConsumerConfig, EachBatchPayload, EachMessagePayload, IHeaders, ITopicConfig, Kafka, KafkaMessage,
+  Message, Producer, ProducerConfig, RecordMetadata, Transaction,
+} from 'kafkajs';
+
+const { Kafka: KafkaClient, logLevel, Partitioners, CompressionTypes } = kafkajs;
+export { CompressionTypes };
+
+// kafkajs 2.2.4's request queue arms its throttle check with `throttledUntil - Date.now()`, a negative delay whenever it
+// is not throttled; Node clamps that to 1 ms (the intended behaviour) but, since Node 24, warns on every call.
+// Swallow exactly that warning and pass every other one to Node's own handlers.
+const warningHandlers = process.listeners('warning');
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'TimeoutNegativeWarning') for (const handler of warningHandlers) handler(warning);
+});
+
+export interface KafkaSettings {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+  /** Retries of a failed request before the client gives up and the caller sees an error. */
+  retries?: number;
+  connectionTimeoutMs?: number;
+}
+
+export function createKafka({ brokers, clientId, logger, retries = 5, connectionTimeoutMs = 3000 }: KafkaSettings): kafkajs.Kafka {
+  const log = logger.child({ component: 'kafka' });
+  return new KafkaClient({
+    brokers,
+    clientId,
+    connectionTimeout: connectionTimeoutMs,
+    retry: { retries, initialRetryTime: 200, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    // kafkajs logs through pino, so its lines carry the service name and honour redaction.
+    logCreator: () => ({ level, log: entry }) => {
+      const { message, ...rest } = entry;
+      const method = level === logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
+      log[method](rest, message);
+    },
+  });
+}
+
+/**
+ * A producer with the settings every service wants: the Java client's murmur2 partitioner (so keys land where other
+ * clients would put them) and, unless a transactional id is set, idempotence so retries never duplicate or reorder.
+ */
+export function createProducer(kafka: kafkajs.Kafka, config: kafkajs.ProducerConfig = {}): kafkajs.Producer {
+  return kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 5,
+    ...config,
+  });
+}
+
+/** A header's value as a string (Kafka headers arrive as Buffers, possibly repeated). */
+export function headerValue(headers: kafkajs.IHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : first.toString();
+}

@@ -1,0 +1,101 @@
+/**
+ * Every topic of the system, declared once with its partitions and configs, and created idempotently.
+ * Names take an optional prefix so several deployments (or test files) share one cluster without colliding.
+ */
+import type { Admin, ITopicConfig } from './kafka.ts';
+import type { Logger } from './logger.ts';
+import { formatDuration } from './duration.ts';
+
+const DAY_MS = 86_400_000;
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  configs: Record<string, string>;
+}
+
+export interface TopicNames {
+  workflowEvents: string;
+  workflowEventsDlq: string;
+  eventRules: string;
+  eventRulesDlq: string;
+  deliveriesDlq: string;
+  deliveryLog: string;
+  dispatcherPools: string;
+  /** Delivery commands of one dispatcher pool; the default pool has the bare name. */
+  deliveries(pool?: string): string;
+  /** The retry topic of one delay; one topic per distinct delay of the schedule. */
+  retry(delayMs: number): string;
+}
+
+export const DEFAULT_POOL = 'default';
+
+export function topicNames(prefix = ''): TopicNames {
+  const name = (base: string) => `${prefix}${base}`;
+  return {
+    workflowEvents: name('workflow-events'),
+    workflowEventsDlq: name('workflow-events.dlq'),
+    eventRules: name('event-rules'),
+    eventRulesDlq: name('event-rules.dlq'),
+    deliveriesDlq: name('webhook-deliveries.dlq'),
+    deliveryLog: name('delivery-log'),
+    dispatcherPools: name('dispatcher-pools'),
+    deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
+    retry: (delayMs) => name(`webhook-deliveries.retry.${formatDuration(delayMs)}`),
+  };
+}
+
+export interface TopicLayoutOptions {
+  prefix?: string;
+  /** Partitions of the data topics; the unit of parallelism of every consumer group. */
+  partitions?: number;
+  /** Delays of the retry schedule, in ms; one retry topic per distinct delay. */
+  retryDelaysMs?: readonly number[];
+  /** Dispatcher pools besides the default one. */
+  pools?: readonly string[];
+}
+
+const compacted = { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'delete.retention.ms': String(DAY_MS) };
+const retainDays = (days: number) => ({ 'cleanup.policy': 'delete', 'retention.ms': String(days * DAY_MS) });
+
+/** The whole topic layout: what `ensureTopics` creates at start-up. */
+export function topicSpecs({ prefix = '', partitions = 6, retryDelaysMs = [], pools = [] }: TopicLayoutOptions = {}): TopicSpec[] {
+  const names = topicNames(prefix);
+  const data = (name: string, configs: Record<string, string>): TopicSpec => ({ name, partitions, configs });
+  const retryDelays = [...new Set(retryDelaysMs)];
+  return [
+    data(names.workflowEvents, retainDays(7)),
+    data(names.workflowEventsDlq, retainDays(30)),
+    // Rules and pool announcements are tables: the latest value per key is all that matters, forever.
+    data(names.eventRules, compacted),
+    data(names.eventRulesDlq, retainDays(30)),
+    { name: names.dispatcherPools, partitions: 1, configs: compacted },
+    ...[DEFAULT_POOL, ...pools].map((pool) => data(names.deliveries(pool), retainDays(7))),
+    // A retry record must outlive its own delay by a comfortable margin, or it could expire before it is due.
+    ...retryDelays.map((delay) => data(names.retry(delay), { 'cleanup.policy': 'delete', 'retention.ms': String(Math.max(7 * DAY_MS, 3 * delay)) })),
+    data(names.deliveriesDlq, retainDays(30)),
+    data(names.deliveryLog, retainDays(7)),
+  ];
+}
+
+/** Creates the topics that do not exist yet; existing ones are left as they are. Returns the names it created. */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], logger?: Logger): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((spec) => !existing.has(spec.name));
+  if (missing.length === 0) return [];
+  const topics: ITopicConfig[] = missing.map((spec) => ({
+    topic: spec.name,
+    numPartitions: spec.partitions,
+    configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+  }));
+  try {
+    await admin.createTopics({ topics, waitForLeaders: true });
+  } catch (error) {
+    // Another instance may have created some of them in the meantime; only a topic still missing is an error.
+    const nowExisting = new Set(await admin.listTopics());
+    const stillMissing = missing.filter((spec) => !nowExisting.has(spec.name));
+    if (stillMissing.length > 0) throw error;
+  }
+  logger?.info({ topics: missing.map((spec) => spec.name) }, 'created topics');
+  return missing.map((spec) => spec.name);
+}
