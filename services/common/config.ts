@@ -3,6 +3,7 @@
  * what it must be, never with a stack trace from deep inside a client.
  */
 import { z } from 'zod';
+import { parseDuration } from './duration.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -19,6 +20,20 @@ export const baseSettings = {
   KAFKA_CLIENT_ID: z.string().min(1).default('workflow-webhooks'),
   /** Prepended to every topic name, so several deployments (or test files) can share one cluster. */
   TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, dot, underscore and dash').default(''),
+  /** Partitions of the data topics when they are created: the unit of parallelism of every consumer group. */
+  TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
+  /** Delays between delivery attempts; one retry topic per distinct delay. Like Svix by default. */
+  RETRY_SCHEDULE: z
+    .string()
+    .default('5s,5m,30m,2h,5h,10h,10h')
+    .transform((text, context) => {
+      try {
+        return text.split(',').map(parseDuration);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 

@@ -1,0 +1,46 @@
+/**
+ * Prepares a cluster for the services: every topic of the layout exists and every contract is registered under
+ * `<topic>-value` with BACKWARD compatibility. Idempotent; `npm start` and the test harness run it.
+ */
+import { contracts, type Contract } from '../../schemas/index.ts';
+import type { BaseConfig } from './config.ts';
+import { createKafka } from './kafka.ts';
+import type { Logger } from './logger.ts';
+import { SchemaRegistryClient } from './registry.ts';
+import { ensureTopics, topicNames, topicSpecs } from './topics.ts';
+
+export type ClusterConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
+
+/** Which contract each topic carries (dead-letter topics of raw input keep the bytes they were given). */
+export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_SCHEDULE'>, pools: readonly string[] = []): Array<[string, Contract<unknown>]> {
+  const names = topicNames(config.TOPIC_PREFIX);
+  const commandTopics = [
+    ...['default', ...pools].map((pool) => names.deliveries(pool)),
+    ...[...new Set(config.RETRY_SCHEDULE)].map((delay) => names.retry(delay)),
+    names.deliveriesDlq,
+  ];
+  return [
+    [names.workflowEvents, contracts.workflowEvent],
+    [names.eventRules, contracts.eventRule],
+    ...commandTopics.map((topic): [string, Contract<unknown>] => [topic, contracts.deliveryCommand]),
+    [names.deliveryLog, contracts.deliveryLog],
+  ];
+}
+
+export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<void> {
+  const admin = createKafka({ brokers: config.KAFKA_BROKERS, clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, topicSpecs({
+      prefix: config.TOPIC_PREFIX,
+      partitions: config.TOPIC_PARTITIONS,
+      retryDelaysMs: config.RETRY_SCHEDULE,
+      pools,
+    }), logger);
+  } finally {
+    await admin.disconnect();
+  }
+  const registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+  for (const [topic, contract] of subjectsOf(config, pools)) await registry.register(`${topic}-value`, contract.schema);
+  logger.info({ prefix: config.TOPIC_PREFIX || '(none)' }, 'topics and schemas ready');
+}

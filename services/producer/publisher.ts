@@ -1,0 +1,194 @@
+/**
+ * The producer SDK a workflow engine embeds: validate, encode through the registry, and publish workflow and task
+ * events to Kafka. Events are keyed by workflow execution id so one execution's events stay in order, sent by an
+ * idempotent producer, and batched: calls within `lingerMs` share one produce request.
+ */
+import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
+import { CompressionTypes, createKafka, createProducer, type Message, type Producer } from '../common/kafka.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
+import { SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { topicNames } from '../common/topics.ts';
+
+export interface PublisherOptions {
+  brokers: string[];
+  registryUrl: string;
+  /** Defaults to the workflow-events topic of `topicPrefix`. */
+  topic?: string;
+  topicPrefix?: string;
+  clientId?: string;
+  logger?: Logger;
+  /** How long a publish waits for others to share its produce request. */
+  lingerMs?: number;
+  /** Events per produce request at most. */
+  maxBatchSize?: number;
+  /** Retries of a failed produce or registry request before the caller gets an error. */
+  retries?: number;
+}
+
+export interface InvalidEvent extends ValidationIssue {
+  /** Position of the event in the publish call's input. */
+  index: number;
+  eventId?: string;
+}
+
+/** Thrown before anything is sent when an event does not satisfy the WorkflowEvent contract. */
+export class EventValidationError extends Error {
+  override name = 'EventValidationError';
+  readonly invalid: InvalidEvent[];
+  constructor(invalid: InvalidEvent[]) {
+    super(`${invalid.length} invalid event field(s), nothing published:\n${invalid.map((i) => `  event ${i.index}${i.eventId ? ` (${i.eventId})` : ''}: ${i.field}: ${i.reason}`).join('\n')}`);
+    this.invalid = invalid;
+  }
+}
+
+/** Thrown when Kafka did not acknowledge some events after the retries; `notPublished` lists exactly those. */
+export class PublishError extends Error {
+  override name = 'PublishError';
+  /** The events Kafka did not acknowledge, with their position in the publish call's input. */
+  readonly notPublished: Array<{ index: number; event: WorkflowEvent }>;
+  readonly published: number;
+  constructor(notPublished: Array<{ index: number; event: WorkflowEvent }>, published: number, cause: unknown) {
+    super(`${notPublished.length} event(s) not published (${published} were): ${(cause as Error)?.message ?? cause}`, { cause });
+    this.notPublished = notPublished;
+    this.published = published;
+  }
+}
+
+/** Checks one event: the schema's rules plus the ones a producer must keep (no `unknown` type). */
+export function checkEvent(input: unknown): { ok: true; event: WorkflowEvent } | { ok: false; issues: ValidationIssue[] } {
+  const result = validate(contracts.workflowEvent, input);
+  if (!result.ok) return result;
+  if (result.value.type === 'unknown') {
+    return { ok: false, issues: [{ field: 'type', reason: '"unknown" is reserved for readers that meet a newer event type; publish a concrete type' }] };
+  }
+  return { ok: true, event: result.value };
+}
+
+/** The partition key: one workflow run's events share a partition and so keep their order. */
+export function eventKey(event: WorkflowEvent): string {
+  return event.workflowExecutionId ?? event.pipelineExecutionId ?? event.eventId;
+}
+
+interface Pending {
+  event: WorkflowEvent;
+  message: Message;
+  settle: (error?: unknown) => void;
+}
+
+export class Publisher {
+  readonly topic: string;
+  readonly #producer: Producer;
+  readonly #codec: Codec<WorkflowEvent>;
+  readonly #logger: Logger;
+  readonly #lingerMs: number;
+  readonly #maxBatchSize: number;
+  #buffer: Pending[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+  #closed = false;
+
+  /** The registry id of the WorkflowEvent schema every record carries. */
+  get schemaId(): number {
+    return this.#codec.schemaId;
+  }
+
+  private constructor(topic: string, producer: Producer, codec: Codec<WorkflowEvent>, logger: Logger, lingerMs: number, maxBatchSize: number) {
+    this.topic = topic;
+    this.#producer = producer;
+    this.#codec = codec;
+    this.#logger = logger;
+    this.#lingerMs = lingerMs;
+    this.#maxBatchSize = maxBatchSize;
+  }
+
+  /** Connects to Kafka and resolves the schema id once; fails with a clear error when either is unreachable. */
+  static async create(options: PublisherOptions): Promise<Publisher> {
+    const logger = (options.logger ?? createLogger('producer')).child({ component: 'publisher' });
+    const topic = options.topic ?? topicNames(options.topicPrefix).workflowEvents;
+    const retries = options.retries ?? 5;
+    const registry = new SchemaRegistryClient(options.registryUrl, { retries: Math.min(retries, 3) });
+    const codec = await registry.codec(`${topic}-value`, contracts.workflowEvent);
+    const kafka = createKafka({ brokers: options.brokers, clientId: options.clientId ?? 'workflow-events-producer', logger, retries });
+    const producer = createProducer(kafka);
+    try {
+      await producer.connect();
+    } catch (error) {
+      throw new Error(`cannot connect to Kafka at ${options.brokers.join(',')}: ${(error as Error).message}`, { cause: error });
+    }
+    return new Publisher(topic, producer, codec, logger, options.lingerMs ?? 5, options.maxBatchSize ?? 500);
+  }
+
+  /**
+   * Publishes one event or several. Resolves once Kafka has acknowledged every one of them. Invalid input throws
+   * EventValidationError before anything is sent; events Kafka did not acknowledge are listed by PublishError.
+   */
+  async publish(input: WorkflowEventInput | readonly WorkflowEventInput[]): Promise<{ published: number }> {
+    if (this.#closed) throw new Error('publisher is closed');
+    const inputs: readonly unknown[] = Array.isArray(input) ? input : [input];
+    const invalid: InvalidEvent[] = [];
+    const events: WorkflowEvent[] = [];
+    inputs.forEach((candidate, index) => {
+      const checked = checkEvent(candidate);
+      if (checked.ok) events.push(checked.event);
+      else {
+        const eventId = (candidate as { eventId?: unknown } | null)?.eventId;
+        invalid.push(...checked.issues.map((issue) => ({ ...issue, index, ...(typeof eventId === 'string' ? { eventId } : {}) })));
+      }
+    });
+    if (invalid.length > 0) throw new EventValidationError(invalid);
+
+    const outcomes = await Promise.allSettled(events.map((event) => this.#enqueue(event)));
+    const failed = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, event: events[index]!, error: outcome.reason as unknown }] : []));
+    if (failed.length > 0) throw new PublishError(failed.map(({ index, event }) => ({ index, event })), events.length - failed.length, failed[0]!.error);
+    return { published: events.length };
+  }
+
+  #enqueue(event: WorkflowEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const message: Message = {
+        key: eventKey(event),
+        value: this.#codec.encode(event),
+        timestamp: String(event.occurredAt),
+        headers: { 'event-type': event.type },
+      };
+      this.#buffer.push({ event, message, settle: (error) => (error === undefined ? resolve() : reject(error)) });
+      if (this.#buffer.length >= this.#maxBatchSize) this.#flushBuffer();
+      else this.#timer ??= setTimeout(() => this.#flushBuffer(), this.#lingerMs);
+    });
+  }
+
+  #flushBuffer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#buffer;
+    this.#buffer = [];
+    if (batch.length === 0) return;
+    const sending = this.#producer
+      .send({ topic: this.topic, messages: batch.map((pending) => pending.message), compression: CompressionTypes.None })
+      .then(
+        () => batch.forEach((pending) => pending.settle()),
+        (error: Error) => {
+          this.#logger.error({ err: error, events: batch.length }, 'produce failed after retries');
+          batch.forEach((pending) => pending.settle(error));
+        },
+      )
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  /** Sends whatever is buffered and waits for every outstanding produce request. */
+  async flush(): Promise<void> {
+    this.#flushBuffer();
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Flushes, then disconnects. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.flush();
+    await this.#producer.disconnect();
+  }
+}
+
+export const createPublisher = (options: PublisherOptions): Promise<Publisher> => Publisher.create(options);

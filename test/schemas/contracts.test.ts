@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { renderTypes, typesFile } from '../../schemas/generate-types.ts';
+import { contracts, validate } from '../../schemas/index.ts';
+import { harnessEvent } from '../fixtures/seed-events.ts';
+
+describe('contracts', () => {
+  it('schemas/types.ts is exactly what the .avsc files generate (run `npm run schemas:types` after a schema change)', () => {
+    expect(readFileSync(typesFile, 'utf8')).toBe(renderTypes());
+  });
+
+  it('fills schema defaults for fields a producer leaves out', () => {
+    const result = validate(contracts.workflowEvent, { eventId: 'e1', type: 'task_started', occurredAt: 1, application: { id: 'app' } });
+    expect(result).toMatchObject({ ok: true, value: { pipeline: null, task: null, environments: [], application: { id: 'app', name: null } } });
+  });
+
+  it('names every offending field and why', () => {
+    const result = validate(contracts.workflowEvent, {
+      ...harnessEvent('workflow_started'),
+      eventId: undefined,
+      type: 'workflow_exploded',
+      occurredAt: 'yesterday',
+      environments: [{ id: 'env-1' }, { name: 'no id' }],
+      colour: 'blue',
+    });
+    expect(result.ok).toBe(false);
+    const issues = result.ok ? [] : result.issues;
+    expect(issues).toEqual(expect.arrayContaining([
+      { field: 'eventId', reason: 'is required' },
+      { field: 'type', reason: expect.stringMatching(/^must be one of unknown, workflow_started, .*task_cancelled \(got "workflow_exploded"\)$/) },
+      { field: 'occurredAt', reason: 'must be an integer (long) (got "yesterday")' },
+      { field: 'environments.1.id', reason: 'is required' },
+      { field: 'colour', reason: expect.stringMatching(/^unknown field/) },
+    ]));
+    expect(issues).toHaveLength(5);
+  });
+
+  it('registers self-contained schemas: the command embeds the whole event schema', () => {
+    const event = (contracts.deliveryCommand.schema as { fields: Array<{ name: string; type: unknown }> }).fields.find((field) => field.name === 'event');
+    expect(event?.type).toMatchObject({ type: 'record', name: 'workflowhooks.WorkflowEvent' });
+  });
+});

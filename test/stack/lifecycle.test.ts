@@ -1,0 +1,55 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stackDown, stackSettings, stackStatus, stackUp } from '../../stack/index.ts';
+import { freePorts } from '../ports.ts';
+
+// A second, private stack: proves start, idempotent start and clean stop without touching the suite's own.
+const dir = await mkdtemp(join(tmpdir(), 'stack-lifecycle-'));
+const [kafka, controller, registry, management] = await freePorts(4);
+const settings = stackSettings({
+  STACK_DIR: dir,
+  STACK_KAFKA_PORT: String(kafka),
+  STACK_CONTROLLER_PORT: String(controller),
+  STACK_REGISTRY_PORT: String(registry),
+  STACK_REGISTRY_MANAGEMENT_PORT: String(management),
+});
+const lines: string[] = [];
+const progress = (line: string) => lines.push(line);
+
+afterAll(async () => {
+  await stackDown(settings, progress);
+  await rm(dir, { recursive: true, force: true });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('the local stack', () => {
+  it('starts, is a no-op when started again, and stops only its own processes', { timeout: 180_000 }, async () => {
+    const first = await stackUp(settings, progress);
+    expect(first).toEqual({ brokers: [`127.0.0.1:${kafka}`], registryUrl: `http://127.0.0.1:${registry}/apis/ccompat/v7`, started: ['kafka', 'registry'] });
+    expect(lines).toContain('formatting KRaft storage');
+
+    const status = await stackStatus(settings);
+    expect(status.kafka).toMatchObject({ ready: true, pid: expect.any(Number) });
+    expect(status.registry).toMatchObject({ ready: true, pid: expect.any(Number) });
+
+    const second = await stackUp(settings, progress);
+    expect(second.started).toEqual([]);
+    expect(lines.at(-1)).toMatch(/already running .*nothing to do/);
+    expect(await stackStatus(settings)).toEqual(status);
+
+    await stackDown(settings, progress);
+    expect(alive(status.kafka.pid!)).toBe(false);
+    expect(alive(status.registry.pid!)).toBe(false);
+    expect(await stackStatus(settings)).toMatchObject({ kafka: { ready: false, pid: undefined }, registry: { ready: false, pid: undefined } });
+  });
+});

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Starts the local stack (or uses KAFKA_BROKERS + SCHEMA_REGISTRY_URL) once for the whole run.
+    globalSetup: ['test/global-setup.ts'],
+    // Integration tests wait on a real broker; each file uses its own topics, so files run in parallel.
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    teardownTimeout: 60_000,
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});
