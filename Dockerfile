@@ -1,0 +1,10 @@
+# The services' image for docker-compose.yml. Node 26 runs the TypeScript sources directly (type stripping).
+FROM node:26-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+# The pinned `node` devDependency is for machines without Node 26; the image has it already.
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY schemas ./schemas
+COPY services ./services
+USER node
+CMD ["node", "services/console/setup.ts"]
