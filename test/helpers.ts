@@ -22,8 +22,17 @@ export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}
   };
 }
 
-/** Reads `topic` from the beginning until `count` records arrived (or fails after `timeoutMs`). */
-export async function readTopic(cluster: ClusterConfig, topic: string, count: number, timeoutMs = 30_000): Promise<KafkaMessage[]> {
+/**
+ * Reads `topic` from the beginning until `count` records arrived, or until `count(received)` holds
+ * (or fails after `timeoutMs`).
+ */
+export async function readTopic(
+  cluster: ClusterConfig,
+  topic: string,
+  count: number | ((received: KafkaMessage[]) => boolean),
+  timeoutMs = 30_000,
+): Promise<KafkaMessage[]> {
+  const done = typeof count === 'number' ? (received: KafkaMessage[]) => received.length >= count : count;
   const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'test-reader', logger: testLogger });
   const consumer = kafka.consumer({ groupId: `test-reader-${randomUUID()}` });
   const received: KafkaMessage[] = [];
@@ -31,12 +40,12 @@ export async function readTopic(cluster: ClusterConfig, topic: string, count: nu
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${received.length} of ${count} records from ${topic} in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`read only ${received.length} records from ${topic} in ${timeoutMs} ms`)), timeoutMs);
       consumer
         .run({
           eachMessage: async ({ message }) => {
             received.push(message);
-            if (received.length >= count) {
+            if (done(received)) {
               clearTimeout(timer);
               resolve();
             }
@@ -54,4 +63,35 @@ export async function readTopic(cluster: ClusterConfig, topic: string, count: nu
 export function decodeAll<T>(cluster: ClusterConfig, contract: Contract<T>, messages: KafkaMessage[]): Promise<T[]> {
   const registry = new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL);
   return Promise.all(messages.map((message) => registry.decode(contract, message.value)));
+}
+
+/** Records in a topic right now (sum of partition end offsets minus start offsets). */
+export async function topicSize(cluster: ClusterConfig, topic: string): Promise<number> {
+  const admin = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'test-admin', logger: testLogger }).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, { offset, low }) => sum + Number(offset) - Number(low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Polls until `check` holds (or fails with `what` after `timeoutMs`). */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The value of a counter or gauge (summed over labels, or for the given labels). */
+export async function metricValue(registry: import('prom-client').Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values
+    .filter((value) => Object.entries(labels).every(([key, expected]) => String(value.labels[key]) === expected))
+    .reduce((sum, value) => sum + value.value, 0);
 }

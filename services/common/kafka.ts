@@ -67,3 +67,18 @@ export function headerValue(headers: kafkajs.IHeaders | undefined, name: string)
   const first = Array.isArray(value) ? value[0] : value;
   return first === undefined ? undefined : first.toString();
 }
+
+/**
+ * Retries `operation` while it fails with an error Kafka marks retriable (e.g. NOT_COORDINATOR while a new group's
+ * coordinator loads). Some admin calls (fetchOffsets, setOffsets) do not retry those by themselves.
+ */
+export async function retryRetriable<T>(operation: () => Promise<T>, attempts = 10, delayMs = 200): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt >= attempts || (error as { retriable?: boolean }).retriable !== true) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs * attempt));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Runs a service as a process: starts it, logs where its ops endpoint is, and on SIGTERM or SIGINT stops it cleanly
+ * (in-flight work finished, offsets committed, consumer group left) before exiting. A failure to start, or an error
+ * nothing else handled, exits non-zero so a supervisor restarts the process.
+ */
+import type { Logger } from './logger.ts';
+
+export interface Service {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly opsPort: number | undefined;
+}
+
+export async function runService(logger: Logger, create: () => Service): Promise<void> {
+  let service: Service;
+  try {
+    service = create();
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const timer = setTimeout(() => {
+      logger.error('did not stop within 30 s; exiting');
+      process.exit(1);
+    }, 30_000).unref();
+    await service.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
+    clearTimeout(timer);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('unhandledRejection', (error) => {
+    logger.fatal({ err: error }, 'unhandled rejection');
+    process.exit(1);
+  });
+  try {
+    await service.start();
+    logger.info({ ops: `http://127.0.0.1:${service.opsPort}` }, 'started (/healthz, /readyz, /metrics)');
+  } catch (error) {
+    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+    await service.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}

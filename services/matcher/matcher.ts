@@ -1,0 +1,185 @@
+/**
+ * The matcher: joins every workflow event against the rules table and emits one DeliveryCommand per matching rule.
+ * At-least-once: a batch's commands and dead-letters are acknowledged by Kafka (acks=all, idempotent producer) before
+ * its input offsets are committed, so a crash at any point re-processes rather than loses; the deterministic delivery
+ * id makes every duplicate recognisable downstream.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { contracts, type DeliveryCommand, type WorkflowEvent } from '../../schemas/index.ts';
+import type { BaseConfig } from '../common/config.ts';
+import { deadLetter } from '../common/dead-letter.ts';
+import { deliveryId } from '../common/delivery-id.ts';
+import { createKafka, createProducer, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
+import type { Logger } from '../common/logger.ts';
+import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
+import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { RulesTable } from '../common/rules-table.ts';
+import { topicNames, type TopicNames } from '../common/topics.ts';
+import { RuleIndex } from './rule-index.ts';
+
+export interface MatcherSettings {
+  groupId: string;
+  httpHost: string;
+  httpPort: number;
+  /** Partitions processed at the same time by one instance. */
+  concurrency: number;
+}
+
+type MatcherConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+
+const SERVICE = 'matcher';
+
+function matcherMetrics(registry: Registry, ruleCounts: () => { all: number; enabled: number }) {
+  return {
+    eventsIn: new Counter({ name: 'matcher_events_in_total', help: 'Workflow events read', registers: [registry] }),
+    matches: new Counter({ name: 'matcher_matches_total', help: 'Events that matched at least one rule', registers: [registry] }),
+    commandsOut: new Counter({ name: 'matcher_commands_out_total', help: 'Delivery commands written', registers: [registry] }),
+    deadLettered: new Counter({ name: 'matcher_dead_lettered_total', help: 'Records sent to a dead-letter topic', labelNames: ['topic', 'reason'], registers: [registry] }),
+    rules: new Gauge({
+      name: 'matcher_rules',
+      help: 'Rules in the table (all) and in the match index (enabled)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const { all, enabled } = ruleCounts();
+        this.set({ state: 'all' }, all);
+        this.set({ state: 'enabled' }, enabled);
+      },
+    }),
+    lag: new Gauge({ name: 'matcher_consumer_lag', help: 'Records behind the end of each workflow-events partition', labelNames: ['partition'], registers: [registry] }),
+  };
+}
+
+export class Matcher {
+  readonly metrics: Registry;
+  readonly #logger: Logger;
+  readonly #names: TopicNames;
+  readonly #settings: MatcherSettings;
+  readonly #producer: Producer;
+  readonly #consumer: Consumer;
+  readonly #table: RulesTable;
+  readonly #index = new RuleIndex();
+  readonly #registry: SchemaRegistryClient;
+  readonly #counters: ReturnType<typeof matcherMetrics>;
+  #codec: Codec<DeliveryCommand> | undefined;
+  #ops: OpsServer | undefined;
+  #consuming = false;
+
+  constructor(config: MatcherConfig, settings: MatcherSettings, logger: Logger) {
+    this.#logger = logger;
+    this.#settings = settings;
+    this.#names = topicNames(config.TOPIC_PREFIX);
+    this.metrics = createMetrics(SERVICE);
+    this.#counters = matcherMetrics(this.metrics, () => ({ all: this.#table.size, enabled: this.#index.size }));
+    const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
+    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    this.#producer = createProducer(kafka);
+    this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false });
+    this.#table = new RulesTable({
+      kafka,
+      registry: this.#registry,
+      topic: this.#names.eventRules,
+      logger,
+      groupPrefix: settings.groupId,
+      deadLetters: { topic: this.#names.eventRulesDlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.rules-dlq` },
+    });
+    this.#table.onChange((change) => this.#index.apply(change));
+  }
+
+  /** Ready once the rules table is bootstrapped and events are being consumed. */
+  notReadyReason(): string | undefined {
+    if (!this.#table.bootstrapped) return 'reading the event-rules topic';
+    return this.#consuming ? undefined : 'joining the consumer group';
+  }
+
+  /** The rules as this instance sees them (read-only use: status pages, tests). */
+  get rules(): Pick<RulesTable, 'get' | 'size' | 'bootstrapped'> {
+    return this.#table;
+  }
+
+  get opsPort(): number | undefined {
+    return this.#ops?.port;
+  }
+
+  async start(): Promise<void> {
+    this.#ops = await startOpsServer({ host: this.#settings.httpHost, port: this.#settings.httpPort, metrics: this.metrics, notReadyReason: () => this.notReadyReason() });
+    await this.#producer.connect();
+    this.#codec = await this.#registry.codec(`${this.#names.deliveries()}-value`, contracts.deliveryCommand);
+    const began = Date.now();
+    await this.#table.start();
+    this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({ topic: this.#names.workflowEvents, fromBeginning: true });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#settings.concurrency,
+      eachBatch: (payload) => this.#handleBatch(payload),
+    });
+    this.#consuming = true;
+  }
+
+  /** Finishes the batch in flight, commits, leaves the group, then closes everything else. */
+  async stop(): Promise<void> {
+    this.#consuming = false;
+    await this.#consumer.disconnect();
+    await this.#table.stop();
+    await this.#producer.disconnect();
+    await this.#ops?.close();
+  }
+
+  async #handleBatch({ batch, isRunning, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
+    const commands: Message[] = [];
+    const deadLetters: Message[] = [];
+    let lastOffset: string | undefined;
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      this.#counters.eventsIn.inc();
+      const refuse = (reason: string, error: string) => {
+        deadLetters.push(deadLetter({ topic: batch.topic, partition: batch.partition, message }, SERVICE, reason, error));
+        this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason });
+      };
+      let event: WorkflowEvent;
+      try {
+        event = await this.#registry.decode(contracts.workflowEvent, message.value);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error; // registry down: retry the batch, skip nothing
+        refuse(error.reason, error.message);
+        lastOffset = message.offset;
+        continue;
+      }
+      if (event.type === 'unknown') refuse('unknown-event-type', 'the event type is newer than this matcher\'s schema');
+      else commands.push(...this.#commandsFor(event));
+      lastOffset = message.offset;
+    }
+    if (lastOffset === undefined) return;
+    await this.#producer.sendBatch({
+      acks: -1,
+      topicMessages: [
+        ...(commands.length ? [{ topic: this.#names.deliveries(), messages: commands }] : []),
+        ...(deadLetters.length ? [{ topic: this.#names.workflowEventsDlq, messages: deadLetters }] : []),
+      ],
+    });
+    this.#counters.commandsOut.inc(commands.length);
+    this.#counters.lag.set({ partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(lastOffset) - 1));
+    resolveOffset(lastOffset);
+    const next = String(BigInt(lastOffset) + 1n);
+    await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+    await heartbeat();
+  }
+
+  #commandsFor(event: WorkflowEvent): Message[] {
+    const rules = this.#index.match(event);
+    if (rules.length === 0) return [];
+    this.#counters.matches.inc();
+    const now = Date.now();
+    return rules.map((rule) => {
+      const command: DeliveryCommand = { deliveryId: deliveryId(event.eventId, rule.id), ruleId: rule.id, event, attempt: 1, notBefore: now, createdAt: now };
+      return {
+        key: rule.id,
+        value: this.#codec!.encode(command),
+        headers: { 'delivery-id': command.deliveryId, 'event-type': event.type },
+      };
+    });
+  }
+}

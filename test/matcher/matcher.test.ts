@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliveryId } from '../../services/common/delivery-id.ts';
+import { prepareCluster } from '../../services/common/setup.ts';
+import { topicNames } from '../../services/common/topics.ts';
+import type { Matcher } from '../../services/matcher/matcher.ts';
+import { harnessApp, harnessEvent, harnessPipeline, harnessTypes, shareringApp, shareringEvent, shareringTypes } from '../fixtures/seed-events.ts';
+import { rule } from '../fixtures/rules.ts';
+import { metricValue, testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
+import { readCommands, startMatcher, writers } from './fixtures.ts';
+
+describe('matcher against the real stack', () => {
+  const cluster = testCluster('matcher');
+  const topics = topicNames(cluster.TOPIC_PREFIX);
+  let io: Awaited<ReturnType<typeof writers>>;
+  let matcher: Matcher | undefined;
+
+  beforeAll(async () => {
+    await prepareCluster(cluster, testLogger);
+    io = await writers(cluster);
+  });
+  afterAll(async () => {
+    await matcher?.stop();
+    await io?.close();
+  });
+
+  it('matches events published before it started against the rules that existed then, seed by seed', async () => {
+    await io.rules.put(
+      rule('h-all', harnessApp.id),
+      rule('h-pipeline-end', harnessApp.id, { scope: { kind: 'pipelines', ids: [harnessPipeline.id] }, eventTypes: ['pipeline_completed'] }),
+      rule('h-disabled', harnessApp.id, { enabled: false }),
+      rule('s-tasks', shareringApp.id, { scope: { kind: 'workflows', ids: null }, eventTypes: ['task_started', 'task_completed', 'task_cancelled'] }),
+    );
+    const harness = harnessTypes.map((type) => harnessEvent(type));
+    const sharering = shareringTypes.map((type) => shareringEvent(type));
+    await io.events.publish([...harness, ...sharering]);
+
+    matcher = await startMatcher(cluster);
+    expect(matcher.notReadyReason()).toBeUndefined();
+    const expected = [
+      ...harness.map((event) => `${event.eventId}→h-all`),
+      `${harness.find((event) => event.type === 'pipeline_completed')!.eventId}→h-pipeline-end`,
+      ...sharering.filter((event) => event.type.startsWith('task_')).map((event) => `${event.eventId}→s-tasks`),
+    ].sort();
+    const { pairs, commands } = await readCommands(cluster, expected.length);
+    expect(pairs).toEqual(expected);
+    for (const command of commands) {
+      expect(command).toMatchObject({ attempt: 1, deliveryId: deliveryId(command.event.eventId, command.ruleId) });
+    }
+    await waitFor('events counted', async () => (await metricValue(matcher!.metrics, 'matcher_events_in_total')) === harness.length + sharering.length);
+    expect(await topicSize(cluster, topics.deliveries())).toBe(expected.length);
+  });
+
+  it('applies enable, disable, update and delete while running', async () => {
+    const count = async () => topicSize(cluster, topics.deliveries());
+    const processed = async (n: number) => waitFor(`${n} events processed`, async () => (await metricValue(matcher!.metrics, 'matcher_events_in_total')) >= n);
+    let seen = await metricValue(matcher!.metrics, 'matcher_events_in_total');
+    const send = async (type: Parameters<typeof shareringEvent>[0]) => {
+      await io.events.publish(shareringEvent(type, { application: { id: 'live-app' } }));
+      await processed(++seen);
+    };
+    const before = await count();
+
+    await io.rules.put(rule('live', 'live-app', { enabled: false }));
+    await waitFor('rule in table', () => matcher!.rules.get('live') !== undefined);
+    await send('workflow_started');
+    expect(await count()).toBe(before);
+
+    await io.rules.put(rule('live', 'live-app', { eventTypes: ['workflow_started'] }));
+    await waitFor('rule enabled', () => matcher!.rules.get('live')?.enabled === true);
+    await send('workflow_started');
+    expect(await count()).toBe(before + 1);
+    await send('workflow_completed');
+    expect(await count()).toBe(before + 1);
+
+    await io.rules.put(rule('live', 'live-app', { eventTypes: ['workflow_completed'] }));
+    await waitFor('rule updated', () => matcher!.rules.get('live')?.eventTypes?.[0] === 'workflow_completed');
+    await send('workflow_completed');
+    expect(await count()).toBe(before + 2);
+
+    await io.rules.delete('live');
+    await waitFor('rule deleted', () => matcher!.rules.get('live') === undefined);
+    await send('workflow_completed');
+    expect(await count()).toBe(before + 2);
+  });
+});
+
+describe('matcher restarts', () => {
+  const cluster = testCluster('matcher-restart');
+  it('loses no command when restarted in the middle of a stream', async () => {
+    await prepareCluster(cluster, testLogger);
+    const io = await writers(cluster);
+    try {
+      await io.rules.put(rule('a', harnessApp.id), rule('b', harnessApp.id, { eventTypes: ['workflow_started'] }));
+      const events = Array.from({ length: 400 }, (_, index) => harnessEvent('workflow_started', { workflowExecutionId: `run-${index}` }));
+      const first = await startMatcher(cluster);
+      const publishing = (async () => {
+        for (let index = 0; index < events.length; index += 20) await io.events.publish(events.slice(index, index + 20));
+      })();
+      await waitFor('some commands', async () => (await topicSize(cluster, topicNames(cluster.TOPIC_PREFIX).deliveries())) >= 100);
+      await first.stop();
+      await publishing;
+      const second = await startMatcher(cluster);
+      try {
+        const expected = events.flatMap((event) => [`${event.eventId}→a`, `${event.eventId}→b`]).sort();
+        const { pairs } = await readCommands(cluster, expected.length);
+        expect([...new Set(pairs)].sort()).toEqual(expected);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await io.close();
+    }
+  });
+});
