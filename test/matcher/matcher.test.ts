@@ -50,6 +50,18 @@ describe('matcher against the real stack', () => {
     expect(await topicSize(cluster, topics.deliveries())).toBe(expected.length);
   });
 
+  it('serves /healthz, /readyz and Prometheus /metrics on loopback', async () => {
+    const base = `http://127.0.0.1:${matcher!.opsPort}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ready' });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('matcher_rules{state="all",service="matcher"} 4');
+    expect(metrics).toContain('matcher_rules{state="enabled",service="matcher"} 3');
+    expect(metrics).toMatch(/matcher_commands_out_total\{service="matcher"\} 12/);
+    expect(metrics).toMatch(/matcher_consumer_lag\{partition="\d",service="matcher"\} 0/);
+    expect(metrics).toContain('process_resident_memory_bytes');
+  });
+
   it('applies enable, disable, update and delete while running', async () => {
     const count = async () => topicSize(cluster, topics.deliveries());
     const processed = async (n: number) => waitFor(`${n} events processed`, async () => (await metricValue(matcher!.metrics, 'matcher_events_in_total')) >= n);
