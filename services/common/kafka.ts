@@ -42,10 +42,18 @@ export function createKafka({ brokers, clientId, logger, retries = 5, connection
     // kafkajs logs through pino, so its lines carry the service name and honour redaction.
     logCreator: () => ({ level, log: entry }) => {
       const { message, ...rest } = entry;
-      const method = level === logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
-      log[method](rest, message);
+      log[quietened(message) ? 'debug' : level === logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug'](rest, message);
     },
   });
+}
+
+/**
+ * kafkajs messages that are noise at warn/error level: every error response it is about to retry ("Response …",
+ * e.g. a coordinator still loading — a real failure surfaces as the caller's error), and its caution that bounded
+ * retries weaken idempotence (bounded retries are deliberate: callers must learn of an outage, not hang).
+ */
+function quietened(message: string): boolean {
+  return message.startsWith('Response ') || message.startsWith('Limiting retries for the idempotent producer');
 }
 
 /**

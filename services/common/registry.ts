@@ -12,8 +12,8 @@ import type { Contract } from '../../schemas/index.ts';
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
-/** Why a record could not be decoded; the consumer dead-letters it with this reason. */
-export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro';
+/** Why a record cannot be used; consumers dead-letter it with this reason. */
+export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type';
 
 export class DecodeError extends Error {
   override name = 'DecodeError';

@@ -46,7 +46,9 @@ export class RulesTable {
 
   constructor(options: RulesTableOptions) {
     this.#options = options;
-    this.#consumer = options.kafka.consumer({ groupId: `${options.groupPrefix}.rules.${randomUUID()}`, allowAutoTopicCreation: false });
+    this.#consumer = options.kafka.consumer({ groupId: `${options.groupPrefix}.rules.${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000,
+      // Small fetches during the bootstrap keep the garbage of decoding 100k rules (and so the heap's peak) small.
+      maxBytes: 1024 * 1024 });
     this.#admin = options.kafka.admin();
   }
 

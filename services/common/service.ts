@@ -11,10 +11,14 @@ export interface Service {
   readonly opsPort: number | undefined;
 }
 
-export async function runService(logger: Logger, create: () => Service): Promise<void> {
+export async function runService(logger: Logger, create: (fatal: (error: Error) => void) => Service): Promise<void> {
   let service: Service;
+  const fatal = (error: Error) => {
+    logger.fatal({ err: error }, `stopped working: ${error.message}; exiting so a supervisor restarts it`);
+    void service.stop().finally(() => process.exit(1));
+  };
   try {
-    service = create();
+    service = create(fatal);
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     process.exit(1);

@@ -13,9 +13,9 @@ const config = loadConfig({
   MATCHER_CONCURRENCY: integer(1, 256).default(3),
 });
 const logger = createLogger('matcher', config.LOG_LEVEL);
-await runService(logger, () => new Matcher(config, {
+await runService(logger, (fatal) => new Matcher(config, {
   groupId: config.MATCHER_GROUP_ID,
   httpHost: config.MATCHER_HTTP_HOST,
   httpPort: config.MATCHER_HTTP_PORT,
   concurrency: config.MATCHER_CONCURRENCY,
-}, logger));
+}, logger, fatal));

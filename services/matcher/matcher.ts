@@ -12,6 +12,7 @@ import { deliveryId } from '../common/delivery-id.ts';
 import { createKafka, createProducer, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
+import { OutputBatch } from '../common/output-batch.ts';
 import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
@@ -65,8 +66,12 @@ export class Matcher {
   #ops: OpsServer | undefined;
   #consuming = false;
 
-  constructor(config: MatcherConfig, settings: MatcherSettings, logger: Logger) {
+  readonly #onFatal: (error: Error) => void;
+
+  /** `onFatal` is told when consuming stopped for good (kafkajs gave up); the process should exit and be restarted. */
+  constructor(config: MatcherConfig, settings: MatcherSettings, logger: Logger, onFatal: (error: Error) => void = () => undefined) {
     this.#logger = logger;
+    this.#onFatal = onFatal;
     this.#settings = settings;
     this.#names = topicNames(config.TOPIC_PREFIX);
     this.metrics = createMetrics(SERVICE);
@@ -74,7 +79,8 @@ export class Matcher {
     const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
     this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
     this.#producer = createProducer(kafka);
-    this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false });
+    // A fetch waits at most 1 s for data: shutdown waits for the fetch in flight, so this bounds it too.
+    this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000 });
     this.#table = new RulesTable({
       kafka,
       registry: this.#registry,
@@ -108,6 +114,11 @@ export class Matcher {
     const began = Date.now();
     await this.#table.start();
     this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
+    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) return;
+      this.#consuming = false;
+      this.#onFatal(payload.error);
+    });
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic: this.#names.workflowEvents, fromBeginning: true });
     await this.#consumer.run({
@@ -122,50 +133,40 @@ export class Matcher {
   /** Finishes the batch in flight, commits, leaves the group, then closes everything else. */
   async stop(): Promise<void> {
     this.#consuming = false;
-    await this.#consumer.disconnect();
-    await this.#table.stop();
+    await Promise.all([this.#consumer.disconnect(), this.#table.stop()]);
     await this.#producer.disconnect();
     await this.#ops?.close();
   }
 
   async #handleBatch({ batch, isRunning, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
-    const commands: Message[] = [];
-    const deadLetters: Message[] = [];
-    let lastOffset: string | undefined;
+    const output = new OutputBatch(this.#producer);
+    let handled: string | undefined;
+    const commit = async () => {
+      if (handled === undefined) return;
+      const commands = output.count;
+      await output.send();
+      this.#counters.commandsOut.inc(commands);
+      resolveOffset(handled);
+      await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(BigInt(handled) + 1n) }]);
+      this.#counters.lag.set({ partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(handled) - 1));
+      await heartbeat();
+    };
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break;
       this.#counters.eventsIn.inc();
-      const refuse = (reason: string, error: string) => {
-        deadLetters.push(deadLetter({ topic: batch.topic, partition: batch.partition, message }, SERVICE, reason, error));
-        this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason });
-      };
-      let event: WorkflowEvent;
       try {
-        event = await this.#registry.decode(contracts.workflowEvent, message.value);
+        const event = await this.#registry.decode(contracts.workflowEvent, message.value);
+        if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
+        for (const command of this.#commandsFor(event)) output.add(this.#names.deliveries(), command);
       } catch (error) {
-        if (!(error instanceof DecodeError)) throw error; // registry down: retry the batch, skip nothing
-        refuse(error.reason, error.message);
-        lastOffset = message.offset;
-        continue;
+        if (!(error instanceof DecodeError)) throw error; // registry down: the batch is retried, nothing skipped
+        output.add(this.#names.workflowEventsDlq, deadLetter({ topic: batch.topic, partition: batch.partition, message }, SERVICE, error.reason, error.message));
+        this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason: error.reason });
       }
-      if (event.type === 'unknown') refuse('unknown-event-type', 'the event type is newer than this matcher\'s schema');
-      else commands.push(...this.#commandsFor(event));
-      lastOffset = message.offset;
+      handled = message.offset;
+      if (output.full) await commit();
     }
-    if (lastOffset === undefined) return;
-    await this.#producer.sendBatch({
-      acks: -1,
-      topicMessages: [
-        ...(commands.length ? [{ topic: this.#names.deliveries(), messages: commands }] : []),
-        ...(deadLetters.length ? [{ topic: this.#names.workflowEventsDlq, messages: deadLetters }] : []),
-      ],
-    });
-    this.#counters.commandsOut.inc(commands.length);
-    this.#counters.lag.set({ partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(lastOffset) - 1));
-    resolveOffset(lastOffset);
-    const next = String(BigInt(lastOffset) + 1n);
-    await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
-    await heartbeat();
+    await commit();
   }
 
   #commandsFor(event: WorkflowEvent): Message[] {

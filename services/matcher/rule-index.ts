@@ -1,68 +1,30 @@
 /**
- * Rules indexed by what an event can be looked up by — application, then workflow or pipeline id, then event type —
- * so finding the rules of an event costs the same with ten rules or a hundred thousand: a handful of map lookups plus
- * the matches themselves. Semantics (both seeds):
+ * Rules indexed by what an event can be looked up by, so finding the rules of an event costs the same with ten rules
+ * or a hundred thousand: at most ten map lookups plus the matches themselves. One flat map from
+ * (application, scope, workflow or pipeline id, event type) to the rules there keeps memory per rule small.
+ * Semantics (both seeds):
  *  - a rule sees only its application's events, and only while enabled;
  *  - scope `everything`: every event; `workflows`: events of the listed workflows (ids null: of any workflow);
  *    `pipelines`: events of the listed pipelines (ids null: of any pipeline);
  *  - event types: the listed ones (null: all).
  */
-import type { EventRule, EventType, WorkflowEvent } from '../../schemas/index.ts';
+import type { EventRule, WorkflowEvent } from '../../schemas/index.ts';
 import type { RuleChange } from '../common/rules-table.ts';
 
-const ALL = '*';
+const ANY = '*';
+const SEP = '\u0000';
 
-/** rule ids by event type (or ALL) — the innermost level of the index. */
-class ByType {
-  readonly #sets = new Map<string, Set<EventRule>>();
+const key = (application: string, scope: string, id: string, type: string) => `${application}${SEP}${scope}${SEP}${id}${SEP}${type}`;
 
-  add(rule: EventRule): void {
-    for (const type of rule.eventTypes ?? [ALL]) {
-      let set = this.#sets.get(type);
-      if (!set) this.#sets.set(type, (set = new Set()));
-      set.add(rule);
-    }
-  }
-
-  remove(rule: EventRule): boolean {
-    for (const type of rule.eventTypes ?? [ALL]) {
-      const set = this.#sets.get(type);
-      set?.delete(rule);
-      if (set?.size === 0) this.#sets.delete(type);
-    }
-    return this.#sets.size === 0;
-  }
-
-  collect(type: EventType, into: EventRule[]): void {
-    for (const key of [type, ALL]) for (const rule of this.#sets.get(key) ?? []) into.push(rule);
-  }
-}
-
-/** Everything one application's rules are indexed by. */
-class ApplicationRules {
-  readonly everything = new ByType();
-  readonly anyWorkflow = new ByType();
-  readonly anyPipeline = new ByType();
-  readonly byWorkflow = new Map<string, ByType>();
-  readonly byPipeline = new Map<string, ByType>();
-  size = 0;
-
-  /** The buckets a rule lives in (one per listed id, or the single "any" bucket). */
-  *buckets(rule: EventRule, create: boolean): Generator<{ bucket: ByType; drop?: () => void }> {
-    const { kind, ids } = rule.scope;
-    if (kind === 'everything') return yield { bucket: this.everything };
-    if (ids === null) return yield { bucket: kind === 'workflows' ? this.anyWorkflow : this.anyPipeline };
-    const map = kind === 'workflows' ? this.byWorkflow : this.byPipeline;
-    for (const id of new Set(ids)) {
-      let bucket = map.get(id);
-      if (!bucket && create) map.set(id, (bucket = new ByType()));
-      if (bucket) yield { bucket, drop: () => map.delete(id) };
-    }
-  }
+function keysOf(rule: EventRule): string[] {
+  const { kind, ids } = rule.scope;
+  const targets = kind === 'everything' || ids === null ? [ANY] : [...new Set(ids)];
+  const types = rule.eventTypes === null ? [ANY] : [...new Set(rule.eventTypes)];
+  return targets.flatMap((target) => types.map((type) => key(rule.application, kind, target, type)));
 }
 
 export class RuleIndex {
-  readonly #applications = new Map<string, ApplicationRules>();
+  readonly #buckets = new Map<string, EventRule[]>();
   /** The version of each rule that is in the index, by id. */
   readonly #indexed = new Map<string, EventRule>();
 
@@ -79,33 +41,41 @@ export class RuleIndex {
   }
 
   match(event: WorkflowEvent): EventRule[] {
-    const app = this.#applications.get(event.application.id);
-    if (!app) return [];
     const matches: EventRule[] = [];
-    app.everything.collect(event.type, matches);
+    const app = event.application.id;
+    const collect = (scope: string, id: string) => {
+      for (const type of [event.type, ANY]) {
+        const bucket = this.#buckets.get(key(app, scope, id, type));
+        if (bucket) matches.push(...bucket);
+      }
+    };
+    collect('everything', ANY);
     if (event.workflow) {
-      app.anyWorkflow.collect(event.type, matches);
-      app.byWorkflow.get(event.workflow.id)?.collect(event.type, matches);
+      collect('workflows', ANY);
+      collect('workflows', event.workflow.id);
     }
     if (event.pipeline) {
-      app.anyPipeline.collect(event.type, matches);
-      app.byPipeline.get(event.pipeline.id)?.collect(event.type, matches);
+      collect('pipelines', ANY);
+      collect('pipelines', event.pipeline.id);
     }
     return matches;
   }
 
   #add(rule: EventRule): void {
-    let app = this.#applications.get(rule.application);
-    if (!app) this.#applications.set(rule.application, (app = new ApplicationRules()));
-    for (const { bucket } of app.buckets(rule, true)) bucket.add(rule);
-    app.size += 1;
+    for (const bucketKey of keysOf(rule)) {
+      const bucket = this.#buckets.get(bucketKey);
+      if (bucket) bucket.push(rule);
+      else this.#buckets.set(bucketKey, [rule]);
+    }
     this.#indexed.set(rule.id, rule);
   }
 
   #remove(rule: EventRule): void {
     this.#indexed.delete(rule.id);
-    const app = this.#applications.get(rule.application)!;
-    for (const { bucket, drop } of app.buckets(rule, false)) if (bucket.remove(rule)) drop?.();
-    if (--app.size === 0) this.#applications.delete(rule.application);
+    for (const bucketKey of keysOf(rule)) {
+      const bucket = this.#buckets.get(bucketKey)!;
+      bucket.splice(bucket.indexOf(rule), 1);
+      if (bucket.length === 0) this.#buckets.delete(bucketKey);
+    }
   }
 }

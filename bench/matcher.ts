@@ -1,0 +1,122 @@
+/**
+ * npm run bench:matcher — matcher throughput and memory against 10, 10k and 100k rules, and the bootstrap time of the
+ * rules table. The matcher runs as its own process (as in production) on the real stack; each event matches the
+ * same 3 rules whatever the rule count, so the figures show what the rule count alone costs.
+ * Options: --events N (default 30000), --rules 10,10000,100000.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
+import { createKafka } from '../services/common/kafka.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { RuleWriter } from '../services/common/rule-writer.ts';
+import { prepareCluster } from '../services/common/setup.ts';
+import { topicNames } from '../services/common/topics.ts';
+import { createPublisher } from '../services/producer/publisher.ts';
+import { benchCluster, freePort, metric, progress, serviceEnv, writeResults } from './support.ts';
+
+const { values } = parseArgs({ options: { events: { type: 'string', default: '30000' }, rules: { type: 'string', default: '10,10000,100000' } } });
+const eventCount = Number(values.events);
+const ruleCounts = values.rules!.split(',').map(Number);
+const logger = createLogger('bench', 'warn');
+const matcherScript = new URL('../services/matcher/main.ts', import.meta.url).pathname;
+const secret = `whsec_${randomBytes(32).toString('base64')}`;
+
+function ruleSet(count: number): Array<Omit<EventRuleInput, 'updatedAt'>> {
+  const base = { enabled: true, url: 'http://127.0.0.1:9/bench', secrets: [{ secret, notAfter: null }], eventTypes: null, name: 'bench' };
+  // Three rules match every bench event; the rest belong to other applications, workflows and pipelines.
+  const matching: Array<Omit<EventRuleInput, 'updatedAt'>> = [
+    { ...base, id: 'hot-everything', application: 'hot-app', scope: { kind: 'everything', ids: null } },
+    { ...base, id: 'hot-workflow', application: 'hot-app', scope: { kind: 'workflows', ids: ['hot-workflow'] } },
+    { ...base, id: 'hot-type', application: 'hot-app', scope: { kind: 'workflows', ids: null }, eventTypes: ['task_completed'] },
+  ];
+  const cold = Array.from({ length: Math.max(0, count - matching.length) }, (_, index): Omit<EventRuleInput, 'updatedAt'> => {
+    const kinds = ['everything', 'workflows', 'pipelines'] as const;
+    const kind = kinds[index % 3]!;
+    return {
+      ...base,
+      id: `cold-${index}`,
+      application: index % 2 ? `app-${index % 1000}` : 'hot-app',
+      // Cold rules of the hot application are scoped to other workflows or pipelines, so they never match.
+      scope: kind === 'everything' && index % 2 === 0 ? { kind: 'workflows', ids: [`wf-${index}`] } : { kind, ids: kind === 'everything' ? null : [`id-${index}`] },
+    };
+  });
+  return [...matching, ...cold];
+}
+
+const event = (index: number): WorkflowEventInput => ({
+  eventId: `bench-${index}`,
+  type: 'task_completed',
+  occurredAt: Date.now(),
+  application: { id: 'hot-app' },
+  workflow: { id: 'hot-workflow' },
+  workflowExecutionId: `run-${index % 500}`,
+  task: { id: 'task', runId: `taskrun-${index}` },
+});
+
+async function scrape(port: number): Promise<string | undefined> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
+  return response?.ok ? response.text() : undefined;
+}
+
+const results = [];
+for (const ruleCount of ruleCounts) {
+  const cluster = await benchCluster(`matcher-${ruleCount}`);
+  await prepareCluster(cluster, logger);
+  const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'bench', logger });
+  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+  const rules = ruleSet(ruleCount);
+  progress(`${ruleCount} rules: writing rules…`);
+  for (let index = 0; index < rules.length; index += 2000) await writer.put(...rules.slice(index, index + 2000));
+  await writer.close();
+  progress(`${ruleCount} rules: publishing ${eventCount} events…`);
+  const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+  for (let index = 0; index < eventCount; index += 1000) {
+    await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset)));
+  }
+  await publisher.close();
+
+  const port = await freePort();
+  const began = performance.now();
+  const child = spawn(process.execPath, [matcherScript], { env: { ...serviceEnv(cluster), MATCHER_HTTP_PORT: String(port), MATCHER_GROUP_ID: `${cluster.TOPIC_PREFIX}matcher` }, stdio: ['ignore', 'ignore', 'inherit'] });
+  let readyAt: number | undefined;
+  while (readyAt === undefined) {
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false);
+    if (ready) readyAt = performance.now();
+    else await sleep(20);
+  }
+  const bootstrapMs = readyAt - began;
+  progress(`${ruleCount} rules: ready after ${(bootstrapMs / 1000).toFixed(2)} s; matching…`);
+  let page = '';
+  let peakRss = 0;
+  for (;;) {
+    page = (await scrape(port)) ?? page;
+    peakRss = Math.max(peakRss, metric(page, 'process_resident_memory_bytes'));
+    // Every bench event matches exactly three rules: done when all their commands are written.
+    if (metric(page, 'matcher_commands_out_total') >= 3 * eventCount) break;
+    await sleep(50);
+  }
+  const matchSeconds = (performance.now() - readyAt) / 1000;
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  const result = {
+    rules: ruleCount,
+    events: eventCount,
+    commands: metric(page, 'matcher_commands_out_total'),
+    bootstrapSeconds: Number((bootstrapMs / 1000).toFixed(2)),
+    eventsPerSecond: Math.round(eventCount / matchSeconds),
+    peakRssMB: Math.round(peakRss / 2 ** 20),
+  };
+  progress(`${ruleCount} rules: ${result.eventsPerSecond} events/s, peak RSS ${result.peakRssMB} MB`);
+  results.push(result);
+}
+
+const base = results[0]!.eventsPerSecond;
+console.log('\nrules     bootstrap   events/s   vs first   peak RSS   commands');
+for (const r of results) {
+  console.log(`${String(r.rules).padEnd(9)} ${`${r.bootstrapSeconds} s`.padEnd(11)} ${String(r.eventsPerSecond).padEnd(10)} ${`${((r.eventsPerSecond / base) * 100).toFixed(0)}%`.padEnd(10)} ${`${r.peakRssMB} MB`.padEnd(10)} ${r.commands}`);
+}
+console.log(`\nwrote ${await writeResults('matcher', results)}`);

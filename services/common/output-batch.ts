@@ -1,0 +1,80 @@
+/**
+ * Records a consumer writes for the input it handled, collected and then sent in produce requests of bounded size
+ * (a single record batch must stay under the broker's message.max.bytes, 1 MB by default), acks=all. The caller
+ * commits its input offsets only after send() resolved: that ordering is what makes the pipeline at-least-once.
+ */
+import type { Message, Producer } from './kafka.ts';
+
+const RECORD_OVERHEAD_BYTES = 80;
+
+export class OutputBatch {
+  readonly #producer: Producer;
+  readonly #maxBytes: number;
+  #byTopic = new Map<string, Message[]>();
+  #bytes = 0;
+  #count = 0;
+
+  constructor(producer: Producer, maxBytes = 512 * 1024) {
+    this.#producer = producer;
+    this.#maxBytes = maxBytes;
+  }
+
+  add(topic: string, message: Message): void {
+    let messages = this.#byTopic.get(topic);
+    if (!messages) this.#byTopic.set(topic, (messages = []));
+    messages.push(message);
+    this.#bytes += sizeOf(message);
+    this.#count += 1;
+  }
+
+  /** True once the collected records fill one produce request: time to send before reading more input. */
+  get full(): boolean {
+    return this.#bytes >= this.#maxBytes;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Sends everything collected, in requests of at most maxBytes; resolves once Kafka acknowledged all of it. */
+  async send(): Promise<void> {
+    const byTopic = this.#byTopic;
+    this.#byTopic = new Map();
+    this.#bytes = 0;
+    this.#count = 0;
+    let request: Array<{ topic: string; messages: Message[] }> = [];
+    let requestBytes = 0;
+    const flush = async () => {
+      if (request.length) await this.#producer.sendBatch({ acks: -1, topicMessages: request });
+      request = [];
+      requestBytes = 0;
+    };
+    for (const [topic, messages] of byTopic) {
+      let current: Message[] = [];
+      request.push({ topic, messages: current });
+      for (const message of messages) {
+        const size = sizeOf(message);
+        if (requestBytes + size > this.#maxBytes && requestBytes > 0) {
+          await flush();
+          current = [];
+          request.push({ topic, messages: current });
+        }
+        current.push(message);
+        requestBytes += size;
+      }
+    }
+    await flush();
+  }
+}
+
+function sizeOf(message: Message): number {
+  let size = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) size += name.length + byteLength(value as Buffer | string | undefined);
+  return size;
+}
+
+function byteLength(value: Buffer | string | null | undefined | Array<Buffer | string>): number {
+  if (value === null || value === undefined) return 0;
+  if (Array.isArray(value)) return value.reduce((sum, item) => sum + byteLength(item), 0);
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
