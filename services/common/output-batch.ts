@@ -78,3 +78,43 @@ function byteLength(value: Buffer | string | null | undefined | Array<Buffer | s
   if (Array.isArray(value)) return value.reduce((sum, item) => sum + byteLength(item), 0);
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
+
+/**
+ * Many concurrent handlers' outputs, coalesced: records given within `lingerMs` of each other share produce requests,
+ * and each caller's promise resolves once its own records are acknowledged (or rejects with the produce error).
+ */
+export class OutputQueue {
+  readonly #producer: Producer;
+  readonly #lingerMs: number;
+  #batch: OutputBatch;
+  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(producer: Producer, lingerMs = 5) {
+    this.#producer = producer;
+    this.#lingerMs = lingerMs;
+    this.#batch = new OutputBatch(producer);
+  }
+
+  send(records: ReadonlyArray<readonly [topic: string, message: Message]>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      for (const [topic, message] of records) this.#batch.add(topic, message);
+      this.#waiters.push({ resolve, reject });
+      if (this.#batch.full) this.#flush();
+      else this.#timer ??= setTimeout(() => this.#flush(), this.#lingerMs);
+    });
+  }
+
+  #flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#batch;
+    const waiters = this.#waiters;
+    this.#batch = new OutputBatch(this.#producer);
+    this.#waiters = [];
+    batch.send().then(
+      () => waiters.forEach((waiter) => waiter.resolve()),
+      (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
+    );
+  }
+}

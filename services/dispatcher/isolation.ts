@@ -1,0 +1,99 @@
+/**
+ * Per-endpoint isolation: a circuit breaker (opens after N consecutive failures, lets one trial through after a
+ * cool-down) and bounded in-flight requests, so a slow or dead endpoint cannot take the capacity healthy ones need.
+ * An endpoint is a URL's origin.
+ */
+
+export interface BreakerSettings {
+  failureThreshold: number;
+  openMs: number;
+}
+
+type BreakerState = { failures: number; openUntil: number; trial: boolean };
+
+export class CircuitBreakers {
+  readonly #settings: BreakerSettings;
+  readonly #states = new Map<string, BreakerState>();
+
+  constructor(settings: BreakerSettings) {
+    this.#settings = settings;
+  }
+
+  /** 'open' while refusing, 'half-open' while one trial request is allowed, else 'closed'. */
+  state(endpoint: string, now = Date.now()): 'closed' | 'open' | 'half-open' {
+    const state = this.#states.get(endpoint);
+    if (!state || state.failures < this.#settings.failureThreshold) return 'closed';
+    return now < state.openUntil ? 'open' : 'half-open';
+  }
+
+  /** Whether a request may go now; half-open admits a single trial until it reports back. */
+  admit(endpoint: string, now = Date.now()): { ok: true } | { ok: false; retryInMs: number } {
+    const state = this.#states.get(endpoint);
+    switch (this.state(endpoint, now)) {
+      case 'closed':
+        return { ok: true };
+      case 'open':
+        return { ok: false, retryInMs: state!.openUntil - now };
+      case 'half-open':
+        if (state!.trial) return { ok: false, retryInMs: this.#settings.openMs };
+        state!.trial = true;
+        return { ok: true };
+    }
+  }
+
+  success(endpoint: string): void {
+    this.#states.delete(endpoint);
+  }
+
+  failure(endpoint: string, now = Date.now()): void {
+    const state = this.#states.get(endpoint) ?? { failures: 0, openUntil: 0, trial: false };
+    state.failures += 1;
+    state.trial = false;
+    if (state.failures >= this.#settings.failureThreshold) state.openUntil = now + this.#settings.openMs;
+    this.#states.set(endpoint, state);
+  }
+
+  /** Endpoints whose breaker is not closed, for metrics. */
+  *notClosed(now = Date.now()): Generator<[string, 'open' | 'half-open']> {
+    for (const endpoint of this.#states.keys()) {
+      const state = this.state(endpoint, now);
+      if (state !== 'closed') yield [endpoint, state];
+    }
+  }
+}
+
+/** Counting semaphores per endpoint, with a bounded wait list: past it, callers are told to go elsewhere (retry). */
+export class EndpointSlots {
+  readonly #perEndpoint: number;
+  readonly #maxWaiting: number;
+  readonly #slots = new Map<string, { inFlight: number; waiting: Array<() => void> }>();
+
+  constructor(perEndpoint: number, maxWaiting: number) {
+    this.#perEndpoint = perEndpoint;
+    this.#maxWaiting = maxWaiting;
+  }
+
+  /** A release function once a slot is free, or undefined at once when the endpoint is saturated. */
+  acquire(endpoint: string): Promise<() => void> | undefined {
+    let slot = this.#slots.get(endpoint);
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [] }));
+    const current = slot;
+    const release = () => {
+      const next = current.waiting.shift();
+      if (next) next();
+      else if (--current.inFlight === 0) this.#slots.delete(endpoint);
+    };
+    if (current.inFlight < this.#perEndpoint) {
+      current.inFlight += 1;
+      return Promise.resolve(release);
+    }
+    if (current.waiting.length >= this.#maxWaiting) return undefined;
+    return new Promise((resolve) => current.waiting.push(() => resolve(release)));
+  }
+
+  inFlight(): number {
+    let total = 0;
+    for (const slot of this.#slots.values()) total += slot.inFlight;
+    return total;
+  }
+}

@@ -1,0 +1,55 @@
+/** npm run dispatcher — the dispatcher service as a process: settings from the environment, SIGTERM stops it cleanly. */
+import { z } from 'zod';
+import { baseSettings, integer, loadConfig } from '../common/config.ts';
+import { parseDuration } from '../common/duration.ts';
+import { createLogger } from '../common/logger.ts';
+import { runService } from '../common/service.ts';
+import { DEFAULT_POOL } from '../common/topics.ts';
+import { Dispatcher } from './dispatcher.ts';
+
+const duration = (fallback: string) => z.string().default(fallback).transform((text, context) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const dispatcherSettings = {
+  DISPATCHER_GROUP_ID: z.string().min(1).default('dispatcher'),
+  DISPATCHER_POOL: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes').default(DEFAULT_POOL),
+  DISPATCHER_HTTP_HOST: z.string().default('127.0.0.1'),
+  DISPATCHER_HTTP_PORT: integer(0, 65535).default(9402),
+  /** The SSRF guard's allowlist: CIDRs and host names, comma-separated. Empty: public addresses only. */
+  DISPATCHER_ALLOW_NETWORKS: z.string().default('').transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean)),
+  DISPATCHER_CONNECT_TIMEOUT: duration('5s'),
+  DISPATCHER_ATTEMPT_TIMEOUT: duration('15s'),
+  DISPATCHER_MAX_IN_FLIGHT: integer(1, 100_000).default(1000),
+  DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT: integer(1, 10_000).default(50),
+  DISPATCHER_MAX_WAITING_PER_ENDPOINT: integer(0, 100_000).default(200),
+  DISPATCHER_BREAKER_FAILURES: integer(1, 10_000).default(5),
+  DISPATCHER_BREAKER_OPEN: duration('30s'),
+  DISPATCHER_CONCURRENCY: integer(1, 256).default(6),
+};
+
+if (import.meta.main) {
+  const config = loadConfig({ ...baseSettings, ...dispatcherSettings });
+  const logger = createLogger('dispatcher', config.LOG_LEVEL);
+  await runService(logger, (fatal) => new Dispatcher(config, {
+    groupId: config.DISPATCHER_GROUP_ID,
+    pool: config.DISPATCHER_POOL,
+    httpHost: config.DISPATCHER_HTTP_HOST,
+    httpPort: config.DISPATCHER_HTTP_PORT,
+    allowNetworks: config.DISPATCHER_ALLOW_NETWORKS,
+    connectTimeoutMs: config.DISPATCHER_CONNECT_TIMEOUT,
+    attemptTimeoutMs: config.DISPATCHER_ATTEMPT_TIMEOUT,
+    maxInFlight: config.DISPATCHER_MAX_IN_FLIGHT,
+    maxInFlightPerEndpoint: config.DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT,
+    maxWaitingPerEndpoint: config.DISPATCHER_MAX_WAITING_PER_ENDPOINT,
+    breakerFailures: config.DISPATCHER_BREAKER_FAILURES,
+    breakerOpenMs: config.DISPATCHER_BREAKER_OPEN,
+    concurrency: config.DISPATCHER_CONCURRENCY,
+    userAgent: 'workflow-webhooks/0.1 (+Standard Webhooks)',
+  }, logger, fatal));
+}
