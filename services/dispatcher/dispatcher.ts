@@ -271,11 +271,17 @@ export class Dispatcher {
     if (!rule.enabled) return this.#record(command, rule, { outcome: 'skipped', error: `the rule is disabled${rule.disabledReason ? ` (${rule.disabledReason})` : ''}` });
 
     const endpoint = new URL(rule.url).origin;
-    const admitted = this.#breakers.admit(endpoint);
-    if (!admitted.ok) return this.#defer(command, rule, admitted.retryInMs, `circuit breaker open for ${endpoint}`);
+    // Never queue behind an endpoint whose breaker is open.
+    if (this.#breakers.state(endpoint) === 'open') return this.#defer(command, rule, this.#breakers.openFor(endpoint), `circuit breaker open for ${endpoint}`);
     const slot = this.#slots.acquire(endpoint);
     if (!slot) return this.#defer(command, rule, 0, `endpoint ${endpoint} is saturated (${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting)`);
     const release = await slot;
+    // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
+    const admitted = this.#breakers.admit(endpoint);
+    if (!admitted.ok) {
+      release();
+      return this.#defer(command, rule, admitted.retryInMs, `circuit breaker open for ${endpoint}`);
+    }
     let result: SendResult;
     try {
       const body = renderPayload(command.event, rule);

@@ -26,6 +26,11 @@ export class CircuitBreakers {
     return now < state.openUntil ? 'open' : 'half-open';
   }
 
+  /** How long an open breaker stays open (0 when it is not open). */
+  openFor(endpoint: string, now = Date.now()): number {
+    return Math.max(0, (this.#states.get(endpoint)?.openUntil ?? 0) - now);
+  }
+
   /** Whether a request may go now; half-open admits a single trial until it reports back. */
   admit(endpoint: string, now = Date.now()): { ok: true } | { ok: false; retryInMs: number } {
     const state = this.#states.get(endpoint);

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { CircuitBreakers, EndpointSlots } from '../../services/dispatcher/isolation.ts';
+import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
+import { retryAfter } from '../../services/dispatcher/sender.ts';
+
+describe('circuit breaker', () => {
+  it('opens after N consecutive failures, lets one trial through after the cool-down, closes on success', () => {
+    const breakers = new CircuitBreakers({ failureThreshold: 3, openMs: 1000 });
+    const e = 'https://hooks.example';
+    breakers.failure(e, 0);
+    breakers.failure(e, 0);
+    expect(breakers.admit(e, 10)).toEqual({ ok: true });
+    breakers.failure(e, 100);
+    expect(breakers.state(e, 200)).toBe('open');
+    expect(breakers.admit(e, 200)).toEqual({ ok: false, retryInMs: 900 });
+    expect(breakers.state(e, 1100)).toBe('half-open');
+    expect(breakers.admit(e, 1100)).toEqual({ ok: true });
+    expect(breakers.admit(e, 1101).ok).toBe(false); // one trial at a time
+    breakers.failure(e, 1200);
+    expect(breakers.state(e, 1300)).toBe('open');
+    breakers.success(e);
+    expect(breakers.state(e, 1300)).toBe('closed');
+  });
+
+  it('bounds in-flight requests per endpoint and turns callers away past the wait list', async () => {
+    const slots = new EndpointSlots(1, 1);
+    const first = await slots.acquire('a')!;
+    const waiting = slots.acquire('a')!;
+    expect(slots.acquire('a')).toBeUndefined();
+    expect(await slots.acquire('b')!).toBeTypeOf('function');
+    first();
+    (await waiting)();
+    expect(slots.inFlight()).toBe(1);
+  });
+});
+
+describe('retry policy', () => {
+  const policy = new RetryPolicy([5000, 300_000, 1_800_000], 0.1);
+  it('follows the schedule with positive jitter, picks the topic of the delay, and ends after the last delay', () => {
+    const decision = policy.afterFailure(1, undefined, 0)!;
+    expect(decision.topicDelayMs).toBe(5000);
+    expect(decision.notBefore).toBeGreaterThanOrEqual(5000);
+    expect(decision.notBefore).toBeLessThan(5500);
+    expect(policy.afterFailure(3, undefined, 0)!.topicDelayMs).toBe(1_800_000);
+    expect(policy.afterFailure(4, undefined, 0)).toBeUndefined();
+    expect(policy.maxAttempts).toBe(4);
+  });
+  it('honours Retry-After by moving to a longer delay, never past the longest', () => {
+    expect(policy.afterFailure(1, 60_000, 0)!.topicDelayMs).toBe(300_000);
+    expect(policy.afterFailure(1, 10 * 3_600_000, 0)!.topicDelayMs).toBe(1_800_000);
+    expect(retryAfter('120')).toBe(120_000);
+    expect(retryAfter(new Date(Date.now() + 60_000).toUTCString())).toBeGreaterThan(58_000);
+    expect(retryAfter('soon')).toBeUndefined();
+  });
+});
