@@ -24,9 +24,11 @@ say('topics created and contracts registered');
 
 const supervisor = new Supervisor(say);
 supervisor.start({ name: 'matcher', script: script('../matcher/main.ts'), env });
+supervisor.start({ name: 'dispatcher', script: script('../dispatcher/main.ts'), env });
 
 say(`Kafka ${config.KAFKA_BROKERS.join(',')}, schema registry ${config.SCHEMA_REGISTRY_URL}`);
-say('matcher ops: http://127.0.0.1:9401/metrics (MATCHER_HTTP_PORT)');
+say('ops endpoints: matcher http://127.0.0.1:9401/metrics, dispatcher http://127.0.0.1:9402/metrics');
+say('the dispatcher dials public addresses only; set DISPATCHER_ALLOW_NETWORKS=127.0.0.0/8 to deliver to a local receiver');
 say('publish events: npm run publish-events -- --file events.jsonl');
 say('Ctrl-C stops the services; the stack keeps running until `npm run stack:down`.');
 

@@ -3,6 +3,8 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { baseSettings } from '../../services/common/config.ts';
+import { dispatcherSettings } from '../../services/dispatcher/main.ts';
+import { matcherSettings } from '../../services/matcher/main.ts';
 
 // No Docker engine runs here, so docker-compose.yml is checked the way `docker compose config` would start:
 // against the Compose Specification's JSON schema, plus our own settings.
@@ -16,6 +18,8 @@ const compose = parse(readFileSync(new URL('../../docker-compose.yml', import.me
   services: Record<string, { environment?: Record<string, string>; ports?: string[]; build?: string; command?: string[] }>;
 };
 
+const known = Object.keys({ ...baseSettings, ...matcherSettings, ...dispatcherSettings });
+
 describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification schema', () => {
     const ajv = new Ajv2019({ strict: false, allErrors: true });
@@ -28,7 +32,7 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of Object.entries(compose.services)) {
       for (const port of service.ports ?? []) expect(port, `${name} port ${port}`).toMatch(/^127\.0\.0\.1:/);
       if (!service.build) continue;
-      for (const variable of Object.keys(service.environment ?? {})) expect(Object.keys(baseSettings), `${name}: ${variable}`).toContain(variable);
+      for (const variable of Object.keys(service.environment ?? {})) expect(known, `${name}: ${variable}`).toContain(variable);
       expect(readFileSync(new URL(`../../${service.command!.at(-1)}`, import.meta.url), 'utf8')).not.toHaveLength(0);
     }
   });
