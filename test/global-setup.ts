@@ -7,8 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { externalEndpoints, stackDown, stackSettings, stackUp, type Endpoints } from '../stack/index.ts';
-import { freePorts } from './ports.ts';
+import { externalEndpoints, stackDown, stackUp, type Endpoints } from '../stack/index.ts';
+import { privateStackSettings } from './ports.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,14 +28,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return async () => undefined;
   }
   const dir = await mkdtemp(join(tmpdir(), 'workflow-webhooks-test-stack-'));
-  const [kafka, controller, registry, management] = await freePorts(4);
-  const settings = stackSettings({
-    STACK_DIR: dir,
-    STACK_KAFKA_PORT: String(kafka),
-    STACK_CONTROLLER_PORT: String(controller),
-    STACK_REGISTRY_PORT: String(registry),
-    STACK_REGISTRY_MANAGEMENT_PORT: String(management),
-  });
+  const settings = await privateStackSettings(dir);
   const log = (line: string) => process.stderr.write(`test stack › ${line}\n`);
   try {
     provide(await stackUp(settings, log));

@@ -23,17 +23,7 @@ export const baseSettings = {
   /** Partitions of the data topics when they are created: the unit of parallelism of every consumer group. */
   TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
   /** Delays between delivery attempts; one retry topic per distinct delay. Like Svix by default. */
-  RETRY_SCHEDULE: z
-    .string()
-    .default('5s,5m,30m,2h,5h,10h,10h')
-    .transform((text, context) => {
-      try {
-        return text.split(',').map(parseDuration);
-      } catch (error) {
-        context.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+  RETRY_SCHEDULE: durations('5s,5m,30m,2h,5h,10h,10h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 
@@ -47,6 +37,21 @@ export function loadConfig<Shape extends z.ZodRawShape>(shape: Shape, env: NodeJ
   const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
 }
+
+/** A comma-separated list of durations (`5s,5m`) as milliseconds. */
+export function durations(fallback: string) {
+  return z.string().default(fallback).transform((text, context) => {
+    try {
+      return text.split(',').map(parseDuration);
+    } catch (error) {
+      context.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** One duration (`15s`) as milliseconds. */
+export const duration = (fallback: string) => durations(fallback).refine((list) => list.length === 1, 'one duration, not a list').transform((list) => list[0]!);
 
 /** Integer setting with bounds, e.g. `integer(1, 65535).default(9092)`. */
 export const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);

@@ -90,3 +90,13 @@ export async function retryRetriable<T>(operation: () => Promise<T>, attempts = 
     }
   }
 }
+
+/**
+ * Calls `onFatal` when the consumer stopped for good (kafkajs gave up and will not restart it): the process should then
+ * exit and be restarted by its supervisor rather than linger, alive but idle.
+ */
+export function onFatalCrash(consumer: kafkajs.Consumer, onFatal: (error: Error) => void): void {
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) onFatal(payload.error);
+  });
+}

@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter, deadLetterHeaders } from '../common/dead-letter.ts';
-import { createKafka, createProducer, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
@@ -165,10 +165,9 @@ export class Dispatcher {
     this.#logCodec = await this.#registry.codec(`${this.#names.deliveryLog}-value`, contracts.deliveryLog);
     this.#ruleWriter = await RuleWriter.create(this.#kafka, this.#registry, this.#names.eventRules);
     await this.#table.start();
-    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart) return;
+    onFatalCrash(this.#consumer, (error) => {
       this.#consuming = false;
-      this.#onFatal(payload.error);
+      this.#onFatal(error);
     });
     // After a rebalance, offsets in flight may belong to partitions now owned elsewhere: track afresh.
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, () => this.#trackers.clear());

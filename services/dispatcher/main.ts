@@ -1,20 +1,10 @@
 /** npm run dispatcher — the dispatcher service as a process: settings from the environment, SIGTERM stops it cleanly. */
 import { z } from 'zod';
-import { baseSettings, integer, loadConfig } from '../common/config.ts';
-import { parseDuration } from '../common/duration.ts';
+import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { DEFAULT_POOL } from '../common/topics.ts';
 import { Dispatcher } from './dispatcher.ts';
-
-const duration = (fallback: string) => z.string().default(fallback).transform((text, context) => {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    context.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
 
 export const dispatcherSettings = {
   DISPATCHER_GROUP_ID: z.string().min(1).default('dispatcher'),

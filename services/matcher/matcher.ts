@@ -9,7 +9,7 @@ import { contracts, type DeliveryCommand, type WorkflowEvent } from '../../schem
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
 import { deliveryId } from '../common/delivery-id.ts';
-import { createKafka, createProducer, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputBatch } from '../common/output-batch.ts';
@@ -114,10 +114,9 @@ export class Matcher {
     const began = Date.now();
     await this.#table.start();
     this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
-    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart) return;
+    onFatalCrash(this.#consumer, (error) => {
       this.#consuming = false;
-      this.#onFatal(payload.error);
+      this.#onFatal(error);
     });
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic: this.#names.workflowEvents, fromBeginning: true });

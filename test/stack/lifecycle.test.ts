@@ -3,19 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stackDown, stackSettings, stackStatus, stackUp } from '../../stack/index.ts';
-import { freePorts } from '../ports.ts';
+import { stackDown, stackStatus, stackUp } from '../../stack/index.ts';
+import { privateStackSettings } from '../ports.ts';
 
 // A second, private stack: proves start, idempotent start and clean stop without touching the suite's own.
 const dir = await mkdtemp(join(tmpdir(), 'stack-lifecycle-'));
-const [kafka, controller, registry, management] = await freePorts(4);
-const settings = stackSettings({
-  STACK_DIR: dir,
-  STACK_KAFKA_PORT: String(kafka),
-  STACK_CONTROLLER_PORT: String(controller),
-  STACK_REGISTRY_PORT: String(registry),
-  STACK_REGISTRY_MANAGEMENT_PORT: String(management),
-});
+const settings = await privateStackSettings(dir);
 const lines: string[] = [];
 const progress = (line: string) => lines.push(line);
 
@@ -36,7 +29,7 @@ const alive = (pid: number) => {
 describe('the local stack', () => {
   it('starts, is a no-op when started again, and stops only its own processes', { timeout: 180_000 }, async () => {
     const first = await stackUp(settings, progress);
-    expect(first).toEqual({ brokers: [`127.0.0.1:${kafka}`], registryUrl: `http://127.0.0.1:${registry}/apis/ccompat/v7`, started: ['kafka', 'registry'] });
+    expect(first).toEqual({ brokers: [`127.0.0.1:${settings.kafkaPort}`], registryUrl: `http://127.0.0.1:${settings.registryPort}/apis/ccompat/v7`, started: ['kafka', 'registry'] });
     expect(lines).toContain('formatting KRaft storage');
 
     const status = await stackStatus(settings);
