@@ -244,3 +244,17 @@ export interface DeliveryLogInput {
 }
 
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'dead_lettered' | 'blocked' | 'skipped';
+
+/** A pool of dispatchers announcing itself (Harness's delegates): rules whose delegate selectors are all among its tags are delivered by it. Compacted topic keyed by pool name. */
+export interface DispatcherPool {
+  pool: string;
+  tags: Array<string>;
+  updatedAt: number;
+}
+
+/** DispatcherPool as a producer writes it: fields with a schema default may be left out. */
+export interface DispatcherPoolInput {
+  pool: string;
+  tags?: Array<string>;
+  updatedAt: number;
+}

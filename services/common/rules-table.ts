@@ -1,166 +1,21 @@
-/**
- * The event rules as a table: every instance reads the whole compacted event-rules topic (all partitions, its own
- * consumer group, nothing committed) to its end before it reports ready, and keeps applying changes afterwards.
- * A tombstone deletes a rule. A rule message that fails validation is not applied — the last valid version stays in
- * force — and, when this table owns dead-lettering, goes to the rules dead-letter topic with the field and the reason,
- * once: a watermark kept as the offsets of a member-less consumer group survives restarts.
- */
-import { randomUUID } from 'node:crypto';
+/** The event rules as a table (see table.ts): keyed by rule id, validated by checkRule. */
 import { contracts, type EventRule } from '../../schemas/index.ts';
-import { deadLetter } from './dead-letter.ts';
-import { retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
-import type { Logger } from './logger.ts';
-import { DecodeError, type SchemaRegistryClient } from './registry.ts';
 import { checkRule } from './rules.ts';
+import { KafkaTable, type TableChange, type TableOptions } from './table.ts';
 
-export interface RuleChange {
-  id: string;
-  previous: EventRule | undefined;
-  current: EventRule | undefined;
-}
+export type RuleChange = TableChange<EventRule>;
 
-export interface RulesTableOptions {
-  kafka: Kafka;
-  registry: SchemaRegistryClient;
-  topic: string;
-  logger: Logger;
-  /** Names this instance's consumer group (`<groupPrefix>.rules.<random>`). */
-  groupPrefix: string;
-  /** When set, invalid rule messages are dead-lettered here (by one kind of service only, e.g. the matcher). */
-  deadLetters?: { topic: string; producer: Producer; service: string; watermarkGroup: string };
-}
-
-export class RulesTable {
-  readonly #options: RulesTableOptions;
-  readonly #rules = new Map<string, EventRule>();
-  readonly #listeners: Array<(change: RuleChange) => void> = [];
-  readonly #consumer: Consumer;
-  readonly #admin: Admin;
-  /** Per partition: the offset up to which invalid messages were already dead-lettered. */
-  #watermarks = new Map<number, bigint>();
-  /** Per partition: the end offset captured at start; bootstrapped once every partition reached it. */
-  #pending = new Map<number, bigint>();
-  #bootstrapped = false;
-  #onBootstrapped: (() => void) | undefined;
-  #invalid = 0;
-
-  constructor(options: RulesTableOptions) {
-    this.#options = options;
-    this.#consumer = options.kafka.consumer({ groupId: `${options.groupPrefix}.rules.${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000,
-      // Small fetches during the bootstrap keep the garbage of decoding 100k rules (and so the heap's peak) small.
-      maxBytes: 1024 * 1024 });
-    this.#admin = options.kafka.admin();
-  }
-
-  get size(): number {
-    return this.#rules.size;
-  }
-
-  get bootstrapped(): boolean {
-    return this.#bootstrapped;
-  }
-
-  /** Invalid rule messages met since start. */
-  get invalidCount(): number {
-    return this.#invalid;
-  }
-
-  get(id: string): EventRule | undefined {
-    return this.#rules.get(id);
-  }
-
-  values(): IterableIterator<EventRule> {
-    return this.#rules.values();
-  }
-
-  /** Called for every applied change, during the bootstrap too (so indexes build as the table fills). */
-  onChange(listener: (change: RuleChange) => void): void {
-    this.#listeners.push(listener);
-  }
-
-  /** Resolves once the whole topic, as it was when start() was called, has been applied. */
-  async start(): Promise<void> {
-    const { topic, deadLetters } = this.#options;
-    await this.#admin.connect();
-    for (const { partition, offset, low } of await this.#admin.fetchTopicOffsets(topic)) {
-      if (BigInt(offset) > BigInt(low)) this.#pending.set(partition, BigInt(offset));
-    }
-    if (deadLetters) {
-      const [committed] = await retryRetriable(() => this.#admin.fetchOffsets({ groupId: deadLetters.watermarkGroup, topics: [topic] }));
-      for (const { partition, offset } of committed?.partitions ?? []) this.#watermarks.set(partition, BigInt(offset));
-    }
-    const bootstrapped = new Promise<void>((resolve) => (this.#onBootstrapped = resolve));
-    this.#checkBootstrapped();
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topic, fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        for (const message of batch.messages) await this.#apply(batch.partition, message);
-        const next = BigInt(batch.lastOffset()) + 1n;
-        const target = this.#pending.get(batch.partition);
-        if (target !== undefined && next >= target) this.#pending.delete(batch.partition);
-        this.#checkBootstrapped();
-        await heartbeat();
+export class RulesTable extends KafkaTable<EventRule> {
+  constructor(options: Omit<TableOptions<EventRule>, 'name' | 'contract' | 'check' | 'idOf'>) {
+    super({
+      ...options,
+      name: 'rules',
+      contract: contracts.eventRule,
+      check: (rule) => {
+        const checked = checkRule(rule);
+        return checked.ok ? { ok: true, value: checked.rule } : checked;
       },
+      idOf: (rule) => rule.id,
     });
-    await bootstrapped;
-    this.#options.logger.info({ rules: this.#rules.size, invalid: this.#invalid }, 'rules table bootstrapped');
-  }
-
-  async stop(): Promise<void> {
-    await this.#consumer.disconnect();
-    await this.#admin.disconnect();
-  }
-
-  #checkBootstrapped(): void {
-    if (!this.#bootstrapped && this.#pending.size === 0) {
-      this.#bootstrapped = true;
-      this.#onBootstrapped?.();
-    }
-  }
-
-  async #apply(partition: number, message: KafkaMessage): Promise<void> {
-    const key = message.key?.toString();
-    if (!key) return this.#refuse(partition, message, 'no-key', 'rule messages must be keyed by rule id');
-    if (message.value === null) return this.#set(key, undefined);
-    let decoded: EventRule;
-    try {
-      decoded = await this.#options.registry.decode(contracts.eventRule, message.value);
-    } catch (error) {
-      // Registry outages propagate: the batch is retried, nothing is skipped.
-      if (!(error instanceof DecodeError)) throw error;
-      return this.#refuse(partition, message, error.reason, error.message);
-    }
-    const checked = checkRule(decoded);
-    if (!checked.ok) {
-      return this.#refuse(partition, message, 'invalid-rule', checked.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; '));
-    }
-    if (checked.rule.id !== key) return this.#refuse(partition, message, 'key-mismatch', `key "${key}" differs from id "${checked.rule.id}"`);
-    this.#set(key, checked.rule);
-  }
-
-  #set(id: string, current: EventRule | undefined): void {
-    const previous = this.#rules.get(id);
-    if (current) this.#rules.set(id, current);
-    else if (!previous) return;
-    else this.#rules.delete(id);
-    for (const listener of this.#listeners) listener({ id, previous, current });
-  }
-
-  async #refuse(partition: number, message: KafkaMessage, reason: string, error: string): Promise<void> {
-    this.#invalid += 1;
-    const key = message.key?.toString();
-    this.#options.logger.warn({ partition, offset: message.offset, key, reason, error }, 'rule message refused; the last valid version stays in force');
-    const deadLetters = this.#options.deadLetters;
-    const offset = BigInt(message.offset);
-    if (!deadLetters || offset < (this.#watermarks.get(partition) ?? -1n)) return;
-    await deadLetters.producer.send({
-      topic: deadLetters.topic,
-      messages: [deadLetter({ topic: this.#options.topic, partition, message }, deadLetters.service, reason, error)],
-    });
-    const watermark = { partition, offset: String(offset + 1n) };
-    await retryRetriable(() => this.#admin.setOffsets({ groupId: deadLetters.watermarkGroup, topic: this.#options.topic, partitions: [watermark] }));
-    this.#watermarks.set(partition, offset + 1n);
   }
 }

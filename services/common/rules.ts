@@ -66,3 +66,9 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
 export function activeSecrets(rule: EventRule, now = Date.now()): string[] {
   return rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret }) => secret);
 }
+
+/** A rule's URL as logs and the delivery log show it: no credentials, no query string (it may carry tokens). */
+export function loggableUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
+}

@@ -7,7 +7,7 @@ import type { BaseConfig } from './config.ts';
 import { createKafka } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { SchemaRegistryClient } from './registry.ts';
-import { ensureTopics, topicNames, topicSpecs } from './topics.ts';
+import { DEFAULT_POOL, ensureTopics, topicNames, topicSpecs } from './topics.ts';
 
 export type ClusterConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
 
@@ -15,8 +15,7 @@ export type ClusterConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_
 export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_SCHEDULE'>, pools: readonly string[] = []): Array<[string, Contract<unknown>]> {
   const names = topicNames(config.TOPIC_PREFIX);
   const commandTopics = [
-    ...['default', ...pools].map((pool) => names.deliveries(pool)),
-    ...[...new Set(config.RETRY_SCHEDULE)].map((delay) => names.retry(delay)),
+    ...[DEFAULT_POOL, ...pools].flatMap((pool) => [names.deliveries(pool), ...[...new Set(config.RETRY_SCHEDULE)].map((delay) => names.retry(delay, pool))]),
     names.deliveriesDlq,
   ];
   return [
@@ -24,6 +23,7 @@ export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_S
     [names.eventRules, contracts.eventRule],
     ...commandTopics.map((topic): [string, Contract<unknown>] => [topic, contracts.deliveryCommand]),
     [names.deliveryLog, contracts.deliveryLog],
+    [names.dispatcherPools, contracts.dispatcherPool],
   ];
 }
 

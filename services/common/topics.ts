@@ -24,8 +24,8 @@ export interface TopicNames {
   dispatcherPools: string;
   /** Delivery commands of one dispatcher pool; the default pool has the bare name. */
   deliveries(pool?: string): string;
-  /** The retry topic of one delay; one topic per distinct delay of the schedule. */
-  retry(delayMs: number): string;
+  /** The retry topic of one delay (and pool); one topic per distinct delay of the schedule. */
+  retry(delayMs: number, pool?: string): string;
 }
 
 export const DEFAULT_POOL = 'default';
@@ -41,7 +41,8 @@ export function topicNames(prefix = ''): TopicNames {
     deliveryLog: name('delivery-log'),
     dispatcherPools: name('dispatcher-pools'),
     deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
-    retry: (delayMs) => name(`webhook-deliveries.retry.${formatDuration(delayMs)}`),
+    retry: (delayMs, pool = DEFAULT_POOL) =>
+      name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
   };
 }
 
@@ -72,7 +73,8 @@ export function topicSpecs({ prefix = '', partitions = 6, retryDelaysMs = [], po
     { name: names.dispatcherPools, partitions: 1, configs: compacted },
     ...[DEFAULT_POOL, ...pools].map((pool) => data(names.deliveries(pool), retainDays(7))),
     // A retry record must outlive its own delay by a comfortable margin, or it could expire before it is due.
-    ...retryDelays.map((delay) => data(names.retry(delay), { 'cleanup.policy': 'delete', 'retention.ms': String(Math.max(7 * DAY_MS, 3 * delay)) })),
+    ...[DEFAULT_POOL, ...pools].flatMap((pool) =>
+      retryDelays.map((delay) => data(names.retry(delay, pool), { 'cleanup.policy': 'delete', 'retention.ms': String(Math.max(7 * DAY_MS, 3 * delay)) }))),
     data(names.deliveriesDlq, retainDays(30)),
     data(names.deliveryLog, retainDays(7)),
   ];

@@ -20,9 +20,10 @@ import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-ser
 import { OutputQueue } from '../common/output-batch.ts';
 import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { RuleWriter } from '../common/rule-writer.ts';
-import { activeSecrets } from '../common/rules.ts';
+import { prepareCluster } from '../common/setup.ts';
+import { activeSecrets, loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
-import { topicNames, type TopicNames } from '../common/topics.ts';
+import { DEFAULT_POOL, topicNames, type TopicNames } from '../common/topics.ts';
 import { CircuitBreakers, EndpointSlots } from './isolation.ts';
 import { renderPayload } from './payload.ts';
 import { RetryPolicy } from './retry-policy.ts';
@@ -33,6 +34,8 @@ import { createAddressGuard } from './ssrf.ts';
 export interface DispatcherSettings {
   groupId: string;
   pool: string;
+  /** What this pool offers; rules' delegate selectors must all be among them. */
+  tags: string[];
   httpHost: string;
   httpPort: number;
   /** CIDRs and host names dialled although not public (the SSRF guard's allowlist). */
@@ -50,7 +53,7 @@ export interface DispatcherSettings {
   userAgent: string;
 }
 
-type DispatcherConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'RETRY_SCHEDULE'>;
+type DispatcherConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
 
 const SERVICE = 'dispatcher';
 const NOT_BEFORE_HEADER = 'not-before';
@@ -80,12 +83,6 @@ function dispatcherMetrics(registry: Registry, inFlight: () => number, breakers:
   };
 }
 
-/** The target URL as the delivery log shows it: no credentials, no query string (it may carry tokens). */
-export function loggableUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.origin}${parsed.pathname}`;
-}
-
 export class Dispatcher {
   readonly metrics: Registry;
   readonly #settings: DispatcherSettings;
@@ -101,6 +98,7 @@ export class Dispatcher {
   readonly #slots: EndpointSlots;
   readonly #counters: ReturnType<typeof dispatcherMetrics>;
   readonly #onFatal: (error: Error) => void;
+  readonly #config: DispatcherConfig;
   readonly #trackers = new Map<string, OffsetTracker>();
   readonly #commits = new Map<string, { topic: string; partition: number; offset: string }>();
   readonly #kafka: ReturnType<typeof createKafka>;
@@ -117,6 +115,7 @@ export class Dispatcher {
 
   constructor(config: DispatcherConfig, settings: DispatcherSettings, logger: Logger, onFatal: (error: Error) => void = () => undefined) {
     this.#settings = settings;
+    this.#config = config;
     this.#logger = logger;
     this.#onFatal = onFatal;
     this.#names = topicNames(config.TOPIC_PREFIX);
@@ -154,17 +153,21 @@ export class Dispatcher {
 
   /** The topics this dispatcher consumes: its pool's commands and every retry topic. */
   get topics(): string[] {
-    return [this.#names.deliveries(this.#settings.pool), ...[...new Set(this.#retry.delays)].map((delay) => this.#names.retry(delay))];
+    const { pool } = this.#settings;
+    return [this.#names.deliveries(pool), ...[...new Set(this.#retry.delays)].map((delay) => this.#names.retry(delay, pool))];
   }
 
   async start(): Promise<void> {
     this.#ops = await startOpsServer({ host: this.#settings.httpHost, port: this.#settings.httpPort, metrics: this.metrics, notReadyReason: () => this.notReadyReason() });
+    // A pool other than the default one brings its own command and retry topics.
+    if (this.#settings.pool !== DEFAULT_POOL) await prepareCluster({ ...this.#config, KAFKA_CLIENT_ID: `${this.#config.KAFKA_CLIENT_ID}-${SERVICE}` }, this.#logger, [this.#settings.pool]);
     await this.#producer.connect();
     this.#outputs = new OutputQueue(this.#producer);
     this.#commandCodec = await this.#registry.codec(`${this.#names.deliveries(this.#settings.pool)}-value`, contracts.deliveryCommand);
     this.#logCodec = await this.#registry.codec(`${this.#names.deliveryLog}-value`, contracts.deliveryLog);
     this.#ruleWriter = await RuleWriter.create(this.#kafka, this.#registry, this.#names.eventRules);
     await this.#table.start();
+    await this.#announce();
     onFatalCrash(this.#consumer, (error) => {
       this.#consuming = false;
       this.#onFatal(error);
@@ -181,6 +184,14 @@ export class Dispatcher {
     });
     this.#consuming = true;
     this.#commitTimer = setInterval(() => void this.#flushCommits(), 200);
+  }
+
+  /** Tells the matchers this pool exists and which tags it has (compacted: the latest announcement wins). */
+  async #announce(): Promise<void> {
+    const codec = await this.#registry.codec(`${this.#names.dispatcherPools}-value`, contracts.dispatcherPool);
+    const { pool, tags } = this.#settings;
+    await this.#producer.send({ topic: this.#names.dispatcherPools, acks: -1, messages: [{ key: pool, value: codec.encode({ pool, tags, updatedAt: Date.now() }) }] });
+    this.#logger.info({ pool, tags }, 'announced the pool');
   }
 
   /** Stops taking new commands, lets those in flight finish (bounded), commits, leaves the group. */
@@ -328,7 +339,7 @@ export class Dispatcher {
     const next = { ...command, attempt: command.attempt + 1, notBefore: decision.notBefore };
     this.#counters.retries.inc({ delay: String(decision.topicDelayMs) });
     return this.#record(command, rule, { outcome: 'retrying', httpStatus: status, error, latencyMs, nextAttemptAt: decision.notBefore }, [
-      [this.#names.retry(decision.topicDelayMs), this.#retryMessage(next)],
+      [this.#names.retry(decision.topicDelayMs, this.#settings.pool), this.#retryMessage(next)],
     ]);
   }
 
@@ -337,7 +348,7 @@ export class Dispatcher {
     const decision = this.#retry.wait(waitMs);
     this.#counters.retries.inc({ delay: String(decision.topicDelayMs) });
     return this.#record(command, rule, { outcome: 'retrying', error: reason, nextAttemptAt: decision.notBefore }, [
-      [this.#names.retry(decision.topicDelayMs), this.#retryMessage({ ...command, notBefore: decision.notBefore })],
+      [this.#names.retry(decision.topicDelayMs, this.#settings.pool), this.#retryMessage({ ...command, notBefore: decision.notBefore })],
     ]);
   }
 

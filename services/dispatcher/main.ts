@@ -3,12 +3,16 @@ import { z } from 'zod';
 import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
+import { POOL_NAME } from '../common/pools.ts';
 import { DEFAULT_POOL } from '../common/topics.ts';
 import { Dispatcher } from './dispatcher.ts';
 
 export const dispatcherSettings = {
-  DISPATCHER_GROUP_ID: z.string().min(1).default('dispatcher'),
-  DISPATCHER_POOL: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes').default(DEFAULT_POOL),
+  /** Defaults to `dispatcher` for the default pool and `dispatcher.<pool>` for others. */
+  DISPATCHER_GROUP_ID: z.string().min(1).optional(),
+  DISPATCHER_POOL: z.string().regex(POOL_NAME, 'lower-case letters, digits and dashes').default(DEFAULT_POOL),
+  /** The pool's tags, comma-separated: a rule's delegate selectors must all be among them. */
+  DISPATCHER_TAGS: z.string().default('').transform((text) => text.split(',').map((tag) => tag.trim()).filter(Boolean)),
   DISPATCHER_HTTP_HOST: z.string().default('127.0.0.1'),
   DISPATCHER_HTTP_PORT: integer(0, 65535).default(9402),
   /** The SSRF guard's allowlist: CIDRs and host names, comma-separated. Empty: public addresses only. */
@@ -27,8 +31,9 @@ if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...dispatcherSettings });
   const logger = createLogger('dispatcher', config.LOG_LEVEL);
   await runService(logger, (fatal) => new Dispatcher(config, {
-    groupId: config.DISPATCHER_GROUP_ID,
+    groupId: config.DISPATCHER_GROUP_ID ?? (config.DISPATCHER_POOL === DEFAULT_POOL ? 'dispatcher' : `dispatcher.${config.DISPATCHER_POOL}`),
     pool: config.DISPATCHER_POOL,
+    tags: config.DISPATCHER_TAGS,
     httpHost: config.DISPATCHER_HTTP_HOST,
     httpPort: config.DISPATCHER_HTTP_PORT,
     allowNetworks: config.DISPATCHER_ALLOW_NETWORKS,

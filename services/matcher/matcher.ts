@@ -5,7 +5,7 @@
  * id makes every duplicate recognisable downstream.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { contracts, type DeliveryCommand, type WorkflowEvent } from '../../schemas/index.ts';
+import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
 import { deliveryId } from '../common/delivery-id.ts';
@@ -14,7 +14,9 @@ import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputBatch } from '../common/output-batch.ts';
 import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
+import { loggableUrl } from '../common/rules.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
 import { RuleIndex } from './rule-index.ts';
 
@@ -35,6 +37,7 @@ function matcherMetrics(registry: Registry, ruleCounts: () => { all: number; ena
     eventsIn: new Counter({ name: 'matcher_events_in_total', help: 'Workflow events read', registers: [registry] }),
     matches: new Counter({ name: 'matcher_matches_total', help: 'Events that matched at least one rule', registers: [registry] }),
     commandsOut: new Counter({ name: 'matcher_commands_out_total', help: 'Delivery commands written', registers: [registry] }),
+    unroutable: new Counter({ name: 'matcher_unroutable_total', help: 'Matches no dispatcher pool could take (logged as failed)', registers: [registry] }),
     deadLettered: new Counter({ name: 'matcher_dead_lettered_total', help: 'Records sent to a dead-letter topic', labelNames: ['topic', 'reason'], registers: [registry] }),
     rules: new Gauge({
       name: 'matcher_rules',
@@ -59,10 +62,12 @@ export class Matcher {
   readonly #producer: Producer;
   readonly #consumer: Consumer;
   readonly #table: RulesTable;
+  readonly #pools: PoolsTable;
   readonly #index = new RuleIndex();
   readonly #registry: SchemaRegistryClient;
   readonly #counters: ReturnType<typeof matcherMetrics>;
   #codec: Codec<DeliveryCommand> | undefined;
+  #logCodec: Codec<DeliveryLog> | undefined;
   #ops: OpsServer | undefined;
   #consuming = false;
 
@@ -90,17 +95,24 @@ export class Matcher {
       deadLetters: { topic: this.#names.eventRulesDlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.rules-dlq` },
     });
     this.#table.onChange((change) => this.#index.apply(change));
+    this.#pools = new PoolsTable({ kafka, registry: this.#registry, topic: this.#names.dispatcherPools, logger, groupPrefix: settings.groupId });
   }
 
   /** Ready once the rules table is bootstrapped and events are being consumed. */
   notReadyReason(): string | undefined {
     if (!this.#table.bootstrapped) return 'reading the event-rules topic';
+    if (!this.#pools.bootstrapped) return 'reading the dispatcher-pools topic';
     return this.#consuming ? undefined : 'joining the consumer group';
   }
 
   /** The rules as this instance sees them (read-only use: status pages, tests). */
   get rules(): Pick<RulesTable, 'get' | 'size' | 'bootstrapped'> {
     return this.#table;
+  }
+
+  /** The dispatcher pools as this instance sees them (read-only use: status pages, tests). */
+  get pools(): Pick<PoolsTable, 'get' | 'size' | 'bootstrapped'> {
+    return this.#pools;
   }
 
   get opsPort(): number | undefined {
@@ -111,8 +123,9 @@ export class Matcher {
     this.#ops = await startOpsServer({ host: this.#settings.httpHost, port: this.#settings.httpPort, metrics: this.metrics, notReadyReason: () => this.notReadyReason() });
     await this.#producer.connect();
     this.#codec = await this.#registry.codec(`${this.#names.deliveries()}-value`, contracts.deliveryCommand);
+    this.#logCodec = await this.#registry.codec(`${this.#names.deliveryLog}-value`, contracts.deliveryLog);
     const began = Date.now();
-    await this.#table.start();
+    await Promise.all([this.#table.start(), this.#pools.start()]);
     this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
     onFatalCrash(this.#consumer, (error) => {
       this.#consuming = false;
@@ -132,7 +145,7 @@ export class Matcher {
   /** Finishes the batch in flight, commits, leaves the group, then closes everything else. */
   async stop(): Promise<void> {
     this.#consuming = false;
-    await Promise.all([this.#consumer.disconnect(), this.#table.stop()]);
+    await Promise.all([this.#consumer.disconnect(), this.#table.stop(), this.#pools.stop()]);
     await this.#producer.disconnect();
     await this.#ops?.close();
   }
@@ -142,9 +155,7 @@ export class Matcher {
     let handled: string | undefined;
     const commit = async () => {
       if (handled === undefined) return;
-      const commands = output.count;
       await output.send();
-      this.#counters.commandsOut.inc(commands);
       resolveOffset(handled);
       await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(BigInt(handled) + 1n) }]);
       this.#counters.lag.set({ partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(handled) - 1));
@@ -156,7 +167,7 @@ export class Matcher {
       try {
         const event = await this.#registry.decode(contracts.workflowEvent, message.value);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
-        for (const command of this.#commandsFor(event)) output.add(this.#names.deliveries(), command);
+        for (const [topic, record] of this.#outputsFor(event)) output.add(topic, record);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error; // registry down: the batch is retried, nothing skipped
         output.add(this.#names.workflowEventsDlq, deadLetter({ topic: batch.topic, partition: batch.partition, message }, SERVICE, error.reason, error.message));
@@ -168,18 +179,26 @@ export class Matcher {
     await commit();
   }
 
-  #commandsFor(event: WorkflowEvent): Message[] {
+  /** One command per matching rule, to the pool its delegate selectors choose; a failed log record when none can. */
+  #outputsFor(event: WorkflowEvent): Array<[string, Message]> {
     const rules = this.#index.match(event);
     if (rules.length === 0) return [];
     this.#counters.matches.inc();
     const now = Date.now();
-    return rules.map((rule) => {
+    return rules.map((rule): [string, Message] => {
       const command: DeliveryCommand = { deliveryId: deliveryId(event.eventId, rule.id), ruleId: rule.id, event, attempt: 1, notBefore: now, createdAt: now };
-      return {
-        key: rule.id,
-        value: this.#codec!.encode(command),
-        headers: { 'delivery-id': command.deliveryId, 'event-type': event.type },
-      };
+      const route = choosePool(rule, event, this.#pools.values());
+      if (!route.ok) {
+        this.#counters.unroutable.inc();
+        const log: DeliveryLog = {
+          deliveryId: command.deliveryId, attempt: 1, ruleId: rule.id, ruleName: rule.name, application: event.application.id, eventId: event.eventId,
+          eventType: event.type, url: loggableUrl(rule.url), outcome: 'failed', httpStatus: null, error: route.error, latencyMs: null,
+          attemptedAt: now, nextAttemptAt: null, pool: null,
+        };
+        return [this.#names.deliveryLog, { key: command.deliveryId, value: this.#logCodec!.encode(log) }];
+      }
+      this.#counters.commandsOut.inc();
+      return [this.#names.deliveries(route.pool), { key: rule.id, value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
     });
   }
 }

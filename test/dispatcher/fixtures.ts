@@ -49,6 +49,7 @@ export async function startReceiver(path = '/hook'): Promise<Receiver> {
 export const dispatcherSettings = (cluster: ClusterConfig, overrides: Partial<DispatcherSettings> = {}): DispatcherSettings => ({
   groupId: `${cluster.TOPIC_PREFIX}dispatcher`,
   pool: 'default',
+  tags: [],
   httpHost: '127.0.0.1',
   httpPort: 0,
   // The SSRF guard stays on; tests allow loopback explicitly, as local development does.

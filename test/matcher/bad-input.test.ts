@@ -85,8 +85,8 @@ describe('matcher: bad input is dead-lettered and good input keeps flowing', () 
     await raw.disconnect();
 
     const dead = await readTopic(cluster, topics.eventRulesDlq, 2);
-    expect(reasons(dead)).toEqual(['invalid-rule', 'not-wire-format']);
-    const invalid = dead.find((record) => headerValue(record.headers, DLQ_HEADERS.reason) === 'invalid-rule')!;
+    expect(reasons(dead)).toEqual(['invalid', 'not-wire-format']);
+    const invalid = dead.find((record) => headerValue(record.headers, DLQ_HEADERS.reason) === 'invalid')!;
     expect(headerValue(invalid.headers, DLQ_HEADERS.error)).toBe('url: must be an absolute http(s) URL (got "ftp://example.invalid/hook"); eventTypes: must list at least one event type, or be null for all');
     expect(headerValue(invalid.headers, DLQ_HEADERS.error)).not.toContain('whsec_');
 
