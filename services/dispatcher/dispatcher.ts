@@ -24,7 +24,7 @@ import { prepareCluster } from '../common/setup.ts';
 import { activeSecrets, loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { DEFAULT_POOL, topicNames, type TopicNames } from '../common/topics.ts';
-import { CircuitBreakers, EndpointSlots } from './isolation.ts';
+import { CircuitBreakers, EndpointSlots, RateLimiter } from './isolation.ts';
 import { renderPayload } from './payload.ts';
 import { RetryPolicy } from './retry-policy.ts';
 import { Sender, type SendResult } from './sender.ts';
@@ -96,6 +96,7 @@ export class Dispatcher {
   readonly #sender: Sender;
   readonly #breakers: CircuitBreakers;
   readonly #slots: EndpointSlots;
+  readonly #rateLimiter = new RateLimiter();
   readonly #counters: ReturnType<typeof dispatcherMetrics>;
   readonly #onFatal: (error: Error) => void;
   readonly #config: DispatcherConfig;
@@ -183,7 +184,10 @@ export class Dispatcher {
       eachBatch: (payload) => this.#dispatchBatch(payload),
     });
     this.#consuming = true;
-    this.#commitTimer = setInterval(() => void this.#flushCommits(), 200);
+    this.#commitTimer = setInterval(() => {
+      void this.#flushCommits();
+      this.#rateLimiter.prune();
+    }, 200);
   }
 
   /** Tells the matchers this pool exists and which tags it has (compacted: the latest announcement wins). */
@@ -280,6 +284,12 @@ export class Dispatcher {
     if (!rule) return this.#record(command, undefined, { outcome: 'skipped', error: 'the rule was deleted' });
     if (!rule.enabled) return this.#record(command, rule, { outcome: 'skipped', error: `the rule is disabled${rule.disabledReason ? ` (${rule.disabledReason})` : ''}` });
 
+    if (rule.rateLimitPerSecond !== null) {
+      const waitMs = this.#rateLimiter.reserve(rule.id, rule.rateLimitPerSecond);
+      // A short wait paces the rule in place; a backlog longer than the first retry delay goes to the retry path.
+      if (waitMs > this.#retry.delays[0]!) return this.#defer(command, rule, waitMs, `rate limit of ${rule.rateLimitPerSecond}/s reached`);
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
     const endpoint = new URL(rule.url).origin;
     // Never queue behind an endpoint whose breaker is open.
     if (this.#breakers.state(endpoint) === 'open') return this.#defer(command, rule, this.#breakers.openFor(endpoint), `circuit breaker open for ${endpoint}`);

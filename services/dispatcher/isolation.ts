@@ -102,3 +102,20 @@ export class EndpointSlots {
     return total;
   }
 }
+
+/** Per-rule pacing: requests of one key are spaced 1/rate apart; each caller learns how long to wait for its turn. */
+export class RateLimiter {
+  readonly #nextFree = new Map<string, number>();
+
+  /** Reserves the next slot for `key` at `perSecond`; returns the wait in ms (0 = go now). */
+  reserve(key: string, perSecond: number, now = Date.now()): number {
+    const slot = Math.max(now, this.#nextFree.get(key) ?? now);
+    this.#nextFree.set(key, slot + 1000 / perSecond);
+    return slot - now;
+  }
+
+  /** Forgets keys whose reservations are all in the past, so idle rules cost nothing. */
+  prune(now = Date.now()): void {
+    for (const [key, nextFree] of this.#nextFree) if (nextFree <= now) this.#nextFree.delete(key);
+  }
+}

@@ -131,6 +131,16 @@ describe('dispatcher: signed deliveries to real HTTP receivers on loopback', () 
     expect(flaky.received).toHaveLength(3);
   });
 
+  it('paces a rule with a rate limit', async () => {
+    const paced = await receiver();
+    await io.rules.put(rule('paced', 'paced-app', { url: paced.url, rateLimitPerSecond: 10 }));
+    await waitFor('rule', () => matcher.rules.get('paced') !== undefined);
+    await io.events.publish(Array.from({ length: 8 }, () => harnessEvent('task_started', { application: { id: 'paced-app' } })));
+    await waitFor('all paced deliveries', () => paced.received.length === 8);
+    const times = paced.received.map((request) => request.at);
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(7 * 100 - 20);
+  });
+
   it('disables the rule when the endpoint answers 410 Gone', async () => {
     const gone = await receiver();
     gone.respond = () => 410;
