@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter, deadLetterHeaders } from '../common/dead-letter.ts';
-import { createKafka, createProducer, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
@@ -139,7 +139,7 @@ export class Dispatcher {
     this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
     this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
     this.#producer = createProducer(this.#kafka);
-    this.#consumer = this.#kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+    this.#consumer = this.#kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 250 });
     this.#table = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId });
   }
 

@@ -9,7 +9,7 @@ import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent }
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
 import { deliveryId } from '../common/delivery-id.ts';
-import { createKafka, createProducer, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputBatch } from '../common/output-batch.ts';
@@ -85,7 +85,7 @@ export class Matcher {
     this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
     this.#producer = createProducer(kafka);
     // A fetch waits at most 1 s for data: shutdown waits for the fetch in flight, so this bounds it too.
-    this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000 });
+    this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 1000 });
     this.#table = new RulesTable({
       kafka,
       registry: this.#registry,

@@ -10,9 +10,12 @@ import { startReceiver } from './fixtures.ts';
 const cluster = testCluster('crash', { RETRY_SCHEDULE: [1000] });
 const script = new URL('../../services/dispatcher/main.ts', import.meta.url).pathname;
 
+/** The children's warnings and errors, printed when the test fails. */
+const childLog: string[] = [];
+
 function dispatcherProcess(): ChildProcess {
-  return spawn(process.execPath, [script], {
-    stdio: 'ignore',
+  const child = spawn(process.execPath, [script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
@@ -25,6 +28,8 @@ function dispatcherProcess(): ChildProcess {
       LOG_LEVEL: 'warn',
     },
   });
+  for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (chunk: Buffer) => childLog.push(chunk.toString()));
+  return child;
 }
 
 describe('dispatcher crash', () => {
@@ -47,7 +52,9 @@ describe('dispatcher crash', () => {
       child = dispatcherProcess();
 
       const ids = () => new Set(receiver.received.map((request) => request.headers['webhook-id']));
-      await waitFor('every event delivered', () => ids().size === events.length, 60_000);
+      await waitFor('every event delivered', () => ids().size === events.length, 60_000).catch((error: Error) => {
+        throw new Error(`${error.message}: ${ids().size} of ${events.length} delivered; dispatcher log:\n${childLog.join('').slice(-4000)}`);
+      });
       expect(atKill).toBeLessThan(events.length); // the kill really happened mid-run
       const bodies = new Set(receiver.received.map((request) => JSON.parse(request.body).data.eventId as string));
       expect(bodies).toEqual(new Set(events.map((event) => event.eventId)));
