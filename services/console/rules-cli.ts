@@ -1,0 +1,230 @@
+/**
+ * npm run rules -- <command>: the operator's rules tool. Rules change only by producing to the event-rules topic.
+ *
+ *   put --file rule.json|yaml | put --id --application --name --url [--event-types a,b|all]
+ *       [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]… [--secret whsec_…]… [--selector TAG]…
+ *       [--format standard|harness-v1|sharering] [--no-user-data] [--enabled] [--rate-limit N]
+ *   get <id> | list [--application A] | enable <id> | disable <id> | delete <id> | delete-application <application>
+ *   rotate-secret <id> [--overlap 24h] [--secret whsec_…]
+ *   test <id> [--timeout 30s]
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { contracts, type DeliveryLog, type EventRule, type WorkflowEventInput } from '../../schemas/index.ts';
+import { baseSettings, loadConfig } from '../common/config.ts';
+import { deliveryId } from '../common/delivery-id.ts';
+import { parseDuration } from '../common/duration.ts';
+import { createKafka, type Kafka } from '../common/kafka.ts';
+import { createLogger } from '../common/logger.ts';
+import { choosePool, PoolsTable } from '../common/pools.ts';
+import { SchemaRegistryClient } from '../common/registry.ts';
+import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
+import { loggableUrl } from '../common/rules.ts';
+import { RulesTable } from '../common/rules-table.ts';
+import { topicNames } from '../common/topics.ts';
+import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RuleDraft } from './rule-input.ts';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    file: { type: 'string', short: 'f' },
+    id: { type: 'string' },
+    application: { type: 'string' },
+    name: { type: 'string' },
+    url: { type: 'string' },
+    'event-types': { type: 'string' },
+    scope: { type: 'string' },
+    header: { type: 'string', multiple: true },
+    secret: { type: 'string', multiple: true },
+    selector: { type: 'string', multiple: true },
+    format: { type: 'string' },
+    'no-user-data': { type: 'boolean' },
+    enabled: { type: 'boolean' },
+    'rate-limit': { type: 'string' },
+    overlap: { type: 'string', default: '24h' },
+    timeout: { type: 'string', default: '30s' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+const config = loadConfig(baseSettings);
+const logger = createLogger('rules', 'warn', process.stderr);
+const names = topicNames(config.TOPIC_PREFIX);
+const kafka: Kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-rules-cli`, logger, retries: 3 });
+const registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+const closers: Array<() => Promise<void>> = [];
+
+class CliError extends Error {}
+
+async function writer(): Promise<RuleWriter> {
+  const created = await RuleWriter.create(kafka, registry, names.eventRules);
+  closers.push(() => created.close());
+  return created;
+}
+
+/** The rules as they are now: the whole event-rules topic, read to its end. */
+async function rulesTable(): Promise<RulesTable> {
+  const table = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: 'rules-cli' });
+  closers.push(() => table.stop());
+  await table.start();
+  return table;
+}
+
+async function existing(id: string | undefined): Promise<EventRule> {
+  if (!id) throw new CliError('which rule? give its id');
+  const rule = (await rulesTable()).get(id);
+  if (!rule) throw new CliError(`no rule with id "${id}"`);
+  return rule;
+}
+
+const masked = (secret: string) => `${secret.slice(0, 10)}…`;
+const show = (rule: EventRule) => ({ ...rule, secrets: rule.secrets.map(({ secret, notAfter }) => ({ secret: masked(secret), notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() });
+
+async function put(): Promise<void> {
+  let draft: RuleDraft;
+  let generatedSecret: string | undefined;
+  if (values.file) draft = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
+  else ({ draft, generatedSecret } = ruleFromFlags(values));
+  const [rule] = await (await writer()).put(draft);
+  console.log(`put rule ${rule!.id} (${rule!.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule!.id + '`'})`);
+  if (generatedSecret) console.log(`signing secret (shown once, store it now): ${generatedSecret}`);
+}
+
+async function setEnabled(id: string | undefined, enabled: boolean): Promise<void> {
+  const rule = await existing(id);
+  await (await writer()).put({ ...rule, enabled, disabledReason: enabled ? null : 'disabled by an operator' });
+  console.log(`rule ${rule.id} ${enabled ? 'enabled' : 'disabled'}`);
+}
+
+async function rotateSecret(id: string | undefined): Promise<void> {
+  const rule = await existing(id);
+  const now = Date.now();
+  const overlapMs = parseDuration(values.overlap!);
+  const fresh = values.secret?.[0] ?? generateSecret();
+  // Old secrets keep signing for the overlap, so receivers can switch; expired ones are dropped now.
+  const kept = rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret, notAfter }) => ({ secret, notAfter: notAfter ?? now + overlapMs }));
+  await (await writer()).put({ ...rule, secrets: [...kept, { secret: fresh, notAfter: null }] });
+  console.log(`rule ${rule.id}: new secret added; the old one(s) sign until ${new Date(now + overlapMs).toISOString()}`);
+  if (!values.secret) console.log(`new signing secret (shown once, store it now): ${fresh}`);
+}
+
+function list(table: RulesTable): void {
+  const rows = [...table.values()].filter((rule) => !values.application || rule.application === values.application).sort((a, b) => a.id.localeCompare(b.id));
+  if (rows.length === 0) return console.log('no rules');
+  const scope = (rule: EventRule) => (rule.scope.kind === 'everything' ? 'everything' : `${rule.scope.kind}:${rule.scope.ids?.join(',') ?? 'all'}`);
+  const table2 = [['ID', 'APPLICATION', 'NAME', 'ENABLED', 'SCOPE', 'EVENTS', 'FORMAT', 'URL'], ...rows.map((rule) => [
+    rule.id, rule.application, rule.name, rule.enabled ? 'yes' : 'no', scope(rule), rule.eventTypes?.join(',') ?? 'all', rule.payloadFormat, loggableUrl(rule.url),
+  ])];
+  const widths = table2[0]!.map((_, column) => Math.max(...table2.map((row) => row[column]!.length)));
+  for (const row of table2) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+}
+
+/** The Harness seed's Test button: one sample event through the dispatcher to this rule only, then its log record. */
+async function test(id: string | undefined): Promise<number> {
+  const rule = await existing(id);
+  const type = rule.eventTypes?.[0] ?? 'workflow_started';
+  const scoped = rule.scope.ids?.[0] ?? 'sample';
+  const sample: WorkflowEventInput = {
+    eventId: `test-${randomUUID()}`,
+    type,
+    occurredAt: Date.now(),
+    application: { id: rule.application, name: null },
+    workflow: rule.scope.kind === 'pipelines' && type.startsWith('pipeline_') ? null : { id: rule.scope.kind === 'workflows' ? scoped : 'sample-workflow', name: 'Sample workflow' },
+    pipeline: rule.scope.kind === 'pipelines' || type.startsWith('pipeline_') ? { id: rule.scope.kind === 'pipelines' ? scoped : 'sample-pipeline', name: 'Sample pipeline' } : null,
+    workflowExecutionId: `test-run-${randomUUID().slice(0, 8)}`,
+    task: type.startsWith('task_') ? { id: 'sample-task', name: 'Sample task', runId: `test-taskrun-${randomUUID().slice(0, 8)}` } : null,
+    status: type.endsWith('failed') ? 'FAILED' : type.endsWith('completed') ? 'SUCCESS' : 'RUNNING',
+  };
+  const event = contracts.workflowEvent.type.clone(sample, { wrapUnions: false }) as never;
+  const pools = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' });
+  closers.push(() => pools.stop());
+  await pools.start();
+  const route = choosePool(rule, event, pools.values());
+  if (!route.ok) throw new CliError(route.error);
+
+  const id2 = deliveryId(sample.eventId, rule.id);
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(names.deliveryLog);
+  await admin.disconnect();
+  const consumer = kafka.consumer({ groupId: `rules-cli-test-${randomUUID()}`, maxWaitTimeInMs: 250 });
+  closers.push(() => consumer.disconnect());
+  await consumer.connect();
+  await consumer.subscribe({ topic: names.deliveryLog });
+  const timeoutMs = parseDuration(values.timeout!);
+  const outcome = new Promise<DeliveryLog | undefined>((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), timeoutMs);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        if (message.key?.toString() !== id2) return;
+        clearTimeout(timer);
+        resolve(await registry.decode(contracts.deliveryLog, message.value));
+      },
+    }).catch(reject);
+  });
+  for (const { partition, offset } of ends) consumer.seek({ topic: names.deliveryLog, partition, offset });
+
+  const codec = await registry.codec(`${names.deliveries(route.pool)}-value`, contracts.deliveryCommand);
+  const producer = kafka.producer();
+  await producer.connect();
+  const now = Date.now();
+  await producer.send({ topic: names.deliveries(route.pool), acks: -1, messages: [{ key: rule.id, value: codec.encode({ deliveryId: id2, ruleId: rule.id, event, attempt: 1, notBefore: now, createdAt: now }) }] });
+  await producer.disconnect();
+  console.log(`sent a sample ${type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
+
+  const log = await outcome;
+  if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${route.pool}" running?`);
+  const details = [log.httpStatus === null ? undefined : `HTTP ${log.httpStatus}`, log.latencyMs === null ? undefined : `${log.latencyMs} ms`, log.error ?? undefined].filter(Boolean).join(', ');
+  console.log(`${log.outcome}${details ? `: ${details}` : ''} → ${log.url ?? '(no URL)'}`);
+  return log.outcome === 'delivered' ? 0 : 1;
+}
+
+async function main(): Promise<number> {
+  const [command, argument] = positionals;
+  switch (command) {
+    case 'put':
+      await put();
+      return 0;
+    case 'get':
+      console.log(JSON.stringify(show(await existing(argument)), null, 2));
+      return 0;
+    case 'list':
+      list(await rulesTable());
+      return 0;
+    case 'enable':
+    case 'disable':
+      await setEnabled(argument, command === 'enable');
+      return 0;
+    case 'delete':
+      await (await writer()).delete((await existing(argument)).id);
+      console.log(`rule ${argument} deleted`);
+      return 0;
+    case 'delete-application': {
+      if (!argument) throw new CliError('which application? give its id');
+      const ids = [...(await rulesTable()).values()].filter((rule) => rule.application === argument).map((rule) => rule.id);
+      if (ids.length) await (await writer()).delete(...ids);
+      console.log(`deleted ${ids.length} rule(s) of application ${argument}`);
+      return 0;
+    }
+    case 'rotate-secret':
+      await rotateSecret(argument);
+      return 0;
+    case 'test':
+      return test(argument);
+    default:
+      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test … (see services/console/rules-cli.ts)');
+      return values.help ? 0 : 2;
+  }
+}
+
+let code: number;
+try {
+  code = await main();
+} catch (error) {
+  if (error instanceof RuleInputError || error instanceof RuleValidationError) console.error(`invalid rule, nothing published:\n${(error.issues).map((issue) => `  ${issue.field}: ${issue.reason}`).join('\n')}`);
+  else console.error(`error: ${(error as Error).message}`);
+  code = 1;
+}
+await Promise.allSettled(closers.reverse().map((close) => close()));
+process.exit(code);

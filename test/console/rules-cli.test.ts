@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareCluster } from '../../services/common/setup.ts';
+import { topicNames } from '../../services/common/topics.ts';
+import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
+import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
+import { newSecret } from '../fixtures/rules.ts';
+import { testCluster, testLogger, topicSize } from '../helpers.ts';
+
+const run = promisify(execFile);
+const cluster = testCluster('rules-cli');
+const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
+const env = { ...process.env, KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','), SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL, TOPIC_PREFIX: cluster.TOPIC_PREFIX };
+
+async function rules(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+let dispatcher: Dispatcher;
+let receiver: Receiver;
+let dir: string;
+
+beforeAll(async () => {
+  await prepareCluster(cluster, testLogger);
+  dir = await mkdtemp(join(tmpdir(), 'rules-'));
+  receiver = await startReceiver();
+  dispatcher = await startDispatcher(cluster);
+});
+afterAll(async () => {
+  await dispatcher?.stop();
+  await receiver?.close();
+});
+
+describe('npm run rules', () => {
+  it('refuses bad rules naming the field, exits non-zero and publishes nothing', async () => {
+    const bad = async (name: string, content: string) => {
+      const file = join(dir, name);
+      await writeFile(file, content);
+      return rules('put', '--file', file);
+    };
+    const valid = { id: 'x', application: 'a', name: 'n', url: 'https://hooks.example.com/x', scope: { kind: 'everything' }, secrets: [{ secret: newSecret() }] };
+    const cases = [
+      [await bad('broken.json', '{"id": '), /broken\.json: is not valid JSON/],
+      [await bad('broken.yaml', 'id: [unclosed'), /broken\.yaml: is not valid YAML/],
+      [await bad('unknown.json', JSON.stringify({ ...valid, colour: 'blue' })), /colour: unknown field/],
+      [await bad('url.yaml', `id: x\napplication: a\nname: n\nurl: not a url\nscope: {kind: everything}\nsecrets: [{secret: ${newSecret()}}]\n`), /url: must be an absolute http\(s\) URL/],
+      [await bad('types.json', JSON.stringify({ ...valid, eventTypes: ['deploy_done'] })), /eventTypes\.0: must be one of/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--secret', 'hunter2'), /secrets\.0\.secret: must be whsec_/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--url', 'https://h.example/x', '--event-types', 'workflow_started,nope'), /--name: is required[\s\S]*--event-types: unknown event type nope/],
+    ] as const;
+    for (const [result, message] of cases) {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^invalid rule, nothing published:/);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toContain('hunter2');
+    }
+    expect(await topicSize(cluster, topicNames(cluster.TOPIC_PREFIX).eventRules)).toBe(0);
+  });
+
+  it('puts, lists, disables, enables, rotates, tests and deletes rules', async () => {
+    const put = await rules('put', '--id', 'cli-1', '--application', 'cli-app', '--name', 'Deploys', '--url', receiver.url,
+      '--event-types', 'workflow_completed', '--scope', 'workflows:wf-1,wf-2', '--header', 'X-Team=ops', '--format', 'harness-v1', '--enabled');
+    expect(put.code).toBe(0);
+    const secret = /signing secret \(shown once, store it now\): (whsec_\S+)/.exec(put.stdout)![1]!;
+    const file = join(dir, 'rule.yaml');
+    await writeFile(file, `id: cli-2\napplication: cli-app\nname: Tasks\nurl: ${receiver.url}\nscope: {kind: everything}\neventTypes: [task_started]\npayloadFormat: sharering\nsecrets: [{secret: ${newSecret()}}]\n`);
+    expect((await rules('put', '--file', file)).stdout).toContain('put rule cli-2 (disabled');
+
+    const list = (await rules('list')).stdout.trim().split('\n');
+    expect(list[0]).toMatch(/^ID\s+APPLICATION\s+NAME\s+ENABLED\s+SCOPE\s+EVENTS\s+FORMAT\s+URL$/);
+    expect(list[1]).toMatch(/^cli-1\s+cli-app\s+Deploys\s+yes\s+workflows:wf-1,wf-2\s+workflow_completed\s+harness_v1\s+http:\/\/127\.0\.0\.1/);
+    expect(list[2]).toMatch(/^cli-2\s+cli-app\s+Tasks\s+no\s+everything\s+task_started\s+sharering/);
+
+    const tested = await rules('test', 'cli-1');
+    expect(tested.code, tested.stderr).toBe(0);
+    expect(tested.stdout).toMatch(/delivered: HTTP 200, [\d.]+ ms → http:\/\/127\.0\.0\.1:\d+\/hook/);
+    const request = receiver.received.at(-1)!;
+    expect(new Webhook(secret).verify(request.body, request.headers as Record<string, string>)).toMatchObject({ eventType: 'workflow_end', version: 'v1' });
+
+    const disabledTest = await rules('test', 'cli-2');
+    expect(disabledTest.code).toBe(1);
+    expect(disabledTest.stdout).toMatch(/skipped: the rule is disabled/);
+
+    expect((await rules('disable', 'cli-1')).stdout).toContain('rule cli-1 disabled');
+    expect(JSON.parse((await rules('get', 'cli-1')).stdout)).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator', headers: { 'X-Team': 'ops' } });
+    expect((await rules('enable', 'cli-1')).stdout).toContain('rule cli-1 enabled');
+
+    const rotated = await rules('rotate-secret', 'cli-1', '--overlap', '1h');
+    const fresh = /new signing secret \(shown once, store it now\): (whsec_\S+)/.exec(rotated.stdout)![1]!;
+    const shown = JSON.parse((await rules('get', 'cli-1')).stdout) as { enabled: boolean; secrets: Array<{ secret: string; notAfter: string | null }> };
+    expect(shown.secrets).toEqual([{ secret: `${secret.slice(0, 10)}…`, notAfter: expect.any(String) }, { secret: `${fresh.slice(0, 10)}…`, notAfter: null }]);
+    expect((await rules('test', 'cli-1')).code).toBe(0);
+    const signed = receiver.received.at(-1)!;
+    for (const key of [secret, fresh]) expect(() => new Webhook(key).verify(signed.body, signed.headers as Record<string, string>)).not.toThrow();
+
+    expect((await rules('delete', 'cli-2')).stdout).toContain('rule cli-2 deleted');
+    expect((await rules('get', 'cli-2')).stderr).toContain('no rule with id "cli-2"');
+    expect((await rules('delete-application', 'cli-app')).stdout).toContain('deleted 1 rule(s) of application cli-app');
+    expect((await rules('list')).stdout.trim()).toBe('no rules');
+  });
+});
