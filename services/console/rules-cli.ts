@@ -7,6 +7,8 @@
  *   get <id> | list [--application A] | enable <id> | disable <id> | delete <id> | delete-application <application>
  *   rotate-secret <id> [--overlap 24h] [--secret whsec_…]
  *   test <id> [--timeout 30s]
+ *   dlq list [--rule ID] [--since 2h|ISO] [--until ISO] [--reason exhausted]
+ *   dlq replay (--offset P:O | --rule ID | --since … [--until …] | --all)
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
+import { filterDeadDeliveries, planReplay, readDeadDeliveries, replayed, type DlqFilter } from './dlq.ts';
 import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RuleDraft } from './rule-input.ts';
 
 const { positionals, values } = parseArgs({
@@ -44,6 +47,12 @@ const { positionals, values } = parseArgs({
     'rate-limit': { type: 'string' },
     overlap: { type: 'string', default: '24h' },
     timeout: { type: 'string', default: '30s' },
+    rule: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    reason: { type: 'string' },
+    offset: { type: 'string' },
+    all: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -180,6 +189,54 @@ async function test(id: string | undefined): Promise<number> {
   return log.outcome === 'delivered' ? 0 : 1;
 }
 
+/** `2h` (that long ago) or an ISO date. */
+function pointInTime(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d+(ms|s|m|h|d)$/.test(text)) return Date.now() - parseDuration(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) throw new CliError(`--${flag}: "${text}" is neither a duration ago (2h) nor a date (2026-11-22T10:00:00Z)`);
+  return at;
+}
+
+function dlqFilter(): DlqFilter {
+  return { ruleId: values.rule, since: pointInTime('since', values.since), until: pointInTime('until', values.until), reason: values.reason, position: values.offset };
+}
+
+async function dlq(action: string | undefined): Promise<number> {
+  const entries = filterDeadDeliveries(await readDeadDeliveries(kafka, registry, names), dlqFilter());
+  if (action === 'list') {
+    if (entries.length === 0) return console.log('no dead-lettered deliveries'), 0;
+    console.log(['POSITION', 'DEAD-LETTERED AT', 'RULE', 'EVENT', 'TYPE', 'ATTEMPTS', 'REASON', 'ERROR'].join('\t'));
+    for (const { partition, offset, at, reason, error, command } of entries) {
+      console.log([`${partition}:${offset}`, new Date(at).toISOString(), command?.ruleId ?? '-', command?.event.eventId ?? '-', command?.event.type ?? '-', command?.attempt ?? '-', reason, error].join('\t'));
+    }
+    return 0;
+  }
+  if (action !== 'replay') throw new CliError('usage: npm run rules -- dlq list|replay [filters]');
+  if (!values.all && !values.rule && !values.since && !values.offset) throw new CliError('say what to replay: --offset P:O, --rule ID, --since …, or --all');
+  const [table, pools] = [await rulesTable(), new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' })];
+  closers.push(() => pools.stop());
+  await pools.start();
+  const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
+  for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
+  const producer = kafka.producer();
+  await producer.connect();
+  closers.push(() => producer.disconnect());
+  let done = 0;
+  for (const { entry, topic } of plan.replay) {
+    const codec = await registry.codec(`${topic}-value`, contracts.deliveryCommand);
+    const command = replayed(entry.command!);
+    await producer.send({ topic, acks: -1, messages: [{ key: command.ruleId, value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, 'replayed-from': `${entry.partition}:${entry.offset}` } }] });
+    done += 1;
+    const width = 30;
+    const filled = Math.round((done / plan.replay.length) * width);
+    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${plan.replay.length}`);
+  }
+  if (plan.replay.length) process.stderr.write('\n');
+  console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
+  return plan.refused.length === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const [command, argument] = positionals;
   switch (command) {
@@ -212,8 +269,10 @@ async function main(): Promise<number> {
       return 0;
     case 'test':
       return test(argument);
+    case 'dlq':
+      return dlq(argument);
     default:
-      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test … (see services/console/rules-cli.ts)');
+      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test|dlq … (see services/console/rules-cli.ts)');
       return values.help ? 0 : 2;
   }
 }

@@ -109,4 +109,34 @@ describe('npm run rules', () => {
     expect((await rules('delete-application', 'cli-app')).stdout).toContain('deleted 1 rule(s) of application cli-app');
     expect((await rules('list')).stdout.trim()).toBe('no rules');
   });
+
+  it('lists dead-lettered deliveries and replays them with the same delivery id', async () => {
+    const failing = await startReceiver();
+    try {
+      failing.respond = () => 503;
+      await rules('put', '--id', 'dead', '--application', 'dead-app', '--name', 'Dead', '--url', failing.url, '--enabled', '--secret', newSecret());
+      expect((await rules('test', 'dead')).stdout).toMatch(/retrying: HTTP 503/);
+      // Attempts at 0 s, 1 s and 3 s (RETRY_SCHEDULE 1s,2s), then the dead-letter topic.
+      const listed = async () => (await rules('dlq', 'list', '--rule', 'dead')).stdout;
+      let output = await listed();
+      for (let tries = 0; !output.includes('exhausted') && tries < 20; tries += 1) output = await listed();
+      const [header, row] = output.trim().split('\n');
+      expect(header).toBe('POSITION\tDEAD-LETTERED AT\tRULE\tEVENT\tTYPE\tATTEMPTS\tREASON\tERROR');
+      expect(row).toMatch(/^\d+:\d+\t\S+Z\tdead\ttest-\S+\tworkflow_started\t3\texhausted\tgave up after 3 attempts; last: HTTP 503$/);
+      expect((await rules('dlq', 'list', '--rule', 'someone-else')).stdout.trim()).toBe('no dead-lettered deliveries');
+      expect((await rules('dlq', 'replay')).stderr).toContain('say what to replay');
+
+      failing.respond = () => 200;
+      const replay = await rules('dlq', 'replay', '--rule', 'dead');
+      expect(replay.code).toBe(0);
+      expect(replay.stdout).toContain('replayed 1, not replayed 0');
+      expect(replay.stderr).toContain('replaying [##############################] 1/1');
+      const deadlineAt = Date.now() + 10_000;
+      while (failing.received.length < 4 && Date.now() < deadlineAt) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(failing.received).toHaveLength(4);
+      expect(new Set(failing.received.map((request) => request.headers['webhook-id'])).size).toBe(1);
+    } finally {
+      await failing.close();
+    }
+  });
 });
