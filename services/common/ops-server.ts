@@ -2,7 +2,7 @@
  * Every service's operations endpoint on loopback: /healthz (the process is up), /readyz (it is doing its job — e.g.
  * the rules table is bootstrapped) and /metrics (Prometheus, prom-client).
  */
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
@@ -24,15 +24,18 @@ export interface OpsServerOptions {
   metrics: Registry;
   /** Undefined when ready, otherwise why not. */
   notReadyReason: () => string | undefined;
+  /** More GET routes (a service's own pages and APIs): returns false when it does not serve `url`. */
+  routes?: (url: URL, response: ServerResponse) => boolean;
 }
 
-export async function startOpsServer({ host = '127.0.0.1', port, metrics, notReadyReason }: OpsServerOptions): Promise<OpsServer> {
+export async function startOpsServer({ host = '127.0.0.1', port, metrics, notReadyReason, routes }: OpsServerOptions): Promise<OpsServer> {
   const server = createServer((request, response) => {
     const reply = (status: number, body: string, type = 'application/json') => {
       response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
     };
     if (request.method !== 'GET') return reply(405, JSON.stringify({ error: 'only GET' }));
-    switch (new URL(request.url ?? '/', 'http://ops').pathname) {
+    const url = new URL(request.url ?? '/', 'http://ops');
+    switch (url.pathname) {
       case '/healthz':
         return reply(200, JSON.stringify({ status: 'ok' }));
       case '/readyz': {
@@ -43,6 +46,7 @@ export async function startOpsServer({ host = '127.0.0.1', port, metrics, notRea
         metrics.metrics().then((text) => reply(200, text, metrics.contentType), (error: Error) => reply(500, JSON.stringify({ error: error.message })));
         return;
       default:
+        if (routes?.(url, response)) return;
         return reply(404, JSON.stringify({ error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics'] }));
     }
   });

@@ -27,6 +27,7 @@ const config = loadConfig({
   ...baseSettings,
   MATCHER_HTTP_PORT: integer(0, 65535).default(9401),
   DISPATCHER_HTTP_PORT: integer(0, 65535).default(9402),
+  CONSOLE_HTTP_PORT: integer(0, 65535).default(8080),
   DEMO_DISPATCHER_HTTP_PORT: integer(0, 65535).default(9403),
   DEMO_RECEIVER_PORT: integer(0, 65535).default(9409),
   DEMO_EVENT_INTERVAL: duration('2s'),
@@ -40,6 +41,7 @@ say('topics created and contracts registered');
 const supervisor = new Supervisor(say);
 supervisor.start({ name: 'matcher', script: script('../matcher/main.ts'), env });
 supervisor.start({ name: 'dispatcher', script: script('../dispatcher/main.ts'), env });
+supervisor.start({ name: 'console', script: script('./main.ts'), env });
 let demoRun: Demo | undefined;
 if (demo) {
   // The demo pool alone may dial loopback: the default pool keeps the SSRF guard's public-only policy.
@@ -55,6 +57,7 @@ if (demo) {
   demoRun = await startDemo(config, config.DEMO_RECEIVER_PORT, config.DEMO_EVENT_INTERVAL, logger, say, demoReady);
 }
 
+say(`dashboard: http://127.0.0.1:${config.CONSOLE_HTTP_PORT}/`);
 say(`Kafka ${config.KAFKA_BROKERS.join(',')}, schema registry ${config.SCHEMA_REGISTRY_URL}`);
 say(`ops endpoints: matcher http://127.0.0.1:${config.MATCHER_HTTP_PORT}/metrics, dispatcher http://127.0.0.1:${config.DISPATCHER_HTTP_PORT}/metrics`);
 if (!demo) say('see deliveries arrive: npm run demo; manage rules: npm run rules -- list');

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { baseSettings } from '../../services/common/config.ts';
 import { dispatcherSettings } from '../../services/dispatcher/main.ts';
 import { matcherSettings } from '../../services/matcher/main.ts';
+import { consoleSettings } from '../../services/console/main.ts';
 
 // No Docker engine runs here, so docker-compose.yml is checked the way `docker compose config` would start:
 // against the Compose Specification's JSON schema, plus our own settings.
@@ -18,7 +19,7 @@ const compose = parse(readFileSync(new URL('../../docker-compose.yml', import.me
   services: Record<string, { environment?: Record<string, string>; ports?: string[]; build?: string; command?: string[] }>;
 };
 
-const known = Object.keys({ ...baseSettings, ...matcherSettings, ...dispatcherSettings });
+const known = Object.keys({ ...baseSettings, ...matcherSettings, ...dispatcherSettings, ...consoleSettings });
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification schema', () => {
