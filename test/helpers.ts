@@ -22,6 +22,17 @@ export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}
   };
 }
 
+/** Environment for a child process (a CLI, a service) that should use this test file's cluster and topics. */
+export function clusterEnv(cluster: ClusterConfig, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
+    SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL,
+    TOPIC_PREFIX: cluster.TOPIC_PREFIX,
+    ...extra,
+  };
+}
+
 /**
  * Reads `topic` from the beginning until `count` records arrived, or until `count(received)` holds
  * (or fails after `timeoutMs`).

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePorts } from '../ports.ts';
-import { testCluster } from '../helpers.ts';
+import { clusterEnv, testCluster } from '../helpers.ts';
 
 const start = join(import.meta.dirname, '../../services/console/start.ts');
 
@@ -12,17 +12,13 @@ describe('npm start -- --demo', () => {
     const [matcher, dispatcher, demoDispatcher, receiver] = await freePorts(4);
     const child = spawn(process.execPath, [start, '--demo'], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
-        SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL,
-        TOPIC_PREFIX: cluster.TOPIC_PREFIX,
+      env: clusterEnv(cluster, {
         MATCHER_HTTP_PORT: String(matcher),
         DISPATCHER_HTTP_PORT: String(dispatcher),
         DEMO_DISPATCHER_HTTP_PORT: String(demoDispatcher),
         DEMO_RECEIVER_PORT: String(receiver),
         DEMO_EVENT_INTERVAL: '300ms',
-      },
+      }),
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -10,12 +10,12 @@ import { topicNames } from '../../services/common/topics.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
 import { newSecret } from '../fixtures/rules.ts';
-import { testCluster, testLogger, topicSize } from '../helpers.ts';
+import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 
 const run = promisify(execFile);
 const cluster = testCluster('rules-cli');
 const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
-const env = { ...process.env, KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','), SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL, TOPIC_PREFIX: cluster.TOPIC_PREFIX };
+const env = clusterEnv(cluster);
 
 async function rules(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {

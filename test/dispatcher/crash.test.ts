@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { testCluster, testLogger, waitFor } from '../helpers.ts';
+import { clusterEnv, testCluster, testLogger, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
 import { startReceiver } from './fixtures.ts';
 
@@ -16,17 +16,13 @@ const childLog: string[] = [];
 function dispatcherProcess(): ChildProcess {
   const child = spawn(process.execPath, [script], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
-      SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL,
-      TOPIC_PREFIX: cluster.TOPIC_PREFIX,
+    env: clusterEnv(cluster, {
       RETRY_SCHEDULE: '1s',
       DISPATCHER_GROUP_ID: `${cluster.TOPIC_PREFIX}dispatcher`,
       DISPATCHER_HTTP_PORT: '0',
       DISPATCHER_ALLOW_NETWORKS: '127.0.0.0/8',
       LOG_LEVEL: 'warn',
-    },
+    }),
   });
   for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (chunk: Buffer) => childLog.push(chunk.toString()));
   return child;

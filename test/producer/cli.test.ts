@@ -8,7 +8,7 @@ import { contracts } from '../../schemas/index.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { harnessEvent, shareringEvent } from '../fixtures/seed-events.ts';
-import { decodeAll, readTopic, testCluster, testLogger } from '../helpers.ts';
+import { clusterEnv, decodeAll, readTopic, testCluster, testLogger } from '../helpers.ts';
 
 const run = promisify(execFile);
 const cluster = testCluster('producer-cli');
@@ -31,8 +31,7 @@ describe('npm run publish-events', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'events-')), 'events.jsonl');
     await writeFile(file, `${lines.join('\n')}\n`);
 
-    const env = { ...process.env, KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','), SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL, TOPIC_PREFIX: cluster.TOPIC_PREFIX };
-    const result = await run(process.execPath, [cli, '--file', file], { env }).catch((error: { code: number; stdout: string }) => error);
+    const result = await run(process.execPath, [cli, '--file', file], { env: clusterEnv(cluster) }).catch((error: { code: number; stdout: string }) => error);
     expect(result).toMatchObject({ code: 1 });
     const output = result.stdout.trim().split('\n');
     expect(output).toEqual([

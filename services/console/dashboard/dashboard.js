@@ -10,6 +10,12 @@ const cell = (value, className) => {
   td.title = text(value);
   return td;
 };
+/** Replaces a table body with one full-width row saying why it is empty. */
+const emptyState = (body, message, columns) => {
+  const td = cell(message, 'empty');
+  td.colSpan = columns;
+  body.insertRow().append(td);
+};
 const label = (target) => `${target.ruleName ?? target.ruleId} → ${target.url ?? '?'}`;
 const getJson = async (path) => (await fetch(path, { cache: 'no-store' })).json();
 
@@ -62,13 +68,7 @@ async function refreshLogs() {
   const { entries } = await getJson(`/api/logs?${query}`);
   const body = $('#logs tbody');
   body.replaceChildren();
-  if (entries.length === 0) {
-    const row = body.insertRow();
-    const td = cell('No deliveries yet: attempts appear here as soon as the dispatcher logs them.', 'empty');
-    td.colSpan = 8;
-    row.append(td);
-    return;
-  }
+  if (entries.length === 0) return emptyState(body, 'No deliveries yet: attempts appear here as soon as the dispatcher logs them.', 8);
   for (const entry of entries) {
     const row = body.insertRow();
     row.className = 'attempt';
@@ -94,12 +94,7 @@ async function refreshRules() {
   select.value = chosen;
   const body = $('#rules tbody');
   body.replaceChildren();
-  if (rules.length === 0) {
-    const row = body.insertRow();
-    const td = cell('No rules yet: add one with `npm run rules -- put …`.', 'empty');
-    td.colSpan = 7;
-    row.append(td);
-  }
+  if (rules.length === 0) emptyState(body, 'No rules yet: add one with `npm run rules -- put …`.', 7);
   for (const rule of rules) {
     body.insertRow().append(
       cell(rule.id), cell(rule.name), cell(rule.application), cell(rule.enabled ? 'yes' : `no${rule.disabledReason ? ` (${rule.disabledReason})` : ''}`),
