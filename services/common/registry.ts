@@ -13,7 +13,7 @@ const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
 /** Why a record cannot be used; consumers dead-letter it with this reason. */
-export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type';
+export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type' | 'too-large';
 
 export class DecodeError extends Error {
   override name = 'DecodeError';
@@ -91,10 +91,11 @@ export class SchemaRegistryClient {
 
   /**
    * Decodes a record written with any registered version of `contract`'s schema into the contract's shape.
-   * Throws DecodeError for input that can never be decoded (dead-letter it) and RegistryError when the registry is
-   * unreachable (retry later: the record is fine).
+   * Throws DecodeError for input that can never be decoded, or is larger than `maxBytes` (dead-letter it), and
+   * RegistryError when the registry is unreachable (retry later: the record is fine).
    */
-  async decode<T>(contract: Contract<T>, buffer: Buffer | null): Promise<T> {
+  async decode<T>(contract: Contract<T>, buffer: Buffer | null, maxBytes = Infinity): Promise<T> {
+    if (buffer && buffer.length > maxBytes) throw new DecodeError('too-large', `${buffer.length} bytes, more than the ${maxBytes} this consumer accepts`);
     if (!buffer || buffer.length < HEADER_BYTES || buffer.readUInt8(0) !== MAGIC_BYTE) {
       throw new DecodeError('not-wire-format', 'not in the Confluent wire format (magic byte 0 + 4-byte schema id)');
     }

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Contract, ValidationIssue } from '../../schemas/index.ts';
 import { deadLetter } from './dead-letter.ts';
 import { retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
+import { MAX_TABLE_ENTRY_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
 import { DecodeError, type SchemaRegistryClient } from './registry.ts';
 
@@ -132,7 +133,7 @@ export class KafkaTable<T> {
     if (message.value === null) return this.#set(key, undefined);
     let decoded: T;
     try {
-      decoded = await this.#options.registry.decode(this.#options.contract, message.value);
+      decoded = await this.#options.registry.decode(this.#options.contract, message.value, MAX_TABLE_ENTRY_BYTES);
     } catch (error) {
       // Registry outages propagate: the batch is retried, nothing is skipped.
       if (!(error instanceof DecodeError)) throw error;

@@ -15,6 +15,7 @@ import type { BaseConfig } from '../common/config.ts';
 import { deadLetter, deadLetterHeaders } from '../common/dead-letter.ts';
 import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
+import { MAX_COMMAND_BYTES } from '../common/limits.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputQueue } from '../common/output-batch.ts';
@@ -274,7 +275,7 @@ export class Dispatcher {
   async #handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
     let command: DeliveryCommand;
     try {
-      command = await this.#registry.decode(contracts.deliveryCommand, message.value);
+      command = await this.#registry.decode(contracts.deliveryCommand, message.value, MAX_COMMAND_BYTES);
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.#counters.deadLettered.inc({ reason: error.reason });

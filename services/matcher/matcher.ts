@@ -12,6 +12,7 @@ import { deliveryId } from '../common/delivery-id.ts';
 import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
+import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { OutputBatch } from '../common/output-batch.ts';
 import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
@@ -165,7 +166,7 @@ export class Matcher {
       if (!isRunning() || isStale()) break;
       this.#counters.eventsIn.inc();
       try {
-        const event = await this.#registry.decode(contracts.workflowEvent, message.value);
+        const event = await this.#registry.decode(contracts.workflowEvent, message.value, MAX_EVENT_BYTES);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
         for (const [topic, record] of this.#outputsFor(event)) output.add(topic, record);
       } catch (error) {

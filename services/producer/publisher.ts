@@ -5,6 +5,7 @@
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { CompressionTypes, createKafka, createProducer, type Message, type Producer } from '../common/kafka.ts';
+import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { topicNames } from '../common/topics.ts';
@@ -127,27 +128,31 @@ export class Publisher {
     const inputs: readonly unknown[] = Array.isArray(input) ? input : [input];
     const invalid: InvalidEvent[] = [];
     const events: WorkflowEvent[] = [];
+    const values: Buffer[] = [];
     inputs.forEach((candidate, index) => {
       const checked = checkEvent(candidate);
-      if (checked.ok) events.push(checked.event);
-      else {
-        const eventId = (candidate as { eventId?: unknown } | null)?.eventId;
-        invalid.push(...checked.issues.map((issue) => ({ ...issue, index, ...(typeof eventId === 'string' ? { eventId } : {}) })));
-      }
+      const eventId = (candidate as { eventId?: unknown } | null)?.eventId;
+      const refuse = (issues: ValidationIssue[]) => invalid.push(...issues.map((issue) => ({ ...issue, index, ...(typeof eventId === 'string' ? { eventId } : {}) })));
+      if (!checked.ok) return refuse(checked.issues);
+      const value = this.#codec.encode(checked.event);
+      // Consumers dead-letter larger events; refuse them here, where the caller can still act.
+      if (value.length > MAX_EVENT_BYTES) return refuse([{ field: '(event)', reason: `encodes to ${value.length} bytes, more than the ${MAX_EVENT_BYTES} allowed` }]);
+      events.push(checked.event);
+      values.push(value);
     });
     if (invalid.length > 0) throw new EventValidationError(invalid);
 
-    const outcomes = await Promise.allSettled(events.map((event) => this.#enqueue(event)));
+    const outcomes = await Promise.allSettled(events.map((event, index) => this.#enqueue(event, values[index]!)));
     const failed = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, event: events[index]!, error: outcome.reason as unknown }] : []));
     if (failed.length > 0) throw new PublishError(failed.map(({ index, event }) => ({ index, event })), events.length - failed.length, failed[0]!.error);
     return { published: events.length };
   }
 
-  #enqueue(event: WorkflowEvent): Promise<void> {
+  #enqueue(event: WorkflowEvent, value: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       const message: Message = {
         key: eventKey(event),
-        value: this.#codec.encode(event),
+        value,
         timestamp: String(event.occurredAt),
         headers: { 'event-type': event.type },
       };
