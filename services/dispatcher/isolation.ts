@@ -67,23 +67,30 @@ export class CircuitBreakers {
   }
 }
 
-/** Counting semaphores per endpoint, with a bounded wait list: past it, callers are told to go elsewhere (retry). */
+/**
+ * Counting semaphores per endpoint. Past the wait list, a caller still waits while the endpoint keeps answering (a
+ * request finished within `slowMs`): that is back-pressure on a busy, healthy endpoint. Only when it has stopped
+ * answering is the caller told to go elsewhere (the retry path), so a hanging endpoint cannot hoard capacity.
+ */
 export class EndpointSlots {
   readonly #perEndpoint: number;
   readonly #maxWaiting: number;
-  readonly #slots = new Map<string, { inFlight: number; waiting: Array<() => void> }>();
+  readonly #slowMs: number;
+  readonly #slots = new Map<string, { inFlight: number; waiting: Array<() => void>; lastDoneAt: number }>();
 
-  constructor(perEndpoint: number, maxWaiting: number) {
+  constructor(perEndpoint: number, maxWaiting: number, slowMs = 1000) {
     this.#perEndpoint = perEndpoint;
     this.#maxWaiting = maxWaiting;
+    this.#slowMs = slowMs;
   }
 
-  /** A release function once a slot is free, or undefined at once when the endpoint is saturated. */
-  acquire(endpoint: string): Promise<() => void> | undefined {
+  /** A release function once a slot is free, or undefined at once when the endpoint is saturated and not answering. */
+  acquire(endpoint: string, now = Date.now()): Promise<() => void> | undefined {
     let slot = this.#slots.get(endpoint);
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [] }));
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now }));
     const current = slot;
     const release = () => {
+      current.lastDoneAt = Date.now();
       const next = current.waiting.shift();
       if (next) next();
       else if (--current.inFlight === 0) this.#slots.delete(endpoint);
@@ -92,7 +99,7 @@ export class EndpointSlots {
       current.inFlight += 1;
       return Promise.resolve(release);
     }
-    if (current.waiting.length >= this.#maxWaiting) return undefined;
+    if (current.waiting.length >= this.#maxWaiting && now - current.lastDoneAt > this.#slowMs) return undefined;
     return new Promise((resolve) => current.waiting.push(() => resolve(release)));
   }
 

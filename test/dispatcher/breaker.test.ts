@@ -22,15 +22,16 @@ describe('circuit breaker', () => {
     expect(breakers.state(e, 1300)).toBe('closed');
   });
 
-  it('bounds in-flight requests per endpoint and turns callers away past the wait list', async () => {
-    const slots = new EndpointSlots(1, 1);
-    const first = await slots.acquire('a')!;
-    const waiting = slots.acquire('a')!;
-    expect(slots.acquire('a')).toBeUndefined();
+  it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that stopped answering turns callers away', async () => {
+    const slots = new EndpointSlots(1, 1, 1000);
+    const first = await slots.acquire('a', 0)!;
+    const waiting = slots.acquire('a', 0)!;
+    expect(slots.acquire('a', 500)).toBeInstanceOf(Promise); // answered recently: back-pressure, not refusal
+    expect(slots.acquire('a', 5000)).toBeUndefined(); // nothing finished for 5 s: go elsewhere
     expect(await slots.acquire('b')!).toBeTypeOf('function');
     first();
     (await waiting)();
-    expect(slots.inFlight()).toBe(1);
+    expect(slots.inFlight()).toBe(2); // 'b', and the back-pressured caller of 'a' now holding its slot
   });
 });
 
