@@ -87,7 +87,8 @@ export class EndpointSlots {
   /** A release function once a slot is free, or undefined at once when the endpoint is saturated and not answering. */
   acquire(endpoint: string, now = Date.now()): Promise<() => void> | undefined {
     let slot = this.#slots.get(endpoint);
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now }));
+    // An endpoint that has not answered yet gets no benefit of the doubt: a hanging one never will.
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: -Infinity }));
     const current = slot;
     const release = () => {
       current.lastDoneAt = Date.now();

@@ -22,16 +22,19 @@ describe('circuit breaker', () => {
     expect(breakers.state(e, 1300)).toBe('closed');
   });
 
-  it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that stopped answering turns callers away', async () => {
+  it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that keeps answering makes callers wait', async () => {
     const slots = new EndpointSlots(1, 1, 1000);
-    const first = await slots.acquire('a', 0)!;
-    const waiting = slots.acquire('a', 0)!;
-    expect(slots.acquire('a', 500)).toBeInstanceOf(Promise); // answered recently: back-pressure, not refusal
-    expect(slots.acquire('a', 5000)).toBeUndefined(); // nothing finished for 5 s: go elsewhere
+    const first = await slots.acquire('a')!;
+    const waiting = slots.acquire('a')!;
+    expect(slots.acquire('a')).toBeUndefined(); // never answered: go elsewhere
     expect(await slots.acquire('b')!).toBeTypeOf('function');
     first();
-    (await waiting)();
-    expect(slots.inFlight()).toBe(2); // 'b', and the back-pressured caller of 'a' now holding its slot
+    const second = await waiting;
+    expect(slots.acquire('a')).toBeInstanceOf(Promise); // the wait list has room again
+    expect(slots.acquire('a')).toBeInstanceOf(Promise); // full, but 'a' answered just now: back-pressure
+    expect(slots.acquire('a', Date.now() + 5000)).toBeUndefined(); // nothing finished for 5 s: go elsewhere
+    second();
+    expect(slots.inFlight()).toBe(2);
   });
 });
 

@@ -1,37 +1,23 @@
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareCluster } from '../../services/common/setup.ts';
-import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { harnessApp, harnessEvent, shareringApp, shareringEvent } from '../fixtures/seed-events.ts';
 import { newSecret, rule } from '../fixtures/rules.ts';
-import { testCluster, testLogger, waitFor } from '../helpers.ts';
-import { startMatcher, writers } from '../matcher/fixtures.ts';
-import { readLog, startDispatcher, startReceiver, type Receiver } from './fixtures.ts';
+import { testCluster, waitFor } from '../helpers.ts';
+import { startPipeline, type Pipeline } from '../pipeline.ts';
+import { readLog } from './fixtures.ts';
 
 const cluster = testCluster('dispatch', { RETRY_SCHEDULE: [1000, 2000] });
-let io: Awaited<ReturnType<typeof writers>>;
+let io: Pipeline['io'];
 let matcher: Matcher;
-let dispatcher: Dispatcher;
-const receivers: Receiver[] = [];
-const receiver = async () => {
-  const created = await startReceiver();
-  receivers.push(created);
-  return created;
-};
+let pipeline: Pipeline;
+const receiver = () => pipeline.receiver();
 
 beforeAll(async () => {
-  await prepareCluster(cluster, testLogger);
-  io = await writers(cluster);
-  matcher = await startMatcher(cluster);
-  dispatcher = await startDispatcher(cluster);
+  pipeline = await startPipeline(cluster);
+  ({ io, matcher } = pipeline);
 });
-afterAll(async () => {
-  await dispatcher?.stop();
-  await matcher?.stop();
-  await io?.close();
-  await Promise.all(receivers.map((r) => r.close()));
-});
+afterAll(() => pipeline?.stop());
 
 describe('dispatcher: signed deliveries to real HTTP receivers on loopback', () => {
   it('signs so that the standardwebhooks library verifies every request, also during a secret rotation', async () => {

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareCluster } from '../../services/common/setup.ts';
-import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
 import { testCluster, testLogger, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
+import { startPipeline, type Pipeline } from '../pipeline.ts';
 import { readLog, startDispatcher, startReceiver, type Receiver } from './fixtures.ts';
 
 describe('SSRF guard (on, with its default policy: public addresses only)', () => {
@@ -53,30 +53,22 @@ describe('SSRF guard (on, with its default policy: public addresses only)', () =
 
 describe('isolation', () => {
   const cluster = testCluster('isolation', { RETRY_SCHEDULE: [1000, 30_000] });
-  let io: Awaited<ReturnType<typeof writers>>;
+  let pipeline: Pipeline;
+  let io: Pipeline['io'];
   let matcher: Matcher;
-  let dispatcher: Dispatcher;
   let healthy: Receiver;
   let hanging: Receiver;
 
   beforeAll(async () => {
-    await prepareCluster(cluster, testLogger);
-    io = await writers(cluster);
-    [healthy, hanging] = [await startReceiver(), await startReceiver()];
+    pipeline = await startPipeline(cluster, { attemptTimeoutMs: 5000, maxInFlight: 200, maxInFlightPerEndpoint: 5, maxWaitingPerEndpoint: 100, breakerFailures: 3 });
+    ({ io, matcher } = pipeline);
+    [healthy, hanging] = [await pipeline.receiver(), await pipeline.receiver()];
     hanging.respond = () => 'hang';
-    matcher = await startMatcher(cluster);
-    dispatcher = await startDispatcher(cluster, { attemptTimeoutMs: 5000, maxInFlight: 200, maxInFlightPerEndpoint: 5, maxWaitingPerEndpoint: 100, breakerFailures: 3 });
   });
-  afterAll(async () => {
-    await dispatcher?.stop();
-    await matcher?.stop();
-    await io?.close();
-    await healthy?.close();
-    await hanging?.close();
-  });
+  afterAll(() => pipeline?.stop());
 
   it('a hanging endpoint does not hold up deliveries to a healthy one', async () => {
-    // Both rules share the partition of every event's commands' neighbours: the hanging one is always in the way.
+    // Every event goes to both endpoints, so the hanging one's commands are interleaved with the healthy one's.
     await io.rules.put(rule('healthy', 'iso-app', { url: healthy.url }), rule('hanging', 'iso-app', { url: hanging.url }));
     await waitFor('rules', () => matcher.rules.get('hanging') !== undefined);
     const events = Array.from({ length: 200 }, (_, index) => harnessEvent('workflow_started', { application: { id: 'iso-app' }, workflowExecutionId: `run-${index}` }));

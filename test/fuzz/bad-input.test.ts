@@ -4,37 +4,30 @@ import { contracts, validate, type EventRule, type WorkflowEvent } from '../../s
 import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
 import { createProducer, headerValue, type Message } from '../../services/common/kafka.ts';
 import { MAX_EVENT_BYTES } from '../../services/common/limits.ts';
-import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { EventValidationError } from '../../services/producer/publisher.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
-import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
+import type { Receiver } from '../dispatcher/fixtures.ts';
+import { startPipeline, type Pipeline } from '../pipeline.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { readTopic, testCluster, testLogger, waitFor } from '../helpers.ts';
-import { startMatcher, writers } from '../matcher/fixtures.ts';
+import { readTopic, testCluster, waitFor } from '../helpers.ts';
 
 const cluster = testCluster('fuzz');
 const topics = topicNames(cluster.TOPIC_PREFIX);
-let io: Awaited<ReturnType<typeof writers>>;
+let pipeline: Pipeline;
+let io: Pipeline['io'];
 let matcher: Matcher;
 let dispatcher: Dispatcher;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  await prepareCluster(cluster, testLogger);
-  io = await writers(cluster);
-  receiver = await startReceiver();
-  matcher = await startMatcher(cluster);
-  dispatcher = await startDispatcher(cluster);
+  pipeline = await startPipeline(cluster);
+  ({ io, matcher, dispatcher } = pipeline);
+  receiver = await pipeline.receiver();
 });
-afterAll(async () => {
-  await dispatcher?.stop();
-  await matcher?.stop();
-  await io?.close();
-  await receiver?.close();
-});
+afterAll(() => pipeline?.stop());
 
 const valid = <T>(contract: Parameters<typeof validate<T>>[0], input: unknown): T => {
   const result = validate(contract, input);
