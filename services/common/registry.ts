@@ -44,9 +44,10 @@ export interface Codec<T> {
 
 export class SchemaRegistryClient {
   readonly #url: string;
-  readonly #client: SchemaRegistry;
   /** Resolvers per writer schema id and reader contract: built once, reused for every record. */
   readonly #resolvers = new Map<string, Promise<avro.Resolver>>();
+
+  readonly #client: SchemaRegistry;
 
   constructor(url: string, { retries = 3 }: { retries?: number } = {}) {
     this.#url = url.replace(/\/+$/, '');
@@ -61,18 +62,29 @@ export class SchemaRegistryClient {
 
   /**
    * Registers a contract under `subject` with BACKWARD compatibility (or the given level) and returns its id.
-   * Registering an already registered schema returns the existing id.
+   * An already registered schema is only looked up: services starting together then read, not write, and a
+   * write never waits longer than the request timeout.
    */
   async register(subject: string, schema: object, compatibility: Compatibility = 'BACKWARD'): Promise<number> {
+    const body = { schema: JSON.stringify(schema) };
+    const existing = await this.#http('POST', `/subjects/${encodeURIComponent(subject)}`, body);
+    if (existing.status < 300) return (existing.body as { id: number }).id;
     await this.setCompatibility(subject, compatibility);
+    // The client library has no request timeout of its own: bound the write so a stuck registry fails, not hangs.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RegistryError(`registering ${subject}: no answer from ${this.#url} within 20 s`)), 20_000);
+    });
     try {
-      const { id } = await this.#client.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-        { subject, compatibility: COMPATIBILITY[compatibility] },
-      );
-      return id;
+      const registering = this.#client.register({ type: SchemaType.AVRO, schema: body.schema }, { subject, compatibility: COMPATIBILITY[compatibility] });
+      return (await Promise.race([registering, timeout])).id;
     } catch (error) {
-      throw registryError(`registering ${subject}`, error);
+      if (error instanceof RegistryError) throw error;
+      const status = (error as { status?: number }).status;
+      const reason = status === 409 ? 'the registry refused an incompatible schema: ' : '';
+      throw new RegistryError(`registering ${subject}: ${reason}${(error as Error).message}`, status);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -139,7 +151,7 @@ export class SchemaRegistryClient {
     }
   }
 
-  async #http(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
+  async #http(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
     try {
       const response = await request(`${this.#url}${path}`, {
         method,
@@ -158,8 +170,3 @@ export class SchemaRegistryClient {
   }
 }
 
-function registryError(action: string, error: unknown): RegistryError {
-  const status = (error as { status?: number }).status;
-  const message = (error as Error).message ?? String(error);
-  return new RegistryError(status === 409 ? `${action}: the registry refused an incompatible schema: ${message}` : `${action}: ${message}`, status);
-}
