@@ -47,7 +47,9 @@ describe('fuzzing every input topic', () => {
     const event = valid<WorkflowEvent>(contracts.workflowEvent, harnessEvent('workflow_started', { application: { id: 'fuzz-app' } }));
     const encoded = eventCodec.encode(event);
     const withId = (id: number) => Buffer.concat([Buffer.from([0]), Buffer.from(new Uint8Array(new Int32Array([id]).buffer).reverse()), randomBytes(40)]);
-    const garbage = Array.from({ length: 12 }, (_, index) => randomBytes(1 + index * 7)).map((bytes) => (bytes[0] === 0 ? Buffer.concat([Buffer.from([1]), bytes]) : bytes));
+    // Random bytes whose first byte is not the wire format's magic 0 (else they would be "unknown schema id" by chance).
+    const notWireFormat = (length: number) => Buffer.concat([Buffer.from([0xff]), randomBytes(length - 1)]);
+    const garbage = Array.from({ length: 12 }, (_, index) => notWireFormat(1 + index * 7));
     const huge = eventCodec.encode({ ...event, status: 'x'.repeat(MAX_EVENT_BYTES) });
 
     const badEvents: Message[] = [
@@ -69,7 +71,7 @@ describe('fuzzing every input topic', () => {
       { key: 'fuzz-rule', value: Buffer.concat([badRule({}), randomBytes(70 * 1024)]) },
     ];
     const badCommands: Message[] = [
-      { key: 'good', value: randomBytes(64) },
+      { key: 'good', value: notWireFormat(64) },
       { key: 'good', value: encoded },
       { key: 'good', value: Buffer.concat([commandCodec.encode({ deliveryId: 'd', ruleId: 'good', event, attempt: 1, notBefore: 1, createdAt: 1 }), randomBytes(300 * 1024)]) },
     ];
@@ -79,7 +81,7 @@ describe('fuzzing every input topic', () => {
     await raw.send({ topic: topics.workflowEvents, messages: badEvents });
     await raw.send({ topic: topics.eventRules, messages: badRules });
     await raw.send({ topic: topics.deliveries(), messages: badCommands });
-    await raw.send({ topic: topics.retry(cluster.RETRY_SCHEDULE[0]!), messages: [{ key: 'good', value: randomBytes(32) }] });
+    await raw.send({ topic: topics.retry(cluster.RETRY_SCHEDULE[0]!), messages: [{ key: 'good', value: notWireFormat(32) }] });
     await raw.disconnect();
 
     // The SDK refuses what the matcher would dead-letter for size.
