@@ -28,7 +28,7 @@ export const stackSettingsShape = {
   /** Apicurio's management interface (health, metrics), which Quarkus always starts. */
   STACK_REGISTRY_MANAGEMENT_PORT: integer(1, 65535).default(9000),
   STACK_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('768m'),
-  STACK_REGISTRY_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('512m'),
+  STACK_REGISTRY_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('1g'),
   STACK_START_TIMEOUT_MS: integer(1000, 600_000).default(120_000),
 };
 

@@ -48,9 +48,11 @@ export class SchemaRegistryClient {
   readonly #resolvers = new Map<string, Promise<avro.Resolver>>();
 
   readonly #client: SchemaRegistry;
+  readonly #retries: number;
 
   constructor(url: string, { retries = 3 }: { retries?: number } = {}) {
     this.#url = url.replace(/\/+$/, '');
+    this.#retries = retries;
     this.#client = new SchemaRegistry({ host: this.#url, retry: { retries, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 2 } });
   }
 
@@ -151,21 +153,27 @@ export class SchemaRegistryClient {
     }
   }
 
+  /** One registry call; a timeout or connection failure is retried (every call here is idempotent). */
   async #http(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
-    try {
-      const response = await request(`${this.#url}${path}`, {
-        method,
-        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-      const text = await response.body.text();
-      const parsed: unknown = text ? JSON.parse(text) : undefined;
-      const message = (parsed as { message?: string } | undefined)?.message ?? text;
-      return { status: response.statusCode, body: parsed, message };
-    } catch (error) {
-      throw new RegistryError(`schema registry at ${this.#url} is unreachable (${(error as Error).message}); is it running? (npm run stack:status)`);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const response = await request(`${this.#url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          headersTimeout: 15_000,
+          bodyTimeout: 15_000,
+        });
+        const text = await response.body.text();
+        const parsed: unknown = text ? JSON.parse(text) : undefined;
+        const message = (parsed as { message?: string } | undefined)?.message ?? text;
+        return { status: response.statusCode, body: parsed, message };
+      } catch (error) {
+        if (attempt > this.#retries) {
+          throw new RegistryError(`schema registry at ${this.#url} is unreachable (${(error as Error).message}); is it running? (npm run stack:status)`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
     }
   }
 }
