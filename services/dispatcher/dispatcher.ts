@@ -291,7 +291,8 @@ export class Dispatcher {
       if (waitMs > this.#retry.delays[0]!) return this.#defer(command, rule, waitMs, `rate limit of ${rule.rateLimitPerSecond}/s reached`);
       if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
-    const endpoint = new URL(rule.url).origin;
+    const url = new URL(rule.url);
+    const endpoint = url.origin;
     // Never queue behind an endpoint whose breaker is open.
     if (this.#breakers.state(endpoint) === 'open') return this.#defer(command, rule, this.#breakers.openFor(endpoint), `circuit breaker open for ${endpoint}`);
     const slot = this.#slots.acquire(endpoint);
@@ -307,7 +308,7 @@ export class Dispatcher {
     try {
       const body = renderPayload(command.event, rule);
       const signature = sign(command.deliveryId, body, activeSecrets(rule));
-      result = await this.#sender.send(rule.url, { ...rule.headers, ...signature }, body);
+      result = await this.#sender.send(url, { ...rule.headers, ...signature }, body);
     } finally {
       release();
     }

@@ -1,0 +1,100 @@
+/** The HTTP sender on its own (no Kafka): what each kind of answer, or its absence, comes back as. */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
+import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
+import { freePorts } from '../../stack/ports.ts';
+
+const routes: Record<string, (request: IncomingMessage, response: ServerResponse) => void> = {
+  '/ok': (_, response) => response.writeHead(204).end(),
+  '/busy': (_, response) => response.writeHead(503, { 'retry-after': '7' }).end(),
+  '/moved': (_, response) => response.writeHead(302, { location: '/ok' }).end(),
+  '/large': (_, response) => response.writeHead(200).end(Buffer.alloc(1024 * 1024, 'x')),
+  '/silent': () => undefined,
+  '/trickle': (_, response) => response.writeHead(200).write('{'),
+};
+const seen: IncomingMessage[] = [];
+const server = createServer((request, response) => {
+  seen.push(request);
+  request.resume().on('end', () => routes[request.url!.split('?')[0]!]!(request, response));
+});
+let base: string;
+
+const settings = (overrides: Partial<SenderSettings> = {}): SenderSettings => ({
+  guard: createAddressGuard({ allow: ['127.0.0.0/8'] }),
+  connectTimeoutMs: 1000,
+  attemptTimeoutMs: 500,
+  connectionsPerOrigin: 4,
+  userAgent: 'sender-test',
+  ...overrides,
+});
+const sender = new Sender(settings());
+const send = (path: string, via = sender) => via.send(new URL(`${base}${path}`), { 'webhook-id': 'msg_1', 'x-team': 'ops' }, '{"a":1}');
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await sender.close();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+describe('sender', () => {
+  it('POSTs the body with the given headers, its own user-agent and JSON content type, keeping the query string', async () => {
+    await expect(send('/ok?token=t')).resolves.toMatchObject({ kind: 'response', status: 204, retryAfterMs: undefined });
+    const request = seen.at(-1)!;
+    expect([request.method, request.url]).toEqual(['POST', '/ok?token=t']);
+    expect(request.headers).toMatchObject({ 'webhook-id': 'msg_1', 'x-team': 'ops', 'user-agent': 'sender-test', 'content-type': 'application/json' });
+  });
+
+  it('reports Retry-After, and does not follow redirects', async () => {
+    await expect(send('/busy')).resolves.toMatchObject({ kind: 'response', status: 503, retryAfterMs: 7000 });
+    await expect(send('/moved')).resolves.toMatchObject({ kind: 'response', status: 302 });
+    expect(seen.filter((request) => request.url === '/ok')).toHaveLength(0);
+  });
+
+  it('keeps the status of a response whose body is larger than the cap or never ends', async () => {
+    await expect(send('/large')).resolves.toMatchObject({ kind: 'response', status: 200 });
+    const trickle = await send('/trickle');
+    expect(trickle).toMatchObject({ kind: 'response', status: 200 });
+    expect(trickle.latencyMs).toBeGreaterThanOrEqual(450);
+  });
+
+  it('times out an endpoint that never answers at the attempt limit', async () => {
+    const result = await send('/silent');
+    expect(result).toMatchObject({ kind: 'timeout' });
+    expect(result.kind !== 'response' && result.error).toMatch(/timed out .*attempt limit 500 ms/);
+    expect(result.latencyMs).toBeGreaterThanOrEqual(450);
+    expect(result.latencyMs).toBeLessThan(950);
+  });
+
+  it('times out attempts still queued for a connection too', async () => {
+    const narrow = new Sender(settings({ connectionsPerOrigin: 1 }));
+    try {
+      const results = await Promise.all([send('/silent', narrow), send('/silent', narrow), send('/silent', narrow)]);
+      expect(results.map((result) => result.kind)).toEqual(['timeout', 'timeout', 'timeout']);
+      expect(Math.max(...results.map((result) => result.latencyMs))).toBeLessThan(950);
+    } finally {
+      await narrow.close();
+    }
+  });
+
+  it('reports a refused connection as a network failure, and a guarded address as blocked', async () => {
+    const closedPort = await freePort();
+    const refused = await sender.send(new URL(`http://127.0.0.1:${closedPort}/hook`), {}, '{}');
+    expect(refused).toMatchObject({ kind: 'network' });
+    expect(refused.kind !== 'response' && refused.error).toMatch(/ECONNREFUSED/);
+
+    const guarded = new Sender(settings({ guard: createAddressGuard({ allow: [] }) }));
+    try {
+      const blocked = await send('/ok', guarded);
+      expect(blocked).toMatchObject({ kind: 'blocked' });
+      expect(blocked.kind !== 'response' && blocked.error).toMatch(/127\.0\.0\.1/);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
