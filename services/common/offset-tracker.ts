@@ -5,27 +5,33 @@
  */
 export class OffsetTracker {
   /** Offsets started and not yet committable, in the order they were started (ascending). */
-  readonly #inFlight: Array<{ offset: bigint; done: boolean }> = [];
-  #committable: bigint | undefined;
+  readonly #inFlight: Array<{ offset: string; done: boolean }> = [];
+  /** The same entries by offset, so marking one done does not scan the in-flight list. */
+  readonly #byOffset = new Map<string, { offset: string; done: boolean }>();
+  /** Entries before this index in #inFlight are done and committed past; compacted now and then, not per record. */
+  #head = 0;
 
   start(offset: string): void {
-    this.#inFlight.push({ offset: BigInt(offset), done: false });
+    const entry = { offset, done: false };
+    this.#inFlight.push(entry);
+    this.#byOffset.set(offset, entry);
   }
 
   /** Marks a record done; returns the offset to commit (next to read) if it moved, else undefined. */
   done(offset: string): string | undefined {
-    const target = BigInt(offset);
-    const entry = this.#inFlight.find((candidate) => candidate.offset === target);
-    if (entry) entry.done = true;
-    let moved = false;
-    while (this.#inFlight[0]?.done) {
-      this.#committable = this.#inFlight.shift()!.offset + 1n;
-      moved = true;
+    const entry = this.#byOffset.get(offset);
+    if (!entry) return undefined;
+    entry.done = true;
+    this.#byOffset.delete(offset);
+    const before = this.#head;
+    while (this.#inFlight[this.#head]?.done) this.#head += 1;
+    if (this.#head === before) return undefined;
+    const committable = String(BigInt(this.#inFlight[this.#head - 1]!.offset) + 1n);
+    if (this.#head > 1024) {
+      this.#inFlight.splice(0, this.#head);
+      this.#head = 0;
     }
-    return moved ? String(this.#committable) : undefined;
+    return committable;
   }
 
-  get pending(): number {
-    return this.#inFlight.length;
-  }
 }
