@@ -205,8 +205,16 @@ async function startKafka(settings: StackSettings, progress: Progress): Promise<
   const classpath = ['-cp', `${artifacts.kafkaLibs}/*`, `-Dlog4j.configuration=file:${p.kafkaLog4j}`];
   if (!existsSync(join(p.kafkaData, 'meta.properties'))) {
     progress('formatting KRaft storage');
-    const clusterId = randomBytes(16).toString('base64url');
-    execFileSync(java.bin, [...classpath, 'kafka.tools.StorageTool', 'format', '--ignore-formatted', '-t', clusterId, '-c', p.kafkaConfig], { stdio: 'ignore' });
+    // An id starting with '-' would be read as an option (1 in 64 random ids did fail the format); Kafka avoids them too.
+    let clusterId: string;
+    do clusterId = randomBytes(16).toString('base64url');
+    while (clusterId.startsWith('-'));
+    try {
+      execFileSync(java.bin, [...classpath, 'kafka.tools.StorageTool', 'format', '--ignore-formatted', '-t', clusterId, '-c', p.kafkaConfig], { stdio: 'pipe' });
+    } catch (error) {
+      const output = `${(error as { stdout?: Buffer }).stdout ?? ''}${(error as { stderr?: Buffer }).stderr ?? ''}`.trim();
+      throw new Error(`formatting Kafka's storage in ${p.kafkaData} failed: ${output || (error as Error).message}`);
+    }
   }
   progress(`starting Kafka ${versions.kafka} (KRaft, Java ${java.major}) on 127.0.0.1:${settings.kafkaPort}`);
   await startDaemon({
