@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
 import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
-import { freePorts } from '../../stack/ports.ts';
+import { freePort } from '../../stack/ports.ts';
 
 const routes: Record<string, (request: IncomingMessage, response: ServerResponse) => void> = {
   '/ok': (_, response) => response.writeHead(204).end(),
