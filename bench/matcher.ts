@@ -16,7 +16,8 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, freePort, metric, progress, serviceEnv, writeResults } from './support.ts';
+import { freePort } from '../stack/ports.ts';
+import { benchCluster, metric, progress, serviceEnv, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '30000' }, rules: { type: 'string', default: '10,10000,100000' } } });
 const eventCount = Number(values.events);

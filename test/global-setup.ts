@@ -3,12 +3,9 @@
  * are used; otherwise a private stack starts on free ports in a temporary directory and is stopped afterwards, so two
  * runs (or a running `npm start`) never collide.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { externalEndpoints, stackDown, stackUp, type Endpoints } from '../stack/index.ts';
-import { privateStackSettings } from './ports.ts';
+import { externalEndpoints, type Endpoints } from '../stack/index.ts';
+import { startPrivateStack } from '../stack/private.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,26 +15,16 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const external = externalEndpoints();
   const provide = ({ brokers, registryUrl }: Endpoints) => {
     project.provide('kafkaBrokers', brokers);
     project.provide('registryUrl', registryUrl);
   };
+  const external = externalEndpoints();
   if (external) {
     provide(external);
     return async () => undefined;
   }
-  const dir = await mkdtemp(join(tmpdir(), 'workflow-webhooks-test-stack-'));
-  const settings = await privateStackSettings(dir);
-  const log = (line: string) => process.stderr.write(`test stack › ${line}\n`);
-  try {
-    provide(await stackUp(settings, log));
-  } catch (error) {
-    await stackDown(settings, log);
-    throw error;
-  }
-  return async () => {
-    await stackDown(settings, log);
-    await rm(dir, { recursive: true, force: true });
-  };
+  const stack = await startPrivateStack('test-stack', (line) => process.stderr.write(`test stack › ${line}\n`));
+  provide(stack.endpoints);
+  return () => stack.remove();
 }

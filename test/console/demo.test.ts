@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePorts } from '../ports.ts';
+import { freePorts } from '../../stack/ports.ts';
 import { clusterEnv, testCluster } from '../helpers.ts';
 
 const start = join(import.meta.dirname, '../../services/console/start.ts');

@@ -3,7 +3,7 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { RegistryError } from '../../services/common/registry.ts';
 import { createPublisher, EventValidationError, PublishError, type Publisher } from '../../services/producer/publisher.ts';
 import { harnessEvent, shareringEvent } from '../fixtures/seed-events.ts';
-import { freePorts } from '../ports.ts';
+import { freePorts } from '../../stack/ports.ts';
 import { readTopic, testCluster, testLogger } from '../helpers.ts';
 import { topicNames } from '../../services/common/topics.ts';
 

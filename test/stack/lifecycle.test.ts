@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stackDown, stackStatus, stackUp } from '../../stack/index.ts';
-import { privateStackSettings } from '../ports.ts';
+import { privateStackSettings } from '../../stack/private.ts';
 
 // A second, private stack: proves start, idempotent start and clean stop without touching the suite's own.
 const dir = await mkdtemp(join(tmpdir(), 'stack-lifecycle-'));
