@@ -4,12 +4,9 @@
  * payload), CPU and RSS per service process, a fixed-rate latency run, and in the same run three references:
  * (a) the raw POST rate autocannon gets from the same receiver, (b) the raw consume rate of the events topic,
  * (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it.
- * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10. Writes bench/results/e2e.json.
+ * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--profile DIR]. Writes bench/results/e2e.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -21,13 +18,17 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, freePort, metric, progress, serviceEnv, writeResults } from './support.ts';
+import { benchCluster, ProcessMeter, progress, stackPids, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
   rules: { type: 'string', default: '2' },
   rate: { type: 'string', default: '1000' },
   'rate-seconds': { type: 'string', default: '10' },
+  // Dispatcher processes sharing the work (one consumer group), as one scales the dispatcher out.
+  dispatchers: { type: 'string', default: '1' },
+  // Writes a V8 CPU profile of each service process into this directory (open in Chrome DevTools).
+  profile: { type: 'string' },
 } });
 const eventCount = Number(values.events);
 const ruleCount = Number(values.rules);
@@ -36,25 +37,15 @@ const rateSeconds = Number(values['rate-seconds']);
 const logger = createLogger('bench', 'warn');
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
-// The receiver: answers 200 at once and records how long after the event each POST arrived.
+// The receiver records how long after the event each POST arrived (the event time is the payload's timestamp).
 let latencies: number[] = [];
-let received = 0;
-const receiver = createServer((request, response) => {
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    received += 1;
-    try {
-      const timestamp = Date.parse((JSON.parse(Buffer.concat(chunks).toString()) as { timestamp?: string }).timestamp ?? '');
-      if (!Number.isNaN(timestamp)) latencies.push(Date.now() - timestamp);
-    } catch {
-      // Not a payload of ours (autocannon's fixed body is): no latency to record.
-    }
-    response.writeHead(200).end();
-  });
+const receiver = await startReceiver({
+  onBody(body) {
+    const timestamp = Date.parse(/"timestamp":"([^"]+)"/.exec(body.toString())?.[1] ?? '');
+    if (!Number.isNaN(timestamp)) latencies.push(Date.now() - timestamp);
+  },
 });
-await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+const receiverUrl = receiver.url;
 
 const cluster = { ...(await benchCluster('e2e')), RETRY_SCHEDULE: [5000] };
 await prepareCluster(cluster, logger);
@@ -73,57 +64,49 @@ const event = (index: number): WorkflowEventInput => ({
   workflow: { id: 'wf' }, workflowExecutionId: `run-${index % 1000}`, task: { id: 'task', runId: `tr-${index}` }, status: 'SUCCESS',
 });
 
-async function startService(name: 'matcher' | 'dispatcher'): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const upper = name.toUpperCase();
-  const child = spawn(process.execPath, [new URL(`../services/${name}/main.ts`, import.meta.url).pathname], {
-    env: { ...serviceEnv(cluster), RETRY_SCHEDULE: '5s', [`${upper}_HTTP_PORT`]: String(port), [`${upper}_GROUP_ID`]: `${cluster.TOPIC_PREFIX}${name}`, DISPATCHER_ALLOW_NETWORKS: '127.0.0.0/8' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false))) await sleep(100);
-  return { child, port };
+const dispatcherCount = Number(values.dispatchers);
+progress(`starting the matcher and ${dispatcherCount} dispatcher process(es)…`);
+const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
+const services = { matcher: await startService('matcher', cluster, { nodeArgs }) };
+for (let index = 1; index <= dispatcherCount; index += 1) {
+  Object.assign(services, { [dispatcherCount === 1 ? 'dispatcher' : `dispatcher-${index}`]: await startService('dispatcher', cluster, { nodeArgs }) });
 }
-const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-
-progress('starting matcher and dispatcher…');
-const services = { matcher: await startService('matcher'), dispatcher: await startService('dispatcher') };
-const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(services).map(async ([name, { port }]) => [name, metric(await scrape(port), 'process_cpu_seconds_total')] as const)));
-const peakRss: Record<string, number> = { matcher: 0, dispatcher: 0 };
-const sampler = setInterval(() => {
-  for (const [name, { port }] of Object.entries(services)) {
-    void scrape(port).then((page) => (peakRss[name] = Math.max(peakRss[name]!, metric(page, 'process_resident_memory_bytes'))), () => undefined);
-  }
-}, 250);
+const meter = new ProcessMeter({ bench: process.pid, ...Object.fromEntries(Object.entries(services).map(([name, { child }]) => [name, child.pid!])), ...(await stackPids()) });
 
 // 1. Sustained throughput: a backlog of events, delivered as fast as the pipeline goes.
 const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 const expected = eventCount * ruleCount;
 progress(`publishing ${eventCount} events × ${ruleCount} rules = ${expected} deliveries…`);
 const began = performance.now();
+meter.mark();
 for (let index = 0; index < eventCount; index += 1000) await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset)));
-while (received < expected) {
+while (receiver.received < expected) {
   await sleep(200);
-  process.stderr.write(`\rbench › delivered ${received}/${expected}`);
+  process.stderr.write(`\rbench › delivered ${receiver.received}/${expected}`);
 }
 process.stderr.write('\n');
 const seconds = (performance.now() - began) / 1000;
 const sustained = Math.round(expected / seconds);
 const saturated = [...latencies].sort((a, b) => a - b);
-const cpu = Object.fromEntries(await Promise.all(Object.entries(services).map(async ([name, { port }]) => [name, Number(((metric(await scrape(port), 'process_cpu_seconds_total') - cpuBefore[name]!) / seconds).toFixed(2))] as const)));
+const cpu = meter.cores();
 
 // 2. Latency at a fixed event rate.
 progress(`fixed rate: ${rate} events/s for ${rateSeconds} s…`);
 latencies = [];
-const before = received;
-const perTick = rate / 10;
-for (let tick = 0; tick < rateSeconds * 10; tick += 1) {
-  const tickStart = performance.now();
+const before = receiver.received;
+// Small batches every 10 ms, paced against the clock (not sleep-to-sleep), so the rate holds and nothing bursts.
+const tickMs = 10;
+const perTick = Math.max(1, Math.round((rate * tickMs) / 1000));
+const ticks = Math.round((rateSeconds * 1000) / tickMs);
+const fixedStart = performance.now();
+for (let tick = 0; tick < ticks; tick += 1) {
   void publisher.publish(Array.from({ length: perTick }, (_, offset) => event(eventCount + tick * perTick + offset)));
-  await sleep(Math.max(0, 100 - (performance.now() - tickStart)));
+  await sleep(Math.max(0, fixedStart + (tick + 1) * tickMs - performance.now()));
 }
-while (received < before + rate * rateSeconds * ruleCount) await sleep(100);
+while (receiver.received < before + ticks * perTick * ruleCount) await sleep(100);
 const fixed = [...latencies].sort((a, b) => a - b);
-clearInterval(sampler);
+const peakRssMB = meter.peakRssMB();
+meter.stop();
 await publisher.close();
 for (const { child } of Object.values(services)) child.kill('SIGTERM');
 
@@ -167,7 +150,7 @@ const baseline = await consume(async (value) => {
   const response = await fetch(receiverUrl, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } });
   await response.arrayBuffer();
 }, baselineEvents);
-receiver.close();
+await receiver.close();
 
 const results = {
   events: eventCount,
@@ -177,7 +160,7 @@ const results = {
   saturatedLatencyMs: { p50: percentile(saturated, 0.5), p95: percentile(saturated, 0.95), p99: percentile(saturated, 0.99) },
   fixedRate: { eventsPerSecond: rate, seconds: rateSeconds, latencyMs: { p50: percentile(fixed, 0.5), p95: percentile(fixed, 0.95), p99: percentile(fixed, 0.99) } },
   cpuCores: cpu,
-  peakRssMB: Object.fromEntries(Object.entries(peakRss).map(([name, bytes]) => [name, Math.round(bytes / 2 ** 20)])),
+  peakRssMB,
   references: { rawPostPerSecond: rawPost, rawConsumePerSecond: rawConsume, baselineDeliveriesPerSecond: baseline },
   ratios: { ofRawPost: Number((sustained / rawPost).toFixed(2)), ofBaseline: Number((sustained / baseline).toFixed(1)) },
 };
@@ -185,8 +168,8 @@ console.log(`
 sustained deliveries/s          ${sustained}   (${expected} deliveries in ${seconds.toFixed(1)} s)
 latency under backlog p50/p95/p99   ${results.saturatedLatencyMs.p50} / ${results.saturatedLatencyMs.p95} / ${results.saturatedLatencyMs.p99} ms
 latency at ${rate} events/s p50/p95/p99  ${results.fixedRate.latencyMs.p50} / ${results.fixedRate.latencyMs.p95} / ${results.fixedRate.latencyMs.p99} ms
-CPU (cores) matcher / dispatcher  ${cpu.matcher} / ${cpu.dispatcher}
-peak RSS matcher / dispatcher     ${results.peakRssMB.matcher} / ${results.peakRssMB.dispatcher} MB
+CPU (cores, sustained run)        ${Object.entries(cpu).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
+peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) => `${name} ${mb}`).join(' · ')}
 (a) raw POST rate (autocannon)    ${rawPost}/s   → pipeline = ${results.ratios.ofRawPost} × raw POST
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline

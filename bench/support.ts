@@ -1,14 +1,20 @@
 /** What benchmarks share: a cluster (the local stack, started or reused, or KAFKA_BROKERS + SCHEMA_REGISTRY_URL), progress, results. */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { externalEndpoints, stackSettings, stackUp } from '../stack/index.ts';
+import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints } from '../stack/index.ts';
+import { freePort } from '../stack/ports.ts';
 import type { ClusterConfig } from '../services/common/setup.ts';
 
 export const progress = (line: string) => process.stderr.write(`bench › ${line}\n`);
 
-export async function benchCluster(name: string): Promise<ClusterConfig> {
-  const endpoints = externalEndpoints() ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
+/** A cluster with topics of their own on `endpoints`; by default the external cluster, else the local stack (started if need be). */
+export async function benchCluster(name: string, endpoints?: Endpoints): Promise<ClusterConfig> {
+  endpoints ??= externalEndpoints() ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
   return {
     KAFKA_BROKERS: endpoints.brokers,
     SCHEMA_REGISTRY_URL: endpoints.registryUrl,
@@ -28,21 +34,90 @@ export const serviceEnv = (cluster: ClusterConfig): NodeJS.ProcessEnv => ({
   LOG_LEVEL: 'warn',
 });
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** Its ops endpoint's port (/readyz, /metrics). */
+  port: number;
 }
 
-/** A metric's value from a Prometheus text page (summed over label sets). */
-export function metric(page: string, name: string): number {
+/**
+ * Starts a service (matcher or dispatcher) as its own process on `cluster`, as in production, and waits until /readyz
+ * answers 200. The dispatcher may dial loopback (the benchmarks' receivers); retries follow the cluster's RETRY_SCHEDULE.
+ * Its errors go to this process's stderr, or with `onOutput` its whole output (logs on stdout, errors on stderr) goes there.
+ */
+export async function startService(
+  name: 'matcher' | 'dispatcher',
+  cluster: ClusterConfig,
+  { env = {}, nodeArgs = [], onOutput }: { env?: NodeJS.ProcessEnv; nodeArgs?: string[]; onOutput?: (chunk: Buffer) => void } = {},
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const upper = name.toUpperCase();
+  const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL(`../services/${name}/main.ts`, import.meta.url))], {
+    env: {
+      ...serviceEnv(cluster),
+      RETRY_SCHEDULE: cluster.RETRY_SCHEDULE.map((ms) => `${ms}ms`).join(','),
+      [`${upper}_HTTP_PORT`]: String(port),
+      [`${upper}_GROUP_ID`]: `${cluster.TOPIC_PREFIX}${name}`,
+      DISPATCHER_ALLOW_NETWORKS: '127.0.0.0/8',
+      ...env,
+    },
+    stdio: onOutput ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit'],
+  });
+  if (onOutput) for (const stream of [child.stdout!, child.stderr!]) stream.on('data', onOutput);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false))) {
+    if (exited) throw new Error(`the ${name} exited before it was ready (its errors are ${onOutput ? 'in its output' : 'above'})`);
+    await sleep(100);
+  }
+  return { child, port };
+}
+
+export interface BenchReceiver {
+  url: string;
+  /** Requests fully received so far. */
+  readonly received: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback webhook receiver: answers 200 at once (or never, with `hang`), counts requests, and hands each body and
+ * its request (headers) to `onBody` (latency measurement, signature checks).
+ */
+export async function startReceiver({ hang = false, onBody }: { hang?: boolean; onBody?: (body: Buffer, request: IncomingMessage) => void } = {}): Promise<BenchReceiver> {
+  let received = 0;
+  const hanging: ServerResponse[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      received += 1;
+      onBody?.(Buffer.concat(chunks), request);
+      if (hang) hanging.push(response);
+      else response.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    get received() {
+      return received;
+    },
+    close: () => new Promise((resolve) => {
+      for (const response of hanging) response.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** A metric's value from a Prometheus text page, summed over the label sets that carry every one of `labels`. */
+export function metric(page: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
   return page
     .split('\n')
     .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+    .filter((line) => wanted.every((label) => line.slice(0, line.lastIndexOf(' ')).includes(label)))
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
@@ -52,4 +127,82 @@ export async function writeResults(name: string, results: unknown): Promise<stri
   const file = `${dir}${name}.json`;
   await writeFile(file, `${JSON.stringify({ name, at: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, results }, null, 2)}\n`);
   return file;
+}
+
+/** The local stack's process ids (none when the cluster is external: its processes are not ours to measure). */
+export async function stackPids(): Promise<Record<string, number>> {
+  if (externalEndpoints()) return {};
+  const { kafka, registry } = await stackStatus(stackSettings());
+  return Object.fromEntries(Object.entries({ broker: kafka.pid, registry: registry.pid }).filter((entry): entry is [string, number] => entry[1] !== undefined));
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may itself contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/**
+ * CPU (cores used over a window) and peak RSS of named processes, from /proc: the same measure for the services, the
+ * broker, the registry and the benchmark itself. Processes that exit are skipped, not fatal.
+ */
+export class ProcessMeter {
+  readonly #pids: Record<string, number>;
+  readonly #peakRss: Record<string, number> = {};
+  #cpuAtMark: Record<string, number> = {};
+  #markedAt = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(pids: Record<string, number>) {
+    this.#pids = pids;
+    this.#timer = setInterval(() => this.#sample(), 250).unref();
+    this.mark();
+  }
+
+  /** Starts a CPU window. */
+  mark(): void {
+    this.#markedAt = performance.now();
+    this.#cpuAtMark = this.#read(cpuSeconds);
+  }
+
+  /** Cores each process used since mark(). */
+  cores(): Record<string, number> {
+    const seconds = (performance.now() - this.#markedAt) / 1000;
+    const now = this.#read(cpuSeconds);
+    return Object.fromEntries(Object.entries(now).map(([name, cpu]) => [name, Number(((cpu - (this.#cpuAtMark[name] ?? 0)) / seconds).toFixed(2))]));
+  }
+
+  peakRssMB(): Record<string, number> {
+    this.#sample();
+    return Object.fromEntries(Object.entries(this.#peakRss).map(([name, bytes]) => [name, Math.round(bytes / 2 ** 20)]));
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #sample(): void {
+    for (const [name, rss] of Object.entries(this.#read(rssBytes))) this.#peakRss[name] = Math.max(this.#peakRss[name] ?? 0, rss);
+  }
+
+  #read(measure: (pid: number) => number): Record<string, number> {
+    const values: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(this.#pids)) {
+      try {
+        values[name] = measure(pid);
+      } catch {
+        // The process has exited.
+      }
+    }
+    return values;
+  }
 }
