@@ -1,0 +1,185 @@
+/**
+ * The chaos run: events flow through the matcher and the dispatcher (each its own process) to loopback receivers while
+ * both services are kill -9'd at random moments and restarted, and the broker is killed and restarted; then every
+ * (event, rule) pair must have reached its receiver at least once, every copy of a pair with the same webhook-id.
+ * It runs on a private stack (temporary directory, free ports), so restarting the broker disturbs nobody; the stack
+ * is removed at the end, also on failure or Ctrl-C.
+ */
+import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowEventInput } from '../../schemas/index.ts';
+import { createKafka } from '../../services/common/kafka.ts';
+import { createLogger } from '../../services/common/logger.ts';
+import { SchemaRegistryClient } from '../../services/common/registry.ts';
+import { RuleWriter } from '../../services/common/rule-writer.ts';
+import { prepareCluster } from '../../services/common/setup.ts';
+import { topicNames } from '../../services/common/topics.ts';
+import { generateSecret } from '../../services/console/rule-input.ts';
+import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
+import { stackStatus, stackUp } from '../../stack/index.ts';
+import { startPrivateStack, type PrivateStack } from '../../stack/private.ts';
+import { benchCluster, startReceiver, type BenchReceiver } from '../support.ts';
+import { DeliveryLedger, type LostPair } from './ledger.ts';
+import { publishSpread, type PublishProgress } from './publish.ts';
+import { KillableService } from './service.ts';
+import { seededRandom, strikePlan, Striker, type StrikeRecord } from './strikes.ts';
+
+export interface ChaosOptions {
+  events: number;
+  /** Rules matching every event, each with a receiver of its own. */
+  rules: number;
+  /** kill -9s of the matcher, and as many of the dispatcher. */
+  kills: number;
+  brokerRestarts: number;
+  /** Events are published evenly over this window; the strikes fall inside it. */
+  publishMs: number;
+  /** How long to wait, once publishing and strikes are over, for the pairs still missing. */
+  drainTimeoutMs: number;
+  /** Seeds the strike plan (moments and pauses). */
+  seed: number;
+}
+
+export const chaosDefaults: Omit<ChaosOptions, 'seed'> = { events: 20_000, rules: 3, kills: 5, brokerRestarts: 1, publishMs: 90_000, drainTimeoutMs: 120_000 };
+
+export interface ChaosResult {
+  options: ChaosOptions;
+  expectedPairs: number;
+  deliveredPairs: number;
+  lost: number;
+  /** The first lost pairs, to look up in the delivery log. */
+  lostSample: LostPair[];
+  posts: number;
+  duplicatePosts: number;
+  duplicatedPairs: number;
+  /** Duplicates whose webhook-id differs from the first copy's (must be 0). */
+  webhookIdMismatches: number;
+  badSignatures: number;
+  unexpectedPosts: number;
+  kills: { matcher: number; dispatcher: number };
+  brokerRestarts: number;
+  strikes: StrikeRecord[];
+  unplannedExits: { matcher: number; dispatcher: number };
+  republishedEvents: number;
+  /** From the first publish until every pair arrived (or the drain timeout). */
+  runSeconds: number;
+  /** Including the stack's start. */
+  wallSeconds: number;
+  ok: boolean;
+  /** The end of each service's output. */
+  serviceOutput: { matcher: string; dispatcher: string };
+}
+
+const APPLICATION = 'chaos-app';
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+
+const event = (eventId: string, index: number): WorkflowEventInput => ({
+  eventId, type: 'task_completed', occurredAt: Date.now(), application: { id: APPLICATION }, workflow: { id: 'wf' },
+  workflowExecutionId: `run-${index % 500}`, task: { id: 'task', runId: `tr-${index}` }, status: 'SUCCESS',
+});
+
+export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (line: string) => void = () => undefined): Promise<ChaosResult> {
+  const settings: ChaosOptions = { ...chaosDefaults, seed: randomInt(2 ** 31), ...options };
+  const random = seededRandom(settings.seed);
+  const plan = {
+    matcher: strikePlan(settings.kills, settings.publishMs, random),
+    dispatcher: strikePlan(settings.kills, settings.publishMs, random),
+    broker: strikePlan(settings.brokerRestarts, settings.publishMs, random),
+  };
+  const began = performance.now();
+  progress(`seed ${settings.seed}; starting a private stack…`);
+  const stack = await startPrivateStack('chaos', (line) => progress(`stack: ${line}`));
+  const receivers: BenchReceiver[] = [];
+  const services: KillableService[] = [];
+  let publisher: Publisher | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= (async () => {
+    clearInterval(ticker);
+    await Promise.all(services.map((service) => service.stop()));
+    await publisher?.close().catch(() => undefined);
+    await Promise.all(receivers.map((receiver) => receiver.close()));
+    await stack.remove();
+  })());
+  // Ctrl-C must not leave a private broker and registry behind.
+  const interrupted = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted);
+  try {
+    // Silent: the publisher's connection errors while the broker is down are expected; what failed is in the result.
+    const logger = createLogger('chaos', 'silent');
+    const cluster = { ...(await benchCluster('chaos', stack.endpoints)), RETRY_SCHEDULE: [1000, 2000] };
+    await prepareCluster(cluster, logger);
+    const eventIds = Array.from({ length: settings.events }, (_, index) => `chaos-${index}`);
+    const rules = Array.from({ length: settings.rules }, (_, index) => ({ id: `chaos-${index}`, secret: generateSecret() }));
+    const ledger = new DeliveryLedger(eventIds, rules.map((rule) => rule.id));
+    for (const rule of rules) receivers.push(await startReceiver({ onBody: ledger.recorder(rule.id, rule.secret) }));
+    const writer = await RuleWriter.create(createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'chaos', logger }), new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+    await writer.put(...rules.map(({ id, secret }, index) => ({
+      id, application: APPLICATION, name: `chaos ${index}`, enabled: true, scope: { kind: 'everything' as const, ids: null }, eventTypes: null,
+      url: receivers[index]!.url, secrets: [{ secret, notAfter: null }],
+    })));
+    await writer.close();
+
+    const matcher = new KillableService('matcher', cluster);
+    const dispatcher = new KillableService('dispatcher', cluster);
+    services.push(matcher, dispatcher);
+    progress('starting the matcher and the dispatcher…');
+    await Promise.all(services.map((service) => service.start()));
+    publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+
+    progress(`publishing ${settings.events} events over ${seconds(settings.publishMs)} s × ${settings.rules} rules = ${ledger.expectedPairs} pairs; `
+      + `${settings.kills} kill -9s each of the matcher and the dispatcher, ${settings.brokerRestarts} broker restart(s)`);
+    const start = performance.now();
+    const elapsed = () => performance.now() - start;
+    const published: PublishProgress = { published: 0, republished: 0 };
+    const striker = new Striker(elapsed, () => ledger.deliveredPairs, progress);
+    ticker = setInterval(() => progress(`${seconds(elapsed())} s: published ${published.published}/${settings.events}, delivered ${ledger.deliveredPairs}/${ledger.expectedPairs} pairs `
+      + `(${ledger.posts} POSTs); kills matcher ${striker.count('matcher')}, dispatcher ${striker.count('dispatcher')}; broker restarts ${striker.count('broker')}`), 5000);
+    await Promise.all([
+      publishSpread(publisher, eventIds.map(event), settings.publishMs, published),
+      ...[matcher, dispatcher].map((service) => striker.run(service.name, plan[service.name], () => service.kill(), () => service.start())),
+      striker.run('broker', plan.broker, () => killBroker(stack), () => stackUp(stack.settings, () => undefined)),
+    ]);
+    progress(`${seconds(elapsed())} s: all published and every strike done; waiting for the last pairs…`);
+    const deadline = performance.now() + settings.drainTimeoutMs;
+    while (ledger.deliveredPairs < ledger.expectedPairs && performance.now() < deadline) await sleep(100);
+    const runMs = elapsed();
+    clearInterval(ticker);
+
+    const lost = ledger.lost();
+    const result: ChaosResult = {
+      options: settings,
+      expectedPairs: ledger.expectedPairs,
+      deliveredPairs: ledger.deliveredPairs,
+      lost: lost.length,
+      lostSample: lost.slice(0, 20),
+      posts: ledger.posts,
+      duplicatePosts: ledger.duplicatePosts,
+      duplicatedPairs: ledger.duplicatedPairs,
+      webhookIdMismatches: ledger.webhookIdMismatches,
+      badSignatures: ledger.badSignatures,
+      unexpectedPosts: ledger.unexpected,
+      kills: { matcher: striker.count('matcher'), dispatcher: striker.count('dispatcher') },
+      brokerRestarts: striker.count('broker'),
+      strikes: striker.records.sort((a, b) => a.atMs - b.atMs),
+      unplannedExits: { matcher: matcher.unplannedExits, dispatcher: dispatcher.unplannedExits },
+      republishedEvents: published.republished,
+      runSeconds: Number(seconds(runMs)),
+      wallSeconds: Number(seconds(performance.now() - began)),
+      ok: lost.length === 0 && ledger.webhookIdMismatches === 0 && ledger.badSignatures === 0 && ledger.unexpected === 0,
+      serviceOutput: { matcher: matcher.output, dispatcher: dispatcher.output },
+    };
+    progress(`${result.deliveredPairs}/${result.expectedPairs} pairs delivered in ${result.runSeconds} s; stopping and removing the stack…`);
+    return result;
+  } finally {
+    process.off('SIGINT', interrupted);
+    await cleanup();
+  }
+}
+
+/** kill -9 of the broker process alone (the registry keeps running); resolves once it is gone. */
+async function killBroker(stack: PrivateStack): Promise<void> {
+  const { pid } = (await stackStatus(stack.settings)).kafka;
+  if (pid === undefined) throw new Error('the broker is not running');
+  process.kill(pid, 'SIGKILL');
+  while ((await stackStatus(stack.settings)).kafka.pid !== undefined) await sleep(100);
+}
