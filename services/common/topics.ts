@@ -22,6 +22,7 @@ export interface TopicNames {
   deliveriesDlq: string;
   deliveryLog: string;
   dispatcherPools: string;
+  dispatcherPoolsDlq: string;
   /** Delivery commands of one dispatcher pool; the default pool has the bare name. */
   deliveries(pool?: string): string;
   /** The retry topic of one delay (and pool); one topic per distinct delay of the schedule. */
@@ -40,6 +41,7 @@ export function topicNames(prefix = ''): TopicNames {
     deliveriesDlq: name('webhook-deliveries.dlq'),
     deliveryLog: name('delivery-log'),
     dispatcherPools: name('dispatcher-pools'),
+    dispatcherPoolsDlq: name('dispatcher-pools.dlq'),
     deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
     retry: (delayMs, pool = DEFAULT_POOL) =>
       name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
@@ -71,6 +73,7 @@ export function topicSpecs({ prefix = '', partitions = 6, retryDelaysMs = [], po
     data(names.eventRules, compacted),
     data(names.eventRulesDlq, retainDays(30)),
     { name: names.dispatcherPools, partitions: 1, configs: compacted },
+    { name: names.dispatcherPoolsDlq, partitions: 1, configs: retainDays(30) },
     ...[DEFAULT_POOL, ...pools].map((pool) => data(names.deliveries(pool), retainDays(7))),
     // A retry record must outlive its own delay by a comfortable margin, or it could expire before it is due.
     ...[DEFAULT_POOL, ...pools].flatMap((pool) =>

@@ -41,7 +41,7 @@ export class Dashboard {
   readonly #store: DeliveryLogStore;
   readonly #rules: RulesTable;
   readonly #admin: Admin;
-  #deadLetters = { events: 0, rules: 0, deliveries: 0 };
+  #deadLetters = { events: 0, rules: 0, deliveries: 0, pools: 0 };
   #timer: NodeJS.Timeout | undefined;
   #ops: OpsServer | undefined;
 
@@ -104,6 +104,7 @@ export class Dashboard {
         events: await count(this.#names.workflowEventsDlq),
         rules: await count(this.#names.eventRulesDlq),
         deliveries: await count(this.#names.deliveriesDlq),
+        pools: await count(this.#names.dispatcherPoolsDlq),
       };
     } catch (error) {
       this.#logger.warn({ err: error }, 'could not count dead letters');

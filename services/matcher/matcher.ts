@@ -87,16 +87,14 @@ export class Matcher {
     this.#producer = createProducer(kafka);
     // A fetch waits at most 1 s for data: shutdown waits for the fetch in flight, so this bounds it too.
     this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 1000 });
-    this.#table = new RulesTable({
-      kafka,
-      registry: this.#registry,
-      topic: this.#names.eventRules,
-      logger,
-      groupPrefix: settings.groupId,
-      deadLetters: { topic: this.#names.eventRulesDlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.rules-dlq` },
+    // The matchers are the tables' dead-letterers (the dispatchers read the same topics and only skip what is invalid).
+    const table = (topic: string, dlq: string, name: string) => ({
+      kafka, registry: this.#registry, topic, logger, groupPrefix: settings.groupId,
+      deadLetters: { topic: dlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.${name}-dlq` },
     });
+    this.#table = new RulesTable(table(this.#names.eventRules, this.#names.eventRulesDlq, 'rules'));
     this.#table.onChange((change) => this.#index.apply(change));
-    this.#pools = new PoolsTable({ kafka, registry: this.#registry, topic: this.#names.dispatcherPools, logger, groupPrefix: settings.groupId });
+    this.#pools = new PoolsTable(table(this.#names.dispatcherPools, this.#names.dispatcherPoolsDlq, 'pools'));
   }
 
   /** Ready once the rules table is bootstrapped and events are being consumed. */

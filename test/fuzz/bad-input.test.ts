@@ -44,6 +44,7 @@ describe('fuzzing every input topic', () => {
     const eventCodec = await io.registry.codec(`${topics.workflowEvents}-value`, contracts.workflowEvent);
     const ruleCodec = await io.registry.codec(`${topics.eventRules}-value`, contracts.eventRule);
     const commandCodec = await io.registry.codec(`${topics.deliveries()}-value`, contracts.deliveryCommand);
+    const poolCodec = await io.registry.codec(`${topics.dispatcherPools}-value`, contracts.dispatcherPool);
     const event = valid<WorkflowEvent>(contracts.workflowEvent, harnessEvent('workflow_started', { application: { id: 'fuzz-app' } }));
     const encoded = eventCodec.encode(event);
     const withId = (id: number) => Buffer.concat([Buffer.from([0]), Buffer.from(new Uint8Array(new Int32Array([id]).buffer).reverse()), randomBytes(40)]);
@@ -76,11 +77,19 @@ describe('fuzzing every input topic', () => {
       { key: 'good', value: Buffer.concat([commandCodec.encode({ deliveryId: 'd', ruleId: 'good', event, attempt: 1, notBefore: 1, createdAt: 1 }), randomBytes(300 * 1024)]) },
     ];
 
+    // The default pool's own key among them: refused, so the last valid announcement (the running dispatcher's) stays.
+    const badPools: Message[] = [
+      { key: 'default', value: poolCodec.encode({ pool: 'default', tags: [' '], updatedAt: 1 }) },
+      { key: 'Bad Pool!', value: poolCodec.encode({ pool: 'Bad Pool!', tags: [], updatedAt: 1 }) },
+      { key: 'garbage', value: notWireFormat(48) },
+    ];
+
     const raw = createProducer(io.kafka);
     await raw.connect();
     await raw.send({ topic: topics.workflowEvents, messages: badEvents });
     await raw.send({ topic: topics.eventRules, messages: badRules });
     await raw.send({ topic: topics.deliveries(), messages: badCommands });
+    await raw.send({ topic: topics.dispatcherPools, messages: badPools });
     await raw.send({ topic: topics.retry(cluster.RETRY_SCHEDULE[0]!), messages: [{ key: 'good', value: notWireFormat(32) }] });
     await raw.disconnect();
 
@@ -106,6 +115,11 @@ describe('fuzzing every input topic', () => {
 
     const commandsDlq = await readTopic(cluster, topics.deliveriesDlq, badCommands.length + 1);
     expect(new Set(reasonsOf(commandsDlq))).toEqual(new Set(['not-wire-format', 'wrong-schema', 'too-large']));
+
+    const poolsDlq = await readTopic(cluster, topics.dispatcherPoolsDlq, badPools.length);
+    expect(reasonsOf(poolsDlq)).toEqual(['invalid', 'invalid', 'not-wire-format']);
+    expect(poolsDlq.map((record) => headerValue(record.headers, DLQ_HEADERS.error)).join('\n')).toContain('pool: must be lower-case letters');
+    expect(matcher.pools.get('default')?.tags).toEqual([]);
 
     expect(matcher.notReadyReason()).toBeUndefined();
     expect(dispatcher.notReadyReason()).toBeUndefined();

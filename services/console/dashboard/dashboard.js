@@ -58,6 +58,7 @@ async function refreshStats() {
   $('#dlq-deliveries').textContent = String(deadLetters.deliveries);
   $('#dlq-events').textContent = String(deadLetters.events);
   $('#dlq-rules').textContent = String(deadLetters.rules);
+  $('#dlq-pools').textContent = String(deadLetters.pools);
 }
 
 async function refreshLogs() {
