@@ -6,13 +6,14 @@ import { connect as connectTcp, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import kafkajs from 'kafkajs';
 import type { Logger } from './logger.ts';
+import { keyPartition } from './murmur2.ts';
 
 export type {
   Admin, Consumer, ConsumerConfig, EachBatchPayload, EachMessagePayload, IHeaders, ITopicConfig, Kafka, KafkaMessage,
   Message, Producer, ProducerConfig, RecordMetadata, Transaction,
 } from 'kafkajs';
 
-const { Kafka: KafkaClient, logLevel, Partitioners, CompressionTypes } = kafkajs;
+const { Kafka: KafkaClient, logLevel, CompressionTypes } = kafkajs;
 export { CompressionTypes };
 
 // kafkajs 2.2.4's request queue arms its throttle check with `throttledUntil - Date.now()`, a negative delay whenever it
@@ -74,12 +75,31 @@ function quietened(message: string): boolean {
 }
 
 /**
+ * kafkajs's DefaultPartitioner, the Java client's rule, with a fast murmur2: a record's own partition if it has one,
+ * else its key's murmur2 partition, else round robin over the partitions that have a leader.
+ */
+const javaCompatiblePartitioner: kafkajs.ICustomPartitioner = () => {
+  const counters = new Map<string, number>();
+  return ({ topic, partitionMetadata, message }) => {
+    if (message.partition !== undefined && message.partition !== null) return message.partition;
+    if (message.key !== undefined && message.key !== null) {
+      return keyPartition(typeof message.key === 'string' ? Buffer.from(message.key) : message.key, partitionMetadata.length);
+    }
+    const next = (counters.get(topic) ?? Math.floor(Math.random() * 2 ** 31)) + 1;
+    counters.set(topic, next);
+    const led = partitionMetadata.filter((partition) => partition.leader >= 0);
+    const candidates = led.length > 0 ? led : partitionMetadata;
+    return candidates[(next & 0x7fffffff) % candidates.length]!.partitionId;
+  };
+};
+
+/**
  * A producer with the settings every service wants: the Java client's murmur2 partitioner (so keys land where other
  * clients would put them) and, unless a transactional id is set, idempotence so retries never duplicate or reorder.
  */
 export function createProducer(kafka: kafkajs.Kafka, config: kafkajs.ProducerConfig = {}): kafkajs.Producer {
   return kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: javaCompatiblePartitioner,
     idempotent: true,
     maxInFlightRequests: 5,
     ...config,
