@@ -225,26 +225,30 @@ export class Dispatcher {
         const due = Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0);
         if (due > Date.now()) return this.#pauseUntil(batch.topic, batch.partition, message.offset, due);
       }
-      await this.#capacity();
+      if (this.#inFlight >= this.#settings.maxInFlight) {
+        // At the cap: wait for a slot, and keep the group membership alive meanwhile (the wait can be long).
+        await this.#capacity();
+        await heartbeat();
+      }
       const current = tracker;
       current.start(message.offset);
       resolveOffset(message.offset);
       this.#inFlight += 1;
-      void this.#handle(batch.topic, batch.partition, message)
-        .then(
-          () => {
-            const offset = current.done(message.offset);
-            if (offset !== undefined) this.#commits.set(key, { topic: batch.topic, partition: batch.partition, offset });
-          },
-          (error: Error) => {
-            // Outputs could not be written (Kafka down past retries): leave the offset uncommitted and start over.
-            this.#logger.error({ err: error, topic: batch.topic, partition: batch.partition, offset: message.offset }, 'could not record a delivery; restarting from the last commit');
-            this.#onFatal(error);
-          },
-        )
-        .finally(() => this.#release());
-      await heartbeat();
+      void this.#handle(batch.topic, batch.partition, message).then(
+        () => {
+          this.#release();
+          const offset = current.done(message.offset);
+          if (offset !== undefined) this.#commits.set(key, { topic: batch.topic, partition: batch.partition, offset });
+        },
+        (error: Error) => {
+          this.#release();
+          // Outputs could not be written (Kafka down past retries): leave the offset uncommitted and start over.
+          this.#logger.error({ err: error, topic: batch.topic, partition: batch.partition, offset: message.offset }, 'could not record a delivery; restarting from the last commit');
+          this.#onFatal(error);
+        },
+      );
     }
+    await heartbeat();
   }
 
   /** Waits for a free in-flight slot (the global cap). */
