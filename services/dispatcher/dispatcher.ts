@@ -188,6 +188,7 @@ export class Dispatcher {
     this.#commitTimer = setInterval(() => {
       void this.#flushCommits();
       this.#rateLimiter.prune();
+      this.#slots.sweep();
     }, 200);
   }
 
@@ -299,9 +300,8 @@ export class Dispatcher {
     const endpoint = url.origin;
     // Never queue behind an endpoint whose breaker is open.
     if (this.#breakers.state(endpoint) === 'open') return this.#defer(command, rule, this.#breakers.openFor(endpoint), `circuit breaker open for ${endpoint}`);
-    const slot = this.#slots.acquire(endpoint);
-    if (!slot) return this.#defer(command, rule, 0, `endpoint ${endpoint} is saturated (${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting)`);
-    const release = await slot;
+    const release = await this.#slots.acquire(endpoint);
+    if (!release) return this.#defer(command, rule, 0, `endpoint ${endpoint} is saturated (${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting) and not answering`);
     // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
     const admitted = this.#breakers.admit(endpoint);
     if (!admitted.ok) {

@@ -68,15 +68,18 @@ export class CircuitBreakers {
 }
 
 /**
- * Counting semaphores per endpoint. Past the wait list, a caller still waits while the endpoint keeps answering (a
- * request finished within `slowMs`): that is back-pressure on a busy, healthy endpoint. Only when it has stopped
- * answering is the caller told to go elsewhere (the retry path), so a hanging endpoint cannot hoard capacity.
+ * Counting semaphores per endpoint, with a wait list. Past the wait list, a caller still waits while the endpoint keeps
+ * answering (a request finished within `slowMs`, or its first request went out less than `slowMs` ago): that is
+ * back-pressure on a busy, healthy endpoint, and a burst to an endpoint just seen is not turned away before its first
+ * answer could arrive. An endpoint that stops answering for `slowMs` gets no such waiters: new ones are told at once to
+ * go elsewhere (the retry path), and sweep() sends those already waiting past the wait list there too, so a hanging
+ * endpoint cannot hoard the dispatcher's capacity.
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
   readonly #maxWaiting: number;
   readonly #slowMs: number;
-  readonly #slots = new Map<string, { inFlight: number; waiting: Array<() => void>; lastDoneAt: number }>();
+  readonly #slots = new Map<string, { inFlight: number; waiting: Array<(granted: boolean) => void>; lastDoneAt: number }>();
 
   constructor(perEndpoint: number, maxWaiting: number, slowMs = 1000) {
     this.#perEndpoint = perEndpoint;
@@ -84,30 +87,42 @@ export class EndpointSlots {
     this.#slowMs = slowMs;
   }
 
-  /** A release function once a slot is free, or undefined at once when the endpoint is saturated and not answering. */
-  acquire(endpoint: string, now = Date.now()): Promise<() => void> | undefined {
+  /** Resolves with a release function once a slot is free, or with undefined when the caller should go elsewhere. */
+  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | undefined> {
     let slot = this.#slots.get(endpoint);
-    // An endpoint that has not answered yet gets no benefit of the doubt: a hanging one never will.
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: -Infinity }));
+    // A new endpoint has until `slowMs` after its first request to answer.
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now }));
     const current = slot;
     const release = () => {
       current.lastDoneAt = Date.now();
       const next = current.waiting.shift();
-      if (next) next();
+      if (next) next(true);
       else if (--current.inFlight === 0) this.#slots.delete(endpoint);
     };
     if (current.inFlight < this.#perEndpoint) {
       current.inFlight += 1;
       return Promise.resolve(release);
     }
-    if (current.waiting.length >= this.#maxWaiting && now - current.lastDoneAt > this.#slowMs) return undefined;
-    return new Promise((resolve) => current.waiting.push(() => resolve(release)));
+    if (current.waiting.length >= this.#maxWaiting && this.#stalled(current, now)) return Promise.resolve(undefined);
+    return new Promise((resolve) => current.waiting.push((granted) => resolve(granted ? release : undefined)));
+  }
+
+  /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere. */
+  sweep(now = Date.now()): void {
+    for (const slot of this.#slots.values()) {
+      if (slot.waiting.length <= this.#maxWaiting || !this.#stalled(slot, now)) continue;
+      for (const waiter of slot.waiting.splice(this.#maxWaiting)) waiter(false);
+    }
   }
 
   inFlight(): number {
     let total = 0;
     for (const slot of this.#slots.values()) total += slot.inFlight;
     return total;
+  }
+
+  #stalled(slot: { lastDoneAt: number }, now: number): boolean {
+    return now - slot.lastDoneAt > this.#slowMs;
   }
 }
 

@@ -22,18 +22,31 @@ describe('circuit breaker', () => {
     expect(breakers.state(e, 1300)).toBe('closed');
   });
 
-  it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that keeps answering makes callers wait', async () => {
+  it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that answers (or is new) makes callers wait', async () => {
+    const pending = Symbol('pending');
+    const state = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)))]);
     const slots = new EndpointSlots(1, 1, 1000);
-    const first = await slots.acquire('a')!;
-    const waiting = slots.acquire('a')!;
-    expect(slots.acquire('a')).toBeUndefined(); // never answered: go elsewhere
-    expect(await slots.acquire('b')!).toBeTypeOf('function');
+    const start = Date.now();
+    const first = (await slots.acquire('a', start))!;
+    const queued = slots.acquire('a', start);
+    // Past the wait list, but 'a' was first seen just now: its burst waits for its first answer instead of being deferred.
+    const overflow = slots.acquire('a', start);
+    expect(await state(overflow)).toBe(pending);
+    expect(await slots.acquire('b', start)).toBeTypeOf('function');
+    // Nothing answered for 5 s: newcomers go elsewhere at once, and the sweep sends the overflow waiter elsewhere too.
+    expect(await slots.acquire('a', start + 5000)).toBeUndefined();
+    slots.sweep(start + 5000);
+    expect(await overflow).toBeUndefined();
+    expect(await state(queued)).toBe(pending); // the wait list itself is kept
     first();
-    const second = await waiting;
-    expect(slots.acquire('a')).toBeInstanceOf(Promise); // the wait list has room again
-    expect(slots.acquire('a')).toBeInstanceOf(Promise); // full, but 'a' answered just now: back-pressure
-    expect(slots.acquire('a', Date.now() + 5000)).toBeUndefined(); // nothing finished for 5 s: go elsewhere
+    const second = (await queued)!;
+    expect(second).toBeTypeOf('function');
+    // 'a' answered just now: a full wait list means back-pressure, not deferral.
+    const waiting = [slots.acquire('a'), slots.acquire('a')];
+    slots.sweep();
+    expect(await state(waiting[1]!)).toBe(pending);
     second();
+    expect(await waiting[0]).toBeTypeOf('function');
     expect(slots.inFlight()).toBe(2);
   });
 });
