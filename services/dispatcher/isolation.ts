@@ -69,11 +69,11 @@ export class CircuitBreakers {
 
 /**
  * Counting semaphores per endpoint, with a wait list. Past the wait list, a caller still waits while the endpoint keeps
- * answering (a request finished within `slowMs`, or its first request went out less than `slowMs` ago): that is
- * back-pressure on a busy, healthy endpoint, and a burst to an endpoint just seen is not turned away before its first
- * answer could arrive. An endpoint that stops answering for `slowMs` gets no such waiters: new ones are told at once to
- * go elsewhere (the retry path), and sweep() sends those already waiting past the wait list there too, so a hanging
- * endpoint cannot hoard the dispatcher's capacity.
+ * answering (a request finished within `slowMs`, or it became busy less than `slowMs` ago): that is back-pressure on
+ * a busy, healthy endpoint, and a burst to an endpoint that was idle is not turned away before its first answer could
+ * arrive (our own event loop may be busy with that very burst). An endpoint that stops answering gets no such waiters:
+ * new ones are told at once to go elsewhere (the retry path), and those already waiting past the wait list are sent
+ * there too (by the next caller or sweep()), so a hanging endpoint holds the dispatcher's capacity for `slowMs` at most.
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
@@ -90,7 +90,7 @@ export class EndpointSlots {
   /** Resolves with a release function once a slot is free, or with undefined when the caller should go elsewhere. */
   acquire(endpoint: string, now = Date.now()): Promise<(() => void) | undefined> {
     let slot = this.#slots.get(endpoint);
-    // A new endpoint has until `slowMs` after its first request to answer.
+    // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
     if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now }));
     const current = slot;
     const release = () => {
@@ -103,16 +103,16 @@ export class EndpointSlots {
       current.inFlight += 1;
       return Promise.resolve(release);
     }
-    if (current.waiting.length >= this.#maxWaiting && this.#stalled(current, now)) return Promise.resolve(undefined);
+    if (current.waiting.length >= this.#maxWaiting && this.#stalled(current, now)) {
+      this.#evictOverflow(current);
+      return Promise.resolve(undefined);
+    }
     return new Promise((resolve) => current.waiting.push((granted) => resolve(granted ? release : undefined)));
   }
 
   /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere. */
   sweep(now = Date.now()): void {
-    for (const slot of this.#slots.values()) {
-      if (slot.waiting.length <= this.#maxWaiting || !this.#stalled(slot, now)) continue;
-      for (const waiter of slot.waiting.splice(this.#maxWaiting)) waiter(false);
-    }
+    for (const slot of this.#slots.values()) if (this.#stalled(slot, now)) this.#evictOverflow(slot);
   }
 
   inFlight(): number {
@@ -123,6 +123,10 @@ export class EndpointSlots {
 
   #stalled(slot: { lastDoneAt: number }, now: number): boolean {
     return now - slot.lastDoneAt > this.#slowMs;
+  }
+
+  #evictOverflow(slot: { waiting: Array<(granted: boolean) => void> }): void {
+    for (const waiter of slot.waiting.splice(this.#maxWaiting)) waiter(false);
   }
 }
 
