@@ -301,7 +301,8 @@ export class Dispatcher {
     // Never queue behind an endpoint whose breaker is open.
     if (this.#breakers.state(endpoint) === 'open') return this.#defer(command, rule, this.#breakers.openFor(endpoint), `circuit breaker open for ${endpoint}`);
     const release = await this.#slots.acquire(endpoint);
-    if (!release) return this.#defer(command, rule, 0, `endpoint ${endpoint} is saturated (${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting) and not answering`);
+    // Not before its requests in flight have had their answer or timed out: sooner, it would only be deferred again.
+    if (!release) return this.#defer(command, rule, this.#settings.attemptTimeoutMs, `endpoint ${endpoint} is saturated (${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting) and not answering`);
     // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
     const admitted = this.#breakers.admit(endpoint);
     if (!admitted.ok) {
