@@ -18,7 +18,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, ProcessMeter, progress, stackPids, startReceiver, startService, writeResults } from './support.ts';
+import { benchCluster, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
@@ -174,4 +174,5 @@ peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) =
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
 wrote ${await writeResults('e2e', results)}`);
+await removeTopics(cluster);
 process.exit(0);

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints } from '../stack/index.ts';
 import { freePort } from '../stack/ports.ts';
+import { createKafka } from '../services/common/kafka.ts';
+import { createLogger } from '../services/common/logger.ts';
 import type { ClusterConfig } from '../services/common/setup.ts';
 
 export const progress = (line: string) => process.stderr.write(`bench › ${line}\n`);
@@ -23,6 +25,18 @@ export async function benchCluster(name: string, endpoints?: Endpoints): Promise
     TOPIC_PARTITIONS: 6,
     RETRY_SCHEDULE: [5000],
   };
+}
+
+/** Deletes a run's topics (all carry its prefix): runs that left theirs would pile partitions up and slow the broker. */
+export async function removeTopics(cluster: ClusterConfig): Promise<void> {
+  const admin = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: cluster.KAFKA_CLIENT_ID, logger: createLogger('bench', 'warn') }).admin();
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(cluster.TOPIC_PREFIX));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Environment for a service child process on this cluster. */
