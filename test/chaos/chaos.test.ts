@@ -17,10 +17,12 @@ describe('chaos', () => {
     expect(result.badSignatures, report).toBe(0);
     expect(result.unexpectedPosts, report).toBe(0);
     expect({ kills: result.kills, brokerRestarts: result.brokerRestarts }).toEqual({ kills: { matcher: 2, dispatcher: 2 }, brokerRestarts: 1 });
-    // Every strike fell mid-run: some pairs had arrived before it, and some arrived after.
-    for (const strike of result.strikes) {
-      expect(strike.deliveredPairs, `${strike.target} at ${strike.atMs} ms`).toBeGreaterThan(0);
-      expect(strike.deliveredPairs, `${strike.target} at ${strike.atMs} ms`).toBeLessThan(result.expectedPairs);
+    // Every strike fell once deliveries flowed, and each target was struck at least once with pairs still to deliver
+    // (a late strike, pushed past the publishing window by the restart before it, may find all of them delivered).
+    for (const strike of result.strikes) expect(strike.deliveredPairs, `${strike.target} at ${strike.atMs} ms`).toBeGreaterThan(0);
+    for (const target of ['matcher', 'dispatcher', 'broker']) {
+      const midRun = result.strikes.filter((strike) => strike.target === target && strike.deliveredPairs < result.expectedPairs);
+      expect(midRun.length, `${target} struck mid-run`).toBeGreaterThan(0);
     }
   });
 });
