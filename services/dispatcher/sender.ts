@@ -109,10 +109,15 @@ export class Sender {
           settle(status === undefined ? this.#failure(error, latency()) : this.#response(status, retryAfterHeader, latency()));
         },
       };
-      this.#agent.dispatch(
-        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, 'user-agent': this.#settings.userAgent, 'content-type': 'application/json' }, body },
-        handler,
-      );
+      try {
+        this.#agent.dispatch(
+          { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, 'user-agent': this.#settings.userAgent, 'content-type': 'application/json' }, body },
+          handler,
+        );
+      } catch (error) {
+        // undici reports most failures through the handler; one it throws (a closed agent, say) is a failure too.
+        settle(this.#failure(error as Error, latency()));
+      }
     });
   }
 
