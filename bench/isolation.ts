@@ -15,7 +15,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, metric, ProcessMeter, progress, startReceiver, startService, writeResults } from './support.ts';
+import { benchCluster, metric, ProcessMeter, progress, removeTopics, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '20000' }, healthy: { type: 'string', default: '3' } } });
 const eventCount = Number(values.events);
@@ -101,4 +101,5 @@ healthy deliveries/s, beside a hanging one  ${beside.healthyDeliveriesPerSecond}
 drop                                        ${(drop * 100).toFixed(1)} %   (goal ≤ 10 %)
 the hanging endpoint: ${hanging.received} requests held open, ${results.beside.deferredToRetry} commands deferred to the retry path
 wrote ${await writeResults('isolation', results)}`);
+await removeTopics(cluster);
 process.exit(0);
