@@ -1,9 +1,9 @@
 /**
  * npm run bench — end to end: workflow events → matcher → dispatcher → a fast local receiver (200 OK), on the real
  * stack (started or reused). Reports sustained deliveries/s, event→POST latency (the event time travels in the
- * payload), CPU and RSS per service process, a fixed-rate latency run, and in the same run three references:
- * (a) the raw POST rate autocannon gets from the same receiver, (b) the raw consume rate of the events topic,
- * (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it.
+ * payload), CPU and RSS per process (services, broker, registry, this benchmark), a fixed-rate latency run, and in
+ * the same run three references: (a) the raw POST rate autocannon gets from the same receiver, (b) the raw consume
+ * rate of the events topic, (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it.
  * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--profile DIR]. Writes bench/results/e2e.json.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -18,7 +18,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, writeResults } from './support.ts';
+import { benchCluster, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, writeResults, type ServiceProcess } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
@@ -67,9 +67,9 @@ const event = (index: number): WorkflowEventInput => ({
 const dispatcherCount = Number(values.dispatchers);
 progress(`starting the matcher and ${dispatcherCount} dispatcher process(es)…`);
 const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
-const services = { matcher: await startService('matcher', cluster, { nodeArgs }) };
+const services: Record<string, ServiceProcess> = { matcher: await startService('matcher', cluster, { nodeArgs }) };
 for (let index = 1; index <= dispatcherCount; index += 1) {
-  Object.assign(services, { [dispatcherCount === 1 ? 'dispatcher' : `dispatcher-${index}`]: await startService('dispatcher', cluster, { nodeArgs }) });
+  services[dispatcherCount === 1 ? 'dispatcher' : `dispatcher-${index}`] = await startService('dispatcher', cluster, { nodeArgs });
 }
 const meter = new ProcessMeter({ bench: process.pid, ...Object.fromEntries(Object.entries(services).map(([name, { child }]) => [name, child.pid!])), ...(await stackPids()) });
 

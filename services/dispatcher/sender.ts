@@ -78,13 +78,15 @@ export class Sender {
         this.#inFlight.delete(attempt);
         resolve(result);
       };
+      // Once the status arrived, the attempt is that response however its body ends (too large, too slow, aborted).
+      const outcome = (error: Error) => (status === undefined ? this.#failure(error, latency()) : this.#response(status, retryAfterHeader, latency()));
       // At the deadline the attempt is over, whether undici already started it (abort it) or not (abort it at its start).
       let timeout: AttemptTimeoutError | undefined;
       const attempt: Attempt = {
         deadline: started + this.#settings.attemptTimeoutMs,
         expire: () => {
           timeout = new AttemptTimeoutError(`no complete answer within ${this.#settings.attemptTimeoutMs} ms`);
-          settle(status === undefined ? this.#failure(timeout, latency()) : this.#response(status, retryAfterHeader, latency()));
+          settle(outcome(timeout));
           abort?.(timeout);
         },
       };
@@ -104,10 +106,7 @@ export class Sender {
           if (bodyBytes > RESPONSE_BODY_CAP) controller.abort(new Error('response body larger than the cap'));
         },
         onResponseEnd: () => settle(this.#response(status!, retryAfterHeader, latency())),
-        onResponseError: (_controller, error) => {
-          // Failing after the status arrived (body too large or too slow) still is that response.
-          settle(status === undefined ? this.#failure(error, latency()) : this.#response(status, retryAfterHeader, latency()));
-        },
+        onResponseError: (_controller, error) => settle(outcome(error)),
       };
       try {
         this.#agent.dispatch(
@@ -116,7 +115,7 @@ export class Sender {
         );
       } catch (error) {
         // undici reports most failures through the handler; one it throws (a closed agent, say) is a failure too.
-        settle(this.#failure(error as Error, latency()));
+        settle(outcome(error as Error));
       }
     });
   }
