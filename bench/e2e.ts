@@ -18,7 +18,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, writeResults, type ServiceProcess } from './support.ts';
+import { benchCluster, percentile, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
@@ -35,7 +35,6 @@ const ruleCount = Number(values.rules);
 const rate = Number(values.rate);
 const rateSeconds = Number(values['rate-seconds']);
 const logger = createLogger('bench', 'warn');
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
 // The receiver records how long after the event each POST arrived (the event time is the payload's timestamp).
 let latencies: number[] = [];
