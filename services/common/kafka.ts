@@ -42,7 +42,7 @@ export interface KafkaSettings {
 const socketFactory: kafkajs.ISocketFactory = ({ host, port, ssl, onConnect }) => {
   const socket = ssl
     ? connectTls({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
-    : connectTcp({ host, port, noDelay: true }, onConnect);
+    : connectTcp({ host, port }, onConnect);
   socket.setNoDelay(true);
   socket.setKeepAlive(true, 60_000);
   return socket;

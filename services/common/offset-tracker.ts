@@ -33,5 +33,4 @@ export class OffsetTracker {
     }
     return committable;
   }
-
 }
