@@ -185,8 +185,10 @@ export interface DeliveryCommand {
   attempt: number;
   /** The attempt is due at this time. */
   notBefore: number;
-  /** When the matcher created the delivery. */
+  /** When the matcher created the delivery; a delivery older than the dispatcher's maximum age is dead-lettered as expired. */
   createdAt: number;
+  /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
+  ruleVersion: null | RuleVersion;
 }
 
 /** DeliveryCommand as a producer writes it: fields with a schema default may be left out. */
@@ -199,8 +201,21 @@ export interface DeliveryCommandInput {
   attempt: number;
   /** The attempt is due at this time. */
   notBefore: number;
-  /** When the matcher created the delivery. */
+  /** When the matcher created the delivery; a delivery older than the dispatcher's maximum age is dead-lettered as expired. */
   createdAt: number;
+  /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
+  ruleVersion?: null | RuleVersionInput;
+}
+
+export interface RuleVersion {
+  partition: number;
+  offset: number;
+}
+
+/** RuleVersion as a producer writes it: fields with a schema default may be left out. */
+export interface RuleVersionInput {
+  partition: number;
+  offset: number;
 }
 
 /** One record per delivery attempt (or per decision not to attempt). Never carries a secret or URL credentials. */
@@ -221,6 +236,10 @@ export interface DeliveryLog {
   attemptedAt: number;
   nextAttemptAt: null | number;
   pool: null | string;
+  /** What was sent; null when nothing was sent (or the record predates this field). */
+  request: null | AttemptRequest;
+  /** What the endpoint answered; null when no response arrived. */
+  response: null | AttemptResponse;
 }
 
 /** DeliveryLog as a producer writes it: fields with a schema default may be left out. */
@@ -241,9 +260,43 @@ export interface DeliveryLogInput {
   attemptedAt: number;
   nextAttemptAt?: null | number;
   pool?: null | string;
+  /** What was sent; null when nothing was sent (or the record predates this field). */
+  request?: null | AttemptRequestInput;
+  /** What the endpoint answered; null when no response arrived. */
+  response?: null | AttemptResponseInput;
 }
 
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'dead_lettered' | 'blocked' | 'skipped';
+
+export interface AttemptRequest {
+  /** As sent, but webhook-signature and every rule-supplied header value masked: they may be credentials. */
+  headers: Record<string, string>;
+  /** The payload as sent. */
+  body: string;
+}
+
+/** AttemptRequest as a producer writes it: fields with a schema default may be left out. */
+export interface AttemptRequestInput {
+  /** As sent, but webhook-signature and every rule-supplied header value masked: they may be credentials. */
+  headers: Record<string, string>;
+  /** The payload as sent. */
+  body: string;
+}
+
+export interface AttemptResponse {
+  headers: Record<string, string>;
+  /** At most the first 1 kB (UTF-8, cut on a character boundary). */
+  body: string;
+  bodyTruncated: boolean;
+}
+
+/** AttemptResponse as a producer writes it: fields with a schema default may be left out. */
+export interface AttemptResponseInput {
+  headers: Record<string, string>;
+  /** At most the first 1 kB (UTF-8, cut on a character boundary). */
+  body: string;
+  bodyTruncated?: boolean;
+}
 
 /** A pool of dispatchers announcing itself (Harness's delegates): rules whose delegate selectors are all among its tags are delivered by it. Compacted topic keyed by pool name. */
 export interface DispatcherPool {

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { contracts, type DeliveryLog, type EventRule, type WorkflowEventInput } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
 import { deliveryId } from '../common/delivery-id.ts';
+import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
 import { createKafka, type Kafka } from '../common/kafka.ts';
 import { createLogger } from '../common/logger.ts';
@@ -178,7 +179,7 @@ async function test(id: string | undefined): Promise<number> {
   const producer = kafka.producer();
   await producer.connect();
   const now = Date.now();
-  await producer.send({ topic: names.deliveries(route.pool), acks: -1, messages: [{ key: rule.id, value: codec.encode({ deliveryId: id2, ruleId: rule.id, event, attempt: 1, notBefore: now, createdAt: now }) }] });
+  await producer.send({ topic: names.deliveries(route.pool), acks: -1, messages: [{ key: rule.id, value: codec.encode(newDeliveryCommand(event, rule.id, now)) }] });
   await producer.disconnect();
   console.log(`sent a sample ${type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
 

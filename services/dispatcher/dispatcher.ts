@@ -13,6 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter, deadLetterHeaders } from '../common/dead-letter.ts';
+import { deliveryLogRecord } from '../common/deliveries.ts';
 import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { MAX_COMMAND_BYTES } from '../common/limits.ts';
@@ -384,23 +385,7 @@ export class Dispatcher {
     entry: { outcome: DeliveryOutcome; httpStatus?: number | null; error?: string; latencyMs?: number; nextAttemptAt?: number },
     followUps: Array<readonly [string, Message]> = [],
   ): Promise<void> {
-    const log: DeliveryLog = {
-      deliveryId: command.deliveryId,
-      attempt: command.attempt,
-      ruleId: command.ruleId,
-      ruleName: rule?.name ?? null,
-      application: command.event.application.id,
-      eventId: command.event.eventId,
-      eventType: command.event.type,
-      url: rule ? loggableUrl(rule.url) : null,
-      outcome: entry.outcome,
-      httpStatus: entry.httpStatus ?? null,
-      error: entry.error ?? null,
-      latencyMs: entry.latencyMs ?? null,
-      attemptedAt: Date.now(),
-      nextAttemptAt: entry.nextAttemptAt ?? null,
-      pool: this.#settings.pool,
-    };
+    const log = deliveryLogRecord(command, rule, entry, this.#settings.pool);
     this.#counters.attempts.inc({ outcome: entry.outcome });
     return this.#outputs!.send([...followUps, [this.#names.deliveryLog, { key: command.deliveryId, value: this.#logCodec!.encode(log) }]]);
   }

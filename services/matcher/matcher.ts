@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
-import { deliveryId } from '../common/delivery-id.ts';
+import { deliveryLogRecord, newDeliveryCommand } from '../common/deliveries.ts';
 import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
@@ -17,7 +17,6 @@ import { OutputBatch } from '../common/output-batch.ts';
 import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
-import { loggableUrl } from '../common/rules.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
 import { RuleIndex } from './rule-index.ts';
 
@@ -185,15 +184,11 @@ export class Matcher {
     this.#counters.matches.inc();
     const now = Date.now();
     return rules.map((rule): [string, Message] => {
-      const command: DeliveryCommand = { deliveryId: deliveryId(event.eventId, rule.id), ruleId: rule.id, event, attempt: 1, notBefore: now, createdAt: now };
+      const command = newDeliveryCommand(event, rule.id, now);
       const route = choosePool(rule, event, this.#pools.values());
       if (!route.ok) {
         this.#counters.unroutable.inc();
-        const log: DeliveryLog = {
-          deliveryId: command.deliveryId, attempt: 1, ruleId: rule.id, ruleName: rule.name, application: event.application.id, eventId: event.eventId,
-          eventType: event.type, url: loggableUrl(rule.url), outcome: 'failed', httpStatus: null, error: route.error, latencyMs: null,
-          attemptedAt: now, nextAttemptAt: null, pool: null,
-        };
+        const log = deliveryLogRecord(command, rule, { outcome: 'failed', error: route.error }, null, now);
         return [this.#names.deliveryLog, { key: command.deliveryId, value: this.#logCodec!.encode(log) }];
       }
       this.#counters.commandsOut.inc();

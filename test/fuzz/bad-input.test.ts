@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts, validate, type EventRule, type WorkflowEvent } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
+import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { createProducer, headerValue, type Message } from '../../services/common/kafka.ts';
 import { MAX_EVENT_BYTES } from '../../services/common/limits.ts';
 import { topicNames } from '../../services/common/topics.ts';
@@ -59,7 +60,7 @@ describe('fuzzing every input topic', () => {
       { key: 'json', value: Buffer.from(JSON.stringify(event)) },
       { key: 'unknown-id', value: withId(1_999_999_999) },
       { key: 'truncated', value: encoded.subarray(0, encoded.length - 7) },
-      { key: 'other-schema', value: commandCodec.encode({ deliveryId: 'd', ruleId: 'r', event, attempt: 1, notBefore: 1, createdAt: 1 }) },
+      { key: 'other-schema', value: commandCodec.encode({ ...newDeliveryCommand(event, 'r', 1), deliveryId: 'd' }) },
       { key: 'huge', value: huge },
     ];
     const badRule = (overrides: Partial<EventRule>) => ruleCodec.encode({ ...valid<EventRule>(contracts.eventRule, { ...rule('fuzz-rule', 'fuzz-app'), updatedAt: 1 }), ...overrides });
@@ -74,7 +75,7 @@ describe('fuzzing every input topic', () => {
     const badCommands: Message[] = [
       { key: 'good', value: notWireFormat(64) },
       { key: 'good', value: encoded },
-      { key: 'good', value: Buffer.concat([commandCodec.encode({ deliveryId: 'd', ruleId: 'good', event, attempt: 1, notBefore: 1, createdAt: 1 }), randomBytes(300 * 1024)]) },
+      { key: 'good', value: Buffer.concat([commandCodec.encode({ ...newDeliveryCommand(event, 'good', 1), deliveryId: 'd' }), randomBytes(300 * 1024)]) },
     ];
 
     // The default pool's own key among them: refused, so the last valid announcement (the running dispatcher's) stays.
