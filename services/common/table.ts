@@ -13,6 +13,12 @@ import { MAX_TABLE_ENTRY_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
 import { DecodeError, type SchemaRegistryClient } from './registry.ts';
 
+/** Where an entry's current version sits on the topic. */
+export interface EntryVersion {
+  partition: number;
+  offset: number;
+}
+
 export interface TableChange<T> {
   id: string;
   previous: T | undefined;
@@ -40,6 +46,9 @@ export interface TableOptions<T> {
 export class KafkaTable<T> {
   readonly #options: TableOptions<T>;
   readonly #entries = new Map<string, T>();
+  readonly #versions = new Map<string, EntryVersion>();
+  /** Per partition: the next offset to apply. */
+  readonly #positions = new Map<number, number>();
   readonly #listeners: Array<(change: TableChange<T>) => void> = [];
   readonly #consumer: Consumer;
   readonly #admin: Admin;
@@ -76,6 +85,26 @@ export class KafkaTable<T> {
     return this.#entries.get(id);
   }
 
+  /** Where the entry's current version sits on the topic (what a reader of a later change must have read). */
+  versionOf(id: string): EntryVersion | undefined {
+    return this.#versions.get(id);
+  }
+
+  /** Whether the table has applied the topic up to and including `offset` of `partition`. */
+  reached({ partition, offset }: EntryVersion): boolean {
+    return (this.#positions.get(partition) ?? 0) > offset;
+  }
+
+  /** Waits (at most `timeoutMs`) until reached(version); tells whether it was. */
+  async waitUntilReached(version: EntryVersion, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.reached(version)) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return true;
+  }
+
   values(): IterableIterator<T> {
     return this.#entries.values();
   }
@@ -103,7 +132,10 @@ export class KafkaTable<T> {
     await this.#consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch, heartbeat }) => {
-        for (const message of batch.messages) await this.#apply(batch.partition, message);
+        for (const message of batch.messages) {
+          await this.#apply(batch.partition, message);
+          this.#positions.set(batch.partition, Number(message.offset) + 1);
+        }
         const next = BigInt(batch.lastOffset()) + 1n;
         const target = this.#pending.get(batch.partition);
         if (target !== undefined && next >= target) this.#pending.delete(batch.partition);
@@ -130,7 +162,7 @@ export class KafkaTable<T> {
   async #apply(partition: number, message: KafkaMessage): Promise<void> {
     const key = message.key?.toString();
     if (!key) return this.#refuse(partition, message, 'no-key', `${this.#options.name} messages must be keyed by id`);
-    if (message.value === null) return this.#set(key, undefined);
+    if (message.value === null) return this.#set(key, undefined, undefined);
     let decoded: T;
     try {
       decoded = await this.#options.registry.decode(this.#options.contract, message.value, MAX_TABLE_ENTRY_BYTES);
@@ -145,14 +177,19 @@ export class KafkaTable<T> {
     }
     const id = this.#options.idOf(checked.value);
     if (id !== key) return this.#refuse(partition, message, 'key-mismatch', `key "${key}" differs from id "${id}"`);
-    this.#set(key, checked.value);
+    this.#set(key, checked.value, { partition, offset: Number(message.offset) });
   }
 
-  #set(id: string, current: T | undefined): void {
+  #set(id: string, current: T | undefined, version: EntryVersion | undefined): void {
     const previous = this.#entries.get(id);
-    if (current) this.#entries.set(id, current);
-    else if (!previous) return;
-    else this.#entries.delete(id);
+    if (current) {
+      this.#entries.set(id, current);
+      this.#versions.set(id, version!);
+    } else if (!previous) return;
+    else {
+      this.#entries.delete(id);
+      this.#versions.delete(id);
+    }
     for (const listener of this.#listeners) listener({ id, previous, current });
   }
 

@@ -1,8 +1,9 @@
 /**
  * Per-endpoint isolation: a circuit breaker (opens after N consecutive failures, lets one trial through after a
- * cool-down) and bounded in-flight requests, so a slow or dead endpoint cannot take the capacity healthy ones need.
- * An endpoint is a URL's origin.
+ * cool-down), bounded in-flight requests and waiting lists, and per-rule pacing, so a slow or dead endpoint cannot take
+ * the capacity healthy ones need. An endpoint is a URL's origin.
  */
+import type { BreakerVerdict } from './policy.ts';
 
 export interface BreakerSettings {
   failureThreshold: number;
@@ -46,6 +47,20 @@ export class CircuitBreakers {
     }
   }
 
+  /**
+   * Every attempt reports back, so a half-open breaker always leaves that state: a healthy answer closes it, an
+   * unhealthy one re-opens it, and an inconclusive one (the request never reached the endpoint) re-opens its cool-down.
+   */
+  report(endpoint: string, verdict: BreakerVerdict, now = Date.now()): void {
+    if (verdict === 'healthy') return this.success(endpoint);
+    if (verdict === 'unhealthy') return this.failure(endpoint, now);
+    const state = this.#states.get(endpoint);
+    if (state?.trial) {
+      state.trial = false;
+      state.openUntil = now + this.#settings.openMs;
+    }
+  }
+
   success(endpoint: string): void {
     this.#states.delete(endpoint);
   }
@@ -68,22 +83,26 @@ export class CircuitBreakers {
 }
 
 /**
- * Counting semaphores per endpoint, with a wait list. Past the wait list, a caller still waits while the endpoint keeps
- * answering (a request finished within `slowMs`, or it became busy less than `slowMs` ago): that is back-pressure on
- * a busy, healthy endpoint, and a burst to an endpoint that was idle is not turned away before its first answer could
- * arrive (our own event loop may be busy with that very burst). An endpoint that stops answering gets no such waiters:
- * new ones are told at once to go elsewhere (the retry path), and those already waiting past the wait list are sent
- * there too (by the next caller or sweep()), so a hanging endpoint holds the dispatcher's capacity for `slowMs` at most.
+ * Counting semaphores per endpoint, with bounded waiting lists. A caller past an endpoint's waiting list still waits
+ * while the endpoint keeps answering (a request finished within `slowMs`, or it became busy less than `slowMs` ago) and
+ * the waiting lists of all endpoints together hold less than half of `maxWaitingTotal`: that is back-pressure on a
+ * busy, healthy endpoint, and a burst to an idle one is not turned away before its first answer could arrive. Past
+ * that, the caller is told to go elsewhere (the retry path): so one slow endpoint's backlog takes at most half the
+ * waiting room, and an endpoint that stops answering holds capacity for `slowMs` at most (its overflow is evicted by
+ * the next caller or sweep()).
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
   readonly #maxWaiting: number;
+  readonly #maxWaitingTotal: number;
   readonly #slowMs: number;
-  readonly #slots = new Map<string, { inFlight: number; waiting: Array<(granted: boolean) => void>; lastDoneAt: number }>();
+  readonly #slots = new Map<string, Slot>();
+  #waitingTotal = 0;
 
-  constructor(perEndpoint: number, maxWaiting: number, slowMs = 1000) {
+  constructor(perEndpoint: number, maxWaiting: number, maxWaitingTotal = Number.POSITIVE_INFINITY, slowMs = 1000) {
     this.#perEndpoint = perEndpoint;
     this.#maxWaiting = maxWaiting;
+    this.#maxWaitingTotal = maxWaitingTotal;
     this.#slowMs = slowMs;
   }
 
@@ -96,17 +115,23 @@ export class EndpointSlots {
     const release = () => {
       current.lastDoneAt = Date.now();
       const next = current.waiting.shift();
-      if (next) next(true);
-      else if (--current.inFlight === 0) this.#slots.delete(endpoint);
+      if (next) {
+        this.#waitingTotal -= 1;
+        next(true);
+      } else if (--current.inFlight === 0) this.#slots.delete(endpoint);
     };
     if (current.inFlight < this.#perEndpoint) {
       current.inFlight += 1;
       return Promise.resolve(release);
     }
-    if (current.waiting.length >= this.#maxWaiting && this.#stalled(current, now)) {
-      this.#evictOverflow(current);
-      return Promise.resolve(undefined);
+    if (current.waiting.length >= this.#maxWaiting) {
+      if (this.#stalled(current, now)) {
+        this.#evictOverflow(current);
+        return Promise.resolve(undefined);
+      }
+      if (this.#waitingTotal >= this.#maxWaitingTotal / 2) return Promise.resolve(undefined);
     }
+    this.#waitingTotal += 1;
     return new Promise((resolve) => current.waiting.push((granted) => resolve(granted ? release : undefined)));
   }
 
@@ -115,24 +140,76 @@ export class EndpointSlots {
     for (const slot of this.#slots.values()) if (this.#stalled(slot, now)) this.#evictOverflow(slot);
   }
 
+  /** Callers waiting for a slot, over all endpoints. */
+  get waiting(): number {
+    return this.#waitingTotal;
+  }
+
   inFlight(): number {
     let total = 0;
     for (const slot of this.#slots.values()) total += slot.inFlight;
     return total;
   }
 
-  #stalled(slot: { lastDoneAt: number }, now: number): boolean {
+  #stalled(slot: Slot, now: number): boolean {
     return now - slot.lastDoneAt > this.#slowMs;
   }
 
-  #evictOverflow(slot: { waiting: Array<(granted: boolean) => void> }): void {
-    for (const waiter of slot.waiting.splice(this.#maxWaiting)) waiter(false);
+  #evictOverflow(slot: Slot): void {
+    const evicted = slot.waiting.splice(this.#maxWaiting);
+    this.#waitingTotal -= evicted.length;
+    for (const waiter of evicted) waiter(false);
+  }
+}
+
+interface Slot {
+  inFlight: number;
+  waiting: Array<(granted: boolean) => void>;
+  lastDoneAt: number;
+}
+
+/** A counting semaphore: at most `limit` holders; the others wait in arrival order. */
+export class Semaphore {
+  readonly #limit: number;
+  #held = 0;
+  readonly #waiters: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get held(): number {
+    return this.#held;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /** Resolves once a place is free (at once when one is); call release() when done with it. */
+  acquire(): Promise<void> | undefined {
+    if (this.#held < this.#limit) {
+      this.#held += 1;
+      return undefined;
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next) next(); // the place passes straight to the next waiter
+    else this.#held -= 1;
   }
 }
 
 /** Per-rule pacing: requests of one key are spaced 1/rate apart; each caller learns how long to wait for its turn. */
 export class RateLimiter {
   readonly #nextFree = new Map<string, number>();
+
+  /** How long a request of `key` would wait now, without reserving anything (a deferred command must not hold a turn). */
+  waitFor(key: string, now = Date.now()): number {
+    return Math.max(0, (this.#nextFree.get(key) ?? now) - now);
+  }
 
   /** Reserves the next slot for `key` at `perSecond`; returns the wait in ms (0 = go now). */
   reserve(key: string, perSecond: number, now = Date.now()): number {
@@ -144,5 +221,24 @@ export class RateLimiter {
   /** Forgets keys whose reservations are all in the past, so idle rules cost nothing. */
   prune(now = Date.now()): void {
     for (const [key, nextFree] of this.#nextFree) if (nextFree <= now) this.#nextFree.delete(key);
+  }
+}
+
+/** Since when each rule's endpoint has failed without a single 2xx: the policy disables a rule failing for too long. */
+export class RuleHealth {
+  readonly #failingSince = new Map<string, number>();
+
+  failingSince(ruleId: string): number | undefined {
+    return this.#failingSince.get(ruleId);
+  }
+
+  report(ruleId: string, health: 'success' | 'failure' | 'none', now = Date.now()): void {
+    if (health === 'success') this.#failingSince.delete(ruleId);
+    else if (health === 'failure' && !this.#failingSince.has(ruleId)) this.#failingSince.set(ruleId, now);
+  }
+
+  /** A rule deleted, disabled or changed starts over. */
+  forget(ruleId: string): void {
+    this.#failingSince.delete(ruleId);
   }
 }

@@ -5,7 +5,7 @@ import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { POOL_NAME } from '../common/pools.ts';
 import { DEFAULT_POOL } from '../common/topics.ts';
-import { Dispatcher } from './dispatcher.ts';
+import { defaultMaxAgeMs, Dispatcher } from './dispatcher.ts';
 
 export const dispatcherSettings = {
   /** Defaults to `dispatcher` for the default pool and `dispatcher.<pool>` for others. */
@@ -22,6 +22,12 @@ export const dispatcherSettings = {
   DISPATCHER_MAX_IN_FLIGHT: integer(1, 100_000).default(2000),
   DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT: integer(1, 10_000).default(50),
   DISPATCHER_MAX_WAITING_PER_ENDPOINT: integer(0, 100_000).default(500),
+  /** Commands waiting for an endpoint or the wire, over all endpoints; one endpoint's backlog gets at most half. */
+  DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(10_000),
+  /** A delivery not ended this long after it was created is dead-lettered as expired. Unset or 0: the retry schedule's total plus a quarter (at least 1h). */
+  DISPATCHER_MAX_AGE: duration('0ms').transform((ms) => ms || undefined),
+  /** A rule whose endpoint has failed without a single success this long is disabled, with the reason (like Svix). */
+  DISPATCHER_DISABLE_AFTER: duration('5d'),
   DISPATCHER_BREAKER_FAILURES: integer(1, 10_000).default(5),
   DISPATCHER_BREAKER_OPEN: duration('30s'),
   DISPATCHER_CONCURRENCY: integer(1, 256).default(6),
@@ -42,6 +48,9 @@ if (import.meta.main) {
     maxInFlight: config.DISPATCHER_MAX_IN_FLIGHT,
     maxInFlightPerEndpoint: config.DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT,
     maxWaitingPerEndpoint: config.DISPATCHER_MAX_WAITING_PER_ENDPOINT,
+    maxQueued: config.DISPATCHER_MAX_QUEUED,
+    maxAgeMs: config.DISPATCHER_MAX_AGE ?? defaultMaxAgeMs(config.RETRY_SCHEDULE),
+    disableAfterMs: config.DISPATCHER_DISABLE_AFTER,
     breakerFailures: config.DISPATCHER_BREAKER_FAILURES,
     breakerOpenMs: config.DISPATCHER_BREAKER_OPEN,
     concurrency: config.DISPATCHER_CONCURRENCY,

@@ -1,7 +1,7 @@
 /**
  * Sends one signed POST with undici: one shared connection pool, capped connections per origin, a connect timeout and a
- * whole-attempt deadline, no redirects (a 3xx is a failure), the response body drained up to a cap and never kept.
- * Every outcome comes back as data, never as a thrown error.
+ * whole-attempt deadline, no redirects (a 3xx is a failure), the response body drained up to a cap, its first 1 kB kept
+ * for the delivery log. Every outcome comes back as data, never as a thrown error.
  *
  * It uses undici's low-level dispatch() rather than request(): no body stream, promise chain or abort listener per
  * request, which made up a third of the client's CPU per delivery. The attempt deadline is enforced by one sweep over
@@ -18,11 +18,25 @@ export interface SenderSettings {
   userAgent: string;
 }
 
+export interface ResponseSummary {
+  headers: Record<string, string>;
+  /** The first RESPONSE_BODY_KEPT bytes, as text. */
+  body: string;
+  bodyTruncated: boolean;
+}
+
+/**
+ * `refused`: the HTTP client would not build the request (a header it rejects, say) — the rule's fault, not the
+ * endpoint's. `blocked`: the SSRF guard refused the address.
+ */
 export type SendResult =
-  | { kind: 'response'; status: number; retryAfterMs: number | undefined; latencyMs: number }
-  | { kind: 'blocked' | 'timeout' | 'network'; error: string; latencyMs: number };
+  | { kind: 'response'; status: number; retryAfterMs: number | undefined; latencyMs: number; response: ResponseSummary }
+  | { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string; latencyMs: number };
 
 const RESPONSE_BODY_CAP = 64 * 1024;
+export const RESPONSE_BODY_KEPT = 1024;
+/** Response headers that may carry the endpoint's own credentials: recorded masked. */
+const MASKED_RESPONSE_HEADERS = new Set(['set-cookie', 'authorization', 'proxy-authenticate', 'www-authenticate']);
 const SWEEP_INTERVAL_MS = 100;
 
 class AttemptTimeoutError extends Error {
@@ -67,7 +81,8 @@ export class Sender {
     const started = performance.now();
     const latency = () => Math.round((performance.now() - started) * 10) / 10;
     let status: number | undefined;
-    let retryAfterHeader: string | string[] | undefined;
+    let responseHeaders: Record<string, string | string[] | undefined> = {};
+    const kept: Buffer[] = [];
     let bodyBytes = 0;
     let abort: ((reason: Error) => void) | undefined;
     return new Promise((resolve) => {
@@ -79,7 +94,8 @@ export class Sender {
         resolve(result);
       };
       // Once the status arrived, the attempt is that response however its body ends (too large, too slow, aborted).
-      const outcome = (error: Error) => (status === undefined ? this.#failure(error, latency()) : this.#response(status, retryAfterHeader, latency()));
+      const outcome = (error: Error) => (status === undefined ? this.#failure(error, latency()) : response());
+      const response = () => this.#response(status!, responseHeaders, kept, bodyBytes, latency());
       // At the deadline the attempt is over, whether undici already started it (abort it) or not (abort it at its start).
       let timeout: AttemptTimeoutError | undefined;
       const attempt: Attempt = {
@@ -96,16 +112,17 @@ export class Sender {
           abort = (reason) => controller.abort(reason);
           if (timeout) abort(timeout);
         },
-        onResponseStart: (_controller, statusCode, responseHeaders) => {
+        onResponseStart: (_controller, statusCode, headers) => {
           status = statusCode;
-          retryAfterHeader = responseHeaders['retry-after'];
+          responseHeaders = headers;
         },
         onResponseData: (controller, chunk) => {
-          // The body is never used; past the cap, the connection is closed rather than drained.
+          // Only the start is kept; past the cap, the connection is closed rather than drained.
+          if (bodyBytes < RESPONSE_BODY_KEPT) kept.push(chunk);
           bodyBytes += chunk.length;
           if (bodyBytes > RESPONSE_BODY_CAP) controller.abort(new Error('response body larger than the cap'));
         },
-        onResponseEnd: () => settle(this.#response(status!, retryAfterHeader, latency())),
+        onResponseEnd: () => settle(response()),
         onResponseError: (_controller, error) => settle(outcome(error)),
       };
       try {
@@ -125,13 +142,14 @@ export class Sender {
     return this.#agent.close();
   }
 
-  #response(status: number, retryAfterHeader: string | string[] | undefined, latencyMs: number): SendResult {
-    return { kind: 'response', status, retryAfterMs: retryAfter(retryAfterHeader), latencyMs };
+  #response(status: number, headers: Record<string, string | string[] | undefined>, kept: Buffer[], bodyBytes: number, latencyMs: number): SendResult {
+    return { kind: 'response', status, retryAfterMs: retryAfter(headers['retry-after']), latencyMs, response: summarize(headers, kept, bodyBytes) };
   }
 
   #failure(error: Error, latencyMs: number): SendResult {
     const cause = causeOf(error);
     if (cause instanceof BlockedAddressError) return { kind: 'blocked', error: cause.message, latencyMs };
+    if ((cause as { code?: string }).code === 'UND_ERR_INVALID_ARG') return { kind: 'refused', error: cause.message, latencyMs };
     const timedOut = cause instanceof AttemptTimeoutError || /Timeout/.test((cause as { code?: string }).code ?? '');
     return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, this.#settings.attemptTimeoutMs), latencyMs };
   }
@@ -156,6 +174,18 @@ function describe(error: Error, timedOut: boolean, attemptTimeoutMs: number): st
   const code = (error as { code?: string }).code;
   if (timedOut) return `timed out (${code ?? error.name}; attempt limit ${attemptTimeoutMs} ms)`;
   return `${code ? `${code}: ` : ''}${error.message}`;
+}
+
+function summarize(headers: Record<string, string | string[] | undefined>, kept: Buffer[], bodyBytes: number): ResponseSummary {
+  const recorded: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) recorded[name] = MASKED_RESPONSE_HEADERS.has(name) ? '••••' : Array.isArray(value) ? value.join(', ') : value;
+  }
+  const bytes = Buffer.concat(kept).subarray(0, RESPONSE_BODY_KEPT);
+  // Cut on a character boundary: drop a trailing partial UTF-8 sequence rather than keep a replacement character.
+  let text = bytes.toString('utf8');
+  if (bodyBytes > RESPONSE_BODY_KEPT && text.endsWith('\uFFFD')) text = text.slice(0, -1);
+  return { headers: recorded, body: text, bodyTruncated: bodyBytes > RESPONSE_BODY_KEPT };
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date. */

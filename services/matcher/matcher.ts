@@ -184,7 +184,7 @@ export class Matcher {
     this.#counters.matches.inc();
     const now = Date.now();
     return rules.map((rule): [string, Message] => {
-      const command = newDeliveryCommand(event, rule.id, now);
+      const command = newDeliveryCommand(event, rule.id, now, this.#table.versionOf(rule.id) ?? null);
       const route = choosePool(rule, event, this.#pools.values());
       if (!route.ok) {
         this.#counters.unroutable.inc();

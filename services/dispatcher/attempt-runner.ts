@@ -1,0 +1,107 @@
+/**
+ * One attempt: render and sign (prepare), then wait for the endpoint's slot, pass its breaker, take a place on the
+ * wire and send (run). Every outcome comes back as data; a command that cannot be rendered or signed is reported as
+ * such instead of throwing, so one bad record never stops the pool.
+ */
+import type { AttemptRequest, DeliveryCommand, EventRule } from '../../schemas/index.ts';
+import { activeSecrets } from '../common/rules.ts';
+import { CircuitBreakers, EndpointSlots, Semaphore } from './isolation.ts';
+import { renderPayload } from './payload.ts';
+import { breakerVerdict } from './policy.ts';
+import type { Sender, SendResult } from './sender.ts';
+import { sign } from './signing.ts';
+
+/** What a rule version needs for sending, computed once per version rather than per delivery. */
+interface Target {
+  url: URL;
+  endpoint: string;
+}
+
+export interface PreparedAttempt {
+  target: Target;
+  headers: Record<string, string>;
+  body: string;
+  /** The request as the delivery log shows it: the signature and every rule-supplied header value masked. */
+  request: AttemptRequest;
+}
+
+export type Prepared = { ok: true; attempt: PreparedAttempt } | { ok: false; error: string };
+
+export type RunResult =
+  | { kind: 'sent'; result: SendResult }
+  | { kind: 'saturated'; detail: string }
+  | { kind: 'breaker-open'; retryInMs: number };
+
+const MASK = '••••';
+
+export interface AttemptRunnerSettings {
+  sender: Sender;
+  breakers: CircuitBreakers;
+  slots: EndpointSlots;
+  /** Requests on the wire, over all endpoints. */
+  wire: Semaphore;
+  userAgent: string;
+  describeLimits: string;
+}
+
+export class AttemptRunner {
+  readonly #settings: AttemptRunnerSettings;
+  readonly #targets = new WeakMap<EventRule, Target>();
+
+  constructor(settings: AttemptRunnerSettings) {
+    this.#settings = settings;
+  }
+
+  /** Renders and signs `command` under `rule`; anything thrown doing so (a date no Date can hold, say) is the record's fault. */
+  prepare(command: DeliveryCommand, rule: EventRule, now: number): Prepared {
+    try {
+      const target = this.#target(rule);
+      const body = renderPayload(command.event, rule);
+      const signature = sign(command.deliveryId, body, activeSecrets(rule, now), now);
+      const headers = { ...rule.headers, ...signature };
+      const shown: Record<string, string> = { 'content-type': 'application/json', 'user-agent': this.#settings.userAgent };
+      for (const name of Object.keys(rule.headers)) shown[name] = MASK;
+      Object.assign(shown, signature, { 'webhook-signature': signature['webhook-signature'].split(' ').map((part) => `${part.split(',')[0]},${MASK}`).join(' ') });
+      return { ok: true, attempt: { target, headers, body, request: { headers: shown, body } } };
+    } catch (error) {
+      return { ok: false, error: `could not render or sign the payload: ${(error as Error).message}` };
+    }
+  }
+
+  /** Sends a prepared attempt once its endpoint has room and its breaker admits it. */
+  async run({ target, headers, body }: PreparedAttempt): Promise<RunResult> {
+    const { slots, breakers, wire, sender } = this.#settings;
+    const release = await slots.acquire(target.endpoint);
+    if (!release) return { kind: 'saturated', detail: `${target.endpoint} is not keeping up (${this.#settings.describeLimits})` };
+    try {
+      // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
+      const admitted = breakers.admit(target.endpoint);
+      if (!admitted.ok) return { kind: 'breaker-open', retryInMs: admitted.retryInMs };
+      await wire.acquire();
+      try {
+        const result = await sender.send(target.url, headers, body);
+        // Every admitted request reports back, whatever its outcome: a half-open breaker never stays half-open.
+        breakers.report(target.endpoint, breakerVerdict(result));
+        return { kind: 'sent', result };
+      } finally {
+        wire.release();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** The endpoint (origin) a rule's requests go to. */
+  endpointOf(rule: EventRule): string {
+    return this.#target(rule).endpoint;
+  }
+
+  #target(rule: EventRule): Target {
+    let target = this.#targets.get(rule);
+    if (!target) {
+      const url = new URL(rule.url);
+      this.#targets.set(rule, (target = { url, endpoint: url.origin }));
+    }
+    return target;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The command source: owns the consumer of a pool's command and retry topics — group membership, offsets, pause and
+ * seek, rebalances and back-pressure — and hands each record to a handler that resolves once the record's outputs are
+ * durable.
+ *
+ * - Records of a partition are handled concurrently; the partition's offset is committed only past records whose
+ *   handler resolved, contiguously, so a kill -9 at any moment loses nothing.
+ * - A delayed (retry) topic's partition is paused until its first record is due: nothing sleeps inside a handler.
+ * - A rebalance drops the state of partitions this member lost: their handlers finish, but their offsets are never
+ *   committed here (another member owns them now). A partition it keeps is re-fetched from its committed offset;
+ *   records already started are recognised by offset and not handled twice.
+ * - While `maxHeld` records are being handled, reading waits — and keeps heartbeating, so a long wait never costs the
+ *   group membership.
+ * - A handler that rejects means the outputs could not be written (Kafka down past retries): the source reports it as
+ *   fatal, and the process restarts from the last commit.
+ */
+import { headerValue, onFatalCrash, type Consumer, type EachBatchPayload, type KafkaMessage } from '../common/kafka.ts';
+import type { Logger } from '../common/logger.ts';
+import { OffsetTracker } from '../common/offset-tracker.ts';
+import { NOT_BEFORE_HEADER } from './recorder.ts';
+
+export interface CommandSourceSettings {
+  consumer: Consumer;
+  topics: string[];
+  /** Partitions handled at the same time. */
+  concurrency: number;
+  /** Topics whose records wait for their `not-before` header (the retry topics). */
+  isDelayed: (topic: string) => boolean;
+  /** Records being handled at most; past this, reading waits. */
+  maxHeld: number;
+  handle: (topic: string, partition: number, message: KafkaMessage) => Promise<void>;
+  onFatal: (error: Error) => void;
+  logger: Logger;
+}
+
+interface PartitionState {
+  tracker: OffsetTracker;
+  /** The highest offset started: a re-fetched record at or below it is already handled or in hand. */
+  lastStarted: bigint;
+}
+
+const COMMIT_INTERVAL_MS = 200;
+const HEARTBEAT_WHILE_WAITING_MS = 1000;
+
+export class CommandSource {
+  readonly #settings: CommandSourceSettings;
+  readonly #partitions = new Map<string, PartitionState>();
+  readonly #commits = new Map<string, { topic: string; partition: number; offset: string }>();
+  #committing: Promise<void> = Promise.resolve();
+  #held = 0;
+  #roomWaiters: Array<() => void> = [];
+  #commitTimer: NodeJS.Timeout | undefined;
+  #consuming = false;
+  #stopping = false;
+
+  constructor(settings: CommandSourceSettings) {
+    this.#settings = settings;
+  }
+
+  get consuming(): boolean {
+    return this.#consuming;
+  }
+
+  /** Records being handled now. */
+  get held(): number {
+    return this.#held;
+  }
+
+  async start(): Promise<void> {
+    const { consumer, topics, concurrency, onFatal } = this.#settings;
+    onFatalCrash(consumer, (error) => {
+      this.#consuming = false;
+      onFatal(error);
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.#assigned(payload.memberAssignment));
+    await consumer.connect();
+    await consumer.subscribe({ topics, fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrency, eachBatch: (payload) => this.#batch(payload) });
+    this.#consuming = true;
+    this.#commitTimer = setInterval(() => void this.flush(), COMMIT_INTERVAL_MS);
+  }
+
+  /** Stops reading, lets the records in hand finish (until `deadline`), commits, leaves the group. */
+  async stop(deadline: number): Promise<void> {
+    this.#stopping = true;
+    this.#consuming = false;
+    while (this.#held > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    clearInterval(this.#commitTimer);
+    await this.flush();
+    await this.#settings.consumer.disconnect();
+  }
+
+  /** Commits the offsets finished since the last call; calls never overlap, so commits never go out of order. */
+  flush(): Promise<void> {
+    this.#committing = this.#committing.then(() => this.#commit());
+    return this.#committing;
+  }
+
+  async #commit(): Promise<void> {
+    if (this.#commits.size === 0) return;
+    const offsets = [...this.#commits.values()];
+    this.#commits.clear();
+    await this.#settings.consumer.commitOffsets(offsets).catch((error: Error) => this.#settings.logger.warn({ err: error }, 'offset commit failed (a rebalance?); records will be redelivered'));
+  }
+
+  /** After a rebalance: forget partitions now owned elsewhere, with their offsets not yet committed. */
+  #assigned(assignment: Record<string, number[]>): void {
+    const owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => `${topic}:${partition}`)));
+    for (const key of this.#partitions.keys()) {
+      if (owned.has(key)) continue;
+      this.#partitions.delete(key);
+      this.#commits.delete(key);
+    }
+  }
+
+  async #batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { topic, partition } = batch;
+    const key = `${topic}:${partition}`;
+    let state = this.#partitions.get(key);
+    if (!state) this.#partitions.set(key, (state = { tracker: new OffsetTracker(), lastStarted: -1n }));
+    const delayed = this.#settings.isDelayed(topic);
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale() || this.#stopping) return;
+      if (BigInt(message.offset) <= state.lastStarted) {
+        resolveOffset(message.offset);
+        continue;
+      }
+      if (delayed) {
+        const due = Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0);
+        if (due > Date.now()) return this.#pauseUntil(topic, partition, message.offset, due);
+      }
+      while (this.#held >= this.#settings.maxHeld) {
+        await Promise.race([new Promise<void>((resolve) => this.#roomWaiters.push(resolve)), new Promise((resolve) => setTimeout(resolve, HEARTBEAT_WHILE_WAITING_MS))]);
+        await heartbeat();
+        if (!isRunning() || isStale() || this.#stopping) return;
+      }
+      this.#begin(key, state, topic, partition, message);
+      resolveOffset(message.offset);
+    }
+    await heartbeat();
+  }
+
+  #begin(key: string, state: PartitionState, topic: string, partition: number, message: KafkaMessage): void {
+    state.tracker.start(message.offset);
+    state.lastStarted = BigInt(message.offset);
+    this.#held += 1;
+    this.#settings.handle(topic, partition, message).then(
+      () => {
+        this.#release();
+        // Revoked meanwhile: the partition's offsets are its new owner's to commit.
+        if (this.#partitions.get(key) !== state) return;
+        const offset = state.tracker.done(message.offset);
+        if (offset !== undefined) this.#commits.set(key, { topic, partition, offset });
+      },
+      (error: Error) => {
+        this.#release();
+        this.#settings.logger.error({ err: error, topic, partition, offset: message.offset }, 'could not record a delivery; restarting from the last commit');
+        this.#settings.onFatal(error);
+      },
+    );
+  }
+
+  #release(): void {
+    this.#held -= 1;
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #pauseUntil(topic: string, partition: number, offset: string, due: number): void {
+    const { consumer } = this.#settings;
+    consumer.pause([{ topic, partitions: [partition] }]);
+    consumer.seek({ topic, partition, offset });
+    setTimeout(() => {
+      if (!this.#stopping) consumer.resume([{ topic, partitions: [partition] }]);
+    }, due - Date.now()).unref();
+  }
+}

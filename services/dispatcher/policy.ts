@@ -1,0 +1,157 @@
+/**
+ * The delivery policy: what to do with a command, and what an attempt's result means. Pure functions of (command,
+ * current rule, endpoint state, clock, settings) — no Kafka, no HTTP, no timers — so every path is unit-tested as data.
+ *
+ * Every delivery ends: delivered, dead-lettered (exhausted, expired, unsigned, refused by the HTTP client), skipped
+ * (rule deleted or disabled), or its rule is disabled with a reason. Deferrals (open breaker, saturated endpoint, rate
+ * limit) count toward the delivery's maximum age, measured from when the matcher created it.
+ */
+import type { DeliveryCommand, EventRule } from '../../schemas/index.ts';
+import { formatDuration } from '../common/duration.ts';
+import { activeSecrets } from '../common/rules.ts';
+import type { RetryPolicy } from './retry-policy.ts';
+import type { SendResult } from './sender.ts';
+
+export interface PolicySettings {
+  /** A delivery older than this (since the matcher created it) is dead-lettered as expired. */
+  maxAgeMs: number;
+  /** A rule whose endpoint has not answered 2xx for this long, while failing, is disabled. */
+  disableAfterMs: number;
+  /** How long a saturated endpoint's overflow waits: its requests in flight have had their answer or timed out by then. */
+  attemptTimeoutMs: number;
+  retry: RetryPolicy;
+}
+
+/** What the policy needs to know of the endpoint and the rule's recent history. */
+export interface EndpointState {
+  breaker: { state: 'closed' | 'open' | 'half-open'; openForMs: number };
+  /** How long until the rule's rate limit lets the next request go (0: now, or no limit). */
+  rateLimitWaitMs: number;
+  /** Since when the rule's endpoint has failed without a single 2xx, if it is failing. */
+  failingSince: number | undefined;
+}
+
+export type DeadLetterReason = 'expired' | 'exhausted' | 'unsigned' | 'unrenderable' | 'unprocessable' | 'request-refused' | 'rule-disabled';
+
+export type Decision =
+  | { kind: 'send' }
+  | { kind: 'skip'; reason: string }
+  | { kind: 'dead-letter'; reason: DeadLetterReason; error: string }
+  | { kind: 'disable'; reason: string }
+  | { kind: 'defer'; waitMs: number; reason: string };
+
+/** Before sending: go, wait, or end the delivery here. `rule` is the current version, undefined when deleted. */
+export function decide(command: DeliveryCommand, rule: EventRule | undefined, endpoint: EndpointState, now: number, settings: PolicySettings): Decision {
+  if (!rule) return { kind: 'skip', reason: 'the rule was deleted' };
+  if (!rule.enabled) return { kind: 'skip', reason: `the rule is disabled${rule.disabledReason ? ` (${rule.disabledReason})` : ''}` };
+  const expired = expiry(command, now, settings);
+  if (expired) return expired;
+  const failing = failingTooLong(endpoint.failingSince, now, settings);
+  if (failing) return { kind: 'disable', reason: failing };
+  if (activeSecrets(rule, now).length === 0) {
+    return { kind: 'dead-letter', reason: 'unsigned', error: 'every signing secret of the rule has expired; add one (rules rotate-secret) and replay' };
+  }
+  if (endpoint.breaker.state === 'open') return deferral(command, now, endpoint.breaker.openForMs, 'circuit breaker open for the endpoint', settings);
+  // A short wait paces the rule in place; a backlog longer than the first retry delay goes to the retry path.
+  if (endpoint.rateLimitWaitMs > settings.retry.delays[0]!) {
+    return { kind: 'defer', waitMs: endpoint.rateLimitWaitMs, reason: `rate limit of ${rule.rateLimitPerSecond}/s reached` };
+  }
+  return { kind: 'send' };
+}
+
+/** A saturated endpoint (its in-flight and waiting bounds full, and not answering): back to the retry path. */
+export function saturated(command: DeliveryCommand, now: number, detail: string, settings: PolicySettings): Decision {
+  return deferral(command, now, settings.attemptTimeoutMs, `endpoint saturated: ${detail}`, settings);
+}
+
+/** The breaker opened while the command waited for the endpoint's slot. */
+export function breakerOpened(command: DeliveryCommand, now: number, retryInMs: number, settings: PolicySettings): Decision {
+  return deferral(command, now, retryInMs, 'circuit breaker open for the endpoint', settings);
+}
+
+/** How an attempt's result bears on the endpoint's circuit breaker. */
+export type BreakerVerdict = 'healthy' | 'unhealthy' | 'inconclusive';
+
+/**
+ * Any answer but 429 and 5xx means the endpoint is up (a 401 too: it answered); a timeout or a connection error means
+ * it may not be; a request that never left (blocked address, refused by the client) says nothing about it.
+ */
+export function breakerVerdict(result: SendResult): BreakerVerdict {
+  if (result.kind === 'blocked' || result.kind === 'refused') return 'inconclusive';
+  if (result.kind !== 'response') return 'unhealthy';
+  return result.status >= 500 || result.status === 429 ? 'unhealthy' : 'healthy';
+}
+
+export type FollowUp =
+  | { kind: 'none' }
+  | { kind: 'retry'; topicDelayMs: number; notBefore: number }
+  | { kind: 'dead-letter'; reason: DeadLetterReason; error: string }
+  | { kind: 'disable'; reason: string };
+
+export interface Verdict {
+  outcome: 'delivered' | 'retrying' | 'failed' | 'dead_lettered' | 'blocked';
+  httpStatus: number | null;
+  error: string | null;
+  /** Whether the rule's endpoint succeeded (2xx), failed, or the attempt says nothing about it. */
+  ruleHealth: 'success' | 'failure' | 'none';
+  followUp: FollowUp;
+}
+
+/** After an attempt: what its result means for the delivery and the rule. */
+export function judge(command: DeliveryCommand, result: SendResult, failingSince: number | undefined, now: number, settings: PolicySettings): Verdict {
+  if (result.kind === 'blocked') {
+    return { outcome: 'blocked', httpStatus: null, error: result.error, ruleHealth: 'none', followUp: { kind: 'none' } };
+  }
+  if (result.kind === 'refused') {
+    // The HTTP client would not even build the request: the rule's fault, never the endpoint's; retrying cannot help.
+    const error = `the HTTP client refused the request: ${result.error}`;
+    return { outcome: 'dead_lettered', httpStatus: null, error, ruleHealth: 'none', followUp: { kind: 'dead-letter', reason: 'request-refused', error } };
+  }
+  const status = result.kind === 'response' ? result.status : null;
+  if (status !== null && status >= 200 && status < 300) {
+    return { outcome: 'delivered', httpStatus: status, error: null, ruleHealth: 'success', followUp: { kind: 'none' } };
+  }
+  if (status === 410) {
+    const reason = `the endpoint answered 410 Gone at ${new Date(now).toISOString()}`;
+    return { outcome: 'failed', httpStatus: 410, error: '410 Gone: the rule was disabled', ruleHealth: 'failure', followUp: { kind: 'disable', reason } };
+  }
+  const error = result.kind === 'response' ? `HTTP ${result.status}` : result.error;
+  const failing = failingTooLong(failingSince ?? now, now, settings);
+  if (failing) return { outcome: 'dead_lettered', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'disable', reason: failing } };
+  // 429/502/504 ask us to slow down: honour Retry-After, else wait at least twice the scheduled delay.
+  const slowDown = status === 429 || status === 502 || status === 504;
+  const scheduled = settings.retry.delays[command.attempt - 1] ?? 0;
+  const retryAfterMs = result.kind === 'response' ? (result.retryAfterMs ?? (slowDown ? 2 * scheduled : undefined)) : undefined;
+  const next = settings.retry.afterFailure(command.attempt, retryAfterMs, now);
+  const deadLetter = (reason: DeadLetterReason, text: string): Verdict =>
+    ({ outcome: 'dead_lettered', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'dead-letter', reason, error: text } });
+  if (!next) return deadLetter('exhausted', `gave up after ${command.attempt} attempts; last: ${error}`);
+  if (next.notBefore - command.createdAt > settings.maxAgeMs) return deadLetter('expired', `the next attempt would pass the maximum age of ${formatDuration(settings.maxAgeMs)}; last: ${error}`);
+  return { outcome: 'retrying', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'retry', ...next } };
+}
+
+/**
+ * A deferral waits at least `minimumMs`, and at least until the delivery's next scheduled time counted from its
+ * creation (the schedule's cumulative delays): so however long an endpoint stays down, one delivery yields at most
+ * about one deferral per step of the schedule before it expires, not one per breaker cool-down.
+ */
+function deferral(command: DeliveryCommand, now: number, minimumMs: number, reason: string, settings: PolicySettings): Decision {
+  const age = now - command.createdAt;
+  let boundary = 0;
+  for (const delay of settings.retry.delays) {
+    boundary += delay;
+    if (boundary > age) break;
+  }
+  return { kind: 'defer', waitMs: Math.max(minimumMs, boundary - age), reason };
+}
+
+function expiry(command: DeliveryCommand, now: number, settings: PolicySettings): Decision | undefined {
+  const age = now - command.createdAt;
+  if (age <= settings.maxAgeMs) return undefined;
+  return { kind: 'dead-letter', reason: 'expired', error: `not delivered within the maximum age of ${formatDuration(settings.maxAgeMs)} (created ${new Date(command.createdAt).toISOString()})` };
+}
+
+function failingTooLong(failingSince: number | undefined, now: number, settings: PolicySettings): string | undefined {
+  if (failingSince === undefined || now - failingSince < settings.disableAfterMs) return undefined;
+  return `the endpoint has failed without a single success since ${new Date(failingSince).toISOString()} (limit ${formatDuration(settings.disableAfterMs)})`;
+}

@@ -1,0 +1,91 @@
+/**
+ * The recorder: writes what a decision or an attempt leaves behind — the delivery-log record, and its follow-up (a
+ * retry command, a dead-letter copy, a rule disabled with its reason) — and resolves only once Kafka acknowledged all
+ * of it, so the command's offset is committed after its consequences are durable and never before.
+ */
+import type { DeliveryCommand, DeliveryLog, EventRule } from '../../schemas/index.ts';
+import { deadLetter, deadLetterHeaders, type DeadLetterSource } from '../common/dead-letter.ts';
+import { deliveryLogRecord, type AttemptEntry } from '../common/deliveries.ts';
+import type { Message } from '../common/kafka.ts';
+import type { Logger } from '../common/logger.ts';
+import type { OutputQueue } from '../common/output-batch.ts';
+import type { Codec } from '../common/registry.ts';
+import type { RuleWriter } from '../common/rule-writer.ts';
+import { loggableUrl } from '../common/rules.ts';
+import type { TopicNames } from '../common/topics.ts';
+import type { DeadLetterReason } from './policy.ts';
+
+export const NOT_BEFORE_HEADER = 'not-before';
+
+export type RecordedFollowUp =
+  | { kind: 'none' }
+  | { kind: 'retry'; topicDelayMs: number; notBefore: number; /** The next attempt's number: the same after a deferral. */ attempt: number }
+  | { kind: 'dead-letter'; reason: DeadLetterReason; error: string }
+  | {
+    kind: 'disable';
+    reason: string;
+    /** The URL the failing requests went to: an edited URL is not disabled for the old one's sake. */
+    url: string;
+    /** Keep the command in the dead-letter topic too, so it can be replayed once the rule is fixed and enabled. */
+    deadLetter: boolean;
+  };
+
+export interface RecorderSettings {
+  service: string;
+  pool: string;
+  names: TopicNames;
+  outputs: OutputQueue;
+  commandCodec: Codec<DeliveryCommand>;
+  logCodec: Codec<DeliveryLog>;
+  ruleWriter: RuleWriter;
+  /** The current version of a rule (the dispatcher's rules table). */
+  currentRule: (id: string) => EventRule | undefined;
+  logger: Logger;
+  /** Told of every record written: metrics. */
+  onRecord: (outcome: DeliveryLog['outcome'], followUp: RecordedFollowUp) => void;
+  onInputDeadLettered: (reason: string) => void;
+}
+
+export class Recorder {
+  readonly #settings: RecorderSettings;
+  /** Rule versions a disable was already written for: concurrent failures of one version disable it once. */
+  readonly #disabled = new WeakSet<EventRule>();
+
+  constructor(settings: RecorderSettings) {
+    this.#settings = settings;
+  }
+
+  /** The delivery-log record of this attempt or decision, with its follow-up; resolves once all of it is acknowledged. */
+  async record(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, followUp: RecordedFollowUp = { kind: 'none' }): Promise<void> {
+    const { names, pool, outputs, logCodec, service, commandCodec } = this.#settings;
+    const records: Array<readonly [string, Message]> = [];
+    if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, commandCodec)]);
+    const dead = followUp.kind === 'dead-letter' ? followUp : followUp.kind === 'disable' && followUp.deadLetter ? { reason: 'rule-disabled', error: followUp.reason } : undefined;
+    if (dead) {
+      const headers = { 'delivery-id': command.deliveryId, ...deadLetterHeaders(service, dead.reason, dead.error) };
+      records.push([names.deliveriesDlq, { key: command.ruleId, value: commandCodec.encode(command), headers }]);
+    }
+    records.push([names.deliveryLog, { key: command.deliveryId, value: logCodec.encode(deliveryLogRecord(command, rule, entry, pool)) }]);
+    this.#settings.onRecord(entry.outcome, followUp);
+    await Promise.all([outputs.send(records), followUp.kind === 'disable' ? this.#disable(command.ruleId, followUp.reason, followUp.url) : undefined]);
+  }
+
+  /** An input record that could not be read as a command, kept byte for byte with the reason. */
+  deadLetterInput(source: DeadLetterSource, reason: string, error: string): Promise<void> {
+    this.#settings.onInputDeadLettered(reason);
+    return this.#settings.outputs.send([[this.#settings.names.deliveriesDlq, deadLetter(source, this.#settings.service, reason, error)]]);
+  }
+
+  /** Disables the rule's current version, once, unless it changed meanwhile in a way that makes the reason moot. */
+  async #disable(ruleId: string, reason: string, url: string): Promise<void> {
+    const current = this.#settings.currentRule(ruleId);
+    if (!current?.enabled || current.url !== url || this.#disabled.has(current)) return;
+    this.#disabled.add(current);
+    await this.#settings.ruleWriter.put({ ...current, enabled: false, disabledReason: reason, updatedAt: Date.now() });
+    this.#settings.logger.warn({ ruleId, url: loggableUrl(url), reason }, 'rule disabled');
+  }
+}
+
+function retryMessage(command: DeliveryCommand, codec: Codec<DeliveryCommand>): Message {
+  return { key: command.ruleId, value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
+}
