@@ -1,7 +1,7 @@
 /** What integration tests share: the cluster from global setup, per-file topic names, and a topic reader. */
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import type { Contract } from '../schemas/index.ts';
+import { validate, type Contract } from '../schemas/index.ts';
 import { createKafka, type KafkaMessage } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/registry.ts';
@@ -105,4 +105,11 @@ export async function metricValue(registry: import('prom-client').Registry, name
   return values
     .filter((value) => Object.entries(labels).every(([key, expected]) => String(value.labels[key]) === expected))
     .reduce((sum, value) => sum + value.value, 0);
+}
+
+/** A fixture as a decoded record holds it: validated, defaults filled in (throws on an invalid fixture). */
+export function valid<T>(contract: Contract<T>, input: unknown): T {
+  const result = validate(contract, input);
+  if (!result.ok) throw new Error(`fixture: ${JSON.stringify(result.issues)}`);
+  return result.value;
 }

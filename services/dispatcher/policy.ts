@@ -117,7 +117,7 @@ export function judge(command: DeliveryCommand, result: SendResult, failingSince
   }
   const error = result.kind === 'response' ? `HTTP ${result.status}` : result.error;
   const failing = failingTooLong(failingSince ?? now, now, settings);
-  if (failing) return { outcome: 'dead_lettered', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'disable', reason: failing } };
+  if (failing) return { outcome: 'dead_lettered', httpStatus: status, error: `${error}; the rule was disabled: ${failing}`, ruleHealth: 'failure', followUp: { kind: 'disable', reason: failing } };
   // 429/502/504 ask us to slow down: honour Retry-After, else wait at least twice the scheduled delay.
   const slowDown = status === 429 || status === 502 || status === 504;
   const scheduled = settings.retry.delays[command.attempt - 1] ?? 0;
@@ -132,16 +132,15 @@ export function judge(command: DeliveryCommand, result: SendResult, failingSince
 
 /**
  * A deferral waits at least `minimumMs`, and at least until the delivery's next scheduled time counted from its
- * creation (the schedule's cumulative delays): so however long an endpoint stays down, one delivery yields at most
- * about one deferral per step of the schedule before it expires, not one per breaker cool-down.
+ * creation (the schedule's cumulative delays, then steps of its last delay): so however long an endpoint stays down,
+ * one delivery yields about one deferral per step of the schedule before it expires, not one per breaker cool-down.
  */
 function deferral(command: DeliveryCommand, now: number, minimumMs: number, reason: string, settings: PolicySettings): Decision {
   const age = now - command.createdAt;
+  const { delays } = settings.retry;
   let boundary = 0;
-  for (const delay of settings.retry.delays) {
-    boundary += delay;
-    if (boundary > age) break;
-  }
+  // Past the schedule's end, steps of its last delay: the delivery expires within a few more.
+  for (let step = 0; boundary <= age; step += 1) boundary += delays[Math.min(step, delays.length - 1)]!;
   return { kind: 'defer', waitMs: Math.max(minimumMs, boundary - age), reason };
 }
 

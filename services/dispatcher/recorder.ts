@@ -10,7 +10,7 @@ import type { Message } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import type { OutputQueue } from '../common/output-batch.ts';
 import type { Codec } from '../common/registry.ts';
-import type { RuleWriter } from '../common/rule-writer.ts';
+import { RuleValidationError, type RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { DeadLetterReason } from './policy.ts';
@@ -81,7 +81,15 @@ export class Recorder {
     const current = this.#settings.currentRule(ruleId);
     if (!current?.enabled || current.url !== url || this.#disabled.has(current)) return;
     this.#disabled.add(current);
-    await this.#settings.ruleWriter.put({ ...current, enabled: false, disabledReason: reason, updatedAt: Date.now() });
+    try {
+      await this.#settings.ruleWriter.put({ ...current, enabled: false, disabledReason: reason, updatedAt: Date.now() });
+    } catch (error) {
+      // A rule no longer valid as it stands (every secret expired since it was written, say) cannot be rewritten; its
+      // deliveries end anyway. Only a failed write to Kafka is worth starting over for.
+      if (!(error instanceof RuleValidationError)) throw error;
+      this.#settings.logger.warn({ ruleId, url: loggableUrl(url), reason, issues: error.issues }, 'could not disable the rule: it is no longer valid as it stands; fix or delete it');
+      return;
+    }
     this.#settings.logger.warn({ ruleId, url: loggableUrl(url), reason }, 'rule disabled');
   }
 }

@@ -17,7 +17,7 @@ export interface Receiver {
   url: string;
   received: Received[];
   /** How to answer request number `index` (0-based); default 200. Return 'hang' to never answer. */
-  respond: (index: number, request: Received) => number | 'hang' | { status: number; headers: Record<string, string> };
+  respond: (index: number, request: Received) => number | 'hang' | { status: number; headers?: Record<string, string>; body?: string; delayMs?: number };
   close(): Promise<void>;
 }
 
@@ -32,8 +32,12 @@ export async function startReceiver(path = '/hook'): Promise<Receiver> {
       const index = receiver.received.push(entry) - 1;
       const answer = receiver.respond(index, entry);
       if (answer === 'hang') return void hanging.push(response);
-      const { status, headers } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
-      response.writeHead(status, headers).end();
+      const { status, headers = {}, body, delayMs = 0 } = typeof answer === 'number' ? { status: answer } : answer;
+      const send = () => response.writeHead(status, headers).end(body);
+      if (delayMs > 0) {
+        hanging.push(response);
+        setTimeout(send, delayMs);
+      } else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contracts, validate, type EventRule, type WorkflowEvent } from '../../schemas/index.ts';
+import { contracts, type EventRule, type WorkflowEvent } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { createProducer, headerValue, type Message } from '../../services/common/kafka.ts';
@@ -13,7 +13,7 @@ import type { Receiver } from '../dispatcher/fixtures.ts';
 import { startPipeline, type Pipeline } from '../pipeline.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { readTopic, testCluster, waitFor } from '../helpers.ts';
+import { readTopic, testCluster, valid, waitFor } from '../helpers.ts';
 
 const cluster = testCluster('fuzz');
 const topics = topicNames(cluster.TOPIC_PREFIX);
@@ -30,11 +30,6 @@ beforeAll(async () => {
 });
 afterAll(() => pipeline?.stop());
 
-const valid = <T>(contract: Parameters<typeof validate<T>>[0], input: unknown): T => {
-  const result = validate(contract, input);
-  if (!result.ok) throw new Error(`fixture: ${JSON.stringify(result.issues)}`);
-  return result.value;
-};
 const reasonsOf = (records: Array<{ headers?: Message['headers'] }>) => records.map((record) => headerValue(record.headers as never, DLQ_HEADERS.reason)).sort();
 
 describe('fuzzing every input topic', () => {
