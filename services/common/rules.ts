@@ -2,6 +2,7 @@
  * What makes an EventRule valid beyond its Avro shape. The rules table refuses (and dead-letters) rule messages that
  * fail here, and the rules CLI refuses to publish them; both get the field and the reason.
  */
+import { REDACTED } from './dead-letter.ts';
 import { contracts, validate, type EventRule, type EventRuleInput, type ValidationIssue } from '../../schemas/index.ts';
 
 /** Headers the dispatcher sets itself; a rule cannot override them. */
@@ -93,6 +94,22 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
 /** The secrets that sign a request at `now`: every one without an expiry, or whose overlap has not ended yet. */
 export function activeSecrets(rule: EventRule, now = Date.now()): string[] {
   return rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret }) => secret);
+}
+
+/** What a redacted copy of a rule (e.g. in event-rules.dlq) replaces. */
+export const REDACTED_RULE_FIELDS = 'signing secrets, header values and URL credentials';
+
+/** A rule that can rest outside the rules topic: every credential it carries replaced by the redaction marker. */
+export function redactRule(rule: EventRule): EventRule {
+  const url = URL.parse(rule.url);
+  if (url?.username) url.username = 'redacted';
+  if (url?.password) url.password = 'redacted';
+  return {
+    ...rule,
+    url: url && (url.username || url.password) ? url.href : rule.url,
+    headers: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, REDACTED])),
+    secrets: rule.secrets.map(({ notAfter }) => ({ secret: REDACTED, notAfter })),
+  };
 }
 
 /** A rule's URL as logs and the delivery log show it: no credentials, no query string (it may carry tokens). */
