@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Contract, ValidationIssue } from '../../schemas/index.ts';
 import { deadLetter, REDACTED } from './dead-letter.ts';
-import { retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
+import { onFatalCrash, retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
 import { MAX_TABLE_ENTRY_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
 import { DecodeError, type Codec, type SchemaRegistryClient } from './registry.ts';
@@ -37,6 +37,11 @@ export interface TableOptions<T> {
   groupPrefix: string;
   /** When set, invalid messages are dead-lettered here (by one kind of service only, e.g. the matcher). */
   deadLetters?: { topic: string; producer: Producer; service: string; watermarkGroup: string };
+  /**
+   * Told when the table's consumer stopped for good (the table is stale from then on); the service should report not
+   * ready and exit. Before the bootstrap ends, start() rejects instead.
+   */
+  onFatal?: (error: Error) => void;
   /** For values that carry secrets: the copy a dead-letter record may keep, and what was replaced (for its header). */
   redact?: { value: (value: T) => T; what: string };
 }
@@ -53,6 +58,8 @@ export class KafkaTable<T> {
   #pending = new Map<number, bigint>();
   #bootstrapped = false;
   #onBootstrapped: (() => void) | undefined;
+  #onBootstrapFailed: ((error: Error) => void) | undefined;
+  #failed: Error | undefined;
   #invalid = 0;
   #redactedCodec: Promise<Codec<T>> | undefined;
 
@@ -70,6 +77,11 @@ export class KafkaTable<T> {
 
   get bootstrapped(): boolean {
     return this.#bootstrapped;
+  }
+
+  /** Why the table stopped following its topic for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#failed;
   }
 
   /** Invalid rule messages met since start. */
@@ -101,8 +113,18 @@ export class KafkaTable<T> {
       const [committed] = await retryRetriable(() => this.#admin.fetchOffsets({ groupId: deadLetters.watermarkGroup, topics: [topic] }));
       for (const { partition, offset } of committed?.partitions ?? []) this.#watermarks.set(partition, BigInt(offset));
     }
-    const bootstrapped = new Promise<void>((resolve) => (this.#onBootstrapped = resolve));
+    const bootstrapped = new Promise<void>((resolve, reject) => {
+      this.#onBootstrapped = resolve;
+      this.#onBootstrapFailed = reject;
+    });
     this.#checkBootstrapped();
+    // Restarts after a crash take 0.2 to 5 s; crashing five more times without a single fetch means it will not recover.
+    onFatalCrash(this.#consumer, (error) => {
+      this.#failed = error;
+      this.#options.logger.error({ table: this.#options.name, err: error }, 'table consumer stopped for good; the table is stale');
+      if (this.#bootstrapped) this.#options.onFatal?.(error);
+      else this.#onBootstrapFailed?.(error);
+    }, { maxRestarts: 5 });
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic, fromBeginning: true });
     await this.#consumer.run({
