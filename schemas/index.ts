@@ -26,9 +26,17 @@ export type ContractFile = (typeof files)[number];
 
 const namedTypes: Record<string, avro.Type> = {};
 const parsed = new Map<ContractFile, avro.Type>();
+/** The `timestamp-millis` longs of every contract: avsc reads them as plain longs and forgets the logical type. */
+const timestampTypes = new WeakSet<avro.Type>();
+const typeHook = (schema: avro.Schema): avro.Type | undefined => {
+  if (typeof schema !== 'object' || (schema as { logicalType?: unknown }).logicalType !== 'timestamp-millis') return undefined;
+  const type = avro.Type.forSchema('long');
+  timestampTypes.add(type);
+  return type;
+};
 for (const file of files) {
   const json: unknown = JSON.parse(readFileSync(new URL(`./${file}.avsc`, import.meta.url), 'utf8'));
-  parsed.set(file, avro.Type.forSchema(json as avro.Schema, { registry: namedTypes }));
+  parsed.set(file, avro.Type.forSchema(json as avro.Schema, { registry: namedTypes, typeHook }));
 }
 
 function contract<T>(file: ContractFile): Contract<T> {
@@ -64,14 +72,46 @@ export type Validated<T> = { ok: true; value: T } | { ok: false; issues: Validat
  * Checks a plain object against a contract: fields left out take their schema default, unknown fields are refused,
  * and every problem is reported with the path of the field and why, so callers can say exactly what to fix.
  */
-export function validate<T>(contract: Contract<T>, input: unknown): Validated<T> {
+export function validate<T>(contract: Contract<T>, input: unknown, options: { conceal?: (field: string) => boolean } = {}): Validated<T> {
   const value = withDefaults(contract.type, input);
   const issues: ValidationIssue[] = [];
   contract.type.isValid(value, {
-    errorHook: (path, got, type) => issues.push({ field: path.join('.') || '(value)', reason: describe(got, type) }),
+    errorHook: (path, got, type) => {
+      const field = path.join('.') || '(value)';
+      // A secret in the wrong shape must not be echoed into logs, API answers or dead-letter headers.
+      issues.push({ field, reason: describe(options.conceal?.(field) ? undefined : got, type, got === undefined) });
+    },
   });
   collectUndeclaredFields(contract.type, value, [], issues);
+  collectTimestampIssues(contract.type, value, [], issues);
   return issues.length === 0 ? { ok: true, value: value as T } : { ok: false, issues };
+}
+
+/** A JavaScript Date holds ±8.64e15 ms around 1970; an Avro long holds far more, which no reader could render. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * Timestamps of a well-typed value (one that decoded, or passed validate) that no Date can hold, each with its field.
+ * validate() includes these; the registry's decode refuses such records, so every consumer dead-letters them.
+ */
+export function timestampIssues<T>(contract: Contract<T>, value: T): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  collectTimestampIssues(contract.type, value, [], issues);
+  return issues;
+}
+
+function collectTimestampIssues(type: avro.Type, value: unknown, path: string[], issues: ValidationIssue[]): void {
+  if (timestampTypes.has(type)) {
+    if (typeof value === 'number' && !(Math.abs(value) <= MAX_DATE_MS)) {
+      issues.push({ field: path.join('.'), reason: `must be a time within the JavaScript date range (±${MAX_DATE_MS} ms around 1970, years -271821 to 275760) (got ${value})` });
+    }
+  } else if (type instanceof avro.types.RecordType && isPlainObject(value)) {
+    for (const field of type.fields) collectTimestampIssues(field.type, value[field.name], [...path, field.name], issues);
+  } else if (type instanceof avro.types.ArrayType && Array.isArray(value)) {
+    value.forEach((item, index) => collectTimestampIssues(type.itemsType, item, [...path, String(index)], issues));
+  } else if (type instanceof avro.types.UnwrappedUnionType && value !== null && value !== undefined) {
+    for (const branch of type.types) collectTimestampIssues(branch, value, path, issues);
+  }
 }
 
 function withDefaults(type: avro.Type, value: unknown): unknown {
@@ -116,11 +156,13 @@ function collectUndeclaredFields(type: avro.Type, value: unknown, path: string[]
   }
 }
 
-function describe(got: unknown, type: avro.Type): string {
-  if (got === undefined) return 'is required';
-  if (type instanceof avro.types.EnumType) return `must be one of ${type.symbols.join(', ')} (got ${JSON.stringify(got)})`;
+/** Why `got` does not fit `type`; `got` undefined with `missing` false means the value is concealed. */
+function describe(got: unknown, type: avro.Type, missing: boolean): string {
+  if (missing) return 'is required';
+  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got) ?? String(got)})`;
+  if (type instanceof avro.types.EnumType) return `must be one of ${type.symbols.join(', ')}${shown}`;
   const expected = type instanceof avro.types.UnwrappedUnionType ? type.types.map(typeLabel).join(' or ') : typeLabel(type);
-  return `must be ${expected} (got ${JSON.stringify(got) ?? String(got)})`;
+  return `must be ${expected}${shown}`;
 }
 
 function typeLabel(type: avro.Type): string {

@@ -135,11 +135,18 @@ export async function retryRetriable<T>(operation: () => Promise<T>, attempts = 
 }
 
 /**
- * Calls `onFatal` when the consumer stopped for good (kafkajs gave up and will not restart it): the process should then
- * exit and be restarted by its supervisor rather than linger, alive but idle.
+ * Calls `onFatal` (once) when the consumer stopped for good: kafkajs gave up and will not restart it, or, with
+ * `maxRestarts`, it crashed that many times more without a fetch in between (kafkajs restarts forever when, e.g., the
+ * topic was deleted). The process should then exit and be restarted by its supervisor rather than linger, alive but idle.
  */
-export function onFatalCrash(consumer: kafkajs.Consumer, onFatal: (error: Error) => void): void {
+export function onFatalCrash(consumer: kafkajs.Consumer, onFatal: (error: Error) => void, { maxRestarts = Infinity } = {}): void {
+  let crashes = 0;
+  let told = false;
+  consumer.on(consumer.events.FETCH, () => (crashes = 0));
   consumer.on(consumer.events.CRASH, ({ payload }) => {
-    if (!payload.restart) onFatal(payload.error);
+    crashes += 1;
+    if (told || (payload.restart && crashes <= maxRestarts)) return;
+    told = true;
+    onFatal(payload.error);
   });
 }

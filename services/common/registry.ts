@@ -7,13 +7,13 @@
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { request } from 'undici';
-import type { Contract } from '../../schemas/index.ts';
+import { timestampIssues, type Contract } from '../../schemas/index.ts';
 
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
 /** Why a record cannot be used; consumers dead-letter it with this reason. */
-export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type' | 'too-large';
+export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type' | 'too-large' | 'invalid';
 
 export class DecodeError extends Error {
   override name = 'DecodeError';
@@ -105,7 +105,7 @@ export class SchemaRegistryClient {
 
   /**
    * Decodes a record written with any registered version of `contract`'s schema into the contract's shape.
-   * Throws DecodeError for input that can never be decoded, or is larger than `maxBytes` (dead-letter it), and
+   * Throws DecodeError for input that can never be decoded, holds a timestamp no Date can, or is larger than `maxBytes` (dead-letter it), and
    * RegistryError when the registry is unreachable (retry later: the record is fine).
    */
   async decode<T>(contract: Contract<T>, buffer: Buffer | null, maxBytes = Infinity): Promise<T> {
@@ -115,11 +115,16 @@ export class SchemaRegistryClient {
     }
     const schemaId = buffer.readInt32BE(1);
     const resolver = await this.#resolver(contract, schemaId);
+    let value: T;
     try {
-      return contract.type.fromBuffer(buffer.subarray(HEADER_BYTES), resolver) as T;
+      value = contract.type.fromBuffer(buffer.subarray(HEADER_BYTES), resolver) as T;
     } catch (error) {
       throw new DecodeError('malformed-avro', `Avro body does not match schema ${schemaId}: ${(error as Error).message}`);
     }
+    // Valid Avro, but a time no reader could render (toISOString throws): refused here, so every consumer dead-letters it.
+    const issues = timestampIssues(contract, value);
+    if (issues.length > 0) throw new DecodeError('invalid', issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; '));
+    return value;
   }
 
   #resolver(contract: Contract<unknown>, schemaId: number): Promise<avro.Resolver> {

@@ -1,6 +1,6 @@
 /** The event rules as a table (see table.ts): keyed by rule id, validated by checkRule. */
 import { contracts, type EventRule } from '../../schemas/index.ts';
-import { checkRule } from './rules.ts';
+import { checkRule, REDACTED_RULE_FIELDS, redactRule } from './rules.ts';
 import { KafkaTable, type TableChange, type TableOptions } from './table.ts';
 
 export type RuleChange = TableChange<EventRule>;
@@ -16,6 +16,7 @@ export class RulesTable extends KafkaTable<EventRule> {
         return checked.ok ? { ok: true, value: checked.rule } : checked;
       },
       idOf: (rule) => rule.id,
+      redact: { value: redactRule, what: REDACTED_RULE_FIELDS },
     });
   }
 }

@@ -2,14 +2,40 @@
  * What makes an EventRule valid beyond its Avro shape. The rules table refuses (and dead-letters) rule messages that
  * fail here, and the rules CLI refuses to publish them; both get the field and the reason.
  */
+import { REDACTED } from './dead-letter.ts';
 import { contracts, validate, type EventRule, type EventRuleInput, type ValidationIssue } from '../../schemas/index.ts';
 
 /** Headers the dispatcher sets itself; a rule cannot override them. */
 export const RESERVED_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'content-length', 'host', 'user-agent', 'transfer-encoding', 'connection'];
 
+/**
+ * Headers the HTTP client (undici) manages per connection and refuses, or that only make sense hop by hop; a rule
+ * carrying one would fail every attempt (as a "network error" that opens the endpoint's breaker) or confuse proxies.
+ */
+const HOP_BY_HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
 const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+/** An RFC 9110 token, as undici's isValidHTTPToken checks header names. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** undici's isValidHeaderValue (from Node's _http_common): tab, visible ASCII, space and obs-text (Latin-1) only. */
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_HEADER_BYTES = 8 * 1024;
+/** Fields whose values are credentials: never echoed in a validation issue. */
+const SECRET_FIELDS = /^(secrets|headers)(\.|$)/;
+
+/**
+ * Why a rule header cannot go on a webhook request, or undefined when it can: undici's own checks (request.js
+ * processHeader) plus the headers the dispatcher owns. The dispatcher applies the same rule before sending.
+ */
+export function headerProblem(name: string, value: string): string | undefined {
+  if (!HEADER_NAME.test(name)) return 'is not a valid HTTP header name';
+  const lower = name.toLowerCase();
+  if (RESERVED_HEADERS.includes(lower)) return 'is set by the dispatcher and cannot be overridden';
+  if (HOP_BY_HOP_HEADERS.includes(lower)) return 'is a hop-by-hop header the HTTP client manages; a webhook request cannot carry it';
+  if (lower === 'expect') return 'is not supported by the HTTP client (no Expect: 100-continue)';
+  if (INVALID_HEADER_VALUE.test(value)) return 'value may only hold tabs, spaces, visible ASCII and Latin-1 characters (no control characters, nothing above U+00FF)';
+  return undefined;
+}
 
 export type CheckedRule = { ok: true; rule: EventRule } | { ok: false; issues: ValidationIssue[] };
 
@@ -22,7 +48,7 @@ export function secretKey(secret: string): Buffer | undefined {
 }
 
 export function checkRule(input: EventRuleInput | unknown): CheckedRule {
-  const result = validate(contracts.eventRule, input);
+  const result = validate(contracts.eventRule, input, { conceal: (field) => SECRET_FIELDS.test(field) });
   if (!result.ok) return result;
   const rule = result.value;
   const issues: ValidationIssue[] = [];
@@ -47,9 +73,8 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
   let headerBytes = 0;
   for (const [name, value] of Object.entries(rule.headers)) {
     headerBytes += name.length + value.length;
-    if (!HEADER_NAME.test(name)) issue(`headers.${name}`, 'is not a valid HTTP header name');
-    else if (RESERVED_HEADERS.includes(name.toLowerCase())) issue(`headers.${name}`, 'is set by the dispatcher and cannot be overridden');
-    if (/[\r\n\0]/.test(value)) issue(`headers.${name}`, 'value must not contain CR, LF or NUL');
+    const problem = headerProblem(name, value);
+    if (problem) issue(`headers.${name}`, problem);
   }
   if (headerBytes > MAX_HEADER_BYTES) issue('headers', `must total at most ${MAX_HEADER_BYTES} bytes (got ${headerBytes})`);
   if (rule.secrets.length === 0) issue('secrets', 'needs at least one signing secret (whsec_<base64>)');
@@ -57,6 +82,10 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
     // Never echo a secret back: it would land in logs and dead-letter headers.
     if (!secretKey(secret)) issue(`secrets.${index}.secret`, 'must be whsec_ followed by base64 of 24 to 64 random bytes');
   });
+  // Judged at the rule's own updatedAt, not now: re-reading the topic later must not refuse what was valid when written.
+  if (rule.secrets.length > 0 && activeSecrets(rule, rule.updatedAt).length === 0) {
+    issue('secrets', 'every signing secret has expired (notAfter at or before updatedAt); add one without notAfter or with a later one');
+  }
   rule.delegateSelectors.forEach((selector, index) => { if (!selector.trim()) issue(`delegateSelectors.${index}`, 'must not be empty'); });
   if (rule.rateLimitPerSecond !== null && rule.rateLimitPerSecond <= 0) issue('rateLimitPerSecond', 'must be a positive number of requests per second, or null');
   return issues.length === 0 ? { ok: true, rule } : { ok: false, issues };
@@ -65,6 +94,22 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
 /** The secrets that sign a request at `now`: every one without an expiry, or whose overlap has not ended yet. */
 export function activeSecrets(rule: EventRule, now = Date.now()): string[] {
   return rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret }) => secret);
+}
+
+/** What a redacted copy of a rule (e.g. in event-rules.dlq) replaces. */
+export const REDACTED_RULE_FIELDS = 'signing secrets, header values and URL credentials';
+
+/** A rule that can rest outside the rules topic: every credential it carries replaced by the redaction marker. */
+export function redactRule(rule: EventRule): EventRule {
+  const url = URL.parse(rule.url);
+  if (url?.username) url.username = 'redacted';
+  if (url?.password) url.password = 'redacted';
+  return {
+    ...rule,
+    url: url && (url.username || url.password) ? url.href : rule.url,
+    headers: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, REDACTED])),
+    secrets: rule.secrets.map(({ notAfter }) => ({ secret: REDACTED, notAfter })),
+  };
 }
 
 /** A rule's URL as logs and the delivery log show it: no credentials, no query string (it may carry tokens). */

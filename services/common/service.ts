@@ -11,11 +11,23 @@ export interface Service {
   readonly opsPort: number | undefined;
 }
 
-export async function runService(logger: Logger, create: (fatal: (error: Error) => void) => Service): Promise<void> {
+export async function runService(logger: Logger, create: (fatal: (error: Error) => void) => Service, { stopTimeoutMs = 30_000 } = {}): Promise<void> {
   let service: Service;
+  /** Stops the service, but exits with `code` after at most stopTimeoutMs: a stop that hangs must not keep the process. */
+  const stopAndExit = async (code: number) => {
+    setTimeout(() => {
+      logger.error(`did not stop within ${stopTimeoutMs} ms; exiting`);
+      process.exit(1);
+    }, stopTimeoutMs).unref();
+    await service.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
+    process.exit(code);
+  };
+  let stopping = false;
   const fatal = (error: Error) => {
     logger.fatal({ err: error }, `stopped working: ${error.message}; exiting so a supervisor restarts it`);
-    void service.stop().finally(() => process.exit(1));
+    if (stopping) return;
+    stopping = true;
+    void stopAndExit(1);
   };
   try {
     service = create(fatal);
@@ -23,21 +35,14 @@ export async function runService(logger: Logger, create: (fatal: (error: Error) 
     logger.fatal({ err: error }, (error as Error).message);
     process.exit(1);
   }
-  let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    const timer = setTimeout(() => {
-      logger.error('did not stop within 30 s; exiting');
-      process.exit(1);
-    }, 30_000).unref();
-    await service.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
-    clearTimeout(timer);
-    process.exit(0);
+    void stopAndExit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
   process.on('unhandledRejection', (error) => {
     logger.fatal({ err: error }, 'unhandled rejection');
     process.exit(1);

@@ -3,15 +3,17 @@
  * its own consumer group, nothing committed) to its end before it reports ready, and keeps applying changes
  * afterwards. A tombstone deletes an entry. A message that fails validation is not applied — the last valid version
  * stays in force — and, when this table owns dead-lettering, goes to the dead-letter topic with the field and the
- * reason, once: a watermark kept as the offsets of a member-less consumer group survives restarts.
+ * reason, once: a watermark kept as the offsets of a member-less consumer group survives restarts. Values that carry
+ * secrets (rules) are dead-lettered redacted, or without a value when they cannot be decoded: secrets rest nowhere
+ * but the table's own topic.
  */
 import { randomUUID } from 'node:crypto';
 import type { Contract, ValidationIssue } from '../../schemas/index.ts';
-import { deadLetter } from './dead-letter.ts';
-import { retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
+import { deadLetter, REDACTED } from './dead-letter.ts';
+import { onFatalCrash, retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
 import { MAX_TABLE_ENTRY_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
-import { DecodeError, type SchemaRegistryClient } from './registry.ts';
+import { DecodeError, type Codec, type SchemaRegistryClient } from './registry.ts';
 
 /** Where an entry's current version sits on the topic. */
 export interface EntryVersion {
@@ -41,6 +43,13 @@ export interface TableOptions<T> {
   groupPrefix: string;
   /** When set, invalid messages are dead-lettered here (by one kind of service only, e.g. the matcher). */
   deadLetters?: { topic: string; producer: Producer; service: string; watermarkGroup: string };
+  /**
+   * Told when the table's consumer stopped for good (the table is stale from then on); the service should report not
+   * ready and exit. Before the bootstrap ends, start() rejects instead.
+   */
+  onFatal?: (error: Error) => void;
+  /** For values that carry secrets: the copy a dead-letter record may keep, and what was replaced (for its header). */
+  redact?: { value: (value: T) => T; what: string };
 }
 
 export class KafkaTable<T> {
@@ -58,7 +67,10 @@ export class KafkaTable<T> {
   #pending = new Map<number, bigint>();
   #bootstrapped = false;
   #onBootstrapped: (() => void) | undefined;
+  #onBootstrapFailed: ((error: Error) => void) | undefined;
+  #failed: Error | undefined;
   #invalid = 0;
+  #redactedCodec: Promise<Codec<T>> | undefined;
 
   constructor(options: TableOptions<T>) {
     this.#options = options;
@@ -74,6 +86,11 @@ export class KafkaTable<T> {
 
   get bootstrapped(): boolean {
     return this.#bootstrapped;
+  }
+
+  /** Why the table stopped following its topic for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#failed;
   }
 
   /** Invalid rule messages met since start. */
@@ -125,8 +142,18 @@ export class KafkaTable<T> {
       const [committed] = await retryRetriable(() => this.#admin.fetchOffsets({ groupId: deadLetters.watermarkGroup, topics: [topic] }));
       for (const { partition, offset } of committed?.partitions ?? []) this.#watermarks.set(partition, BigInt(offset));
     }
-    const bootstrapped = new Promise<void>((resolve) => (this.#onBootstrapped = resolve));
+    const bootstrapped = new Promise<void>((resolve, reject) => {
+      this.#onBootstrapped = resolve;
+      this.#onBootstrapFailed = reject;
+    });
     this.#checkBootstrapped();
+    // Restarts after a crash take 0.2 to 5 s; crashing five more times without a single fetch means it will not recover.
+    onFatalCrash(this.#consumer, (error) => {
+      this.#failed = error;
+      this.#options.logger.error({ table: this.#options.name, err: error }, 'table consumer stopped for good; the table is stale');
+      if (this.#bootstrapped) this.#options.onFatal?.(error);
+      else this.#onBootstrapFailed?.(error);
+    }, { maxRestarts: 5 });
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic, fromBeginning: true });
     await this.#consumer.run({
@@ -161,22 +188,24 @@ export class KafkaTable<T> {
 
   async #apply(partition: number, message: KafkaMessage): Promise<void> {
     const key = message.key?.toString();
-    if (!key) return this.#refuse(partition, message, 'no-key', `${this.#options.name} messages must be keyed by id`);
-    if (message.value === null) return this.#set(key, undefined, undefined);
+    if (message.value === null) {
+      return key ? this.#set(key, undefined, undefined) : this.#refuse(partition, message, undefined, 'no-key', `${this.#options.name} messages must be keyed by id`);
+    }
     let decoded: T;
     try {
       decoded = await this.#options.registry.decode(this.#options.contract, message.value, MAX_TABLE_ENTRY_BYTES);
     } catch (error) {
       // Registry outages propagate: the batch is retried, nothing is skipped.
       if (!(error instanceof DecodeError)) throw error;
-      return this.#refuse(partition, message, error.reason, error.message);
+      return this.#refuse(partition, message, undefined, error.reason, error.message);
     }
+    if (!key) return this.#refuse(partition, message, decoded, 'no-key', `${this.#options.name} messages must be keyed by id`);
     const checked = this.#options.check(decoded);
     if (!checked.ok) {
-      return this.#refuse(partition, message, 'invalid', checked.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; '));
+      return this.#refuse(partition, message, decoded, 'invalid', checked.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; '));
     }
     const id = this.#options.idOf(checked.value);
-    if (id !== key) return this.#refuse(partition, message, 'key-mismatch', `key "${key}" differs from id "${id}"`);
+    if (id !== key) return this.#refuse(partition, message, decoded, 'key-mismatch', `key "${key}" differs from id "${id}"`);
     this.#set(key, checked.value, { partition, offset: Number(message.offset) });
   }
 
@@ -193,19 +222,33 @@ export class KafkaTable<T> {
     for (const listener of this.#listeners) listener({ id, previous, current });
   }
 
-  async #refuse(partition: number, message: KafkaMessage, reason: string, error: string): Promise<void> {
+  /** `decoded` is the message's value when it could be decoded (so a redacted copy can be dead-lettered). */
+  async #refuse(partition: number, message: KafkaMessage, decoded: T | undefined, reason: string, error: string): Promise<void> {
     this.#invalid += 1;
     const key = message.key?.toString();
     this.#options.logger.warn({ table: this.#options.name, partition, offset: message.offset, key, reason, error }, 'message refused; the last valid version stays in force');
     const deadLetters = this.#options.deadLetters;
     const offset = BigInt(message.offset);
     if (!deadLetters || offset < (this.#watermarks.get(partition) ?? -1n)) return;
+    const replacement = await this.#redacted(message, decoded);
     await deadLetters.producer.send({
       topic: deadLetters.topic,
-      messages: [deadLetter({ topic: this.#options.topic, partition, message }, deadLetters.service, reason, error)],
+      messages: [deadLetter({ topic: this.#options.topic, partition, message }, deadLetters.service, reason, error, replacement)],
     });
     const watermark = { partition, offset: String(offset + 1n) };
     await retryRetriable(() => this.#admin.setOffsets({ groupId: deadLetters.watermarkGroup, topic: this.#options.topic, partitions: [watermark] }));
     this.#watermarks.set(partition, offset + 1n);
+  }
+
+  /** The value a dead-letter copy may keep when values carry secrets: redacted and re-encoded, or none. */
+  async #redacted(message: KafkaMessage, decoded: T | undefined): Promise<{ value: Buffer | null; note: string } | undefined> {
+    const { redact, registry, topic, contract } = this.#options;
+    if (!redact || message.value === null) return undefined;
+    if (decoded === undefined) return { value: null, note: 'dropped: the value could not be decoded, so its secrets could not be redacted' };
+    if (!this.#redactedCodec) {
+      this.#redactedCodec = registry.codec(`${topic}-value`, contract);
+      this.#redactedCodec.catch(() => (this.#redactedCodec = undefined)); // a registry outage: ask again next time
+    }
+    return { value: (await this.#redactedCodec).encode(redact.value(decoded)), note: `redacted: ${redact.what} replaced by ${REDACTED}` };
   }
 }

@@ -126,7 +126,7 @@ export class Dispatcher {
     this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
     this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
     this.#producer = createProducer(this.#kafka);
-    this.#rules = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId });
+    this.#rules = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId, onFatal });
     // A rule changed by anyone starts its failure clock over: an edited URL or a re-enabled rule gets a fresh chance.
     this.#rules.onChange(({ id }) => this.#health.forget(id));
     this.#onFatal = onFatal;
@@ -137,6 +137,7 @@ export class Dispatcher {
   }
 
   notReadyReason(): string | undefined {
+    if (this.#rules.failure) return `the rules table stopped following its topic: ${this.#rules.failure.message}`;
     if (!this.#rules.bootstrapped) return 'reading the event-rules topic';
     return this.#source?.consuming ? undefined : 'joining the consumer group';
   }

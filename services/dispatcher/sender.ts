@@ -34,6 +34,8 @@ export type SendResult =
   | { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string; latencyMs: number };
 
 const RESPONSE_BODY_CAP = 64 * 1024;
+/** undici's codes for a request it will not build (a header it rejects, an `expect` header): nothing was sent. */
+const REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 export const RESPONSE_BODY_KEPT = 1024;
 /** Response headers that may carry the endpoint's own credentials: recorded masked. */
 const MASKED_RESPONSE_HEADERS = new Set(['set-cookie', 'authorization', 'proxy-authenticate', 'www-authenticate']);
@@ -149,7 +151,7 @@ export class Sender {
   #failure(error: Error, latencyMs: number): SendResult {
     const cause = causeOf(error);
     if (cause instanceof BlockedAddressError) return { kind: 'blocked', error: cause.message, latencyMs };
-    if ((cause as { code?: string }).code === 'UND_ERR_INVALID_ARG') return { kind: 'refused', error: cause.message, latencyMs };
+    if (REFUSALS.has((cause as { code?: string }).code ?? '')) return { kind: 'refused', error: cause.message, latencyMs };
     const timedOut = cause instanceof AttemptTimeoutError || /Timeout/.test((cause as { code?: string }).code ?? '');
     return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, this.#settings.attemptTimeoutMs), latencyMs };
   }

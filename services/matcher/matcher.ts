@@ -88,7 +88,7 @@ export class Matcher {
     this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 1000 });
     // The matchers are the tables' dead-letterers (the dispatchers read the same topics and only skip what is invalid).
     const table = (topic: string, dlq: string, name: string) => ({
-      kafka, registry: this.#registry, topic, logger, groupPrefix: settings.groupId,
+      kafka, registry: this.#registry, topic, logger, groupPrefix: settings.groupId, onFatal: (error: Error) => this.#fail(error),
       deadLetters: { topic: dlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.${name}-dlq` },
     });
     this.#table = new RulesTable(table(this.#names.eventRules, this.#names.eventRulesDlq, 'rules'));
@@ -98,6 +98,8 @@ export class Matcher {
 
   /** Ready once the rules table is bootstrapped and events are being consumed. */
   notReadyReason(): string | undefined {
+    if (this.#table.failure) return `the rules table stopped following its topic: ${this.#table.failure.message}`;
+    if (this.#pools.failure) return `the pools table stopped following its topic: ${this.#pools.failure.message}`;
     if (!this.#table.bootstrapped) return 'reading the event-rules topic';
     if (!this.#pools.bootstrapped) return 'reading the dispatcher-pools topic';
     return this.#consuming ? undefined : 'joining the consumer group';
@@ -125,10 +127,7 @@ export class Matcher {
     const began = Date.now();
     await Promise.all([this.#table.start(), this.#pools.start()]);
     this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
-    onFatalCrash(this.#consumer, (error) => {
-      this.#consuming = false;
-      this.#onFatal(error);
-    });
+    onFatalCrash(this.#consumer, (error) => this.#fail(error));
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic: this.#names.workflowEvents, fromBeginning: true });
     await this.#consumer.run({
@@ -138,6 +137,11 @@ export class Matcher {
       eachBatch: (payload) => this.#handleBatch(payload),
     });
     this.#consuming = true;
+  }
+
+  #fail(error: Error): void {
+    this.#consuming = false;
+    this.#onFatal(error);
   }
 
   /** Finishes the batch in flight, commits, leaves the group, then closes everything else. */

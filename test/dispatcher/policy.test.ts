@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { contracts } from '../../schemas/index.ts';
 import { checkRule } from '../../services/common/rules.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
+import { AttemptRunner } from '../../services/dispatcher/attempt-runner.ts';
 import { CircuitBreakers, RateLimiter, RuleHealth } from '../../services/dispatcher/isolation.ts';
 import { breakerVerdict, decide, judge, saturated, type EndpointState, type PolicySettings } from '../../services/dispatcher/policy.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
@@ -152,5 +153,27 @@ describe('rule health and defaults', () => {
     const total = svix.reduce((a, b) => a + b);
     expect(defaultMaxAgeMs(svix)).toBe(total + total / 4);
     expect(defaultMaxAgeMs([1000])).toBe(1000 + 3_600_000);
+  });
+});
+
+describe('attempt runner', () => {
+  it('poison record crash loop: anything thrown rendering or signing one command comes back as data, not as a throw', () => {
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    // A secret that escaped validation (written by an older version, say): signing throws.
+    const broken = { ...validRule(), secrets: [{ secret: 'whsec_not-base64!', notAfter: null }] };
+    expect(runner.prepare(command(), broken, T0)).toEqual({ ok: false, error: 'could not render or sign the payload: cannot sign with a malformed secret' });
+    const unrenderable = { ...command(), event: { ...command().event, occurredAt: 9e15 } };
+    expect(runner.prepare(unrenderable, validRule(), T0)).toMatchObject({ ok: false, error: expect.stringMatching(/^could not render or sign the payload: /) });
+  });
+
+  it('records the request with the signature and every rule-supplied header value masked', () => {
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    const one = command();
+    const prepared = runner.prepare(one, validRule({ headers: { authorization: 'Bearer s3cret' } }), T0);
+    if (!prepared.ok) throw new Error(prepared.error);
+    expect(prepared.attempt.headers.authorization).toBe('Bearer s3cret');
+    expect(prepared.attempt.request.headers).toMatchObject({ authorization: '••••', 'webhook-signature': 'v1,••••', 'webhook-id': one.deliveryId, 'content-type': 'application/json' });
+    expect(JSON.stringify(prepared.attempt.request)).not.toContain('s3cret');
+    expect(prepared.attempt.request.body).toBe(prepared.attempt.body);
   });
 });

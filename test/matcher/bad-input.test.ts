@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts, validate, type Contract } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
@@ -7,8 +8,8 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { harnessApp, harnessEvent } from '../fixtures/seed-events.ts';
-import { rule } from '../fixtures/rules.ts';
-import { metricValue, readTopic, testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
+import { newSecret, rule } from '../fixtures/rules.ts';
+import { decodeAll, metricValue, readTopic, testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
 import { readCommands, startMatcher, writers } from './fixtures.ts';
 
 const cluster = testCluster('matcher-bad');
@@ -102,4 +103,73 @@ describe('matcher: bad input is dead-lettered and good input keeps flowing', () 
     expect(matcher.rules.get('keeper')?.url).toBe('http://127.0.0.1:9/keeper');
     expect(await topicSize(cluster, topics.eventRulesDlq)).toBe(2);
   });
+
+  it('poison record: the matcher dead-letters an event whose timestamp is outside the JavaScript date range, naming the field, and keeps matching', async () => {
+    const codec = await io.registry.codec(`${topics.workflowEvents}-value`, contracts.workflowEvent);
+    const base = validate(contracts.workflowEvent, harnessEvent('workflow_completed'));
+    if (!base.ok) throw new Error('fixture');
+    // Valid Avro longs, but no Date can hold them: written past the SDK, as another producer could.
+    const shape = (overrides: object) => ({ ...base.value, ...overrides });
+    const before = await topicSize(cluster, topics.workflowEventsDlq);
+    const raw = createProducer(io.kafka);
+    await raw.connect();
+    await raw.send({ topic: topics.workflowEvents, messages: [{ key: 'far', value: codec.encode(shape({ occurredAt: 9e15 })) }, { key: 'early', value: codec.encode(shape({ startedAt: -9e15 })) }] });
+    await raw.disconnect();
+    const good = harnessEvent('workflow_started');
+    await io.events.publish(good);
+
+    const dead = (await readTopic(cluster, topics.workflowEventsDlq, before + 2)).slice(before);
+    expect(dead.map((record) => [record.key!.toString(), headerValue(record.headers, DLQ_HEADERS.reason), headerValue(record.headers, DLQ_HEADERS.error)]).sort()).toEqual([
+      ['early', 'invalid', expect.stringMatching(/^startedAt: must be a time within the JavaScript date range/)],
+      ['far', 'invalid', expect.stringMatching(/^occurredAt: must be a time within the JavaScript date range/)],
+    ]);
+    expect((await readCommands(cluster, 4)).pairs).toContain(`${good.eventId}→all`);
+    expect(matcher!.notReadyReason()).toBeUndefined();
+  });
+
+  it('secrets at rest: an invalid rule lands in event-rules.dlq with no trace of its secrets in key, value or headers', async () => {
+    const secret = newSecret();
+    const token = `Bearer ${randomUUID()}`;
+    const ruleCodec = await io.registry.codec(`${topics.eventRules}-value`, contracts.eventRule);
+    const encoded = (id: string, overrides: object) => {
+      const checked = validate(contracts.eventRule, { ...rule(id, 'secret-app', { secrets: [{ secret, notAfter: null }], headers: { authorization: token } }), updatedAt: Date.now(), ...overrides });
+      if (!checked.ok) throw new Error('fixture');
+      return ruleCodec.encode(checked.value);
+    };
+    const before = await topicSize(cluster, topics.eventRulesDlq);
+    const raw = createProducer(io.kafka);
+    await raw.connect();
+    await raw.send({
+      topic: topics.eventRules,
+      messages: [
+        { key: 'leaky', value: encoded('leaky', { url: 'ftp://example.invalid/hook' }), headers: { origin: 'test' } },
+        { key: 'other-id', value: encoded('mismatched', {}) },
+        // Undecodable bytes that happen to contain the secret: dropped, since nothing in them can be redacted.
+        { key: 'garbled', value: Buffer.from(`not avro ${secret}`) },
+      ],
+    });
+    await raw.disconnect();
+
+    const dead = (await readTopic(cluster, topics.eventRulesDlq, before + 3)).slice(before);
+    const [keyBytes, base64Key] = [secret, secret.slice('whsec_'.length)];
+    for (const record of dead) {
+      const everything = Buffer.concat([record.key ?? Buffer.alloc(0), record.value ?? Buffer.alloc(0),
+        ...Object.entries(record.headers ?? {}).flatMap(([name, value]) => [Buffer.from(name), ...[value].flat().map((item) => Buffer.from(item ?? ''))])]);
+      expect(everything.includes(keyBytes)).toBe(false);
+      expect(everything.includes(base64Key)).toBe(false);
+      expect(everything.includes(token)).toBe(false);
+    }
+    const byReason = Object.fromEntries(dead.map((record) => [headerValue(record.headers, DLQ_HEADERS.reason)!, record]));
+    expect(Object.keys(byReason).sort()).toEqual(['invalid', 'key-mismatch', 'not-wire-format']);
+    for (const reason of ['invalid', 'key-mismatch']) {
+      const [kept] = await decodeAll(cluster, contracts.eventRule, [byReason[reason]!]);
+      expect(kept!.secrets).toEqual([{ secret: '[redacted]', notAfter: null }]);
+      expect(kept!.headers).toEqual({ authorization: '[redacted]' });
+      expect(headerValue(byReason[reason]!.headers, DLQ_HEADERS.value)).toMatch(/^redacted: /);
+    }
+    expect(headerValue(byReason.invalid!.headers, 'origin')).toBe('test');
+    expect(byReason['not-wire-format']!.value).toBeNull();
+    expect(headerValue(byReason['not-wire-format']!.headers, DLQ_HEADERS.value)).toMatch(/^dropped: /);
+  });
 });
+

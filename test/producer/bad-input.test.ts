@@ -40,6 +40,22 @@ describe('the producer SDK refuses bad input before Kafka', () => {
     expect(first!.key!.toString()).toBe(good.workflowExecutionId);
   });
 
+  it('poison record: the SDK refuses an occurredAt outside the JavaScript date range, naming the field', async () => {
+    const far = { ...harnessEvent('workflow_started'), occurredAt: 9e15 };
+    const early = { ...harnessEvent('workflow_completed'), startedAt: -9e15, completedAt: 8.64e15 + 1 };
+    const edge = { ...harnessEvent('workflow_started'), occurredAt: 8.64e15 };
+
+    const error = await publisher.publish([far, early, edge]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EventValidationError);
+    expect((error as EventValidationError).invalid).toEqual([
+      { index: 0, eventId: far.eventId, field: 'occurredAt', reason: expect.stringContaining('must be a time within the JavaScript date range') },
+      { index: 1, eventId: early.eventId, field: 'startedAt', reason: expect.stringContaining('(got -9000000000000000)') },
+      { index: 1, eventId: early.eventId, field: 'completedAt', reason: expect.stringContaining('(got 8640000000000001)') },
+    ]);
+    // The last millisecond a Date can hold is still a valid time.
+    await expect(publisher.publish(edge)).resolves.toEqual({ published: 1 });
+  });
+
   it('reports exactly the events Kafka did not acknowledge', async () => {
     const stray = await createPublisher({
       brokers: cluster.KAFKA_BROKERS,

@@ -44,4 +44,23 @@ describe('npm run publish-events', () => {
     const decoded = await decodeAll(cluster, contracts.workflowEvent, await readTopic(cluster, topicNames(cluster.TOPIC_PREFIX).workflowEvents, 3));
     expect(decoded.map((event) => event.eventId).sort()).toEqual(good.map((event) => event.eventId).sort());
   });
+
+  it('poison record: publish-events refuses a timestamp outside the JavaScript date range, naming the field', async () => {
+    const good = harnessEvent('workflow_started');
+    const lines = [JSON.stringify({ ...harnessEvent('workflow_started'), occurredAt: 9e15 }), JSON.stringify({ ...harnessEvent('workflow_completed'), completedAt: -9e15 }), JSON.stringify(good)];
+    const file = join(await mkdtemp(join(tmpdir(), 'events-')), 'events.jsonl');
+    await writeFile(file, `${lines.join('\n')}\n`);
+    const prefixed = { ...cluster, TOPIC_PREFIX: `${cluster.TOPIC_PREFIX}dates.` };
+    await prepareCluster(prefixed, testLogger);
+
+    const result = await run(process.execPath, [cli, '--file', file], { env: clusterEnv(prefixed) }).catch((error: { code: number; stdout: string }) => error);
+    expect(result).toMatchObject({ code: 1 });
+    expect(result.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^line 1: rejected: occurredAt: must be a time within the JavaScript date range .*\(got 9000000000000000\)$/),
+      expect.stringMatching(/^line 2: rejected: completedAt: must be a time within the JavaScript date range .*\(got -9000000000000000\)$/),
+      'published 1, rejected 2',
+    ]);
+    const [published] = await decodeAll(prefixed, contracts.workflowEvent, await readTopic(prefixed, topicNames(prefixed.TOPIC_PREFIX).workflowEvents, 1));
+    expect(published!.eventId).toBe(good.eventId);
+  });
 });
