@@ -28,7 +28,7 @@ import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
 import { CommandSender } from './command-sender.ts';
-import { filterDeadDeliveries, planReplay, readDeadDeliveries, replayed, type DlqFilter } from './dlq.ts';
+import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
 
@@ -210,15 +210,11 @@ async function dlq(action: string | undefined): Promise<number> {
   await pools.start();
   const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
   for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
-  const commands = await sender();
-  let done = 0;
-  for (const { entry, topic } of plan.replay) {
-    await commands.send(topic, replayed(entry.command!), { 'replayed-from': `${entry.partition}:${entry.offset}` });
-    done += 1;
+  const done = await sendReplays(plan, await sender(), (sent) => {
     const width = 30;
-    const filled = Math.round((done / plan.replay.length) * width);
-    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${plan.replay.length}`);
-  }
+    const filled = Math.round((sent / plan.replay.length) * width);
+    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${plan.replay.length}`);
+  });
   if (plan.replay.length) process.stderr.write('\n');
   console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
   return plan.refused.length === 0 ? 0 : 1;
