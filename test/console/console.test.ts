@@ -168,7 +168,7 @@ describe('console in headless Chromium', () => {
     await expect.poll(() => page.locator('#logs tbody tr.attempt').count()).toBe(1);
     expect(await page.locator('#log-window').innerText()).toMatch(/holds the latest 50,000 attempts/);
     await page.locator('#logs tbody tr.attempt').first().click();
-    await expect.poll(() => page.locator('#attempt-details').innerText()).toContain(deliveryId!);
+    await expect.poll(() => page.locator('.drawer').innerText()).toContain(deliveryId!);
     expect(await page.locator('#timings').innerText()).toMatch(/Latency\s+[\d.]+ ms/);
     await screenshot('console-logs.png');
     // The request and response are recorded by the dispatcher (being rewritten on another branch): soft, so the rest

@@ -216,7 +216,7 @@ async function refreshRules() {
         !rule.enabled && rule.disabledReason ? h('div', { class: 'sub disabled-reason', style: 'color:var(--bad)' }, `Disabled: ${rule.disabledReason}`) : null),
       h('td', {}, rule.application),
       h('td', {}, h('div', { class: 'mono truncate', title: rule.url }, rule.url), h('div', { class: 'sub' }, `${FORMAT_LABEL[rule.payloadFormat]} payload`, rule.delegateSelectors.length ? ` · selectors ${rule.delegateSelectors.join(', ')}` : '', rule.rateLimitPerSecond ? ` · ≤ ${rule.rateLimitPerSecond}/s` : '')),
-      h('td', {}, rule.eventTypes ? rule.eventTypes.map((type) => h('span', { class: 'tag' }, type)) : h('span', { class: 'badge plain' }, 'All events')),
+      h('td', { class: 'wrap' }, rule.eventTypes ? rule.eventTypes.map((type) => h('span', { class: 'tag' }, type)) : h('span', { class: 'badge plain' }, 'All events')),
       h('td', {}, scopeText(rule.scope)),
       h('td', {}, h('div', { class: 'actions', style: 'justify-content:flex-end' },
         h('button', { class: 'btn small', onclick: () => testRule(rule) }, 'Test'),
