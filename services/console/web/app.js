@@ -32,7 +32,7 @@ const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${sc
 function toast(message, kind = '') {
   const node = h('div', { class: `toast ${kind}`, role: 'status' }, message);
   $('#toasts').append(node);
-  setTimeout(() => node.remove(), 5000);
+  setTimeout(() => node.remove(), 3500);
 }
 
 class ApiFailure extends Error {
@@ -485,10 +485,10 @@ async function attemptDrawer(summary) {
       h('dt', {}, 'Latency'), h('dd', {}, fmtMs(entry.latencyMs)),
       h('dt', {}, 'Next attempt'), h('dd', {}, entry.nextAttemptAt ? new Date(entry.nextAttemptAt).toISOString() : '–'))),
     h('div', { class: 'section', id: 'request' }, h('h3', {}, 'Request'), request ? [headerTable(request.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'request-body' }, prettyBody(request.body))] :
-      h('p', { class: 'pending' }, 'Nothing was sent in this attempt (or the record predates request logging).')),
+      h('p', { class: 'pending' }, 'No request recorded: nothing was sent in this attempt, or the record predates request logging.')),
     h('div', { class: 'section', id: 'response' }, h('h3', {}, 'Response', response?.bodyTruncated ? h('span', { class: 'badge plain' }, 'body truncated to 1 kB') : null),
       response ? [headerTable(response.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'response-body' }, response.body ? prettyBody(response.body) : '(empty body)')] :
-        h('p', { class: 'pending' }, 'No response arrived.')),
+        h('p', { class: 'pending' }, 'No response recorded: none arrived, or the record predates response logging.')),
     h('div', { class: 'section' }, h('h3', {}, `All attempts of this delivery (${all.length})`), h('div', { class: 'timeline' },
       ...all.slice().reverse().map((attempt) => h('span', { class: `badge ${attempt.outcome}`, title: new Date(attempt.attemptedAt).toISOString() }, `#${attempt.attempt} ${OUTCOME_LABEL[attempt.outcome]}${attempt.httpStatus ? ` ${attempt.httpStatus}` : ''}`))))),
   [h('button', { class: 'btn', onclick: closeOverlays }, 'Close'), ...actions]);
