@@ -231,7 +231,8 @@ describe('console in headless Chromium', () => {
       await expect.poll(() => console_.deadLetters.deliveries().length, { timeout: 30_000 }).toBe(1);
 
       await page.goto(`${console_.url}#/rules`);
-      await expect.poll(() => page.locator('tr[data-rule-id=gone] .disabled-reason').innerText()).toBe('Disabled: the endpoint answered 410 Gone');
+      await page.reload();
+      await expect.poll(() => page.locator('tr[data-rule-id=gone] .disabled-reason').innerText(), { timeout: 10_000 }).toBe('Disabled: the endpoint answered 410 Gone');
 
       await page.goto(`${console_.url}#/dead-letters`);
       const deadRow = page.locator(`[data-topic="${topicNames(cluster.TOPIC_PREFIX).deliveriesDlq}"] tbody tr`);
