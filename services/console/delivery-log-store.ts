@@ -12,6 +12,11 @@ import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 export interface LogQuery {
   ruleId?: string;
   outcome?: DeliveryOutcome;
+  /** The target URL as logged (no query string, no credentials). */
+  url?: string;
+  eventType?: string;
+  eventId?: string;
+  deliveryId?: string;
   since?: number;
   until?: number;
   limit?: number;
@@ -26,6 +31,14 @@ export interface TargetStats {
   successRate: number;
   p50Ms: number | null;
   p95Ms: number | null;
+}
+
+/** What history the store holds: at most `capacity` attempts, from `oldestAt` on. */
+export interface LogWindow {
+  capacity: number;
+  held: number;
+  oldestAt: number | null;
+  newestAt: number | null;
 }
 
 export interface Stats {
@@ -44,6 +57,7 @@ export class DeliveryLogStore {
   readonly #registry: SchemaRegistryClient;
   readonly #topic: string;
   readonly #logger: Logger;
+  readonly #waiters = new Map<string, Set<(entry: DeliveryLog) => void>>();
 
   constructor(kafka: Kafka, registry: SchemaRegistryClient, topic: string, logger: Logger, groupPrefix: string, capacity = 50_000) {
     this.#registry = registry;
@@ -79,17 +93,42 @@ export class DeliveryLogStore {
 
   add(entry: DeliveryLog): void {
     this.#entries.push(entry);
+    for (const resolve of this.#waiters.get(entry.deliveryId) ?? []) resolve(entry);
     // Drop the oldest in chunks, so keeping the window costs O(1) per record on average.
     if (this.#entries.length > this.#capacity * 1.1) this.#entries.splice(0, this.#entries.length - this.#capacity);
   }
 
+  get window(): LogWindow {
+    return { capacity: this.#capacity, held: this.#entries.length, oldestAt: this.#entries[0]?.attemptedAt ?? null, newestAt: this.#entries.at(-1)?.attemptedAt ?? null };
+  }
+
+  /** The next record of `deliveryId` to arrive, or undefined after `timeoutMs`. */
+  next(deliveryId: string, timeoutMs: number): Promise<DeliveryLog | undefined> {
+    return new Promise((resolve) => {
+      const waiters = this.#waiters.get(deliveryId) ?? new Set();
+      this.#waiters.set(deliveryId, waiters);
+      const done = (entry: DeliveryLog | undefined) => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#waiters.delete(deliveryId);
+        resolve(entry);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      waiters.add(done);
+    });
+  }
+
   /** Matching attempts, newest first. */
-  query({ ruleId, outcome, since, until, limit = 200 }: LogQuery): DeliveryLog[] {
+  query({ ruleId, outcome, url, eventType, eventId, deliveryId, since, until, limit = 200 }: LogQuery): DeliveryLog[] {
     const found: DeliveryLog[] = [];
     for (let index = this.#entries.length - 1; index >= 0 && found.length < limit; index -= 1) {
       const entry = this.#entries[index]!;
       if (ruleId && entry.ruleId !== ruleId) continue;
       if (outcome && entry.outcome !== outcome) continue;
+      if (url && entry.url !== url) continue;
+      if (eventType && entry.eventType !== eventType) continue;
+      if (eventId && entry.eventId !== eventId) continue;
+      if (deliveryId && entry.deliveryId !== deliveryId) continue;
       if (since !== undefined && entry.attemptedAt < since) continue;
       if (until !== undefined && entry.attemptedAt > until) continue;
       found.push(entry);

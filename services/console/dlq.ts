@@ -6,19 +6,26 @@
 import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryCommand, type EventRule } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../common/dead-letter.ts';
-import { headerValue, type Kafka } from '../common/kafka.ts';
+import { headerValue, type Kafka, type KafkaMessage } from '../common/kafka.ts';
 import type { DispatcherPool } from '../../schemas/index.ts';
 import { choosePool } from '../common/pools.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import type { TopicNames } from '../common/topics.ts';
+import type { CommandSender } from './command-sender.ts';
 
 export interface DeadDelivery {
+  topic: string;
   partition: number;
   offset: string;
   /** When it was dead-lettered (ms). */
   at: number;
   reason: string;
   error: string;
+  /** The service that dead-lettered it, and the topic it was refused from (when it was an input record). */
+  service: string | undefined;
+  sourceTopic: string | undefined;
+  key: string | undefined;
+  bytes: number;
   /** Undefined when the record itself could not be decoded (it cannot be replayed then). */
   command: DeliveryCommand | undefined;
 }
@@ -49,20 +56,7 @@ export async function readDeadDeliveries(kafka: Kafka, registry: SchemaRegistryC
     await new Promise<void>((resolve, reject) => {
       consumer.run({
         eachMessage: async ({ partition, message }) => {
-          let command: DeliveryCommand | undefined;
-          try {
-            command = await registry.decode(contracts.deliveryCommand, message.value);
-          } catch (error) {
-            if (!(error instanceof DecodeError)) throw error;
-          }
-          found.push({
-            partition,
-            offset: message.offset,
-            at: Date.parse(headerValue(message.headers, DLQ_HEADERS.at) ?? '') || Number(message.timestamp),
-            reason: headerValue(message.headers, DLQ_HEADERS.reason) ?? 'unknown',
-            error: headerValue(message.headers, DLQ_HEADERS.error) ?? '',
-            command,
-          });
+          found.push(await deadLetterEntry(registry, topic, partition, message, true));
           if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
           if (remaining.size === 0) resolve();
         },
@@ -72,6 +66,32 @@ export async function readDeadDeliveries(kafka: Kafka, registry: SchemaRegistryC
     await consumer.disconnect();
   }
   return found.sort((a, b) => a.at - b.at);
+}
+
+/** One dead-letter record as operators see it; `commands` says whether the topic holds delivery commands to decode. */
+export async function deadLetterEntry(registry: SchemaRegistryClient, topic: string, partition: number, message: KafkaMessage, commands: boolean): Promise<DeadDelivery> {
+  let command: DeliveryCommand | undefined;
+  if (commands) {
+    try {
+      command = await registry.decode(contracts.deliveryCommand, message.value);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+    }
+  }
+  const header = (name: string) => headerValue(message.headers, name);
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    at: Date.parse(header(DLQ_HEADERS.at) ?? '') || Number(message.timestamp),
+    reason: header(DLQ_HEADERS.reason) ?? 'unknown',
+    error: header(DLQ_HEADERS.error) ?? '',
+    service: header(DLQ_HEADERS.service),
+    sourceTopic: header(DLQ_HEADERS.topic),
+    key: message.key?.toString(),
+    bytes: message.value?.length ?? 0,
+    command,
+  };
 }
 
 export function filterDeadDeliveries(entries: DeadDelivery[], filter: DlqFilter): DeadDelivery[] {
@@ -108,4 +128,14 @@ export function planReplay(entries: DeadDelivery[], rules: (id: string) => Event
 /** The command as it goes back: same delivery id and event, attempt 1, due now. */
 export function replayed(command: DeliveryCommand, now = Date.now()): DeliveryCommand {
   return { ...command, attempt: 1, notBefore: now };
+}
+
+/** Sends a plan's replays, one by one (acknowledged each), telling `onSent` after each. */
+export async function sendReplays(plan: ReplayPlan, sender: CommandSender, onSent: (done: number) => void = () => undefined): Promise<number> {
+  let done = 0;
+  for (const { entry, topic } of plan.replay) {
+    await sender.send(topic, replayed(entry.command!), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
+    onSent((done += 1));
+  }
+  return done;
 }

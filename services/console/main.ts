@@ -1,18 +1,34 @@
-/** npm run console — the dashboard service (delivery-log consumer, web page, metrics) as a process. */
+/** npm run console — the console service (rules, webhook logs, dead letters, JSON API, metrics) as a process. */
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { baseSettings, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
-import { Dashboard } from './dashboard.ts';
+import { loadAdminToken } from './auth.ts';
+import { Console } from './console.ts';
 
 export const consoleSettings = {
   CONSOLE_GROUP_ID: z.string().min(1).default('console'),
+  /** Loopback unless told otherwise: put TLS in front before exposing it (README). */
   CONSOLE_HTTP_HOST: z.string().default('127.0.0.1'),
   CONSOLE_HTTP_PORT: integer(0, 65535).default(8080),
+  /** The admin token; when unset, one is generated at first start into CONSOLE_TOKEN_FILE (mode 0600). */
+  CONSOLE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  CONSOLE_TOKEN_FILE: z.string().default(fileURLToPath(new URL('../../.stack/console-token', import.meta.url))),
+  /** Mark the session cookie Secure: set it when the console is reached through TLS. */
+  CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
 };
 
 if (import.meta.main) {
-  const config = loadConfig({ ...baseSettings, ...consoleSettings });
+  const config = loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() });
   const logger = createLogger('console', config.LOG_LEVEL);
-  await runService(logger, () => new Dashboard(config, { groupId: config.CONSOLE_GROUP_ID, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT }, logger));
+  const tokenFile = config.STACK_DIR && !process.env.CONSOLE_TOKEN_FILE ? `${config.STACK_DIR}/console-token` : config.CONSOLE_TOKEN_FILE;
+  const admin = await loadAdminToken(config.CONSOLE_TOKEN, tokenFile);
+  // Printed once, to the terminal only (never through the logger, whose lines are shipped elsewhere).
+  if (admin.generatedInto) process.stderr.write(`console admin token (shown once; kept in ${admin.generatedInto}, mode 0600): ${admin.token}\n`);
+  else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');
+  await runService(logger, () => new Console(config, {
+    groupId: config.CONSOLE_GROUP_ID, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
+    adminToken: admin.token, secureCookie: config.CONSOLE_SECURE_COOKIE,
+  }, logger));
 }

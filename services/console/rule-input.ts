@@ -7,6 +7,8 @@ import { parse as parseYaml } from 'yaml';
 import { EVENT_TYPES, type EventRuleInput, type EventType, type ValidationIssue } from '../../schemas/index.ts';
 
 export type RuleDraft = Omit<EventRuleInput, 'updatedAt'>;
+/** A rule as a put states it: `enabled` and `secrets` left out mean "as they are" for an existing rule (see rule-changes.ts). */
+export type RulePut = Omit<RuleDraft, 'enabled' | 'secrets'> & Partial<Pick<RuleDraft, 'enabled' | 'secrets'>>;
 
 export class RuleInputError extends Error {
   override name = 'RuleInputError';
@@ -23,7 +25,7 @@ export const generateSecret = (): string => `whsec_${randomBytes(32).toString('b
 const normaliseFormat = (format: unknown): unknown => (format === 'harness-v1' ? 'harness_v1' : format);
 
 /** A rule file: JSON or YAML of one rule (the EventRule fields; `updatedAt` is set on publish). */
-export function parseRuleFile(text: string, fileName: string): RuleDraft {
+export function parseRuleFile(text: string, fileName: string): RulePut {
   let parsed: unknown;
   try {
     parsed = fileName.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
@@ -34,7 +36,7 @@ export function parseRuleFile(text: string, fileName: string): RuleDraft {
     throw new RuleInputError([{ field: fileName, reason: 'must contain one rule object' }]);
   }
   const rule = parsed as Record<string, unknown>;
-  return { ...rule, ...(rule.payloadFormat === undefined ? {} : { payloadFormat: normaliseFormat(rule.payloadFormat) }) } as RuleDraft;
+  return { ...rule, ...(rule.payloadFormat === undefined ? {} : { payloadFormat: normaliseFormat(rule.payloadFormat) }) } as RulePut;
 }
 
 export interface RuleFlags {
@@ -50,12 +52,14 @@ export interface RuleFlags {
   format?: string;
   'no-user-data'?: boolean;
   enabled?: boolean;
+  disabled?: boolean;
   'rate-limit'?: string;
 }
 
-/** A rule from flags; a secret is generated when none is given (`generatedSecret` tells the caller to print it once). */
-export function ruleFromFlags(flags: RuleFlags): { draft: RuleDraft; generatedSecret?: string } {
+/** A rule from flags; without --secret, --enabled or --disabled those are left to resolvePut (kept, or defaulted). */
+export function ruleFromFlags(flags: RuleFlags): RulePut {
   const issues: ValidationIssue[] = [];
+  if (flags.enabled && flags.disabled) issues.push({ field: '--enabled', reason: 'and --disabled contradict each other' });
   for (const required of ['id', 'application', 'name', 'url'] as const) {
     if (!flags[required]) issues.push({ field: `--${required}`, reason: 'is required' });
   }
@@ -70,24 +74,21 @@ export function ruleFromFlags(flags: RuleFlags): { draft: RuleDraft; generatedSe
   const rateLimit = flags['rate-limit'] === undefined ? null : Number(flags['rate-limit']);
   if (rateLimit !== null && !Number.isInteger(rateLimit)) issues.push({ field: '--rate-limit', reason: 'must be a whole number of requests per second' });
   if (issues.length) throw new RuleInputError(issues);
-  const generatedSecret = flags.secret?.length ? undefined : generateSecret();
-  const secrets = (flags.secret?.length ? flags.secret : [generatedSecret!]).map((secret) => ({ secret, notAfter: null }));
-  const draft: RuleDraft = {
+  return {
     id: flags.id!,
     application: flags.application!,
     name: flags.name!,
     url: flags.url!,
-    enabled: flags.enabled ?? false,
+    ...(flags.enabled || flags.disabled ? { enabled: !flags.disabled } : {}),
+    ...(flags.secret?.length ? { secrets: flags.secret.map((secret) => ({ secret, notAfter: null })) } : {}),
     scope,
     eventTypes,
     headers,
-    secrets,
     delegateSelectors: flags.selector ?? [],
     payloadFormat: normaliseFormat(flags.format ?? 'standard') as RuleDraft['payloadFormat'],
     includeUserData: !flags['no-user-data'],
     rateLimitPerSecond: rateLimit,
   };
-  return generatedSecret ? { draft, generatedSecret } : { draft };
 }
 
 function parseEventTypes(text: string, issues: ValidationIssue[]): EventType[] | null {

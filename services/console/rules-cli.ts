@@ -3,7 +3,8 @@
  *
  *   put --file rule.json|yaml | put --id --application --name --url [--event-types a,b|all]
  *       [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]… [--secret whsec_…]… [--selector TAG]…
- *       [--format standard|harness-v1|sharering] [--no-user-data] [--enabled] [--rate-limit N]
+ *       [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled] [--rate-limit N]
+ *       (an update keeps the rule's secrets and enabled state unless --secret, --enabled or --disabled say otherwise)
  *   get <id> | list [--application A] | enable <id> | disable <id> | delete <id> | delete-application <application>
  *   rotate-secret <id> [--overlap 24h] [--secret whsec_…]
  *   test <id> [--timeout 30s]
@@ -13,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { contracts, type DeliveryLog, type EventRule, type WorkflowEventInput } from '../../schemas/index.ts';
+import { contracts, type DeliveryLog, type EventRule } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
 import { deliveryId } from '../common/delivery-id.ts';
 import { newDeliveryCommand } from '../common/deliveries.ts';
@@ -26,8 +27,10 @@ import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
-import { filterDeadDeliveries, planReplay, readDeadDeliveries, replayed, type DlqFilter } from './dlq.ts';
-import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RuleDraft } from './rule-input.ts';
+import { CommandSender } from './command-sender.ts';
+import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
+import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
+import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -45,6 +48,7 @@ const { positionals, values } = parseArgs({
     format: { type: 'string' },
     'no-user-data': { type: 'boolean' },
     enabled: { type: 'boolean' },
+    disabled: { type: 'boolean' },
     'rate-limit': { type: 'string' },
     overlap: { type: 'string', default: '24h' },
     timeout: { type: 'string', default: '30s' },
@@ -91,11 +95,17 @@ async function existing(id: string | undefined): Promise<EventRule> {
 const masked = (secret: string) => `${secret.slice(0, 10)}…`;
 const show = (rule: EventRule) => ({ ...rule, secrets: rule.secrets.map(({ secret, notAfter }) => ({ secret: masked(secret), notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() });
 
+async function sender(): Promise<CommandSender> {
+  const created = await CommandSender.create(kafka, registry);
+  closers.push(() => created.close());
+  return created;
+}
+
 async function put(): Promise<void> {
-  let draft: RuleDraft;
-  let generatedSecret: string | undefined;
-  if (values.file) draft = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
-  else ({ draft, generatedSecret } = ruleFromFlags(values));
+  let input: RulePut;
+  if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
+  else input = ruleFromFlags(values);
+  const { draft, generatedSecret } = resolvePut(input, typeof input.id === 'string' ? (await rulesTable()).get(input.id) : undefined);
   const [rule] = await (await writer()).put(draft);
   console.log(`put rule ${rule!.id} (${rule!.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule!.id + '`'})`);
   if (generatedSecret) console.log(`signing secret (shown once, store it now): ${generatedSecret}`);
@@ -103,7 +113,7 @@ async function put(): Promise<void> {
 
 async function setEnabled(id: string | undefined, enabled: boolean): Promise<void> {
   const rule = await existing(id);
-  await (await writer()).put({ ...rule, enabled, disabledReason: enabled ? null : 'disabled by an operator' });
+  await (await writer()).put(withEnabled(rule, enabled));
   console.log(`rule ${rule.id} ${enabled ? 'enabled' : 'disabled'}`);
 }
 
@@ -112,9 +122,7 @@ async function rotateSecret(id: string | undefined): Promise<void> {
   const now = Date.now();
   const overlapMs = parseDuration(values.overlap!);
   const fresh = values.secret?.[0] ?? generateSecret();
-  // Old secrets keep signing for the overlap, so receivers can switch; expired ones are dropped now.
-  const kept = rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret, notAfter }) => ({ secret, notAfter: notAfter ?? now + overlapMs }));
-  await (await writer()).put({ ...rule, secrets: [...kept, { secret: fresh, notAfter: null }] });
+  await (await writer()).put(withRotatedSecret(rule, fresh, overlapMs, now));
   console.log(`rule ${rule.id}: new secret added; the old one(s) sign until ${new Date(now + overlapMs).toISOString()}`);
   if (!values.secret) console.log(`new signing secret (shown once, store it now): ${fresh}`);
 }
@@ -124,7 +132,7 @@ function list(table: RulesTable): void {
   if (rows.length === 0) return console.log('no rules');
   const scope = (rule: EventRule) => (rule.scope.kind === 'everything' ? 'everything' : `${rule.scope.kind}:${rule.scope.ids?.join(',') ?? 'all'}`);
   const table2 = [['ID', 'APPLICATION', 'NAME', 'ENABLED', 'SCOPE', 'EVENTS', 'FORMAT', 'URL'], ...rows.map((rule) => [
-    rule.id, rule.application, rule.name, rule.enabled ? 'yes' : 'no', scope(rule), rule.eventTypes?.join(',') ?? 'all', rule.payloadFormat, loggableUrl(rule.url),
+    rule.id, rule.application, rule.name, rule.enabled ? 'yes' : `no${rule.disabledReason ? ` (${rule.disabledReason})` : ''}`, scope(rule), rule.eventTypes?.join(',') ?? 'all', rule.payloadFormat, loggableUrl(rule.url),
   ])];
   const widths = table2[0]!.map((_, column) => Math.max(...table2.map((row) => row[column]!.length)));
   for (const row of table2) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
@@ -133,27 +141,14 @@ function list(table: RulesTable): void {
 /** The Harness seed's Test button: one sample event through the dispatcher to this rule only, then its log record. */
 async function test(id: string | undefined): Promise<number> {
   const rule = await existing(id);
-  const type = rule.eventTypes?.[0] ?? 'workflow_started';
-  const scoped = rule.scope.ids?.[0] ?? 'sample';
-  const sample: WorkflowEventInput = {
-    eventId: `test-${randomUUID()}`,
-    type,
-    occurredAt: Date.now(),
-    application: { id: rule.application, name: null },
-    workflow: rule.scope.kind === 'pipelines' && type.startsWith('pipeline_') ? null : { id: rule.scope.kind === 'workflows' ? scoped : 'sample-workflow', name: 'Sample workflow' },
-    pipeline: rule.scope.kind === 'pipelines' || type.startsWith('pipeline_') ? { id: rule.scope.kind === 'pipelines' ? scoped : 'sample-pipeline', name: 'Sample pipeline' } : null,
-    workflowExecutionId: `test-run-${randomUUID().slice(0, 8)}`,
-    task: type.startsWith('task_') ? { id: 'sample-task', name: 'Sample task', runId: `test-taskrun-${randomUUID().slice(0, 8)}` } : null,
-    status: type.endsWith('failed') ? 'FAILED' : type.endsWith('completed') ? 'SUCCESS' : 'RUNNING',
-  };
-  const event = contracts.workflowEvent.type.clone(sample, { wrapUnions: false }) as never;
+  const event = sampleEvent(rule);
   const pools = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' });
   closers.push(() => pools.stop());
   await pools.start();
   const route = choosePool(rule, event, pools.values());
   if (!route.ok) throw new CliError(route.error);
 
-  const id2 = deliveryId(sample.eventId, rule.id);
+  const id2 = deliveryId(event.eventId, rule.id);
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(names.deliveryLog);
@@ -175,13 +170,8 @@ async function test(id: string | undefined): Promise<number> {
   });
   for (const { partition, offset } of ends) consumer.seek({ topic: names.deliveryLog, partition, offset });
 
-  const codec = await registry.codec(`${names.deliveries(route.pool)}-value`, contracts.deliveryCommand);
-  const producer = kafka.producer();
-  await producer.connect();
-  const now = Date.now();
-  await producer.send({ topic: names.deliveries(route.pool), acks: -1, messages: [{ key: rule.id, value: codec.encode(newDeliveryCommand(event, rule.id, now)) }] });
-  await producer.disconnect();
-  console.log(`sent a sample ${type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
+  await (await sender()).send(names.deliveries(route.pool), newDeliveryCommand(event, rule.id, Date.now()));
+  console.log(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
 
   const log = await outcome;
   if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${route.pool}" running?`);
@@ -220,19 +210,11 @@ async function dlq(action: string | undefined): Promise<number> {
   await pools.start();
   const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
   for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
-  const producer = kafka.producer();
-  await producer.connect();
-  closers.push(() => producer.disconnect());
-  let done = 0;
-  for (const { entry, topic } of plan.replay) {
-    const codec = await registry.codec(`${topic}-value`, contracts.deliveryCommand);
-    const command = replayed(entry.command!);
-    await producer.send({ topic, acks: -1, messages: [{ key: command.ruleId, value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, 'replayed-from': `${entry.partition}:${entry.offset}` } }] });
-    done += 1;
+  const done = await sendReplays(plan, await sender(), (sent) => {
     const width = 30;
-    const filled = Math.round((done / plan.replay.length) * width);
-    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${plan.replay.length}`);
-  }
+    const filled = Math.round((sent / plan.replay.length) * width);
+    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${plan.replay.length}`);
+  });
   if (plan.replay.length) process.stderr.write('\n');
   console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
   return plan.refused.length === 0 ? 0 : 1;

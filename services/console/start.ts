@@ -57,7 +57,7 @@ if (demo) {
   demoRun = await startDemo(config, config.DEMO_RECEIVER_PORT, config.DEMO_EVENT_INTERVAL, logger, say, demoReady);
 }
 
-say(`dashboard: http://127.0.0.1:${config.CONSOLE_HTTP_PORT}/`);
+say(`console: http://127.0.0.1:${config.CONSOLE_HTTP_PORT}/ (log in with CONSOLE_TOKEN or the token in .stack/console-token)`);
 say(`Kafka ${config.KAFKA_BROKERS.join(',')}, schema registry ${config.SCHEMA_REGISTRY_URL}`);
 say(`ops endpoints: matcher http://127.0.0.1:${config.MATCHER_HTTP_PORT}/metrics, dispatcher http://127.0.0.1:${config.DISPATCHER_HTTP_PORT}/metrics`);
 if (!demo) say('see deliveries arrive: npm run demo; manage rules: npm run rules -- list');

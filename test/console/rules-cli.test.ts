@@ -9,7 +9,8 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
-import { newSecret } from '../fixtures/rules.ts';
+import { newSecret, rule } from '../fixtures/rules.ts';
+import { writers } from '../matcher/fixtures.ts';
 import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -108,6 +109,36 @@ describe('npm run rules', () => {
     expect((await rules('get', 'cli-2')).stderr).toContain('no rule with id "cli-2"');
     expect((await rules('delete-application', 'cli-app')).stdout).toContain('deleted 1 rule(s) of application cli-app');
     expect((await rules('list')).stdout.trim()).toBe('no rules');
+  });
+
+  it('rules put on an existing id keeps its secret and enabled state unless told otherwise', async () => {
+    const first = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep', '--url', receiver.url, '--enabled');
+    const secret = /signing secret \(shown once, store it now\): (whsec_\S+)/.exec(first.stdout)![1]!;
+    const updated = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep renamed', '--url', `${receiver.url}/v2`);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain('put rule keep (enabled)');
+    expect(updated.stdout).not.toContain('signing secret');
+    const kept = JSON.parse((await rules('get', 'keep')).stdout) as { name: string; enabled: boolean; secrets: Array<{ secret: string }> };
+    expect(kept).toMatchObject({ name: 'Keep renamed', enabled: true, secrets: [{ secret: `${secret.slice(0, 10)}…` }] });
+
+    const file = join(dir, 'keep.yaml');
+    await writeFile(file, `id: keep\napplication: keep-app\nname: From a file\nurl: ${receiver.url}\nscope: {kind: everything}\n`);
+    expect((await rules('put', '--file', file)).stdout).toContain('put rule keep (enabled)');
+    expect(JSON.parse((await rules('get', 'keep')).stdout)).toMatchObject({ name: 'From a file', enabled: true, secrets: [{ secret: `${secret.slice(0, 10)}…` }] });
+
+    expect((await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Off', '--url', receiver.url, '--disabled')).stdout).toContain('put rule keep (disabled');
+    expect((await rules('delete', 'keep')).code).toBe(0);
+  });
+
+  it('rules list shows why the system disabled a rule', async () => {
+    const io = await writers(cluster);
+    try {
+      await io.rules.put(rule('gone', 'gone-app', { enabled: false, disabledReason: 'the endpoint answered 410 Gone' }));
+    } finally {
+      await io.close();
+    }
+    expect((await rules('list', '--application', 'gone-app')).stdout).toMatch(/^gone\s+gone-app\s+rule gone\s+no \(the endpoint answered 410 Gone\)\s+everything/m);
+    await rules('delete', 'gone');
   });
 
   it('lists dead-lettered deliveries and replays them with the same delivery id', async () => {

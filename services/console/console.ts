@@ -1,0 +1,263 @@
+/**
+ * The console service: what its pages and JSON API act on. It reads the event-rules and dispatcher-pools tables, the
+ * delivery log, the pools' command topics and every dead-letter topic, and changes things only as the rules CLI does
+ * (RuleWriter to the compacted event-rules topic, CommandSender to a pool's topic), with an audit line per change.
+ * A rule change is answered once this console's own rules table has applied it, so the page never shows stale state.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Gauge } from 'prom-client';
+import type { DeliveryLog, EventRule } from '../../schemas/index.ts';
+import type { BaseConfig } from '../common/config.ts';
+import { newDeliveryCommand } from '../common/deliveries.ts';
+import { parseDuration } from '../common/duration.ts';
+import { createKafka } from '../common/kafka.ts';
+import type { Logger } from '../common/logger.ts';
+import { createMetrics } from '../common/ops-server.ts';
+import { choosePool, PoolsTable } from '../common/pools.ts';
+import { SchemaRegistryClient } from '../common/registry.ts';
+import { RuleWriter } from '../common/rule-writer.ts';
+import { RulesTable } from '../common/rules-table.ts';
+import { topicNames, type TopicNames } from '../common/topics.ts';
+import { CommandSender } from './command-sender.ts';
+import { DeadLetterStore } from './dead-letter-store.ts';
+import { DeliveryLogStore } from './delivery-log-store.ts';
+import { filterDeadDeliveries, planReplay, sendReplays, type DlqFilter } from './dlq.ts';
+import { RecentCommands } from './recent-commands.ts';
+import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
+import { generateSecret, RuleInputError, type RulePut } from './rule-input.ts';
+import { startWebServer, type WebServer, type WebSettings } from './web-server.ts';
+
+export interface ConsoleSettings extends WebSettings {
+  groupId: string;
+  /** How long a Test waits for its sample's delivery-log record. */
+  testTimeoutMs?: number;
+}
+
+type ConsoleConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+
+/** An error the API answers with this status and message (no stack, nothing secret). */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** A rule as the API shows it: the signing secrets replaced by fingerprints (which cannot be turned back into them). */
+export type RuleView = Omit<EventRule, 'secrets'> & { secrets: Array<{ fingerprint: string; notAfter: number | null }> };
+export const ruleView = (rule: EventRule): RuleView => ({
+  ...rule,
+  secrets: rule.secrets.map(({ secret, notAfter }) => ({ fingerprint: createHash('sha256').update(secret).digest('hex').slice(0, 12), notAfter })),
+});
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export class Console {
+  readonly metrics = createMetrics('console');
+  readonly names: TopicNames;
+  readonly rules: RulesTable;
+  readonly logs: DeliveryLogStore;
+  readonly deadLetters: DeadLetterStore;
+  readonly #settings: ConsoleSettings;
+  readonly #logger: Logger;
+  readonly #pools: PoolsTable;
+  readonly #commands: RecentCommands;
+  readonly #kafka: ReturnType<typeof createKafka>;
+  readonly #registry: SchemaRegistryClient;
+  readonly #ruleWaiters = new Set<(id: string, rule: EventRule | undefined) => void>();
+  #writer: RuleWriter | undefined;
+  #sender: CommandSender | undefined;
+  #web: WebServer | undefined;
+
+  constructor(config: ConsoleConfig, settings: ConsoleSettings, logger: Logger) {
+    this.#settings = settings;
+    this.#logger = logger;
+    this.names = topicNames(config.TOPIC_PREFIX);
+    this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-console`, logger });
+    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
+    this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
+    this.rules.onChange(({ id, current }) => this.#ruleWaiters.forEach((waiter) => waiter(id, current)));
+    this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
+    this.logs = new DeliveryLogStore(this.#kafka, this.#registry, this.names.deliveryLog, logger, settings.groupId);
+    this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, settings.groupId);
+    const commandTopics = new RegExp(`^${escapeRegExp(this.names.deliveries())}(\\.(?!dlq$)[^.]+)?$`);
+    this.#commands = new RecentCommands(this.#kafka, this.#registry, commandTopics, logger, settings.groupId);
+    const { logs, deadLetters } = this;
+    new Gauge({ name: 'console_delivery_log_entries', help: 'Delivery-log records held for the console', registers: [this.metrics], collect() { this.set(logs.size); } });
+    new Gauge({
+      name: 'console_dead_letters',
+      help: 'Records read from each dead-letter topic',
+      labelNames: ['topic'],
+      registers: [this.metrics],
+      collect() {
+        for (const [topic, count] of Object.entries(deadLetters.counts())) this.set({ topic }, count);
+      },
+    });
+  }
+
+  get opsPort(): number | undefined {
+    return this.#web?.port;
+  }
+
+  get apiRoutes(): string[] {
+    return this.#web?.apiRoutes ?? [];
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#web?.port}/`;
+  }
+
+  get ready(): string | undefined {
+    return this.rules.bootstrapped ? undefined : 'reading the event-rules topic';
+  }
+
+  async start(): Promise<void> {
+    this.#web = await startWebServer(this, this.#settings, this.#logger);
+    this.#writer = await RuleWriter.create(this.#kafka, this.#registry, this.names.eventRules);
+    this.#sender = await CommandSender.create(this.#kafka, this.#registry);
+    await Promise.all([this.rules.start(), this.#pools.start()]);
+    await Promise.all([this.logs.start(), this.deadLetters.start(), this.#commands.start()]);
+  }
+
+  async stop(): Promise<void> {
+    await this.#web?.close();
+    await Promise.allSettled([this.logs.stop(), this.deadLetters.stop(), this.#commands.stop(), this.rules.stop(), this.#pools.stop(), this.#writer?.close(), this.#sender?.close()]);
+  }
+
+  rule(id: string): EventRule {
+    const rule = this.rules.get(id);
+    if (!rule) throw new ApiError(404, `no rule with id "${id}"`);
+    return rule;
+  }
+
+  /** A new rule (disabled unless it says so) with a generated secret, returned once. */
+  async createRule(input: unknown): Promise<{ rule: EventRule; secret: string }> {
+    const { id: given, ...put } = ruleInput(input);
+    // Like Harness, a rule needs only a name: its id is derived from it unless given.
+    const slug = typeof put.name === 'string' ? put.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) : '';
+    const id = given ?? `${slug || 'rule'}-${randomBytes(3).toString('hex')}`;
+    if (this.rules.get(id)) throw new RuleInputError([{ field: 'id', reason: `a rule with id "${id}" already exists` }]);
+    const { draft, generatedSecret } = resolvePut({ ...put, id }, undefined);
+    return { rule: await this.#put('rule created', draft), secret: generatedSecret! };
+  }
+
+  /** Every field but the secrets; `enabled` as given, else as it was. */
+  async updateRule(id: string, input: unknown): Promise<EventRule> {
+    const existing = this.rule(id);
+    const { id: given, ...put } = ruleInput(input);
+    if (given !== undefined && given !== id) throw new RuleInputError([{ field: 'id', reason: 'cannot change; create a new rule instead' }]);
+    return this.#put('rule updated', resolvePut({ ...put, id }, existing).draft);
+  }
+
+  setEnabled(id: string, enabled: boolean): Promise<EventRule> {
+    return this.#put(enabled ? 'rule enabled' : 'rule disabled', withEnabled(this.rule(id), enabled));
+  }
+
+  async rotateSecret(id: string, overlap: string): Promise<{ rule: EventRule; secret: string }> {
+    let overlapMs: number;
+    try {
+      overlapMs = parseDuration(overlap);
+    } catch (error) {
+      throw new RuleInputError([{ field: 'overlap', reason: (error as Error).message }]);
+    }
+    const secret = generateSecret();
+    return { rule: await this.#put('secret rotated', withRotatedSecret(this.rule(id), secret, overlapMs)), secret };
+  }
+
+  async deleteRule(id: string): Promise<void> {
+    this.rule(id);
+    await this.#writer!.delete(id);
+    this.#audit('rule deleted', { ruleId: id });
+    await this.#applied(id, (rule) => rule === undefined);
+  }
+
+  async deleteApplication(application: string): Promise<string[]> {
+    const ids = [...this.rules.values()].filter((rule) => rule.application === application).map((rule) => rule.id);
+    if (ids.length === 0) return ids;
+    await this.#writer!.delete(...ids);
+    this.#audit('application rules deleted', { application, ruleIds: ids });
+    await Promise.all(ids.map((id) => this.#applied(id, (rule) => rule === undefined)));
+    return ids;
+  }
+
+  /** The Test button: a sample event through the dispatcher to this rule only; its delivery-log record, or null on timeout. */
+  async testRule(id: string): Promise<{ deliveryId: string; pool: string; entry: DeliveryLog | null }> {
+    const rule = this.rule(id);
+    const event = sampleEvent(rule);
+    const route = choosePool(rule, event, this.#pools.values());
+    if (!route.ok) throw new ApiError(409, route.error);
+    const command = newDeliveryCommand(event, rule.id, Date.now());
+    const logged = this.logs.next(command.deliveryId, this.#settings.testTimeoutMs ?? 30_000);
+    await this.#sender!.send(this.names.deliveries(route.pool), command);
+    this.#audit('rule tested', { ruleId: id, deliveryId: command.deliveryId });
+    return { deliveryId: command.deliveryId, pool: route.pool, entry: (await logged) ?? null };
+  }
+
+  /** Delivers a recent delivery's event again to its rule as it is now: same delivery id (receivers de-duplicate on it), attempt 1. */
+  async resend(deliveryId: string): Promise<{ pool: string }> {
+    const command = this.#commands.get(deliveryId);
+    if (!command) throw new ApiError(404, `delivery ${deliveryId} is no longer in the console's window of commands; if it was dead-lettered, replay it from Dead letters`);
+    const rule = this.rule(command.ruleId);
+    const route = choosePool(rule, command.event, this.#pools.values());
+    if (!route.ok) throw new ApiError(409, route.error);
+    await this.#sender!.send(this.names.deliveries(route.pool), { ...command, attempt: 1, notBefore: Date.now() }, { 'resent-by': 'console' });
+    this.#audit('delivery resent', { ruleId: rule.id, deliveryId });
+    return { pool: route.pool };
+  }
+
+  /** Replays dead-lettered deliveries chosen by position (`topic:partition:offset`), rule or delivery id. */
+  async replay(selection: { positions?: string[]; ruleId?: string; deliveryId?: string }): Promise<{ replayed: number; refused: Array<{ position: string; why: string }> }> {
+    const positions = new Set(selection.positions ?? []);
+    if (positions.size === 0 && !selection.ruleId && !selection.deliveryId) throw new ApiError(400, 'say what to replay: positions, ruleId or deliveryId');
+    const filter: DlqFilter = { ruleId: selection.ruleId };
+    const chosen = filterDeadDeliveries(this.deadLetters.deliveries(), filter).filter((entry) =>
+      (positions.size === 0 || positions.has(`${entry.topic}:${entry.partition}:${entry.offset}`)) &&
+      (!selection.deliveryId || entry.command?.deliveryId === selection.deliveryId));
+    if (chosen.length === 0) throw new ApiError(404, 'no dead-lettered delivery matches');
+    const plan = planReplay(chosen, (id) => this.rules.get(id), this.#pools.values(), this.names);
+    const replayed = await sendReplays(plan, this.#sender!);
+    this.#audit('dead letters replayed', { ruleIds: [...new Set(plan.replay.map(({ entry }) => entry.command!.ruleId))], deliveryIds: plan.replay.map(({ entry }) => entry.command!.deliveryId), refused: plan.refused.length });
+    return { replayed, refused: plan.refused.map(({ entry, why }) => ({ position: `${entry.topic}:${entry.partition}:${entry.offset}`, why })) };
+  }
+
+  async #put(action: string, draft: Parameters<RuleWriter['put']>[0]): Promise<EventRule> {
+    const [written] = await this.#writer!.put(draft);
+    this.#audit(action, { ruleId: written!.id, application: written!.application, enabled: written!.enabled });
+    await this.#applied(written!.id, (rule) => rule !== undefined && rule.updatedAt >= written!.updatedAt);
+    return this.rules.get(written!.id) ?? written!;
+  }
+
+  /** Resolves once this console's rules table shows `id` as `done` says (or after 10 s: the write itself was acknowledged). */
+  #applied(id: string, done: (rule: EventRule | undefined) => boolean): Promise<void> {
+    if (done(this.rules.get(id))) return Promise.resolve();
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#ruleWaiters.delete(waiter);
+        resolve();
+      };
+      const waiter = (changed: string, rule: EventRule | undefined) => { if (changed === id && done(rule)) finish(); };
+      const timer = setTimeout(() => {
+        this.#logger.warn({ ruleId: id }, 'a rule change was acknowledged by Kafka but not seen in the rules table within 10 s');
+        finish();
+      }, 10_000);
+      this.#ruleWaiters.add(waiter);
+    });
+  }
+
+  /** One line per change: what, which rule, when (pino's time). Never a secret: only ids and flags are passed here. */
+  #audit(action: string, details: Record<string, unknown>): void {
+    this.#logger.info({ audit: { action, ...details } }, `audit: ${action}`);
+  }
+}
+
+/** The page's JSON as a rule put: an object, without secrets (they are generated and rotated, never typed in). */
+function ruleInput(input: unknown): Omit<RulePut, 'id'> & { id?: string } {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RuleInputError([{ field: '(body)', reason: 'must be a JSON object of rule fields' }]);
+  if ('secrets' in input) throw new RuleInputError([{ field: 'secrets', reason: 'are generated by the console; change them with rotate-secret' }]);
+  const { id, ...rest } = input as Record<string, unknown>;
+  // The rest is checked by checkRule when written: unknown or mistyped fields come back named, nothing is published.
+  return { ...(rest as Omit<RulePut, 'id'>), ...(typeof id === 'string' && id.trim() ? { id: id.trim() } : {}) };
+}

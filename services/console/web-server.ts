@@ -1,0 +1,199 @@
+/**
+ * The console over HTTP (fastify): the login page, the pages, the JSON API under /api (described by
+ * /api/openapi.json) and the ops endpoints. Nothing but the login page (with its assets), POST /api/session and
+ * /healthz answers without a session cookie or an `Authorization: Bearer <admin token>` header; every write with a
+ * session needs its CSRF token in `x-csrf-token`.
+ */
+import cookie from '@fastify/cookie';
+import fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { EVENT_TYPES, type DeliveryOutcome } from '../../schemas/index.ts';
+import type { Logger } from '../common/logger.ts';
+import { RuleValidationError } from '../common/rule-writer.ts';
+import { LoginLimiter, sameSecret, Sessions, type Session } from './auth.ts';
+import type { Console } from './console.ts';
+import { ApiError, ruleView } from './console.ts';
+import { openApiDocument } from './openapi.ts';
+import { RuleInputError } from './rule-input.ts';
+
+export interface WebSettings {
+  httpHost: string;
+  httpPort: number;
+  /** The admin token a login must present. */
+  adminToken: string;
+  /** Mark the session cookie Secure (set it when TLS terminates in front of the console). */
+  secureCookie?: boolean;
+}
+
+export interface WebServer {
+  port: number;
+  /** `METHOD /api/path/{param}` of every API route, as the OpenAPI document names them. */
+  apiRoutes: string[];
+  close(): Promise<void>;
+}
+
+const SESSION_COOKIE = 'console_session';
+const OUTCOMES = new Set<DeliveryOutcome>(['delivered', 'retrying', 'failed', 'dead_lettered', 'blocked', 'skipped']);
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+const file = (path: string | URL, type: string) => ({ type, body: readFileSync(path) });
+const web = (name: string, type: string) => file(new URL(`./web/${name}`, import.meta.url), type);
+const HTML = 'text/html; charset=utf-8';
+const JS = 'text/javascript; charset=utf-8';
+/** Served without a session: the login page and what it needs. */
+const publicAssets: Record<string, { type: string; body: Buffer }> = {
+  '/login': web('login.html', HTML),
+  '/assets/console.css': web('console.css', 'text/css; charset=utf-8'),
+  '/assets/login.js': web('login.js', JS),
+  '/assets/logo.svg': web('logo.svg', 'image/svg+xml'),
+};
+const privateAssets: Record<string, { type: string; body: Buffer }> = {
+  '/': web('app.html', HTML),
+  '/assets/app.js': web('app.js', JS),
+  '/vendor/chart.umd.min.js': file(new URL('./chart.umd.min.js', import.meta.resolve('chart.js')), JS),
+};
+
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    session: Session | undefined;
+  }
+}
+
+export async function startWebServer(console: Console, settings: WebSettings, logger: Logger): Promise<WebServer> {
+  const sessions = new Sessions();
+  const limiter = new LoginLimiter();
+  const app = fastify({ bodyLimit: 256 * 1024, logger: false });
+  await app.register(cookie);
+  app.decorateRequest('session', undefined);
+  const apiRoutes: string[] = [];
+  app.addHook('onRoute', ({ method, url }) => {
+    if (url.startsWith('/api/') && method !== 'HEAD') apiRoutes.push(`${String(method)} ${url.replace(/:(\w+)/g, '{$1}')}`);
+  });
+
+  const deny = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ error });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.headers(SECURITY_HEADERS);
+    const path = request.url.split('?')[0]!;
+    if (path === '/healthz' || publicAssets[path] || (path === '/api/session' && request.method === 'POST')) return;
+    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    if (bearer !== undefined) {
+      // Scripts present the token itself: no cookie is involved, so no CSRF token is needed either.
+      if (sameSecret(bearer, settings.adminToken)) return;
+      limiter.failed(request.ip);
+      return deny(reply, 401, 'wrong token');
+    }
+    request.session = sessions.get(request.cookies[SESSION_COOKIE]);
+    if (!request.session) {
+      if (path.startsWith('/api/') || path === '/metrics' || path === '/readyz') return deny(reply, 401, 'log in first (POST /api/session) or send Authorization: Bearer <token>');
+      return reply.redirect('/login', 303);
+    }
+    if (UNSAFE.has(request.method) && !sameSecret(String(request.headers['x-csrf-token'] ?? ''), request.session.csrfToken)) {
+      return deny(reply, 403, 'missing or wrong x-csrf-token header');
+    }
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    if (error instanceof RuleValidationError || error instanceof RuleInputError) return reply.code(422).send({ error: 'invalid rule, nothing published', issues: error.issues });
+    if (error instanceof ApiError) return deny(reply, error.status, error.message);
+    if (error.statusCode && error.statusCode < 500) return deny(reply, error.statusCode, error.message);
+    logger.error({ err: error, method: request.method, url: request.url.split('?')[0] }, 'console request failed');
+    return deny(reply, 500, 'internal error; see the console log');
+  });
+
+  const serve = (assets: Record<string, { type: string; body: Buffer }>) => {
+    for (const [path, { type, body }] of Object.entries(assets)) app.get(path, (_, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
+  };
+  serve(publicAssets);
+  serve(privateAssets);
+
+  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/readyz', (_, reply) => {
+    const reason = console.ready;
+    return reason === undefined ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', reason });
+  });
+  app.get('/metrics', async (_, reply) => reply.type(console.metrics.contentType).send(await console.metrics.metrics()));
+
+  // Session
+  app.post('/api/session', async (request, reply) => {
+    const wait = limiter.waitMs(request.ip);
+    if (wait > 0) return reply.code(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: `too many failed logins; try again in ${Math.ceil(wait / 1000)} s` });
+    const token = (request.body as { token?: unknown } | undefined)?.token;
+    if (typeof token !== 'string' || !sameSecret(token, settings.adminToken)) {
+      limiter.failed(request.ip);
+      logger.warn({ audit: { action: 'login failed', ip: request.ip } }, 'audit: login failed');
+      return deny(reply, 401, 'wrong token');
+    }
+    limiter.succeeded(request.ip);
+    const session = sessions.create();
+    logger.info({ audit: { action: 'login', ip: request.ip } }, 'audit: login');
+    reply.setCookie(SESSION_COOKIE, session.id, { path: '/', httpOnly: true, sameSite: 'strict', secure: settings.secureCookie ?? false, maxAge: sessions.maxAgeMs / 1000 });
+    return reply.code(201).send({ csrfToken: session.csrfToken });
+  });
+  app.get('/api/session', (request) => ({ csrfToken: request.session?.csrfToken ?? null }));
+  app.delete('/api/session', (request, reply) => {
+    if (request.session) sessions.delete(request.session.id);
+    return reply.clearCookie(SESSION_COOKIE, { path: '/' }).code(204).send();
+  });
+  app.get('/api/openapi.json', () => openApiDocument);
+
+  // Rules
+  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  app.get('/api/catalog', () => ({ eventTypes: EVENT_TYPES, payloadFormats: ['standard', 'harness_v1', 'sharering'], applications: [...new Set([...console.rules.values()].map((rule) => rule.application))].sort() }));
+  app.get('/api/rules', () => ({ rules: [...console.rules.values()].sort((a, b) => a.application.localeCompare(b.application) || a.name.localeCompare(b.name)).map(ruleView) }));
+  app.get('/api/rules/:id', (request) => ruleView(console.rule(id(request))));
+  app.post('/api/rules', async (request, reply) => {
+    const { rule, secret } = await console.createRule(request.body);
+    return reply.code(201).send({ rule: ruleView(rule), secret });
+  });
+  app.put('/api/rules/:id', async (request) => ruleView(await console.updateRule(id(request), request.body)));
+  app.post('/api/rules/:id/enable', async (request) => ruleView(await console.setEnabled(id(request), true)));
+  app.post('/api/rules/:id/disable', async (request) => ruleView(await console.setEnabled(id(request), false)));
+  app.post('/api/rules/:id/rotate-secret', async (request) => {
+    const overlap = (request.body as { overlap?: unknown } | undefined)?.overlap ?? '24h';
+    const { rule, secret } = await console.rotateSecret(id(request), String(overlap));
+    return { rule: ruleView(rule), secret };
+  });
+  app.post('/api/rules/:id/test', (request) => console.testRule(id(request)));
+  app.delete('/api/rules/:id', async (request, reply) => {
+    await console.deleteRule(id(request));
+    return reply.code(204).send();
+  });
+  app.delete('/api/applications/:application/rules', async (request) => ({ deleted: await console.deleteApplication((request.params as { application: string }).application) }));
+
+  // Webhook logs
+  app.get('/api/logs', (request) => {
+    const query = request.query as Record<string, string | undefined>;
+    const time = (name: string) => (query[name] ? Number(query[name]) : undefined);
+    const outcome = query.outcome as DeliveryOutcome | undefined;
+    const entries = console.logs.query({
+      ruleId: query.rule || undefined, outcome: outcome && OUTCOMES.has(outcome) ? outcome : undefined, url: query.endpoint || undefined,
+      eventType: query.eventType || undefined, eventId: query.eventId || undefined, deliveryId: query.deliveryId || undefined,
+      since: time('since'), until: time('until'), limit: Math.min(Number(query.limit) || 200, 1000),
+    });
+    return { window: console.logs.window, entries };
+  });
+  app.get('/api/logs/:deliveryId/:attempt', (request) => {
+    const { deliveryId, attempt } = request.params as { deliveryId: string; attempt: string };
+    const entry = console.logs.find(deliveryId, Number(attempt));
+    if (!entry) throw new ApiError(404, `no attempt ${attempt} of delivery ${deliveryId} in the console's window`);
+    return entry;
+  });
+  app.get('/api/stats', () => console.logs.stats());
+  app.post('/api/deliveries/:deliveryId/resend', (request) => console.resend((request.params as { deliveryId: string }).deliveryId));
+
+  // Dead letters
+  app.get('/api/dead-letters', () => ({ capacity: console.deadLetters.capacity, topics: console.deadLetters.topics().map((topic) => ({ ...topic, records: topic.records.slice(-500).reverse() })) }));
+  app.post('/api/dead-letters/replay', (request) => console.replay((request.body ?? {}) as { positions?: string[]; ruleId?: string; deliveryId?: string }));
+
+  await app.listen({ host: settings.httpHost, port: settings.httpPort });
+  const address = app.server.address();
+  return { port: typeof address === 'object' && address ? address.port : settings.httpPort, apiRoutes, close: () => app.close() };
+}

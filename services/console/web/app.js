@@ -1,0 +1,584 @@
+// The console's pages: Overview, Event rules, Webhook logs and Dead letters, drawn from the JSON API under /api
+// (the same API scripts use). No build step, no framework: DOM built with h(), text never parsed as HTML.
+'use strict';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const page = $('#page');
+let csrfToken = null;
+let catalog = { eventTypes: [], payloadFormats: [], applications: [] };
+let timer;
+
+// ---------- helpers ----------
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'class') node.className = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key in node && typeof value !== 'string') node[key] = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '–');
+const fmtMs = (ms) => (ms === null || ms === undefined ? '–' : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
+const OUTCOME_LABEL = { delivered: 'Delivered', retrying: 'Retrying', failed: 'Failed', dead_lettered: 'Dead-lettered', blocked: 'Blocked', skipped: 'Skipped' };
+const FORMAT_LABEL = { standard: 'Standard', harness_v1: 'Harness v1', sharering: 'ShareRing' };
+const outcomeBadge = (outcome) => h('span', { class: `badge ${outcome}` }, OUTCOME_LABEL[outcome] ?? outcome);
+const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${scope.kind === 'workflows' ? 'Workflows' : 'Pipelines'}: ${scope.ids ? scope.ids.join(', ') : 'all'}`);
+
+function toast(message, kind = '') {
+  const node = h('div', { class: `toast ${kind}`, role: 'status' }, message);
+  $('#toasts').append(node);
+  setTimeout(() => node.remove(), 3500);
+}
+
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super(body.error ?? `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-csrf-token'] = csrfToken;
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  if (response.status === 401) {
+    location.assign('/login');
+    throw new ApiFailure(401, { error: 'signed out' });
+  }
+  const parsed = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiFailure(response.status, parsed);
+  return parsed;
+}
+
+function pageHead(title, description, ...actions) {
+  return h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, title), h('p', {}, description)), h('div', { class: 'actions' }, ...actions));
+}
+
+function emptyRow(columns, title, text) {
+  return h('tr', {}, h('td', { colSpan: columns, class: 'empty' }, h('b', {}, title), text));
+}
+
+// ---------- overlays ----------
+function closeOverlays() {
+  document.querySelectorAll('.scrim, .drawer, .modal').forEach((node) => node.remove());
+}
+
+function drawer(title, subtitle, body, footer = []) {
+  closeOverlays();
+  const scrim = h('div', { class: 'scrim', onclick: closeOverlays });
+  const panel = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': title },
+    h('header', {}, h('div', {}, h('h2', {}, title), subtitle ? h('p', {}, subtitle) : null), h('button', { class: 'btn ghost', onclick: closeOverlays, 'aria-label': 'Close' }, '✕')),
+    h('div', { class: 'body' }, body),
+    footer.length ? h('footer', {}, ...footer) : null);
+  document.body.append(scrim, panel);
+  return panel;
+}
+
+function modal(title, text, content, buttons) {
+  document.querySelectorAll('.modal, .modal-scrim').forEach((node) => node.remove());
+  const scrim = h('div', { class: 'scrim modal-scrim' });
+  const close = () => { scrim.remove(); box.remove(); };
+  const box = h('div', { class: 'modal', role: 'dialog', 'aria-label': title },
+    h('div', { class: 'body' }, h('h2', {}, title), text ? h('p', {}, text) : null, content),
+    h('footer', {}, ...buttons(close)));
+  document.body.append(scrim, box);
+  return box;
+}
+
+function confirmModal(title, text, action, label, content = null) {
+  return new Promise((resolve) => {
+    modal(title, text, content, (close) => [
+      h('button', { class: 'btn', onclick: () => { close(); resolve(false); } }, 'Cancel'),
+      h('button', { class: `btn ${action}`, id: 'confirm', onclick: () => { close(); resolve(true); } }, label),
+    ]);
+  });
+}
+
+function copyButton(text) {
+  const button = h('button', { class: 'btn small', type: 'button', onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = 'Copied';
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(button.previousSibling);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      button.textContent = 'Selected: press Ctrl+C';
+    }
+  } }, 'Copy');
+  return button;
+}
+
+function showSecret(title, secret, text) {
+  modal(title, text, h('div', {},
+    h('div', { class: 'secret-box' }, h('code', { id: 'secret-value' }, secret), copyButton(secret)),
+    h('div', { class: 'note warn', style: 'margin-top:12px' }, 'This is the only time the secret is shown. Store it in your receiver\'s configuration now; the console keeps only a fingerprint.')),
+  (close) => [h('button', { class: 'btn primary', id: 'secret-done', onclick: close }, 'I have stored it')]);
+}
+
+// ---------- Overview ----------
+let charts = {};
+async function overview() {
+  Object.values(charts).forEach((chart) => chart.destroy());
+  charts = {};
+  page.replaceChildren(
+    pageHead('Overview', 'Deliveries of the last five minutes, live from the delivery log.'),
+    h('div', { class: 'stats' },
+      ...[['attempts', 'Attempts (5 min)'], ['success-rate', 'Success rate'], ['p95', 'p95 latency'], ['dead-total', 'Dead letters']].map(([id, label]) =>
+        h('div', { class: 'card stat' }, h('div', { class: 'label' }, label), h('div', { class: 'value', id }, '–')))),
+    h('div', { class: 'grid2' },
+      h('div', { class: 'card chart-card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Deliveries per second')), h('div', { class: 'card-body' }, h('canvas', { id: 'rate-chart' }))),
+      h('div', { class: 'card chart-card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Success rate and latency per endpoint')), h('div', { class: 'card-body' }, h('canvas', { id: 'success-chart' })))),
+    h('div', { class: 'card' }, h('div', { class: 'card-head' }, h('div', {}, h('h2', {}, 'Endpoints'), h('p', {}, 'Per rule and target URL, last five minutes'))),
+      h('table', { id: 'targets' }, h('thead', {}, h('tr', {}, ...['Rule', 'Endpoint', 'Attempts', 'Success', 'p50', 'p95'].map((title) => h('th', {}, title)))), h('tbody'))));
+  charts.rate = new Chart($('#rate-chart'), {
+    type: 'line',
+    data: { labels: [], datasets: [
+      { label: 'Delivered', data: [], borderColor: '#047857', backgroundColor: '#04785722', fill: true, pointRadius: 0, tension: 0.3 },
+      { label: 'Not delivered', data: [], borderColor: '#b91c1c', backgroundColor: '#b91c1c22', fill: true, pointRadius: 0, tension: 0.3 },
+    ] },
+    options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: 'bottom' } }, scales: { x: { ticks: { maxTicksLimit: 6 } }, y: { beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+  charts.success = new Chart($('#success-chart'), {
+    type: 'bar',
+    data: { labels: [], datasets: [{ label: 'Success %', data: [], backgroundColor: '#4f46e5', borderRadius: 4 }, { label: 'p95 ms', data: [], backgroundColor: '#a5b4fc', borderRadius: 4, xAxisID: 'ms' }] },
+    options: { animation: false, maintainAspectRatio: false, indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: { x: { min: 0, max: 100, position: 'top' }, ms: { beginAtZero: true, position: 'bottom' } } },
+  });
+  return refreshOverview;
+}
+
+async function refreshOverview() {
+  const [stats, dead] = await Promise.all([api('GET', '/api/stats'), api('GET', '/api/dead-letters')]);
+  const attempts = Object.values(stats.outcomes).reduce((sum, count) => sum + count, 0);
+  $('#attempts').textContent = String(attempts);
+  $('#success-rate').textContent = attempts ? `${Math.round(((stats.outcomes.delivered ?? 0) / attempts) * 1000) / 10} %` : '–';
+  const p95 = Math.max(...stats.byTarget.map((target) => target.p95Ms ?? 0), 0);
+  $('#p95').textContent = stats.byTarget.length ? fmtMs(p95) : '–';
+  $('#dead-total').textContent = String(dead.topics.reduce((sum, topic) => sum + topic.total, 0));
+  const recent = stats.perSecond.slice(-120);
+  charts.rate.data.labels = recent.map((bucket) => new Date(bucket.at).toLocaleTimeString());
+  charts.rate.data.datasets[0].data = recent.map((bucket) => bucket.delivered);
+  charts.rate.data.datasets[1].data = recent.map((bucket) => bucket.notDelivered);
+  charts.rate.update();
+  const targets = stats.byTarget.slice(0, 8);
+  charts.success.data.labels = targets.map((target) => `${target.ruleName ?? target.ruleId}`);
+  charts.success.data.datasets[0].data = targets.map((target) => Math.round(target.successRate * 1000) / 10);
+  charts.success.data.datasets[1].data = targets.map((target) => target.p95Ms);
+  charts.success.update();
+  const body = $('#targets tbody');
+  body.replaceChildren(...(stats.byTarget.length ? stats.byTarget.map((target) => h('tr', {},
+    h('td', {}, target.ruleName ?? target.ruleId, h('div', { class: 'sub mono' }, target.ruleId)), h('td', { class: 'mono truncate' }, target.url ?? '–'),
+    h('td', { class: 'num' }, target.attempts), h('td', { class: 'num' }, `${Math.round(target.successRate * 1000) / 10} %`), h('td', { class: 'num' }, fmtMs(target.p50Ms)), h('td', { class: 'num' }, fmtMs(target.p95Ms)))) :
+    [emptyRow(6, 'No deliveries in the last five minutes', 'Attempts appear here as soon as the dispatcher logs them.')]));
+}
+
+// ---------- Event rules ----------
+let rulesCache = [];
+async function rulesPage() {
+  page.replaceChildren(
+    pageHead('Event rules', 'Send selected workflow and pipeline events to an HTTP endpoint, signed with Standard Webhooks. A new rule is disabled until you switch it on; every change is published to the event-rules topic, like the rules CLI does.',
+      h('button', { class: 'btn danger', id: 'delete-application', onclick: deleteApplicationDialog }, 'Delete an application\'s rules'),
+      h('button', { class: 'btn primary', id: 'add-rule', onclick: () => ruleForm() }, '+ Add rule')),
+    h('div', { class: 'card' }, h('table', { id: 'rules' },
+      h('thead', {}, h('tr', {}, ...['Enabled', 'Rule', 'Application', 'Endpoint', 'Events', 'Scope', ''].map((title) => h('th', {}, title)))), h('tbody'))));
+  return refreshRules;
+}
+
+async function refreshRules() {
+  const { rules } = await api('GET', '/api/rules');
+  rulesCache = rules;
+  const body = $('#rules tbody');
+  if (!body) return;
+  if (rules.length === 0) return body.replaceChildren(emptyRow(7, 'No event rules yet', 'Add a rule to start sending workflow events to your endpoint.'));
+  body.replaceChildren(...rules.map((rule) => {
+    const toggle = h('input', { type: 'checkbox', checked: rule.enabled, 'aria-label': `Enable ${rule.name}`, onchange: async () => {
+      toggle.disabled = true;
+      try {
+        await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/${toggle.checked ? 'enable' : 'disable'}`);
+        toast(`${rule.name} ${toggle.checked ? 'enabled' : 'disabled'}`);
+      } catch (error) {
+        toggle.checked = !toggle.checked;
+        toast(error.message, 'bad');
+      }
+      await refreshRules();
+    } });
+    return h('tr', { dataset: { ruleId: rule.id } },
+      h('td', {}, h('label', { class: 'switch' }, toggle, h('span'))),
+      h('td', {}, h('b', {}, rule.name), h('div', { class: 'sub mono' }, rule.id),
+        !rule.enabled && rule.disabledReason ? h('div', { class: 'sub disabled-reason', style: 'color:var(--bad)' }, `Disabled: ${rule.disabledReason}`) : null),
+      h('td', {}, rule.application),
+      h('td', {}, h('div', { class: 'mono truncate', title: rule.url }, rule.url), h('div', { class: 'sub' }, `${FORMAT_LABEL[rule.payloadFormat]} payload`, rule.delegateSelectors.length ? ` · selectors ${rule.delegateSelectors.join(', ')}` : '', rule.rateLimitPerSecond ? ` · ≤ ${rule.rateLimitPerSecond}/s` : '')),
+      h('td', { class: 'wrap' }, rule.eventTypes ? rule.eventTypes.map((type) => h('span', { class: 'tag' }, type)) : h('span', { class: 'badge plain' }, 'All events')),
+      h('td', {}, scopeText(rule.scope)),
+      h('td', {}, h('div', { class: 'actions', style: 'justify-content:flex-end' },
+        h('button', { class: 'btn small', onclick: () => testRule(rule) }, 'Test'),
+        h('button', { class: 'btn small', onclick: () => ruleForm(rule) }, 'Edit'),
+        h('button', { class: 'btn small', onclick: () => rotateDialog(rule) }, 'Rotate secret'),
+        h('button', { class: 'btn small danger', onclick: () => deleteRule(rule) }, 'Delete'))));
+  }));
+}
+
+async function testRule(rule) {
+  const result = h('div', { id: 'test-result' }, h('p', { class: 'pending' }, `Sending a sample ${rule.eventTypes?.[0] ?? 'workflow_started'} event through the dispatcher…`));
+  modal(`Test “${rule.name}”`, 'A sample event goes to this rule only; its delivery-log record shows what happened.', result, (close) => [
+    h('button', { class: 'btn', onclick: () => { close(); location.hash = `#/logs?deliveryId=${encodeURIComponent(result.dataset.deliveryId ?? '')}`; } }, 'Open in Webhook logs'),
+    h('button', { class: 'btn primary', onclick: close }, 'Close')]);
+  try {
+    const { deliveryId, entry } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/test`);
+    result.dataset.deliveryId = deliveryId;
+    result.replaceChildren(entry ? h('div', { class: 'result-card' },
+      h('dl', { class: 'kv' },
+        h('dt', {}, 'Outcome'), h('dd', {}, outcomeBadge(entry.outcome)),
+        h('dt', {}, 'HTTP status'), h('dd', { id: 'test-status' }, entry.httpStatus ?? '–'),
+        h('dt', {}, 'Latency'), h('dd', {}, fmtMs(entry.latencyMs)),
+        h('dt', {}, 'Error'), h('dd', {}, entry.error ?? '–'),
+        h('dt', {}, 'Delivery id'), h('dd', { class: 'mono' }, deliveryId))) :
+      h('div', { class: 'note warn' }, 'No delivery-log record within 30 s: is a dispatcher of this rule\'s pool running?'));
+  } catch (error) {
+    result.replaceChildren(h('div', { class: 'note bad' }, error.message));
+  }
+}
+
+function rotateDialog(rule) {
+  const overlap = h('select', { id: 'overlap' }, ...[['1h', '1 hour'], ['24h', '24 hours'], ['7d', '7 days']].map(([value, label]) => h('option', { value, selected: value === '24h' }, label)));
+  modal('Rotate signing secret', `A new secret signs “${rule.name}” from now on. During the overlap every request carries a signature for the old secret too, so receivers can switch without failing.`,
+    h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'overlap' }, 'Old secret keeps signing for'), overlap),
+    (close) => [h('button', { class: 'btn', onclick: close }, 'Cancel'), h('button', { class: 'btn primary', id: 'rotate', onclick: async () => {
+      close();
+      try {
+        const { secret } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/rotate-secret`, { overlap: overlap.value });
+        showSecret('New signing secret', secret, `Rule “${rule.name}” now signs with this secret; the previous one also signs for ${overlap.selectedOptions[0].textContent}.`);
+        await refreshRules();
+      } catch (error) {
+        toast(error.message, 'bad');
+      }
+    } }, 'Rotate')]);
+}
+
+async function deleteRule(rule) {
+  if (!await confirmModal(`Delete “${rule.name}”?`, 'Its pending deliveries are skipped and its endpoint stops receiving events. This cannot be undone.', 'danger solid', 'Delete rule')) return;
+  try {
+    await api('DELETE', `/api/rules/${encodeURIComponent(rule.id)}`);
+    toast(`${rule.name} deleted`);
+  } catch (error) {
+    toast(error.message, 'bad');
+  }
+  await refreshRules();
+}
+
+function deleteApplicationDialog() {
+  const applications = [...new Set(rulesCache.map((rule) => rule.application))].sort();
+  if (applications.length === 0) return toast('There are no rules to delete.');
+  const select = h('select', { id: 'application-to-delete' }, ...applications.map((application) => h('option', { value: application }, `${application} (${rulesCache.filter((rule) => rule.application === application).length} rules)`)));
+  const typed = h('input', { type: 'text', id: 'application-confirm', placeholder: 'type the application id' });
+  modal('Delete an application\'s rules', 'Every event rule of the application is deleted, as when Harness deletes an application.',
+    h('div', { class: 'form', style: 'margin-top:14px' }, h('div', { class: 'field' }, h('label', {}, 'Application'), select), h('div', { class: 'field' }, h('label', {}, 'Type its id to confirm'), typed)),
+    (close) => [h('button', { class: 'btn', onclick: close }, 'Cancel'), h('button', { class: 'btn danger solid', id: 'confirm-application', onclick: async () => {
+      if (typed.value !== select.value) return typed.parentElement.classList.add('invalid');
+      close();
+      try {
+        const { deleted } = await api('DELETE', `/api/applications/${encodeURIComponent(select.value)}/rules`);
+        toast(`Deleted ${deleted.length} rule(s) of ${select.value}`);
+      } catch (error) {
+        toast(error.message, 'bad');
+      }
+      await refreshRules();
+    } }, 'Delete rules')]);
+}
+
+// The Add/Edit form: every EventRule field; errors come back from the server's checkRule and sit beside their field.
+function ruleForm(rule) {
+  const editing = Boolean(rule);
+  const value = rule ?? { name: '', application: catalog.applications[0] ?? '', url: '', scope: { kind: 'everything', ids: null }, eventTypes: null, headers: {}, delegateSelectors: [], payloadFormat: 'standard', includeUserData: true, rateLimitPerSecond: null, enabled: false };
+  const field = (key, label, control, hint) => h('div', { class: 'field', dataset: { field: key } }, h('label', {}, label), control, hint ? h('div', { class: 'hint' }, hint) : null, h('div', { class: 'error', hidden: true }));
+  const input = (name, attrs = {}) => h('input', { type: 'text', name, id: `rule-${name}`, ...attrs });
+
+  const scopeChoice = (kind, title, text) => h('label', { class: 'choice' }, h('input', { type: 'radio', name: 'scope-kind', value: kind, checked: value.scope.kind === kind, onchange: syncScope }), h('div', {}, h('b', {}, title), h('span', {}, text)));
+  const scopeIds = input('scope-ids', { value: value.scope.ids?.join(', ') ?? '', placeholder: 'ids, comma-separated' });
+  const scopeAll = h('input', { type: 'checkbox', id: 'scope-all', checked: value.scope.ids === null, onchange: syncScope });
+  const scopeIdsRow = h('div', { class: 'toggle-line', style: 'margin-top:4px' }, h('label', { class: 'toggle-line', style: 'gap:6px;white-space:nowrap' }, scopeAll, h('span', { id: 'scope-all-label' }, 'All')), scopeIds);
+  function syncScope() {
+    const kind = form.querySelector('input[name=scope-kind]:checked').value;
+    scopeIdsRow.hidden = kind === 'everything';
+    $('#scope-all-label', scopeIdsRow).textContent = kind === 'workflows' ? 'All workflows' : 'All pipelines';
+    scopeIds.disabled = scopeAll.checked;
+  }
+
+  const allEvents = h('input', { type: 'checkbox', id: 'events-all', checked: value.eventTypes === null, onchange: () => types.forEach((box) => { box.disabled = allEvents.checked; }) });
+  const types = catalog.eventTypes.map((type) => h('input', { type: 'checkbox', value: type, checked: value.eventTypes?.includes(type) ?? false, disabled: value.eventTypes === null }));
+  const events = h('div', { class: 'checks' }, h('label', { class: 'all' }, allEvents, 'All events'), ...types.map((box) => h('label', {}, box, box.value)));
+
+  const headerRows = h('div', { class: 'pairs', id: 'header-rows' });
+  const addHeader = (name = '', headerValue = '') => headerRows.append(h('div', { class: 'pair' },
+    h('input', { type: 'text', class: 'header-name', value: name, placeholder: 'Header name' }), h('input', { type: 'text', class: 'header-value', value: headerValue, placeholder: 'Value' }),
+    h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove header', onclick: (event) => event.target.closest('.pair').remove() }, '✕')));
+  Object.entries(value.headers).forEach(([name, headerValue]) => addHeader(name, headerValue));
+
+  const enabled = h('input', { type: 'checkbox', id: 'rule-enabled', checked: value.enabled });
+  const userData = h('input', { type: 'checkbox', id: 'rule-user-data', checked: value.includeUserData });
+  const format = h('select', { id: 'rule-format' }, ...catalog.payloadFormats.map((name) => h('option', { value: name, selected: name === value.payloadFormat }, FORMAT_LABEL[name] ?? name)));
+  const generalError = h('div', { class: 'note bad', id: 'form-error', hidden: true });
+
+  const form = h('form', { class: 'form', id: 'rule-form', novalidate: true, onsubmit: (event) => { event.preventDefault(); submit(); } },
+    generalError,
+    h('div', { class: 'row2' }, field('name', 'Name', input('name', { value: value.name, placeholder: 'Production deploys' })),
+      field('application', 'Application', input('application', { value: value.application, placeholder: 'application id', disabled: editing }), editing ? null : 'The rule only sees this application\'s events.')),
+    editing ? null : field('id', 'Rule id (optional)', input('id', { placeholder: 'derived from the name' })),
+    field('scope', 'Send events of', h('div', { class: 'choices' },
+      scopeChoice('everything', 'Send me everything', 'Every workflow and pipeline of the application'),
+      scopeChoice('workflows', 'Workflows', 'Specific workflows, or all workflows'),
+      scopeChoice('pipelines', 'Pipelines', 'Specific pipelines, or all pipelines'), scopeIdsRow)),
+    field('eventTypes', 'Events', events),
+    field('url', 'Webhook URL', input('url', { type: 'url', value: value.url, placeholder: 'https://example.com/webhooks' }), 'POSTed with webhook-id, webhook-timestamp and webhook-signature headers.'),
+    field('headers', 'Headers', h('div', {}, headerRows, h('button', { type: 'button', class: 'btn small', style: 'margin-top:8px', onclick: () => addHeader() }, '+ Add header')), 'Sent with every request; values are masked in the logs.'),
+    field('delegateSelectors', 'Delegate selectors', input('selectors', { value: value.delegateSelectors.join(', '), placeholder: 'e.g. eu-west, ${workflow.id}' }), 'A dispatcher pool with all of these tags sends the requests. Leave empty for any.'),
+    h('div', { class: 'row2' }, field('payloadFormat', 'Payload format', format),
+      field('rateLimitPerSecond', 'Rate limit (requests / s)', input('rate-limit', { type: 'number', min: '1', value: value.rateLimitPerSecond ?? '', placeholder: 'unlimited' }))),
+    field('includeUserData', 'End-user data', h('label', { class: 'toggle-line' }, h('span', { class: 'switch' }, userData, h('span')), h('div', {}, h('b', {}, 'Include who triggered the execution'), h('span', {}, 'Off: payloads carry execution metadata only, as ShareRing\'s do.')))),
+    field('enabled', 'Status', h('label', { class: 'toggle-line' }, h('span', { class: 'switch' }, enabled, h('span')), h('div', {}, h('b', {}, editing ? 'Enabled' : 'Enable the rule now'), h('span', {}, editing ? 'Switch off to stop deliveries.' : 'New rules start disabled; you can switch it on later from the list.')))));
+  const save = h('button', { class: 'btn primary', id: 'save-rule', onclick: () => submit() }, editing ? 'Save changes' : 'Create rule');
+  drawer(editing ? `Edit “${rule.name}”` : 'Add event rule', editing ? `Rule ${rule.id} · ${rule.application}` : 'Harness-style event rule: what to send, where, and how.', form,
+    [h('button', { class: 'btn', onclick: closeOverlays }, 'Cancel'), save]);
+  syncScope();
+
+  async function submit() {
+    form.querySelectorAll('.field').forEach((node) => { node.classList.remove('invalid'); $('.error', node).hidden = true; });
+    generalError.hidden = true;
+    const kind = form.querySelector('input[name=scope-kind]:checked').value;
+    const list = (text) => text.split(',').map((item) => item.trim()).filter(Boolean);
+    const body = {
+      name: $('#rule-name').value.trim(),
+      application: $('#rule-application').value.trim(),
+      url: $('#rule-url').value.trim(),
+      scope: { kind, ids: kind === 'everything' || scopeAll.checked ? null : list(scopeIds.value) },
+      eventTypes: allEvents.checked ? null : types.filter((box) => box.checked).map((box) => box.value),
+      headers: Object.fromEntries([...headerRows.children].map((row) => [$('.header-name', row).value.trim(), $('.header-value', row).value]).filter(([name]) => name)),
+      delegateSelectors: list($('#rule-selectors').value),
+      payloadFormat: format.value,
+      includeUserData: userData.checked,
+      rateLimitPerSecond: $('#rule-rate-limit').value === '' ? null : Number($('#rule-rate-limit').value),
+      enabled: enabled.checked,
+    };
+    if (!editing && $('#rule-id').value.trim()) body.id = $('#rule-id').value.trim();
+    save.disabled = true;
+    try {
+      if (editing) {
+        await api('PUT', `/api/rules/${encodeURIComponent(rule.id)}`, body);
+        closeOverlays();
+        toast(`${body.name} saved`);
+      } else {
+        const created = await api('POST', '/api/rules', body);
+        closeOverlays();
+        showSecret('Rule created: its signing secret', created.secret, `“${created.rule.name}” is ${created.rule.enabled ? 'enabled' : 'disabled: switch it on in the list when your endpoint is ready'}. Receivers verify requests with this secret (any Standard Webhooks library).`);
+      }
+      await refreshRules();
+    } catch (error) {
+      const issues = error.body?.issues ?? [];
+      const unplaced = [];
+      for (const issue of issues) {
+        const key = issue.field.split('.')[0];
+        const holder = form.querySelector(`.field[data-field="${key === 'scope' ? 'scope' : key}"]`);
+        if (!holder) { unplaced.push(`${issue.field}: ${issue.reason}`); continue; }
+        holder.classList.add('invalid');
+        const message = $('.error', holder);
+        message.hidden = false;
+        message.textContent = message.textContent && !message.textContent.endsWith(issue.reason) ? `${message.textContent}; ${fieldLabel(issue)}` : fieldLabel(issue);
+      }
+      if (unplaced.length || issues.length === 0) {
+        generalError.hidden = false;
+        generalError.textContent = unplaced.length ? unplaced.join('; ') : error.message;
+      }
+      form.querySelector('.field.invalid')?.scrollIntoView({ block: 'center' });
+    } finally {
+      save.disabled = false;
+    }
+  }
+}
+const fieldLabel = (issue) => (issue.field.includes('.') ? `${issue.field.split('.').slice(1).join('.')}: ${issue.reason}` : `${issue.reason[0].toUpperCase()}${issue.reason.slice(1)}`);
+
+// ---------- Webhook logs ----------
+const logFilters = { rule: '', outcome: '', endpoint: '', eventType: '', eventId: '', deliveryId: '', since: '' };
+async function logsPage(params) {
+  Object.assign(logFilters, Object.fromEntries(Object.keys(logFilters).map((key) => [key, params.get(key) ?? ''])));
+  const select = (key, label, options) => h('label', {}, label, h('select', { id: `filter-${key}`, onchange: (event) => { logFilters[key] = event.target.value; refreshLogs(); } },
+    h('option', { value: '' }, 'All'), ...options.map(([optionValue, text]) => h('option', { value: optionValue, selected: logFilters[key] === optionValue }, text))));
+  const text = (key, label, placeholder) => h('label', {}, label, h('input', { type: 'search', id: `filter-${key}`, value: logFilters[key], placeholder, onchange: (event) => { logFilters[key] = event.target.value.trim(); refreshLogs(); } }));
+  const { rules } = await api('GET', '/api/rules');
+  page.replaceChildren(
+    pageHead('Webhook logs', 'Every delivery attempt: what was sent, what the endpoint answered, and how long it took. Click an attempt for its request and response.'),
+    h('div', { class: 'note', id: 'log-window', style: 'margin-bottom:14px' }, 'Loading…'),
+    h('div', { class: 'card' },
+      h('div', { class: 'filters' },
+        select('rule', 'Rule', rules.map((rule) => [rule.id, rule.name])),
+        select('outcome', 'Status', Object.entries(OUTCOME_LABEL)),
+        select('endpoint', 'Endpoint', [...new Set(rules.map((rule) => { try { const url = new URL(rule.url); return `${url.origin}${url.pathname}`; } catch { return rule.url; } }))].map((url) => [url, url])),
+        select('eventType', 'Event type', catalog.eventTypes.map((type) => [type, type])),
+        text('eventId', 'Event id', 'exact id'), text('deliveryId', 'Delivery id', 'msg_… / exact id'),
+        select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours']])),
+      h('table', { id: 'logs' }, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Endpoint', 'Status', 'HTTP', 'Latency', 'Attempt', 'Rule'].map((title) => h('th', {}, title)))), h('tbody'))));
+  return refreshLogs;
+}
+
+async function refreshLogs() {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(logFilters)) if (value && key !== 'since') query.set(key, value);
+  if (logFilters.since) query.set('since', String(Date.now() - Number(logFilters.since) * 60_000));
+  const { window, entries } = await api('GET', `/api/logs?${query}`);
+  const note = $('#log-window');
+  if (!note) return;
+  note.textContent = `This page holds the latest ${window.capacity.toLocaleString()} attempts read from the delivery-log topic (kept 7 days)${window.oldestAt ? `: ${window.held.toLocaleString()} now, since ${fmtTime(window.oldestAt)}` : ''}. Older attempts are in the topic itself.`;
+  const body = $('#logs tbody');
+  const selected = body.querySelector('tr.selected')?.dataset.key;
+  body.replaceChildren(...(entries.length ? entries.map((entry) => {
+    const key = `${entry.deliveryId}/${entry.attempt}`;
+    return h('tr', { class: `clickable attempt${key === selected ? ' selected' : ''}`, dataset: { key, deliveryId: entry.deliveryId, outcome: entry.outcome }, onclick: (event) => {
+      body.querySelectorAll('tr.selected').forEach((row) => row.classList.remove('selected'));
+      event.currentTarget.classList.add('selected');
+      attemptDrawer(entry);
+    } },
+      h('td', { class: 'mono' }, fmtTime(entry.attemptedAt)), h('td', {}, h('span', { class: 'tag' }, entry.eventType), h('div', { class: 'sub mono truncate' }, entry.eventId)),
+      h('td', { class: 'mono truncate', title: entry.url ?? '' }, entry.url ?? '–'), h('td', {}, outcomeBadge(entry.outcome)),
+      h('td', { class: 'num' }, entry.httpStatus ?? '–'), h('td', { class: 'num' }, fmtMs(entry.latencyMs)), h('td', { class: 'num' }, entry.attempt),
+      h('td', {}, entry.ruleName ?? entry.ruleId));
+  }) : [emptyRow(8, 'No attempts match', 'Deliveries appear here as soon as the dispatcher logs them; try widening the filters.')]));
+}
+
+const prettyBody = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
+const headerTable = (headers) => h('dl', { class: 'kv' }, ...Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, value]) => [h('dt', { class: 'mono' }, name), h('dd', { class: 'mono' }, value)]));
+
+async function attemptDrawer(summary) {
+  const entry = await api('GET', `/api/logs/${encodeURIComponent(summary.deliveryId)}/${summary.attempt}`);
+  const { entries: all } = await api('GET', `/api/logs?deliveryId=${encodeURIComponent(entry.deliveryId)}&limit=50`);
+  const actions = [];
+  if (entry.outcome === 'delivered' || entry.outcome === 'failed') actions.push(h('button', { class: 'btn primary', id: 'resend', onclick: async () => {
+    try {
+      await api('POST', `/api/deliveries/${encodeURIComponent(entry.deliveryId)}/resend`);
+      toast('Resent: a new attempt with the same delivery id is on its way');
+    } catch (error) { toast(error.message, 'bad'); }
+  } }, 'Resend'));
+  if (entry.outcome === 'dead_lettered') actions.push(h('button', { class: 'btn primary', id: 'replay', onclick: async () => {
+    try {
+      const { replayed, refused } = await api('POST', '/api/dead-letters/replay', { deliveryId: entry.deliveryId });
+      toast(replayed ? 'Replayed from the dead-letter topic with the same delivery id' : `Not replayed: ${refused.map((item) => item.why).join('; ')}`, replayed ? '' : 'bad');
+    } catch (error) { toast(error.message, 'bad'); }
+  } }, 'Replay'));
+  const request = entry.request;
+  const response = entry.response;
+  drawer(`${entry.eventType} → ${entry.ruleName ?? entry.ruleId}`, `Delivery ${entry.deliveryId} · attempt ${entry.attempt}`, h('div', { id: 'attempt-details' },
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'Status'), h('dd', {}, outcomeBadge(entry.outcome), entry.httpStatus ? ` HTTP ${entry.httpStatus}` : ''),
+      h('dt', {}, 'Endpoint'), h('dd', { class: 'mono' }, entry.url ?? '–'),
+      h('dt', {}, 'Event'), h('dd', { class: 'mono' }, `${entry.eventType} · ${entry.eventId}`),
+      h('dt', {}, 'Rule'), h('dd', {}, `${entry.ruleName ?? ''} (${entry.ruleId})`),
+      h('dt', {}, 'Pool'), h('dd', {}, entry.pool ?? '–'),
+      entry.error ? [h('dt', {}, 'Error'), h('dd', { style: 'color:var(--bad)' }, entry.error)] : null),
+    h('div', { class: 'section' }, h('h3', {}, 'Timings'), h('dl', { class: 'kv', id: 'timings' },
+      h('dt', {}, 'Attempted at'), h('dd', {}, new Date(entry.attemptedAt).toISOString()),
+      h('dt', {}, 'Latency'), h('dd', {}, fmtMs(entry.latencyMs)),
+      h('dt', {}, 'Next attempt'), h('dd', {}, entry.nextAttemptAt ? new Date(entry.nextAttemptAt).toISOString() : '–'))),
+    h('div', { class: 'section', id: 'request' }, h('h3', {}, 'Request'), request ? [headerTable(request.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'request-body' }, prettyBody(request.body))] :
+      h('p', { class: 'pending' }, 'No request recorded: nothing was sent in this attempt, or the record predates request logging.')),
+    h('div', { class: 'section', id: 'response' }, h('h3', {}, 'Response', response?.bodyTruncated ? h('span', { class: 'badge plain' }, 'body truncated to 1 kB') : null),
+      response ? [headerTable(response.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'response-body' }, response.body ? prettyBody(response.body) : '(empty body)')] :
+        h('p', { class: 'pending' }, 'No response recorded: none arrived, or the record predates response logging.')),
+    h('div', { class: 'section' }, h('h3', {}, `All attempts of this delivery (${all.length})`), h('div', { class: 'timeline' },
+      ...all.slice().reverse().map((attempt) => h('span', { class: `badge ${attempt.outcome}`, title: new Date(attempt.attemptedAt).toISOString() }, `#${attempt.attempt} ${OUTCOME_LABEL[attempt.outcome]}${attempt.httpStatus ? ` ${attempt.httpStatus}` : ''}`))))),
+  [h('button', { class: 'btn', onclick: closeOverlays }, 'Close'), ...actions]);
+}
+
+// ---------- Dead letters ----------
+const selectedDead = new Set();
+async function deadLettersPage() {
+  selectedDead.clear();
+  page.replaceChildren(
+    pageHead('Dead letters', 'Records a service could not process, kept with the reason. Deliveries can be replayed: they go back to their rule\'s pool with the same delivery id, so receivers still de-duplicate.',
+      h('select', { id: 'replay-rule', style: 'width:220px' }, h('option', { value: '' }, 'Replay all of a rule…')),
+      h('button', { class: 'btn', id: 'replay-rule-button', onclick: async () => {
+        const ruleId = $('#replay-rule').value;
+        if (!ruleId) return toast('Choose a rule first', 'bad');
+        if (await confirmModal('Replay every dead-lettered delivery of this rule?', `Rule ${ruleId}: each goes back to attempt 1 with its delivery id.`, 'primary', 'Replay')) replay({ ruleId });
+      } }, 'Replay rule'),
+      h('button', { class: 'btn primary', id: 'replay-selected', onclick: () => replay({ positions: [...selectedDead] }) }, 'Replay selected')),
+    h('div', { id: 'dead-topics' }));
+  return refreshDeadLetters;
+}
+
+async function replay(selection) {
+  if (selection.positions && selection.positions.length === 0) return toast('Select records to replay first', 'bad');
+  try {
+    const { replayed, refused } = await api('POST', '/api/dead-letters/replay', selection);
+    toast(`Replayed ${replayed}${refused.length ? `; not replayed ${refused.length}: ${refused[0].why}` : ''}`, refused.length ? 'bad' : '');
+    selectedDead.clear();
+    await refreshDeadLetters();
+  } catch (error) {
+    toast(error.message, 'bad');
+  }
+}
+
+async function refreshDeadLetters() {
+  const { topics, capacity } = await api('GET', '/api/dead-letters');
+  const holder = $('#dead-topics');
+  if (!holder) return;
+  const ruleSelect = $('#replay-rule');
+  const chosen = ruleSelect.value;
+  const deliveryRules = [...new Set(topics.filter((topic) => topic.replayable).flatMap((topic) => topic.records.map((record) => record.command?.ruleId).filter(Boolean)))].sort();
+  ruleSelect.replaceChildren(h('option', { value: '' }, 'Replay all of a rule…'), ...deliveryRules.map((ruleId) => h('option', { value: ruleId, selected: ruleId === chosen }, ruleId)));
+  holder.replaceChildren(...topics.map((topic) => h('div', { class: 'card', dataset: { topic: topic.topic } },
+    h('div', { class: 'card-head' }, h('div', {}, h('h2', { class: 'mono' }, topic.topic), h('p', {}, `${topic.holds}. ${topic.total} record(s)${topic.total > capacity ? `; the latest ${capacity} are shown` : ''}.`)),
+      h('span', { class: `badge ${topic.total ? 'failed' : 'delivered'}` }, topic.total ? `${topic.total} dead-lettered` : 'Empty')),
+    topic.records.length === 0 ? null : h('table', {},
+      h('thead', {}, h('tr', {}, topic.replayable ? h('th', { style: 'width:32px' }) : null, ...(topic.replayable ? ['Dead-lettered', 'Rule', 'Event', 'Attempts', 'Reason', 'Error'] : ['Dead-lettered', 'Key', 'From', 'Service', 'Reason', 'Error']).map((title) => h('th', {}, title)))),
+      h('tbody', {}, ...topic.records.map((record) => {
+        const position = `${record.topic}:${record.partition}:${record.offset}`;
+        const check = topic.replayable ? h('td', {}, h('input', { type: 'checkbox', 'aria-label': `Select ${position}`, checked: selectedDead.has(position), disabled: !record.command, onchange: (event) => (event.target.checked ? selectedDead.add(position) : selectedDead.delete(position)) })) : null;
+        const reason = h('td', {}, h('span', { class: 'badge failed' }, record.reason));
+        const error = h('td', { class: 'truncate', title: record.error }, record.error || '–');
+        return topic.replayable
+          ? h('tr', { dataset: { position } }, check, h('td', { class: 'mono' }, fmtTime(record.at)), h('td', {}, record.command?.ruleId ?? '–'),
+            h('td', {}, record.command ? [h('span', { class: 'tag' }, record.command.event.type), h('div', { class: 'sub mono' }, record.command.event.eventId)] : 'undecodable'),
+            h('td', { class: 'num' }, record.command?.attempt ?? '–'), reason, error)
+          : h('tr', { dataset: { position } }, h('td', { class: 'mono' }, fmtTime(record.at)), h('td', { class: 'mono' }, record.key ?? '–'), h('td', { class: 'mono' }, record.sourceTopic ?? '–'), h('td', {}, record.service ?? '–'), reason, error);
+      }))))));
+  const total = topics.reduce((sum, topic) => sum + topic.total, 0);
+  $('#nav-dead').hidden = total === 0;
+  $('#nav-dead').textContent = String(total);
+}
+
+// ---------- routing ----------
+const pages = { overview, rules: rulesPage, logs: logsPage, 'dead-letters': deadLettersPage };
+async function route() {
+  clearInterval(timer);
+  closeOverlays();
+  const [name, search] = (location.hash.slice(2) || 'rules').split('?');
+  const render = pages[name] ?? rulesPage;
+  document.querySelectorAll('.nav a').forEach((link) => link.classList.toggle('active', link.dataset.page === (pages[name] ? name : 'rules')));
+  try {
+    const refresh = await render(new URLSearchParams(search ?? ''));
+    await refresh();
+    document.body.dataset.page = name;
+    // Live pages poll; the rules list too, but not while a form or dialog is open over it.
+    timer = setInterval(() => { if (!document.querySelector('.drawer, .modal')) refresh().catch((error) => console.error(error)); }, 3000);
+  } catch (error) {
+    if (error.status !== 401) page.replaceChildren(h('div', { class: 'note bad' }, `Could not load this page: ${error.message}`));
+  }
+}
+
+$('#logout').addEventListener('click', async (event) => {
+  event.preventDefault();
+  await api('DELETE', '/api/session').catch(() => undefined);
+  location.assign('/login');
+});
+window.addEventListener('hashchange', route);
+(async () => {
+  ({ csrfToken } = await api('GET', '/api/session'));
+  catalog = await api('GET', '/api/catalog');
+  await route();
+})();
