@@ -218,7 +218,7 @@ async function refreshRules() {
       h('td', {}, h('div', { class: 'mono truncate', title: rule.url }, rule.url), h('div', { class: 'sub' }, `${FORMAT_LABEL[rule.payloadFormat]} payload`, rule.delegateSelectors.length ? ` · selectors ${rule.delegateSelectors.join(', ')}` : '', rule.rateLimitPerSecond ? ` · ≤ ${rule.rateLimitPerSecond}/s` : '')),
       h('td', { class: 'wrap' }, rule.eventTypes ? rule.eventTypes.map((type) => h('span', { class: 'tag' }, type)) : h('span', { class: 'badge plain' }, 'All events')),
       h('td', {}, scopeText(rule.scope)),
-      h('td', {}, h('div', { class: 'actions', style: 'justify-content:flex-end' },
+      h('td', {}, h('div', { class: 'actions row-actions' },
         h('button', { class: 'btn small', onclick: () => testRule(rule) }, 'Test'),
         h('button', { class: 'btn small', onclick: () => ruleForm(rule) }, 'Edit'),
         h('button', { class: 'btn small', onclick: () => rotateDialog(rule) }, 'Rotate secret'),
