@@ -1,8 +1,12 @@
 /**
- * npm run bench:isolation — does a hanging endpoint slow the healthy ones? The same backlog of events is delivered to
- * healthy loopback receivers twice: once alone, once beside a rule whose endpoint accepts connections and never
- * answers. The dispatcher runs with its production defaults (50 requests per endpoint, 15 s attempt limit, breaker).
- * Goal: healthy deliveries/s drop by at most 10 %.
+ * npm run bench:isolation — do bad endpoints slow the healthy ones? The same backlog of events is delivered to healthy
+ * loopback receivers twice: once alone, once beside bad endpoints. The dispatcher runs with its production defaults
+ * (50 requests per endpoint, 15 s attempt limit, breaker). Goals: healthy deliveries/s drop by at most 10 %, and no
+ * consumer-group rebalance during the phase (a member that stops heartbeating while it waits is evicted).
+ *
+ * Scenarios (--scenario): `mixed` (default) — four endpoints that accept connections and never answer, and one
+ * slow-but-alive endpoint (answers after --slow-ms) that gets every event, so a backlog of --events commands builds
+ * up for it; `hanging` — one endpoint that never answers.
  *
  * This machine's speed drifts by ±20 % within a minute, more than the effect measured, so one pair of phases proves
  * little (single pairs ranged from -3 % to +24 %). The pair is repeated in rounds, each on fresh topics with fresh
@@ -24,8 +28,17 @@ import type { Endpoints } from '../stack/index.ts';
 import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({
-  options: { events: { type: 'string', default: '20000' }, healthy: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' } },
+  options: {
+    events: { type: 'string', default: '20000' },
+    healthy: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    scenario: { type: 'string', default: 'mixed' },
+    'slow-ms': { type: 'string', default: '200' },
+  },
 });
+if (values.scenario !== 'mixed' && values.scenario !== 'hanging') throw new Error(`--scenario: "${values.scenario}" is neither mixed nor hanging`);
+const hangingCount = values.scenario === 'mixed' ? 4 : 1;
+const slowCount = values.scenario === 'mixed' ? 1 : 0;
 const eventCount = Number(values.events);
 const healthyCount = Number(values.healthy);
 const roundCount = Number(values.rounds);
@@ -46,7 +59,8 @@ let endpoints: Endpoints | undefined;
 /** Warm-up, then the same backlog alone and beside the hanging endpoint, on topics, receivers and services of its own. */
 async function round(label: string) {
   const healthy = await Promise.all(Array.from({ length: healthyCount }, () => startReceiver()));
-  const hanging = await startReceiver({ hang: true });
+  const hanging = await Promise.all(Array.from({ length: hangingCount }, () => startReceiver({ hang: true })));
+  const slow = await Promise.all(Array.from({ length: slowCount }, () => startReceiver({ delayMs: Number(values['slow-ms']) })));
   const healthyReceived = () => healthy.reduce((sum, receiver) => sum + receiver.received, 0);
 
   const cluster = { ...(await benchCluster('isolation', endpoints)), RETRY_SCHEDULE: [5000, 300_000] };
@@ -58,7 +72,8 @@ async function round(label: string) {
   // One application per phase, so each phase's events match exactly its own rules.
   const phases = { warmup: false, alone: false, beside: true };
   for (const [phase, withHanging] of Object.entries(phases)) {
-    await writer.put(...healthy.map((receiver, index) => rule(phase, `healthy-${index}`, receiver.url, secret)), ...(withHanging ? [rule(phase, 'hanging', hanging.url, secret)] : []));
+    const bad = withHanging ? [...hanging.map((receiver, index) => rule(phase, `hanging-${index}`, receiver.url, secret)), ...slow.map((receiver, index) => rule(phase, `slow-${index}`, receiver.url, secret))] : [];
+    await writer.put(...healthy.map((receiver, index) => rule(phase, `healthy-${index}`, receiver.url, secret)), ...bad);
   }
   await writer.close();
 
@@ -71,6 +86,7 @@ async function round(label: string) {
   /** Publishes a backlog of `count` events of `application` and times until every healthy receiver got each of them. */
   async function phase(application: string, count: number) {
     const target = healthyReceived() + count * healthyCount;
+    const rebalancesBefore = await rebalances();
     const began = performance.now();
     meter.mark();
     for (let index = 0; index < count; index += 1000) {
@@ -82,7 +98,10 @@ async function round(label: string) {
     }
     process.stderr.write('\n');
     const seconds = (performance.now() - began) / 1000;
-    return { healthyDeliveriesPerSecond: Math.round((count * healthyCount) / seconds), seconds: Number(seconds.toFixed(1)), cores: meter.cores() };
+    return { healthyDeliveriesPerSecond: Math.round((count * healthyCount) / seconds), seconds: Number(seconds.toFixed(1)), cores: meter.cores(), rebalances: (await rebalances()) - rebalancesBefore };
+  }
+  async function rebalances() {
+    return metric(await (await fetch(`http://127.0.0.1:${dispatcher.port}/metrics`)).text(), 'dispatcher_rebalances_total');
   }
 
   // A warm-up as long as a phase: a shorter one left the first measured phase ~7 % slower than the second (JIT).
@@ -94,13 +113,18 @@ async function round(label: string) {
   meter.stop();
   // No graceful stop: it would wait out the hanging requests, and nothing of this round is needed any more.
   for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
-  await Promise.all([...healthy, hanging].map((receiver) => receiver.close()));
+  await Promise.all([...healthy, ...hanging, ...slow].map((receiver) => receiver.close()));
   await removeTopics(cluster);
   const drop = 1 - beside.healthyDeliveriesPerSecond / alone.healthyDeliveriesPerSecond;
   progress(`${label}: alone ${alone.healthyDeliveriesPerSecond}/s, beside ${beside.healthyDeliveriesPerSecond}/s, drop ${(drop * 100).toFixed(1)} %`);
   return {
     alone,
-    beside: { ...beside, hangingRequestsOpen: hanging.received, deferredToRetry: metric(page, 'dispatcher_attempts_total', { outcome: 'retrying' }) },
+    beside: {
+      ...beside,
+      hangingRequestsOpen: hanging.reduce((sum, receiver) => sum + receiver.received, 0),
+      slowDelivered: slow.reduce((sum, receiver) => sum + receiver.received, 0),
+      deferredToRetry: metric(page, 'dispatcher_attempts_total', { outcome: 'retrying' }),
+    },
     drop: Number(drop.toFixed(3)),
   };
 }
@@ -110,10 +134,16 @@ for (let index = 1; index <= roundCount; index += 1) rounds.push(await round(`ro
 const drops = rounds.map((entry) => entry.drop).sort((a, b) => a - b);
 const median = percentile(drops, 0.5);
 const percent = (fraction: number) => `${(fraction * 100).toFixed(1)} %`;
-const results = { events: eventCount, healthyEndpoints: healthyCount, rounds, medianHealthyThroughputDrop: Number(median.toFixed(3)), goal: 'healthy throughput drops ≤ 10 %' };
+const rebalanceCount = rounds.reduce((sum, entry) => sum + entry.beside.rebalances, 0);
+const besideWhat = values.scenario === 'mixed' ? `4 hanging + 1 slow (${values['slow-ms']} ms) endpoints` : 'a hanging endpoint';
+const results = {
+  scenario: values.scenario, events: eventCount, healthyEndpoints: healthyCount, hangingEndpoints: hangingCount, slowEndpoints: slowCount, rounds,
+  medianHealthyThroughputDrop: Number(median.toFixed(3)), rebalancesDuringPhases: rebalanceCount, goal: 'healthy throughput drops ≤ 10 %, zero rebalances',
+};
 console.log(`
-round  healthy deliveries/s alone · beside a hanging one  drop     deferred to retry
-${rounds.map((entry, index) => `${String(index + 1).padEnd(7)}${String(entry.alone.healthyDeliveriesPerSecond).padStart(26)} · ${String(entry.beside.healthyDeliveriesPerSecond).padEnd(22)}${percent(entry.drop).padStart(7)}  ${entry.beside.deferredToRetry}`).join('\n')}
-median drop ${percent(median)} (goal ≤ 10 %); each hanging endpoint held ${rounds.map((entry) => entry.beside.hangingRequestsOpen).join(' · ')} requests open
-wrote ${await writeResults('isolation', results)}`);
+scenario ${values.scenario}: healthy deliveries/s alone · beside ${besideWhat}
+round  alone · beside        drop     deferred to retry  rebalances  hanging requests open  slow endpoint delivered
+${rounds.map((entry, index) => `${String(index + 1).padEnd(7)}${`${entry.alone.healthyDeliveriesPerSecond} · ${entry.beside.healthyDeliveriesPerSecond}`.padEnd(15)}${percent(entry.drop).padStart(7)}  ${String(entry.beside.deferredToRetry).padStart(17)}  ${String(entry.beside.rebalances).padStart(10)}  ${String(entry.beside.hangingRequestsOpen).padStart(21)}  ${entry.beside.slowDelivered}`).join('\n')}
+median drop ${percent(median)} (goal ≤ 10 %); rebalances during the phases: ${rebalanceCount} (goal 0)
+wrote ${await writeResults(`isolation-${values.scenario}`, results)}`);
 process.exit(0);

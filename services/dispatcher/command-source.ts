@@ -30,6 +30,8 @@ export interface CommandSourceSettings {
   maxHeld: number;
   handle: (topic: string, partition: number, message: KafkaMessage) => Promise<void>;
   onFatal: (error: Error) => void;
+  /** Told of every rebalance after the first join (metrics: a member evicted for not heartbeating shows here). */
+  onRebalance: () => void;
   logger: Logger;
 }
 
@@ -72,7 +74,12 @@ export class CommandSource {
       this.#consuming = false;
       onFatal(error);
     });
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.#assigned(payload.memberAssignment));
+    let joined = false;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (joined) this.#settings.onRebalance();
+      joined = true;
+      this.#assigned(payload.memberAssignment);
+    });
     await consumer.connect();
     await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrency, eachBatch: (payload) => this.#batch(payload) });

@@ -45,8 +45,10 @@ export interface DispatcherSettings {
   maxInFlightPerEndpoint: number;
   /** Commands that may wait for one endpoint's slot before further ones go to the retry path. */
   maxWaitingPerEndpoint: number;
-  /** Commands waiting for any endpoint or for the wire; one endpoint's backlog gets at most half of it. */
+  /** Commands waiting for an endpoint or for the wire, over all endpoints: past it, reading waits. */
   maxQueued: number;
+  /** Past its waiting list, a command waits for an endpoint only if, at its recent pace, its turn comes within this. */
+  maxQueueWaitMs: number;
   breakerFailures: number;
   breakerOpenMs: number;
   /** A delivery not ended this long after the matcher created it is dead-lettered as expired. */
@@ -105,7 +107,7 @@ export class Dispatcher {
     this.#retry = new RetryPolicy(config.RETRY_SCHEDULE);
     this.metrics = createMetrics(SERVICE);
     this.#breakers = new CircuitBreakers({ failureThreshold: settings.breakerFailures, openMs: settings.breakerOpenMs });
-    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, settings.maxQueued);
+    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, settings.maxQueueWaitMs);
     this.#wire = new Semaphore(settings.maxInFlight);
     this.#counters = dispatcherMetrics(this.metrics, {
       inFlight: () => this.#wire.held,
@@ -198,6 +200,7 @@ export class Dispatcher {
       maxHeld: this.#settings.maxInFlight + this.#settings.maxQueued,
       handle: (topic, partition, message) => handler.handle(topic, partition, message),
       onFatal: this.#onFatal,
+      onRebalance: this.#counters.rebalanced,
       logger: this.#logger,
     });
     await this.#source.start();

@@ -83,26 +83,25 @@ export class CircuitBreakers {
 }
 
 /**
- * Counting semaphores per endpoint, with bounded waiting lists. A caller past an endpoint's waiting list still waits
- * while the endpoint keeps answering (a request finished within `slowMs`, or it became busy less than `slowMs` ago) and
- * the waiting lists of all endpoints together hold less than half of `maxWaitingTotal`: that is back-pressure on a
- * busy, healthy endpoint, and a burst to an idle one is not turned away before its first answer could arrive. Past
- * that, the caller is told to go elsewhere (the retry path): so one slow endpoint's backlog takes at most half the
- * waiting room, and an endpoint that stops answering holds capacity for `slowMs` at most (its overflow is evicted by
- * the next caller or sweep()).
+ * Counting semaphores per endpoint, with waiting lists. A caller past an endpoint's waiting list (`maxWaiting`) still
+ * waits while the endpoint keeps up: it answered within `slowMs` (or became busy less than `slowMs` ago), and at its
+ * recent pace the wait would be at most `maxQueueWaitMs`. That is back-pressure on a busy, healthy endpoint, and a
+ * burst to an idle one is not turned away before its first answer could arrive. Otherwise the caller is told to go
+ * elsewhere (the retry path): a slow endpoint's backlog holds a bounded share of the dispatcher, and an endpoint that
+ * stops answering holds it for `slowMs` at most (its overflow is evicted by the next caller or sweep()).
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
   readonly #maxWaiting: number;
-  readonly #maxWaitingTotal: number;
+  readonly #maxQueueWaitMs: number;
   readonly #slowMs: number;
   readonly #slots = new Map<string, Slot>();
   #waitingTotal = 0;
 
-  constructor(perEndpoint: number, maxWaiting: number, maxWaitingTotal = Number.POSITIVE_INFINITY, slowMs = 1000) {
+  constructor(perEndpoint: number, maxWaiting: number, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000) {
     this.#perEndpoint = perEndpoint;
     this.#maxWaiting = maxWaiting;
-    this.#maxWaitingTotal = maxWaitingTotal;
+    this.#maxQueueWaitMs = maxQueueWaitMs;
     this.#slowMs = slowMs;
   }
 
@@ -110,29 +109,35 @@ export class EndpointSlots {
   acquire(endpoint: string, now = Date.now()): Promise<(() => void) | undefined> {
     let slot = this.#slots.get(endpoint);
     // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now }));
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, holdMs: undefined }));
     const current = slot;
-    const release = () => {
-      current.lastDoneAt = Date.now();
-      const next = current.waiting.shift();
-      if (next) {
-        this.#waitingTotal -= 1;
-        next(true);
-      } else if (--current.inFlight === 0) this.#slots.delete(endpoint);
+    const granted = () => {
+      const since = Date.now();
+      return () => {
+        const done = Date.now();
+        // How long a request holds a slot, smoothed: the pace at which the waiting list drains.
+        current.holdMs = current.holdMs === undefined ? done - since : 0.8 * current.holdMs + 0.2 * (done - since);
+        current.lastDoneAt = done;
+        const next = current.waiting.shift();
+        if (next) {
+          this.#waitingTotal -= 1;
+          next(true);
+        } else if (--current.inFlight === 0) this.#slots.delete(endpoint);
+      };
     };
     if (current.inFlight < this.#perEndpoint) {
       current.inFlight += 1;
-      return Promise.resolve(release);
+      return Promise.resolve(granted());
     }
     if (current.waiting.length >= this.#maxWaiting) {
       if (this.#stalled(current, now)) {
         this.#evictOverflow(current);
         return Promise.resolve(undefined);
       }
-      if (this.#waitingTotal >= this.#maxWaitingTotal / 2) return Promise.resolve(undefined);
+      if (this.#expectedWaitMs(current) > this.#maxQueueWaitMs) return Promise.resolve(undefined);
     }
     this.#waitingTotal += 1;
-    return new Promise((resolve) => current.waiting.push((granted) => resolve(granted ? release : undefined)));
+    return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : undefined)));
   }
 
   /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere. */
@@ -151,6 +156,11 @@ export class EndpointSlots {
     return total;
   }
 
+  /** How long a newcomer would wait at the endpoint's recent pace (0 before its first answer). */
+  #expectedWaitMs(slot: Slot): number {
+    return ((slot.holdMs ?? 0) * (slot.waiting.length + 1)) / this.#perEndpoint;
+  }
+
   #stalled(slot: Slot, now: number): boolean {
     return now - slot.lastDoneAt > this.#slowMs;
   }
@@ -166,6 +176,8 @@ interface Slot {
   inFlight: number;
   waiting: Array<(granted: boolean) => void>;
   lastDoneAt: number;
+  /** Smoothed time a request holds a slot; undefined until the first one ends. */
+  holdMs: number | undefined;
 }
 
 /** A counting semaphore: at most `limit` holders; the others wait in arrival order. */

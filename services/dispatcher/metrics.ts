@@ -17,6 +17,7 @@ export function dispatcherMetrics(registry: Registry, gauges: DispatcherGauges) 
   const retries = new Counter({ name: 'dispatcher_retries_total', help: 'Commands written to a retry topic, by its delay', labelNames: ['delay'], registers: [registry] });
   const deadLettered = new Counter({ name: 'dispatcher_dead_lettered_total', help: 'Commands sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] });
   const rulesDisabled = new Counter({ name: 'dispatcher_rules_disabled_total', help: 'Rules disabled by the dispatcher (410 Gone, failing for too long)', registers: [registry] });
+  const rebalances = new Counter({ name: 'dispatcher_rebalances_total', help: 'Consumer-group rebalances this member took part in after its first join', registers: [registry] });
   const latency = new Histogram({
     name: 'dispatcher_request_duration_seconds',
     help: 'Time from sending a request to its response or failure',
@@ -47,5 +48,6 @@ export function dispatcherMetrics(registry: Registry, gauges: DispatcherGauges) 
       }
     },
     deadLetteredInput: (reason: string) => deadLettered.inc({ reason }),
+    rebalanced: () => rebalances.inc(),
   };
 }

@@ -72,3 +72,26 @@ describe('retry policy', () => {
     expect(retryAfter('soon')).toBeUndefined();
   });
 });
+
+describe('endpoint slots', () => {
+  it('capacity and isolation share one pool: past its waiting list, a slow endpoint queues only what it will reach within the queue wait, a fast one keeps queueing', async () => {
+    const pending = Symbol('pending');
+    const state = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)))]);
+    const slots = new EndpointSlots(2, 1, 100, 60_000);
+    // Both endpoints busy; the slow one's finished request held its slot 50 ms, the fast one's next to nothing.
+    const [slowHeld, slowDone] = [(await slots.acquire('slow'))!, (await slots.acquire('slow'))!];
+    const [fastHeld, fastDone] = [(await slots.acquire('fast'))!, (await slots.acquire('fast'))!];
+    fastDone();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    slowDone();
+    const holders = [slowHeld, fastHeld, (await slots.acquire('slow'))!, (await slots.acquire('fast'))!];
+    // The waiting list (1), then turns 50, 75 and 100 ms away wait; one 125 ms away goes elsewhere.
+    const slowQueue = Array.from({ length: 4 }, () => slots.acquire('slow'));
+    expect(await state(slowQueue.at(-1)!)).toBe(pending);
+    expect(await slots.acquire('slow')).toBeUndefined();
+    const fastQueue = Array.from({ length: 50 }, () => slots.acquire('fast'));
+    expect(await state(fastQueue.at(-1)!)).toBe(pending); // a fast endpoint gets back-pressure, not deferral
+    expect(slots.waiting).toBe(54);
+    holders.forEach((release) => release());
+  });
+});

@@ -64,6 +64,7 @@ export const dispatcherSettings = (cluster: ClusterConfig, overrides: Partial<Di
   maxInFlightPerEndpoint: 10,
   maxWaitingPerEndpoint: 20,
   maxQueued: 1000,
+  maxQueueWaitMs: 10_000,
   maxAgeMs: 60_000,
   disableAfterMs: 3_600_000,
   breakerFailures: 5,
