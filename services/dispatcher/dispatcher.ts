@@ -47,7 +47,7 @@ export interface DispatcherSettings {
   maxWaitingPerEndpoint: number;
   /** Commands waiting for an endpoint or for the wire, over all endpoints: past it, reading waits. */
   maxQueued: number;
-  /** Past its waiting list, a command waits for an endpoint only if, at its recent pace, its turn comes within this. */
+  /** With the waiting room half full, a command past an endpoint's waiting list waits only if its turn comes within this. */
   maxQueueWaitMs: number;
   breakerFailures: number;
   breakerOpenMs: number;
@@ -107,7 +107,7 @@ export class Dispatcher {
     this.#retry = new RetryPolicy(config.RETRY_SCHEDULE);
     this.metrics = createMetrics(SERVICE);
     this.#breakers = new CircuitBreakers({ failureThreshold: settings.breakerFailures, openMs: settings.breakerOpenMs });
-    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, settings.maxQueueWaitMs);
+    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, { maxWaitingTotal: settings.maxQueued, maxQueueWaitMs: settings.maxQueueWaitMs });
     this.#wire = new Semaphore(settings.maxInFlight);
     this.#counters = dispatcherMetrics(this.metrics, {
       inFlight: () => this.#wire.held,

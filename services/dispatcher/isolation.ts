@@ -84,23 +84,26 @@ export class CircuitBreakers {
 
 /**
  * Counting semaphores per endpoint, with waiting lists. A caller past an endpoint's waiting list (`maxWaiting`) still
- * waits while the endpoint keeps up: it answered within `slowMs` (or became busy less than `slowMs` ago), and at its
- * recent pace the wait would be at most `maxQueueWaitMs`. That is back-pressure on a busy, healthy endpoint, and a
- * burst to an idle one is not turned away before its first answer could arrive. Otherwise the caller is told to go
- * elsewhere (the retry path): a slow endpoint's backlog holds a bounded share of the dispatcher, and an endpoint that
- * stops answering holds it for `slowMs` at most (its overflow is evicted by the next caller or sweep()).
+ * waits while the endpoint keeps answering (within `slowMs`, or it became busy less than `slowMs` ago) — that is
+ * back-pressure on a busy, healthy endpoint, and a burst to an idle one is not turned away before its first answer
+ * could arrive — unless the waiting room is under pressure (half of `maxWaitingTotal` taken) and, at the endpoint's
+ * recent pace, the caller's turn would come later than `maxQueueWaitMs`: then a slow endpoint's backlog goes to the
+ * retry path instead of taking the room healthy endpoints need. An endpoint that stops answering holds the room for
+ * `slowMs` at most (its overflow is evicted by the next caller or sweep()).
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
   readonly #maxWaiting: number;
+  readonly #maxWaitingTotal: number;
   readonly #maxQueueWaitMs: number;
   readonly #slowMs: number;
   readonly #slots = new Map<string, Slot>();
   #waitingTotal = 0;
 
-  constructor(perEndpoint: number, maxWaiting: number, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000) {
+  constructor(perEndpoint: number, maxWaiting: number, { maxWaitingTotal = Number.POSITIVE_INFINITY, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000 } = {}) {
     this.#perEndpoint = perEndpoint;
     this.#maxWaiting = maxWaiting;
+    this.#maxWaitingTotal = maxWaitingTotal;
     this.#maxQueueWaitMs = maxQueueWaitMs;
     this.#slowMs = slowMs;
   }
@@ -134,7 +137,7 @@ export class EndpointSlots {
         this.#evictOverflow(current);
         return Promise.resolve(undefined);
       }
-      if (this.#expectedWaitMs(current) > this.#maxQueueWaitMs) return Promise.resolve(undefined);
+      if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && this.#expectedWaitMs(current) > this.#maxQueueWaitMs) return Promise.resolve(undefined);
     }
     this.#waitingTotal += 1;
     return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : undefined)));
@@ -161,8 +164,9 @@ export class EndpointSlots {
     return ((slot.holdMs ?? 0) * (slot.waiting.length + 1)) / this.#perEndpoint;
   }
 
+  /** No answer for `slowMs`, or for four of its usual request times if those are longer (a loaded machine answers late). */
   #stalled(slot: Slot, now: number): boolean {
-    return now - slot.lastDoneAt > this.#slowMs;
+    return now - slot.lastDoneAt > Math.max(this.#slowMs, 4 * (slot.holdMs ?? 0));
   }
 
   #evictOverflow(slot: Slot): void {

@@ -24,8 +24,8 @@ export const dispatcherSettings = {
   DISPATCHER_MAX_WAITING_PER_ENDPOINT: integer(0, 100_000).default(500),
   /** Commands waiting for an endpoint or the wire, over all endpoints: past it, reading waits. */
   DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(10_000),
-  /** Past its waiting list, a command waits for an endpoint only if, at the endpoint's recent pace, its turn comes within this. */
-  DISPATCHER_MAX_QUEUE_WAIT: duration('10s'),
+  /** With the waiting room half full, a command past an endpoint's waiting list waits only if, at the endpoint's recent pace, its turn comes within this. */
+  DISPATCHER_MAX_QUEUE_WAIT: duration('5s'),
   /** A delivery not ended this long after it was created is dead-lettered as expired. Unset or 0: the retry schedule's total plus a quarter (at least 1h). */
   DISPATCHER_MAX_AGE: duration('0ms').transform((ms) => ms || undefined),
   /** A rule whose endpoint has failed without a single success this long is disabled, with the reason (like Svix). */

@@ -25,7 +25,7 @@ describe('circuit breaker', () => {
   it('bounds in-flight requests per endpoint; past the wait list, only an endpoint that answers (or is new) makes callers wait', async () => {
     const pending = Symbol('pending');
     const state = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)))]);
-    const slots = new EndpointSlots(1, 1, 1000);
+    const slots = new EndpointSlots(1, 1, { slowMs: 1000 });
     const start = Date.now();
     const first = (await slots.acquire('a', start))!;
     const queued = slots.acquire('a', start);
@@ -77,7 +77,8 @@ describe('endpoint slots', () => {
   it('capacity and isolation share one pool: past its waiting list, a slow endpoint queues only what it will reach within the queue wait, a fast one keeps queueing', async () => {
     const pending = Symbol('pending');
     const state = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)))]);
-    const slots = new EndpointSlots(2, 1, 100, 60_000);
+    // A waiting room of 2: under pressure as soon as one command waits.
+    const slots = new EndpointSlots(2, 1, { maxWaitingTotal: 2, maxQueueWaitMs: 100, slowMs: 60_000 });
     // Both endpoints busy; the slow one's finished request held its slot 50 ms, the fast one's next to nothing.
     const [slowHeld, slowDone] = [(await slots.acquire('slow'))!, (await slots.acquire('slow'))!];
     const [fastHeld, fastDone] = [(await slots.acquire('fast'))!, (await slots.acquire('fast'))!];
