@@ -8,9 +8,9 @@
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowEventInput } from '../../schemas/index.ts';
-import { createKafka } from '../../services/common/kafka.ts';
+import { kafkaConnection, createKafka } from '../../services/common/kafka.ts';
 import { createLogger } from '../../services/common/logger.ts';
-import { SchemaRegistryClient } from '../../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { RuleWriter } from '../../services/common/rule-writer.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
@@ -112,7 +112,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
     const rules = Array.from({ length: settings.rules }, (_, index) => ({ id: `chaos-${index}`, secret: generateSecret() }));
     const ledger = new DeliveryLedger(eventIds, rules.map((rule) => rule.id));
     for (const rule of rules) receivers.push(await startReceiver({ onBody: ledger.recorder(rule.id, rule.secret) }));
-    const writer = await RuleWriter.create(createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'chaos', logger }), new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+    const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'chaos', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
     await writer.put(...rules.map(({ id, secret }, index) => ({
       id, application: APPLICATION, name: `chaos ${index}`, enabled: true, scope: { kind: 'everything' as const, ids: null }, eventTypes: null,
       url: receivers[index]!.url, secrets: [{ secret, notAfter: null }],
@@ -124,7 +124,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
     services.push(matcher, dispatcher);
     progress('starting the matcher and the dispatcher…');
     await Promise.all(services.map((service) => service.start()));
-    publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+    publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 
     progress(`publishing ${settings.events} events over ${seconds(settings.publishMs)} s × ${settings.rules} rules = ${ledger.expectedPairs} pairs; `
       + `${settings.kills} kill -9s each of the matcher and the dispatcher, ${settings.brokerRestarts} broker restart(s)`);

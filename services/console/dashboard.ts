@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { Gauge } from 'prom-client';
 import type { DeliveryOutcome } from '../../schemas/index.ts';
-import type { BaseConfig } from '../common/config.ts';
-import { createKafka, type Admin } from '../common/kafka.ts';
+import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
+import { kafkaConnection, createKafka, type Admin } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
-import { SchemaRegistryClient } from '../common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
@@ -23,7 +23,7 @@ export interface DashboardSettings {
   httpPort: number;
 }
 
-type DashboardConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+type DashboardConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
 
 const asset = (path: string | URL) => readFileSync(path);
 const assets: Record<string, { type: string; body: Buffer }> = {
@@ -49,8 +49,8 @@ export class Dashboard {
     this.#settings = settings;
     this.#logger = logger;
     this.#names = topicNames(config.TOPIC_PREFIX);
-    const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-console`, logger });
-    const registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    const kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-console`, logger });
+    const registry = new SchemaRegistryClient(registryConnection(config));
     this.#store = new DeliveryLogStore(kafka, registry, this.#names.deliveryLog, logger, settings.groupId);
     this.#rules = new RulesTable({ kafka, registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId });
     this.#admin = kafka.admin();

@@ -14,13 +14,13 @@ import { contracts, type DeliveryCommand, type DeliveryLog, type DeliveryOutcome
 import type { BaseConfig } from '../common/config.ts';
 import { deadLetter, deadLetterHeaders } from '../common/dead-letter.ts';
 import { deliveryLogRecord } from '../common/deliveries.ts';
-import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
+import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, headerValue, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { MAX_COMMAND_BYTES } from '../common/limits.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputQueue } from '../common/output-batch.ts';
-import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { RuleWriter } from '../common/rule-writer.ts';
 import { prepareCluster } from '../common/setup.ts';
 import { activeSecrets, loggableUrl } from '../common/rules.ts';
@@ -138,8 +138,8 @@ export class Dispatcher {
       connectionsPerOrigin: settings.maxInFlightPerEndpoint,
       userAgent: settings.userAgent,
     });
-    this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
-    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    this.#kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
+    this.#registry = new SchemaRegistryClient(registryConnection(config));
     this.#producer = createProducer(this.#kafka);
     this.#consumer = this.#kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 250 });
     this.#table = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId });
