@@ -298,11 +298,10 @@ export async function securedListeners(settings: StackSettings): Promise<Secured
  * request). The tool's --add-config-file mangles SCRAM keys, so the password is an argument: this is for the local
  * stack's throwaway users.
  */
-export async function addScramUser(settings: StackSettings, username: string, password: string, mechanism: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'): Promise<void> {
-  const current = await recordedSettings(settings);
+export async function addScramUser(bootstrap: string, username: string, password: string, mechanism: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'): Promise<void> {
   const java = await findJava('Kafka', 'KAFKA_JAVA_HOME', 17, 23);
   try {
-    execFileSync(java.bin, [...kafkaClasspath(paths(current.dir).kafkaLog4j), 'kafka.admin.ConfigCommand', '--bootstrap-server', `127.0.0.1:${current.kafkaPort}`,
+    execFileSync(java.bin, ['-cp', `${artifacts.kafkaLibs}/*`, 'kafka.admin.ConfigCommand', '--bootstrap-server', bootstrap,
       '--alter', '--entity-type', 'users', '--entity-name', username, '--add-config', `${mechanism}=[password=${password}]`], { stdio: 'pipe' });
   } catch (error) {
     const output = `${(error as { stderr?: Buffer }).stderr ?? ''}`.split(password).join('[redacted]').trim();
