@@ -17,11 +17,13 @@ export const progress = (line: string) => process.stderr.write(`bench › ${line
 
 /** A cluster with topics of their own on `endpoints`; by default the external cluster, else the local stack (started if need be). */
 export async function benchCluster(name: string, endpoints?: Endpoints): Promise<ClusterConfig> {
-  const external = endpoints ? undefined : externalEndpoints();
+  const external = externalEndpoints();
   endpoints ??= external ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
+  // The external cluster is reached with the environment's TLS, SASL and registry-auth settings; a private stack
+  // (the chaos run's) without them.
+  const onExternal = external !== undefined && endpoints.brokers.join() === external.brokers.join();
   return {
-    // An external cluster is reached with the connection settings of the environment (TLS, SASL, registry auth).
-    ...(external ? loadConfig(connectionSettings) : {}),
+    ...(onExternal ? loadConfig(connectionSettings) : {}),
     KAFKA_BROKERS: endpoints.brokers,
     SCHEMA_REGISTRY_URL: endpoints.registryUrl,
     KAFKA_CLIENT_ID: `bench-${name}`,

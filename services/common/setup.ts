@@ -9,7 +9,7 @@ import type { Logger } from './logger.ts';
 import { registryConnection, SchemaRegistryClient } from './registry.ts';
 import { DEFAULT_POOL, ensureTopics, topicNames, topicSpecs } from './topics.ts';
 
-export type ClusterConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
+export type ClusterConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
 
 /** Which contract each topic carries (dead-letter topics of raw input keep the bytes they were given). */
 export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_SCHEDULE'>, pools: readonly string[] = []): Array<[string, Contract<unknown>]> {

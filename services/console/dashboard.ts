@@ -23,7 +23,7 @@ export interface DashboardSettings {
   httpPort: number;
 }
 
-type DashboardConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+type DashboardConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
 
 const asset = (path: string | URL) => readFileSync(path);
 const assets: Record<string, { type: string; body: Buffer }> = {

@@ -28,7 +28,7 @@ export interface MatcherSettings {
   concurrency: number;
 }
 
-type MatcherConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+type MatcherConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
 
 const SERVICE = 'matcher';
 

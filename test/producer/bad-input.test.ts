@@ -43,8 +43,8 @@ describe('the producer SDK refuses bad input before Kafka', () => {
 
   it('reports exactly the events Kafka did not acknowledge', async () => {
     const stray = await createPublisher({
-      brokers: cluster.KAFKA_BROKERS,
-      registryUrl: cluster.SCHEMA_REGISTRY_URL,
+      ...kafkaConnection(cluster),
+      ...registryConnection(cluster),
       topic: `${cluster.TOPIC_PREFIX}no-such-topic`,
       logger: testLogger,
       retries: 1,
