@@ -128,7 +128,7 @@ export class KafkaConnectError extends Error {
     } else if (ssl && NOT_TLS.test(seen)) {
       hint = 'it did not complete a TLS handshake; is this a TLS listener? For a plaintext one unset KAFKA_SSL and the KAFKA_SSL_* files';
     } else if (!ssl) {
-      hint = 'is it running, and is this a plaintext listener? For a TLS listener set KAFKA_SSL=true (and KAFKA_SSL_CA_FILE for a private CA)';
+      hint = 'is it running, and is this a plaintext listener? For a TLS listener set KAFKA_SSL=true (and KAFKA_SSL_CA_FILE for a private CA); for a SASL one KAFKA_SASL_MECHANISM';
     } else {
       hint = 'is it running and reachable?';
     }
