@@ -2,7 +2,8 @@
  * npm run chaos — kill -9 the matcher and the dispatcher at random moments (5 times each) and restart the broker once
  * during a 20,000-event run with 3 rules, on a private stack; then check that every (event, rule) pair reached its
  * receiver at least once, duplicates with the same webhook-id. Options: --events 20000 --rules 3 --kills 5
- * --broker-restarts 1 --seconds 90 (publishing window) --drain-seconds 120 --seed N (replays a strike plan).
+ * --broker-restarts 1 --seconds 90 (publishing window) --drain-seconds 120 --seed N (replays a strike plan)
+ * --secured (every client through the stack's SASL_SSL listener: SCRAM-SHA-512 over TLS with a private CA).
  * Writes bench/results/chaos.json; exits 1 if a pair was lost, a duplicate's webhook-id differed or a signature failed.
  */
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: String(chaosDefaults.publishMs / 1000) },
   'drain-seconds': { type: 'string', default: String(chaosDefaults.drainTimeoutMs / 1000) },
   seed: { type: 'string' },
+  secured: { type: 'boolean', default: false },
 } });
 
 const { serviceOutput, ...result } = await runChaos({
@@ -26,6 +28,7 @@ const { serviceOutput, ...result } = await runChaos({
   brokerRestarts: Number(values['broker-restarts']),
   publishMs: Number(values.seconds) * 1000,
   drainTimeoutMs: Number(values['drain-seconds']) * 1000,
+  secured: values.secured,
   ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
 }, progress);
 

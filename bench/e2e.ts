@@ -11,9 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { contracts, type WorkflowEventInput } from '../schemas/index.ts';
-import { createKafka } from '../services/common/kafka.ts';
+import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
@@ -49,8 +49,8 @@ const receiverUrl = receiver.url;
 const cluster = { ...(await benchCluster('e2e')), RETRY_SCHEDULE: [5000] };
 await prepareCluster(cluster, logger);
 const names = topicNames(cluster.TOPIC_PREFIX);
-const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'bench', logger });
-const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), names.eventRules);
+const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger });
+const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(cluster)), names.eventRules);
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 await writer.put(...Array.from({ length: ruleCount }, (_, index) => ({
   id: `bench-${index}`, application: 'bench-app', name: `bench ${index}`, enabled: true, scope: { kind: 'everything' as const, ids: null },
@@ -73,7 +73,7 @@ for (let index = 1; index <= dispatcherCount; index += 1) {
 const meter = new ProcessMeter({ bench: process.pid, ...Object.fromEntries(Object.entries(services).map(([name, { child }]) => [name, child.pid!])), ...(await stackPids()) });
 
 // 1. Sustained throughput: a backlog of events, delivered as fast as the pipeline goes.
-const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 const expected = eventCount * ruleCount;
 progress(`publishing ${eventCount} events × ${ruleCount} rules = ${expected} deliveries…`);
 const began = performance.now();
@@ -142,7 +142,7 @@ const rawConsume = await consume(async () => undefined, eventCount);
 // (c) The straightforward baseline: one awaited fetch per event.
 progress('reference (c): kafkajs eachMessage + fetch baseline…');
 const baselineEvents = Math.min(eventCount, 3000);
-const registry = new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL);
+const registry = new SchemaRegistryClient(registryConnection(cluster));
 const baseline = await consume(async (value) => {
   const decoded = await registry.decode(contracts.workflowEvent, value);
   const payload = JSON.stringify({ type: decoded.type, timestamp: new Date(decoded.occurredAt).toISOString(), data: decoded });

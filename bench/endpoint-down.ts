@@ -9,10 +9,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createKafka } from '../services/common/kafka.ts';
+import { createKafka, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { parseDuration } from '../services/common/duration.ts';
-import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
@@ -36,7 +36,7 @@ const cluster = { ...(await benchCluster('down')), RETRY_SCHEDULE: schedule };
 await prepareCluster(cluster, logger);
 // A port that was free a moment ago: connections to it are refused, as to a host whose service is down.
 const downUrl = `http://127.0.0.1:${await freePort()}/hook`;
-const writer = await RuleWriter.create(createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'bench', logger }), new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
 await writer.put({
   id: 'down', application: 'down', name: 'endpoint down', enabled: true, scope: { kind: 'everything', ids: null }, eventTypes: null, url: downUrl,
   secrets: [{ secret: `whsec_${randomBytes(32).toString('base64')}`, notAfter: null }],
@@ -46,7 +46,7 @@ await writer.close();
 progress('starting matcher and dispatcher…');
 const matcher = await startService('matcher', cluster);
 const dispatcher = await startService('dispatcher', cluster, { env: { DISPATCHER_MAX_AGE: values['max-age'], DISPATCHER_BREAKER_OPEN: values['breaker-open'] } });
-const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger });
+const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger });
 await publisher.publish(Array.from({ length: eventCount }, (_, index) => ({
   eventId: `down-${index}-${randomUUID().slice(0, 8)}`, type: 'workflow_failed' as const, occurredAt: Date.now(), application: { id: 'down' }, workflowExecutionId: `run-${index}`, status: 'FAILED',
 })));

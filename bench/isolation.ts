@@ -17,9 +17,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
-import { createKafka } from '../services/common/kafka.ts';
+import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
@@ -66,8 +66,8 @@ async function round(label: string) {
   const cluster = { ...(await benchCluster('isolation', endpoints)), RETRY_SCHEDULE: [5000, 300_000] };
   endpoints = { brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL };
   await prepareCluster(cluster, logger);
-  const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'bench', logger });
-  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+  const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger });
+  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
   // One application per phase, so each phase's events match exactly its own rules.
   const phases = { warmup: false, alone: false, beside: true };
@@ -81,7 +81,7 @@ async function round(label: string) {
   const matcher = await startService('matcher', cluster);
   const dispatcher = await startService('dispatcher', cluster);
   const meter = new ProcessMeter({ dispatcher: dispatcher.child.pid!, matcher: matcher.child.pid! });
-  const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+  const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 
   /** Publishes a backlog of `count` events of `application` and times until every healthy receiver got each of them. */
   async function phase(application: string, count: number) {

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
-import { createKafka } from '../services/common/kafka.ts';
+import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
@@ -67,14 +67,14 @@ const results = [];
 for (const ruleCount of ruleCounts) {
   const cluster = await benchCluster(`matcher-${ruleCount}`);
   await prepareCluster(cluster, logger);
-  const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'bench', logger });
-  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+  const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger });
+  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
   const rules = ruleSet(ruleCount);
   progress(`${ruleCount} rules: writing rules…`);
   for (let index = 0; index < rules.length; index += 2000) await writer.put(...rules.slice(index, index + 2000));
   await writer.close();
   progress(`${ruleCount} rules: publishing ${eventCount} events…`);
-  const publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+  const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
   for (let index = 0; index < eventCount; index += 1000) {
     await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset)));
   }

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints } from '../stack/index.ts';
 import { freePort } from '../stack/ports.ts';
-import { createKafka } from '../services/common/kafka.ts';
+import { connectionEnv, connectionSettings, loadConfig } from '../services/common/config.ts';
+import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import type { ClusterConfig } from '../services/common/setup.ts';
 
@@ -16,8 +17,13 @@ export const progress = (line: string) => process.stderr.write(`bench › ${line
 
 /** A cluster with topics of their own on `endpoints`; by default the external cluster, else the local stack (started if need be). */
 export async function benchCluster(name: string, endpoints?: Endpoints): Promise<ClusterConfig> {
-  endpoints ??= externalEndpoints() ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
+  const external = externalEndpoints();
+  endpoints ??= external ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
+  // The external cluster is reached with the environment's TLS, SASL and registry-auth settings; a private stack
+  // (the chaos run's) without them.
+  const onExternal = external !== undefined && endpoints.brokers.join() === external.brokers.join();
   return {
+    ...(onExternal ? loadConfig(connectionSettings) : {}),
     KAFKA_BROKERS: endpoints.brokers,
     SCHEMA_REGISTRY_URL: endpoints.registryUrl,
     KAFKA_CLIENT_ID: `bench-${name}`,
@@ -29,7 +35,7 @@ export async function benchCluster(name: string, endpoints?: Endpoints): Promise
 
 /** Deletes a run's topics (all carry its prefix): runs that left theirs would pile partitions up and slow the broker. */
 export async function removeTopics(cluster: ClusterConfig): Promise<void> {
-  const admin = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: cluster.KAFKA_CLIENT_ID, logger: createLogger('bench', 'warn') }).admin();
+  const admin = createKafka({ ...kafkaConnection(cluster), clientId: cluster.KAFKA_CLIENT_ID, logger: createLogger('bench', 'warn') }).admin();
   await admin.connect();
   try {
     const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(cluster.TOPIC_PREFIX));
@@ -44,6 +50,7 @@ export const serviceEnv = (cluster: ClusterConfig): NodeJS.ProcessEnv => ({
   ...process.env,
   KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
   SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL,
+  ...connectionEnv(cluster),
   TOPIC_PREFIX: cluster.TOPIC_PREFIX,
   LOG_LEVEL: 'warn',
 });

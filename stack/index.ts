@@ -16,6 +16,7 @@ import { createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { artifacts, ensureArtifacts, versions } from './artifacts.ts';
 import { findJava } from './java.ts';
+import { createCa, issueCertificate, type CertificateFiles } from './tls.ts';
 import { runningPid, startDaemon, stopDaemon, waitUntil } from './processes.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -30,6 +31,13 @@ export const stackSettingsShape = {
   STACK_KAFKA_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('768m'),
   STACK_REGISTRY_HEAP: z.string().regex(/^\d+[mg]$/, 'a JVM heap size such as 512m or 1g').default('1g'),
   STACK_START_TIMEOUT_MS: integer(1000, 600_000).default(120_000),
+  /**
+   * Optional secured listeners beside the plaintext one, with a private CA made at start (in STACK_DIR/tls):
+   * SASL_SSL (SCRAM-SHA-256/512 users are added with addScramUser; PLAIN user `plain` with a password made at start)
+   * and SSL requiring a client certificate from that CA (mutual TLS). The test harness turns them on.
+   */
+  STACK_KAFKA_SASL_SSL_PORT: integer(1, 65535).optional(),
+  STACK_KAFKA_MTLS_PORT: integer(1, 65535).optional(),
 };
 
 export interface StackSettings {
@@ -41,6 +49,17 @@ export interface StackSettings {
   kafkaHeap: string;
   registryHeap: string;
   startTimeoutMs: number;
+  saslSslPort?: number;
+  mtlsPort?: number;
+}
+
+/** What a client needs to use the secured listeners. */
+export interface SecuredListeners {
+  saslSsl: string;
+  mtls: string;
+  /** PEM CA that signed the broker's certificate, and whose key signs client certificates (stack/tls.ts). */
+  ca: CertificateFiles;
+  plainUser: { username: string; password: string };
 }
 
 export interface Endpoints {
@@ -59,6 +78,8 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
     kafkaHeap: c.STACK_KAFKA_HEAP,
     registryHeap: c.STACK_REGISTRY_HEAP,
     startTimeoutMs: c.STACK_START_TIMEOUT_MS,
+    ...(c.STACK_KAFKA_SASL_SSL_PORT !== undefined ? { saslSslPort: c.STACK_KAFKA_SASL_SSL_PORT } : {}),
+    ...(c.STACK_KAFKA_MTLS_PORT !== undefined ? { mtlsPort: c.STACK_KAFKA_MTLS_PORT } : {}),
   };
 }
 
@@ -82,7 +103,9 @@ const paths = (dir: string) => ({
   logs: join(dir, 'logs'),
   kafkaData: join(dir, 'kafka', 'data'),
   kafkaConfig: join(dir, 'kafka', 'server.properties'),
-  kafkaLog4j: join(dir, 'kafka', 'log4j.properties'),
+  kafkaLog4j: join(dir, 'kafka', 'log4j2.properties'),
+  tls: join(dir, 'tls'),
+  plainPassword: join(dir, 'tls', 'plain-password'),
   kafkaPid: join(dir, 'kafka.pid'),
   kafkaLog: join(dir, 'logs', 'kafka.log'),
   registryDb: join(dir, 'registry', 'db'),
@@ -152,8 +175,8 @@ export async function stackUp(settings: StackSettings, progress: Progress): Prom
   const endpoints = endpointsOf(current);
   await ensureArtifacts(progress);
   await mkdir(p.logs, { recursive: true });
-  const { kafkaPort, controllerPort, registryPort, registryManagementPort } = current;
-  await writeFile(p.state, JSON.stringify({ kafkaPort, controllerPort, registryPort, registryManagementPort }, null, 2));
+  const { kafkaPort, controllerPort, registryPort, registryManagementPort, saslSslPort, mtlsPort } = current;
+  await writeFile(p.state, JSON.stringify({ kafkaPort, controllerPort, registryPort, registryManagementPort, saslSslPort, mtlsPort }, null, 2));
   const started: string[] = [];
 
   if (!status.kafka.ready) {
@@ -192,17 +215,23 @@ async function startKafka(settings: StackSettings, progress: Progress): Promise<
   const p = paths(settings.dir);
   const java = await findJava('Kafka', 'KAFKA_JAVA_HOME', 17, 23);
   await mkdir(p.kafkaData, { recursive: true });
-  await writeFile(p.kafkaConfig, kafkaProperties(settings, p.kafkaData));
+  await writeFile(p.kafkaConfig, kafkaProperties(settings, p.kafkaData, await securedListenerFiles(settings)));
+  // Kafka 4 logs through log4j2 (3.x used reload4j); its properties format needs no extra parser on the classpath.
   await writeFile(p.kafkaLog4j, [
-    'log4j.rootLogger=INFO, stdout',
-    'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
-    'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
-    'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
-    'log4j.logger.kafka.request.logger=WARN',
-    'log4j.logger.state.change.logger=WARN',
+    'status=warn',
+    'appender.stdout.type=Console',
+    'appender.stdout.name=STDOUT',
+    'appender.stdout.layout.type=PatternLayout',
+    'appender.stdout.layout.pattern=[%d] %p %m (%c)%n',
+    'rootLogger.level=INFO',
+    'rootLogger.appenderRef.stdout.ref=STDOUT',
+    'logger.request.name=kafka.request.logger',
+    'logger.request.level=WARN',
+    'logger.state.name=state.change.logger',
+    'logger.state.level=WARN',
     '',
   ].join('\n'));
-  const classpath = ['-cp', `${artifacts.kafkaLibs}/*`, `-Dlog4j.configuration=file:${p.kafkaLog4j}`];
+  const classpath = kafkaClasspath(p.kafkaLog4j);
   if (!existsSync(join(p.kafkaData, 'meta.properties'))) {
     progress('formatting KRaft storage');
     // An id starting with '-' would be read as an option (1 in 64 random ids did fail the format); Kafka avoids them too.
@@ -226,17 +255,95 @@ async function startKafka(settings: StackSettings, progress: Progress): Promise<
   });
 }
 
-function kafkaProperties(settings: StackSettings, dataDir: string): string {
-  const { kafkaPort, controllerPort } = settings;
+const kafkaClasspath = (log4j2: string) => ['-cp', `${artifacts.kafkaLibs}/*`, `-Dlog4j2.configurationFile=${log4j2}`];
+
+interface SecuredFiles {
+  ca: CertificateFiles;
+  /** The broker's key and certificate in one PEM file, as Kafka's PEM key store wants them. */
+  keystore: string;
+  plainPassword: string;
+}
+
+/** The private CA, the broker's certificate and the PLAIN user's password, made once per stack directory. */
+async function securedListenerFiles(settings: StackSettings): Promise<SecuredFiles | undefined> {
+  if (settings.saslSslPort === undefined && settings.mtlsPort === undefined) return undefined;
+  const p = paths(settings.dir);
+  const ca = { cert: join(p.tls, 'ca.crt'), key: join(p.tls, 'ca.key') };
+  const keystore = join(p.tls, 'broker.pem');
+  if (!existsSync(p.plainPassword)) {
+    await createCa(p.tls, 'ca');
+    const broker = await issueCertificate(ca, p.tls, 'broker', 'server');
+    await writeFile(keystore, `${await readFile(broker.key, 'utf8')}${await readFile(broker.cert, 'utf8')}`, { mode: 0o600 });
+    await writeFile(p.plainPassword, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  }
+  return { ca, keystore, plainPassword: await readFile(p.plainPassword, 'utf8') };
+}
+
+/** The secured listeners of a stack started with them, or undefined. */
+export async function securedListeners(settings: StackSettings): Promise<SecuredListeners | undefined> {
+  const current = await recordedSettings(settings);
+  const p = paths(current.dir);
+  if (current.saslSslPort === undefined || current.mtlsPort === undefined || !existsSync(p.plainPassword)) return undefined;
+  return {
+    saslSsl: `127.0.0.1:${current.saslSslPort}`,
+    mtls: `127.0.0.1:${current.mtlsPort}`,
+    ca: { cert: join(p.tls, 'ca.crt'), key: join(p.tls, 'ca.key') },
+    plainUser: { username: 'plain', password: await readFile(p.plainPassword, 'utf8') },
+  };
+}
+
+/**
+ * Adds (or changes) a SCRAM user through the broker's admin API (AlterUserScramCredentials), with Kafka's own
+ * kafka-configs tool: kafkajs cannot. One call per mechanism (the broker refuses two credentials of one user in one
+ * request). The tool's --add-config-file mangles SCRAM keys, so the password is an argument: this is for the local
+ * stack's throwaway users.
+ */
+export async function addScramUser(bootstrap: string, username: string, password: string, mechanism: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'): Promise<void> {
+  const java = await findJava('Kafka', 'KAFKA_JAVA_HOME', 17, 23);
+  try {
+    execFileSync(java.bin, ['-cp', `${artifacts.kafkaLibs}/*`, 'kafka.admin.ConfigCommand', '--bootstrap-server', bootstrap,
+      '--alter', '--entity-type', 'users', '--entity-name', username, '--add-config', `${mechanism}=[password=${password}]`], { stdio: 'pipe' });
+  } catch (error) {
+    const output = `${(error as { stderr?: Buffer }).stderr ?? ''}`.split(password).join('[redacted]').trim();
+    throw new Error(`adding SCRAM user ${username} failed: ${output.split('\n').slice(-5).join('\n') || (error as Error).message}`);
+  }
+}
+
+function kafkaProperties(settings: StackSettings, dataDir: string, secured: SecuredFiles | undefined): string {
+  const { kafkaPort, controllerPort, saslSslPort, mtlsPort } = settings;
+  const listeners = [`PLAINTEXT://127.0.0.1:${kafkaPort}`];
+  const securedConfig: string[] = [];
+  if (secured && saslSslPort !== undefined) {
+    listeners.push(`SASL_SSL://127.0.0.1:${saslSslPort}`);
+    const jaas = (name: string) => `listener.name.sasl_ssl.${name}.sasl.jaas.config`;
+    securedConfig.push(
+      'sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN',
+      `${jaas('scram-sha-512')}=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+      `${jaas('scram-sha-256')}=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+      `${jaas('plain')}=org.apache.kafka.common.security.plain.PlainLoginModule required user_plain="${secured.plainPassword}";`,
+    );
+  }
+  if (secured && mtlsPort !== undefined) {
+    listeners.push(`MTLS://127.0.0.1:${mtlsPort}`);
+    securedConfig.push('listener.name.mtls.ssl.client.auth=required');
+  }
+  if (secured) {
+    // PEM stores: the broker reads openssl's files directly (unencrypted PKCS#8 key, so no ssl.key.password).
+    securedConfig.push(
+      'ssl.keystore.type=PEM', `ssl.keystore.location=${secured.keystore}`,
+      'ssl.truststore.type=PEM', `ssl.truststore.location=${secured.ca.cert}`,
+    );
+  }
   return `${[
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafkaPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
+    `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controllerPort}`].join(',')}`,
+    `advertised.listeners=${listeners.join(',')}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL',
+    ...securedConfig,
     `log.dirs=${dataDir}`,
     // One broker: internal topics must not ask for replicas that cannot exist, or transactions and groups never work.
     'offsets.topic.replication.factor=1',

@@ -9,9 +9,10 @@ import { stackDown, stackSettings, stackUp, type Endpoints, type Progress, type 
 import { freePorts } from './ports.ts';
 
 /** Settings of a stack in `dir` on free ports. */
-export async function privateStackSettings(dir: string): Promise<StackSettings> {
-  const [kafka, controller, registry, management] = await freePorts(4);
+export async function privateStackSettings(dir: string, { secured = false }: { secured?: boolean } = {}): Promise<StackSettings> {
+  const [kafka, controller, registry, management, saslSsl, mtls] = await freePorts(6);
   return stackSettings({
+    ...(secured ? { STACK_KAFKA_SASL_SSL_PORT: String(saslSsl), STACK_KAFKA_MTLS_PORT: String(mtls) } : {}),
     STACK_DIR: dir,
     STACK_KAFKA_PORT: String(kafka),
     STACK_CONTROLLER_PORT: String(controller),
@@ -28,9 +29,9 @@ export interface PrivateStack {
 }
 
 /** Starts a private stack in a new temporary directory named after `name`; ready when this resolves. */
-export async function startPrivateStack(name: string, progress: Progress): Promise<PrivateStack> {
+export async function startPrivateStack(name: string, progress: Progress, options: { secured?: boolean } = {}): Promise<PrivateStack> {
   const dir = await mkdtemp(join(tmpdir(), `workflow-webhooks-${name}-`));
-  const settings = await privateStackSettings(dir);
+  const settings = await privateStackSettings(dir, options);
   try {
     const { brokers, registryUrl } = await stackUp(settings, progress);
     return {

@@ -2,16 +2,19 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { validate, type Contract } from '../schemas/index.ts';
-import { createKafka, type KafkaMessage } from '../services/common/kafka.ts';
+import { kafkaConnection, createKafka, type KafkaMessage } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { SchemaRegistryClient } from '../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import type { ClusterConfig } from '../services/common/setup.ts';
+import { connectionEnv } from '../services/common/config.ts';
 
 export const testLogger = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /** A cluster config whose topics belong to this test file alone (random prefix), so files run in parallel. */
 export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}): ClusterConfig {
   return {
+    // Against an external cluster (KAFKA_BROKERS + SCHEMA_REGISTRY_URL set), its TLS / SASL / registry-auth settings.
+    ...inject('connection'),
     KAFKA_BROKERS: inject('kafkaBrokers'),
     SCHEMA_REGISTRY_URL: inject('registryUrl'),
     KAFKA_CLIENT_ID: `test-${name}`,
@@ -28,6 +31,7 @@ export function clusterEnv(cluster: ClusterConfig, extra: NodeJS.ProcessEnv = {}
     ...process.env,
     KAFKA_BROKERS: cluster.KAFKA_BROKERS.join(','),
     SCHEMA_REGISTRY_URL: cluster.SCHEMA_REGISTRY_URL,
+    ...connectionEnv(cluster),
     TOPIC_PREFIX: cluster.TOPIC_PREFIX,
     ...extra,
   };
@@ -44,7 +48,7 @@ export async function readTopic(
   timeoutMs = 30_000,
 ): Promise<KafkaMessage[]> {
   const done = typeof count === 'number' ? (received: KafkaMessage[]) => received.length >= count : count;
-  const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'test-reader', logger: testLogger });
+  const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'test-reader', logger: testLogger });
   const consumer = kafka.consumer({ groupId: `test-reader-${randomUUID()}` });
   const received: KafkaMessage[] = [];
   await consumer.connect();
@@ -72,13 +76,13 @@ export async function readTopic(
 
 /** Decodes records of a topic with the real registry. */
 export function decodeAll<T>(cluster: ClusterConfig, contract: Contract<T>, messages: KafkaMessage[]): Promise<T[]> {
-  const registry = new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL);
+  const registry = new SchemaRegistryClient(registryConnection(cluster));
   return Promise.all(messages.map((message) => registry.decode(contract, message.value)));
 }
 
 /** Records in a topic right now (sum of partition end offsets minus start offsets). */
 export async function topicSize(cluster: ClusterConfig, topic: string): Promise<number> {
-  const admin = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'test-admin', logger: testLogger }).admin();
+  const admin = createKafka({ ...kafkaConnection(cluster), clientId: 'test-admin', logger: testLogger }).admin();
   await admin.connect();
   try {
     const offsets = await admin.fetchTopicOffsets(topic);

@@ -5,18 +5,19 @@
  * It runs on a private stack (temporary directory, free ports), so restarting the broker disturbs nobody; the stack
  * is removed at the end, also on failure or Ctrl-C.
  */
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowEventInput } from '../../schemas/index.ts';
-import { createKafka } from '../../services/common/kafka.ts';
+import type { ConnectionConfig } from '../../services/common/config.ts';
+import { kafkaConnection, createKafka } from '../../services/common/kafka.ts';
 import { createLogger } from '../../services/common/logger.ts';
-import { SchemaRegistryClient } from '../../services/common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { RuleWriter } from '../../services/common/rule-writer.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { generateSecret } from '../../services/console/rule-input.ts';
 import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
-import { stackStatus, stackUp } from '../../stack/index.ts';
+import { addScramUser, securedListeners, stackStatus, stackUp } from '../../stack/index.ts';
 import { startPrivateStack, type PrivateStack } from '../../stack/private.ts';
 import { benchCluster, startReceiver, type BenchReceiver } from '../support.ts';
 import { DeliveryLedger, type LostPair } from './ledger.ts';
@@ -37,9 +38,11 @@ export interface ChaosOptions {
   drainTimeoutMs: number;
   /** Seeds the strike plan (moments and pauses). */
   seed: number;
+  /** Every client goes through the stack's SASL_SSL listener (SCRAM-SHA-512, private CA) instead of plaintext. */
+  secured: boolean;
 }
 
-export const chaosDefaults: Omit<ChaosOptions, 'seed'> = { events: 20_000, rules: 3, kills: 5, brokerRestarts: 1, publishMs: 90_000, drainTimeoutMs: 120_000 };
+export const chaosDefaults: Omit<ChaosOptions, 'seed'> = { events: 20_000, rules: 3, kills: 5, brokerRestarts: 1, publishMs: 90_000, drainTimeoutMs: 120_000, secured: false };
 
 export interface ChaosResult {
   options: ChaosOptions;
@@ -87,7 +90,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
   };
   const began = performance.now();
   progress(`seed ${settings.seed}; starting a private stack…`);
-  const stack = await startPrivateStack('chaos', (line) => progress(`stack: ${line}`));
+  const stack = await startPrivateStack('chaos', (line) => progress(`stack: ${line}`), { secured: settings.secured });
   const receivers: BenchReceiver[] = [];
   const services: KillableService[] = [];
   let publisher: Publisher | undefined;
@@ -106,13 +109,13 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
   try {
     // Silent: the publisher's connection errors while the broker is down are expected; what failed is in the result.
     const logger = createLogger('chaos', 'silent');
-    const cluster = { ...(await benchCluster('chaos', stack.endpoints)), RETRY_SCHEDULE: [1000, 2000] };
+    const cluster = { ...(await benchCluster('chaos', stack.endpoints)), RETRY_SCHEDULE: [1000, 2000], ...(settings.secured ? await securedConnection(stack) : {}) };
     await prepareCluster(cluster, logger);
     const eventIds = Array.from({ length: settings.events }, (_, index) => `chaos-${index}`);
     const rules = Array.from({ length: settings.rules }, (_, index) => ({ id: `chaos-${index}`, secret: generateSecret() }));
     const ledger = new DeliveryLedger(eventIds, rules.map((rule) => rule.id));
     for (const rule of rules) receivers.push(await startReceiver({ onBody: ledger.recorder(rule.id, rule.secret) }));
-    const writer = await RuleWriter.create(createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'chaos', logger }), new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL), topicNames(cluster.TOPIC_PREFIX).eventRules);
+    const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'chaos', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
     await writer.put(...rules.map(({ id, secret }, index) => ({
       id, application: APPLICATION, name: `chaos ${index}`, enabled: true, scope: { kind: 'everything' as const, ids: null }, eventTypes: null,
       url: receivers[index]!.url, secrets: [{ secret, notAfter: null }],
@@ -124,7 +127,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
     services.push(matcher, dispatcher);
     progress('starting the matcher and the dispatcher…');
     await Promise.all(services.map((service) => service.start()));
-    publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+    publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 
     progress(`publishing ${settings.events} events over ${seconds(settings.publishMs)} s × ${settings.rules} rules = ${ledger.expectedPairs} pairs; `
       + `${settings.kills} kill -9s each of the matcher and the dispatcher, ${settings.brokerRestarts} broker restart(s)`);
@@ -182,4 +185,18 @@ async function killBroker(stack: PrivateStack): Promise<void> {
   if (pid === undefined) throw new Error('the broker is not running');
   process.kill(pid, 'SIGKILL');
   while ((await stackStatus(stack.settings)).kafka.pid !== undefined) await sleep(100);
+}
+
+/** The connection settings of a SCRAM-SHA-512 user, made now, on the stack's SASL_SSL listener. */
+async function securedConnection(stack: PrivateStack): Promise<Partial<ConnectionConfig>> {
+  const listeners = (await securedListeners(stack.settings))!;
+  const password = randomBytes(18).toString('base64url');
+  await addScramUser(stack.endpoints.brokers[0]!, 'chaos', password, 'SCRAM-SHA-512');
+  return {
+    KAFKA_BROKERS: [listeners.saslSsl],
+    KAFKA_SSL_CA_FILE: listeners.ca.cert,
+    KAFKA_SASL_MECHANISM: 'scram-sha-512',
+    KAFKA_SASL_USERNAME: 'chaos',
+    KAFKA_SASL_PASSWORD: password,
+  };
 }

@@ -2,12 +2,39 @@
  * Configuration from environment variables, validated with zod. A bad value fails fast with the variable's name and
  * what it must be, never with a stack trace from deep inside a client.
  */
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+/**
+ * How to reach a secured cluster: TLS (optionally mutual), SASL, registry basic auth over HTTPS. All optional, so the
+ * embedded stack needs none of them. Files are checked here, at start, so a typo in a path is named before any
+ * connection is tried; secrets may come from `<NAME>_FILE` (see loadConfig).
+ */
+export const connectionSettings = {
+  /** TLS to the brokers; implied by a CA, certificate or key file. */
+  KAFKA_SSL: z.stringbool().optional(),
+  /** PEM CA bundle that signed the brokers' certificates (default: the system's CAs). */
+  KAFKA_SSL_CA_FILE: pemFile('CERTIFICATE').optional(),
+  /** Client certificate and key for mutual TLS. */
+  KAFKA_SSL_CERT_FILE: pemFile('CERTIFICATE').optional(),
+  KAFKA_SSL_KEY_FILE: privateKeyFile().optional(),
+  KAFKA_SASL_MECHANISM: z.string().toLowerCase().pipe(z.enum(SASL_MECHANISMS)).optional(),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional(),
+  SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional(),
+  /** PEM CA bundle that signed the registry's HTTPS certificate (default: the system's CAs). */
+  SCHEMA_REGISTRY_CA_FILE: pemFile('CERTIFICATE').optional(),
+};
 
 /** Settings every service shares: where Kafka and the registry are, and how topics are named. */
 export const baseSettings = {
@@ -25,16 +52,114 @@ export const baseSettings = {
   /** Delays between delivery attempts; one retry topic per distinct delay. Like Svix by default. */
   RETRY_SCHEDULE: durations('5s,5m,30m,2h,5h,10h,10h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...connectionSettings,
 };
 
 export type BaseConfig = z.output<z.ZodObject<typeof baseSettings>>;
 
-/** Parses `env` against a shape of settings; throws ConfigError naming every offending variable. */
+/** The settings a Kafka or registry client is built from (services/common/kafka.ts kafkaConnection, registry.ts registryConnection). */
+export type ConnectionConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | keyof typeof connectionSettings>;
+
+/**
+ * The connection settings of `config` as environment variables, for a child process (a service, a CLI) that must
+ * reach the same cluster: every one is set, unset ones blank (with their `_FILE` variants), so none leaks in from
+ * the parent's environment.
+ */
+export function connectionEnv(config: Partial<ConnectionConfig>): Record<string, string> {
+  return Object.fromEntries(Object.keys(connectionSettings).flatMap((name) => {
+    const value = config[name as keyof ConnectionConfig];
+    return [[name, value === undefined ? '' : String(value)], [`${name}_FILE`, '']];
+  }));
+}
+
+/** Settings that only make sense together; each issue names the variable to fix. */
+function connectionIssues(config: Partial<ConnectionConfig>): Array<{ path: string; message: string }> {
+  const issues: Array<{ path: string; message: string }> = [];
+  const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter((name) => config[name] !== undefined);
+  if (config.KAFKA_SSL === false && tlsFiles.length > 0) issues.push({ path: 'KAFKA_SSL', message: `is false, but ${tlsFiles.join(', ')} asks for TLS` });
+  if ((config.KAFKA_SSL_CERT_FILE === undefined) !== (config.KAFKA_SSL_KEY_FILE === undefined)) {
+    const missing = config.KAFKA_SSL_CERT_FILE === undefined ? 'KAFKA_SSL_CERT_FILE' : 'KAFKA_SSL_KEY_FILE';
+    issues.push({ path: missing, message: 'mutual TLS needs both KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE' });
+  }
+  if (config.KAFKA_SASL_MECHANISM !== undefined) {
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+      if (config[name] === undefined) issues.push({ path: name, message: `required with KAFKA_SASL_MECHANISM=${config.KAFKA_SASL_MECHANISM}` });
+    }
+  } else if (config.KAFKA_SASL_USERNAME !== undefined || config.KAFKA_SASL_PASSWORD !== undefined) {
+    issues.push({ path: 'KAFKA_SASL_MECHANISM', message: `required with SASL credentials: one of ${SASL_MECHANISMS.join(', ')}` });
+  }
+  if ((config.SCHEMA_REGISTRY_USERNAME === undefined) !== (config.SCHEMA_REGISTRY_PASSWORD === undefined)) {
+    const missing = config.SCHEMA_REGISTRY_USERNAME === undefined ? 'SCHEMA_REGISTRY_USERNAME' : 'SCHEMA_REGISTRY_PASSWORD';
+    issues.push({ path: missing, message: 'basic auth needs both SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD' });
+  }
+  if (config.SCHEMA_REGISTRY_URL !== undefined) {
+    const url = new URL(config.SCHEMA_REGISTRY_URL);
+    // A URL ends up in log lines and errors; credentials in it would too.
+    if (url.username || url.password) issues.push({ path: 'SCHEMA_REGISTRY_URL', message: 'must not hold credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD' });
+    if (config.SCHEMA_REGISTRY_CA_FILE !== undefined && url.protocol !== 'https:') {
+      issues.push({ path: 'SCHEMA_REGISTRY_CA_FILE', message: `is set, but SCHEMA_REGISTRY_URL is ${url.protocol}// (use https://)` });
+    }
+  }
+  return issues;
+}
+
+/** A readable PEM file holding at least one `-----BEGIN <label>-----` block; the value stays the path. */
+function pemFile(label: string) {
+  return readableFile((text) => text.includes(`-----BEGIN ${label}-----`) || `holds no PEM ${label.toLowerCase()}`);
+}
+
+/** A readable, unencrypted PEM private key. The parser's own message is not passed on: it could quote the key. */
+function privateKeyFile() {
+  return readableFile((text) => {
+    try {
+      createPrivateKey(text);
+      return true;
+    } catch {
+      return 'holds no unencrypted PEM private key';
+    }
+  });
+}
+
+function readableFile(check: (text: string) => true | string) {
+  return z.string().min(1).superRefine((path, context) => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      context.addIssue({ code: 'custom', message: `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
+      return;
+    }
+    const verdict = check(text);
+    if (verdict !== true) context.addIssue({ code: 'custom', message: `${path} ${verdict}` });
+  });
+}
+
+/**
+ * Parses `env` against a shape of settings; throws ConfigError naming every offending variable. Any setting `NAME` may
+ * instead be read from the file `NAME_FILE` names (a mounted secret; one trailing newline is dropped). Messages never
+ * quote a value, so a password given in the wrong place is not echoed.
+ */
 export function loadConfig<Shape extends z.ZodRawShape>(shape: Shape, env: NodeJS.ProcessEnv = process.env): z.output<z.ZodObject<Shape>> {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const result = z.object(shape).safeParse(present);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== '')) as Record<string, string>;
+  const fileIssues: string[] = [];
+  for (const name of Object.keys(shape)) {
+    const file = present[`${name}_FILE`];
+    if (file === undefined) continue;
+    if (present[name] !== undefined) {
+      fileIssues.push(`  ${name}_FILE: set together with ${name}; set one of them`);
+      continue;
+    }
+    try {
+      present[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      fileIssues.push(`  ${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const result = z.object(shape).superRefine((config, context) => {
+    for (const { path, message } of connectionIssues(config as Partial<ConnectionConfig>)) context.addIssue({ code: 'custom', path: [path], message });
+  }).safeParse(present);
+  if (result.success && fileIssues.length === 0) return result.data;
+  const lines = [...fileIssues, ...(result.error?.issues ?? []).map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`)];
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
 }
 

@@ -2,9 +2,11 @@
  * The only module that imports the Kafka client. Everything else gets clients and types from here, so the client can be
  * swapped (e.g. for @confluentinc/kafka-javascript, which offers the same API) in one place.
  */
+import { readFileSync } from 'node:fs';
 import { connect as connectTcp, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import kafkajs from 'kafkajs';
+import type { ConnectionConfig, SaslMechanism } from './config.ts';
 import type { Logger } from './logger.ts';
 import { keyPartition } from './murmur2.ts';
 
@@ -25,8 +27,27 @@ process.on('warning', (warning) => {
   if (warning.name !== 'TimeoutNegativeWarning') for (const handler of warningHandlers) handler(warning);
 });
 
-export interface KafkaSettings {
+/** Where the brokers are and how to authenticate to them: what the producer SDK takes and kafkaConnection() builds. */
+export interface KafkaConnection {
   brokers: string[];
+  /** TLS: true trusts the system's CAs; PEM text for a private CA (`ca`) and mutual TLS (`cert` + `key`). */
+  ssl?: boolean | { ca?: string; cert?: string; key?: string };
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+}
+
+/** The connection the settings describe (files are read here; config.ts has checked that they are readable PEM). */
+export function kafkaConnection(config: Pick<ConnectionConfig, Extract<keyof ConnectionConfig, `KAFKA_${string}`>>): KafkaConnection {
+  const files = { ca: config.KAFKA_SSL_CA_FILE, cert: config.KAFKA_SSL_CERT_FILE, key: config.KAFKA_SSL_KEY_FILE };
+  const pem = Object.fromEntries(Object.entries(files).flatMap(([name, path]) => (path === undefined ? [] : [[name, readFileSync(path, 'utf8')]])));
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = config;
+  return {
+    brokers: config.KAFKA_BROKERS,
+    ...(Object.keys(pem).length > 0 ? { ssl: pem } : config.KAFKA_SSL ? { ssl: true } : {}),
+    ...(mechanism && username !== undefined && password !== undefined ? { sasl: { mechanism, username, password } } : {}),
+  };
+}
+
+export interface KafkaSettings extends KafkaConnection {
   clientId: string;
   logger: Logger;
   /** Retries of a failed request before the client gives up and the caller sees an error. */
@@ -48,11 +69,13 @@ const socketFactory: kafkajs.ISocketFactory = ({ host, port, ssl, onConnect }) =
   return socket;
 };
 
-export function createKafka({ brokers, clientId, logger, retries = 5, connectionTimeoutMs = 3000 }: KafkaSettings): kafkajs.Kafka {
+export function createKafka({ brokers, ssl, sasl, clientId, logger, retries = 5, connectionTimeoutMs = 3000 }: KafkaSettings): kafkajs.Kafka {
   const log = logger.child({ component: 'kafka' });
-  return new KafkaClient({
+  const kafka = new KafkaClient({
     brokers,
     clientId,
+    ssl,
+    sasl: sasl as kafkajs.SASLOptions | undefined,
     connectionTimeout: connectionTimeoutMs,
     socketFactory,
     retry: { retries, initialRetryTime: 200, maxRetryTime: 5000 },
@@ -63,6 +86,54 @@ export function createKafka({ brokers, clientId, logger, retries = 5, connection
       log[quietened(message) ? 'debug' : level === logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug'](rest, message);
     },
   });
+  // Every client's connect() fails with an error that says which setting to fix, not only what the socket saw.
+  const explain = <Client extends { connect(): Promise<void> }>(client: Client): Client => {
+    const connect = client.connect.bind(client);
+    client.connect = () => connect().catch((error: unknown) => { throw new KafkaConnectError(brokers, { ssl, sasl }, error); });
+    return client;
+  };
+  const [producer, consumer, admin] = [kafka.producer.bind(kafka), kafka.consumer.bind(kafka), kafka.admin.bind(kafka)];
+  kafka.producer = (config) => explain(producer(config));
+  kafka.consumer = (config) => explain(consumer(config));
+  kafka.admin = (config) => explain(admin(config));
+  return kafka;
+}
+
+/** The broker refused (or wanted) our client certificate: a TLS alert from its side. */
+const CLIENT_CERTIFICATE_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate unknown)/i;
+const CERTIFICATE_ERROR = /certificate|self[- ]signed|issuer|CERT_|unable to verify/i;
+const NOT_TLS = /before secure TLS connection|wrong version number|packet length too long|ECONNRESET/i;
+
+/**
+ * A client could not connect: the cause, and which setting to look at. Never quotes the password (kafkajs's own
+ * messages do not contain it either).
+ */
+export class KafkaConnectError extends Error {
+  override name = 'KafkaConnectError';
+  readonly retriable = false;
+  constructor(brokers: string[], { ssl, sasl }: Pick<KafkaConnection, 'ssl' | 'sasl'>, error: unknown) {
+    const causes: string[] = [];
+    for (let current = error as { message?: string; cause?: unknown; originalError?: unknown } | undefined; current && causes.length < 5; current = (current.cause ?? current.originalError) as typeof current) {
+      if (current.message && !causes.includes(current.message)) causes.push(current.message);
+    }
+    const seen = (causes.join(': ') || String(error)).trim();
+    const name = (error as { name?: string }).name;
+    let hint: string;
+    if (name === 'KafkaJSSASLAuthenticationError') {
+      hint = `it refused the SASL ${sasl?.mechanism ?? ''} login of user "${sasl?.username ?? ''}"; check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE), and KAFKA_SASL_MECHANISM`;
+    } else if (ssl && CLIENT_CERTIFICATE_REFUSED.test(seen)) {
+      hint = 'it refused the client certificate (mutual TLS); set KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE to a certificate its CA trusts';
+    } else if (ssl && CERTIFICATE_ERROR.test(seen)) {
+      hint = 'its TLS certificate is not trusted; set KAFKA_SSL_CA_FILE to the CA that signed it';
+    } else if (ssl && NOT_TLS.test(seen)) {
+      hint = 'it did not complete a TLS handshake; is this a TLS listener? For a plaintext one unset KAFKA_SSL and the KAFKA_SSL_* files';
+    } else if (!ssl) {
+      hint = 'is it running, and is this a plaintext listener? For a TLS listener set KAFKA_SSL=true (and KAFKA_SSL_CA_FILE for a private CA); for a SASL one KAFKA_SASL_MECHANISM';
+    } else {
+      hint = 'is it running and reachable?';
+    }
+    super(`cannot connect to Kafka at ${brokers.join(',')}: ${hint} (${seen})`, { cause: error });
+  }
 }
 
 /**

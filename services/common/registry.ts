@@ -4,10 +4,11 @@
  * Decoding reads with the writer's schema and resolves into the reader's contract, so a producer on a newer
  * (BACKWARD-compatible) schema never breaks an older consumer, and a record of any other schema is refused.
  */
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { readFileSync } from 'node:fs';
 import avro from 'avsc';
-import { request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { timestampIssues, type Contract } from '../../schemas/index.ts';
+import type { ConnectionConfig } from './config.ts';
 
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
@@ -42,18 +43,41 @@ export interface Codec<T> {
   encode(value: T): Buffer;
 }
 
+/** Where the registry is and how to authenticate to it: what the producer SDK takes and registryConnection() builds. */
+export interface RegistryConnection {
+  registryUrl: string;
+  /** HTTP basic auth (Confluent Cloud API key + secret, or a proxy's user). */
+  registryAuth?: { username: string; password: string };
+  /** PEM CA bundle that signed the registry's HTTPS certificate, when it is not one the system trusts. */
+  registryCa?: string;
+}
+
+/** The registry connection the settings describe (config.ts has checked that the CA file is readable PEM). */
+export function registryConnection(config: Pick<ConnectionConfig, Extract<keyof ConnectionConfig, `SCHEMA_REGISTRY_${string}`>>): RegistryConnection {
+  const { SCHEMA_REGISTRY_URL: registryUrl, SCHEMA_REGISTRY_USERNAME: username, SCHEMA_REGISTRY_PASSWORD: password, SCHEMA_REGISTRY_CA_FILE: caFile } = config;
+  return {
+    registryUrl,
+    ...(username !== undefined && password !== undefined ? { registryAuth: { username, password } } : {}),
+    ...(caFile !== undefined ? { registryCa: readFileSync(caFile, 'utf8') } : {}),
+  };
+}
+
+const CERTIFICATE_ERROR = /certificate|self[- ]signed|issuer|unable to verify/i;
+
 export class SchemaRegistryClient {
   readonly #url: string;
   /** Resolvers per writer schema id and reader contract: built once, reused for every record. */
   readonly #resolvers = new Map<string, Promise<avro.Resolver>>();
 
-  readonly #client: SchemaRegistry;
   readonly #retries: number;
+  readonly #authorization: string | undefined;
+  readonly #dispatcher: Dispatcher | undefined;
 
-  constructor(url: string, { retries = 3 }: { retries?: number } = {}) {
-    this.#url = url.replace(/\/+$/, '');
+  constructor({ registryUrl, registryAuth, registryCa }: RegistryConnection, { retries = 3 }: { retries?: number } = {}) {
+    this.#url = registryUrl.replace(/\/+$/, '');
     this.#retries = retries;
-    this.#client = new SchemaRegistry({ host: this.#url, retry: { retries, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 2 } });
+    this.#authorization = registryAuth && `Basic ${Buffer.from(`${registryAuth.username}:${registryAuth.password}`).toString('base64')}`;
+    this.#dispatcher = registryCa === undefined ? undefined : new Agent({ connect: { ca: registryCa } });
   }
 
   /** Sets the subject's compatibility level; the registry then refuses any new version that breaks it. */
@@ -72,22 +96,11 @@ export class SchemaRegistryClient {
     const existing = await this.#http('POST', `/subjects/${encodeURIComponent(subject)}`, body);
     if (existing.status < 300) return (existing.body as { id: number }).id;
     await this.setCompatibility(subject, compatibility);
-    // The client library has no request timeout of its own: bound the write so a stuck registry fails, not hangs.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RegistryError(`registering ${subject}: no answer from ${this.#url} within 20 s`)), 20_000);
-    });
-    try {
-      const registering = this.#client.register({ type: SchemaType.AVRO, schema: body.schema }, { subject, compatibility: COMPATIBILITY[compatibility] });
-      return (await Promise.race([registering, timeout])).id;
-    } catch (error) {
-      if (error instanceof RegistryError) throw error;
-      const status = (error as { status?: number }).status;
-      const reason = status === 409 ? 'the registry refused an incompatible schema: ' : '';
-      throw new RegistryError(`registering ${subject}: ${reason}${(error as Error).message}`, status);
-    } finally {
-      clearTimeout(timer);
-    }
+    // Registering the same schema again returns the same id, so a retried request is harmless.
+    const registered = await this.#http('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { ...body, schemaType: 'AVRO' });
+    if (registered.status < 300) return (registered.body as { id: number }).id;
+    const reason = registered.status === 409 ? 'the registry refused an incompatible schema: ' : '';
+    throw new RegistryError(`registering ${subject}: ${reason}${registered.message}`, registered.status);
   }
 
   /** An encoder for one subject; the schema id is resolved (registering the contract if needed) once, here. */
@@ -158,27 +171,51 @@ export class SchemaRegistryClient {
     }
   }
 
-  /** One registry call; a timeout or connection failure is retried (every call here is idempotent). */
+  /**
+   * One registry call; a timeout or connection failure is retried (every call here is idempotent). Refused
+   * credentials and an untrusted certificate are not: they need a setting changed, and the error names it.
+   */
   async #http(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
     for (let attempt = 1; ; attempt += 1) {
+      let response: Dispatcher.ResponseData;
       try {
-        const response = await request(`${this.#url}${path}`, {
+        response = await request(`${this.#url}${path}`, {
           method,
-          headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' },
+          headers: {
+            'content-type': 'application/vnd.schemaregistry.v1+json',
+            accept: 'application/vnd.schemaregistry.v1+json, application/json',
+            ...(this.#authorization ? { authorization: this.#authorization } : {}),
+          },
           body: body === undefined ? undefined : JSON.stringify(body),
           headersTimeout: 15_000,
           bodyTimeout: 15_000,
+          ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
         });
-        const text = await response.body.text();
-        const parsed: unknown = text ? JSON.parse(text) : undefined;
-        const message = (parsed as { message?: string } | undefined)?.message ?? text;
-        return { status: response.statusCode, body: parsed, message };
       } catch (error) {
+        const seen = [(error as Error).message, ((error as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
+        if (CERTIFICATE_ERROR.test(seen)) {
+          throw new RegistryError(`schema registry at ${this.#url}: its TLS certificate is not trusted (${seen}); set SCHEMA_REGISTRY_CA_FILE to the CA that signed it`);
+        }
         if (attempt > this.#retries) {
-          throw new RegistryError(`schema registry at ${this.#url} is unreachable (${(error as Error).message}); is it running? (npm run stack:status)`);
+          throw new RegistryError(`schema registry at ${this.#url} is unreachable (${seen}); is it running? (npm run stack:status)`);
         }
         await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+        continue;
       }
+      const text = await response.body.text();
+      if (response.statusCode === 401 || response.statusCode === 403) {
+        const which = this.#authorization ? 'refused the credentials of SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD' : 'needs credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD';
+        throw new RegistryError(`schema registry at ${this.#url} ${which} (HTTP ${response.statusCode})`, response.statusCode);
+      }
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // Not the registry answering (a proxy's error page, plain HTTP sent to an HTTPS port, a wrong path).
+        return { status: response.statusCode, body: undefined, message: `HTTP ${response.statusCode}, not a schema registry's answer: ${text.replace(/<[^>]*>|\s+/g, ' ').trim().slice(0, 120)}` };
+      }
+      const message = (parsed as { message?: string } | undefined)?.message ?? text;
+      return { status: response.statusCode, body: parsed, message };
     }
   }
 }

@@ -3,13 +3,13 @@
  * `<topic>-value` with BACKWARD compatibility. Idempotent; `npm start` and the test harness run it.
  */
 import { contracts, type Contract } from '../../schemas/index.ts';
-import type { BaseConfig } from './config.ts';
-import { createKafka } from './kafka.ts';
+import type { BaseConfig, ConnectionConfig } from './config.ts';
+import { kafkaConnection, createKafka } from './kafka.ts';
 import type { Logger } from './logger.ts';
-import { SchemaRegistryClient } from './registry.ts';
+import { registryConnection, SchemaRegistryClient } from './registry.ts';
 import { DEFAULT_POOL, ensureTopics, topicNames, topicSpecs } from './topics.ts';
 
-export type ClusterConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
+export type ClusterConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
 
 /** Which contract each topic carries (dead-letter topics of raw input keep the bytes they were given). */
 export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_SCHEDULE'>, pools: readonly string[] = []): Array<[string, Contract<unknown>]> {
@@ -28,7 +28,7 @@ export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_S
 }
 
 export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<void> {
-  const admin = createKafka({ brokers: config.KAFKA_BROKERS, clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
   await admin.connect();
   try {
     await ensureTopics(admin, topicSpecs({
@@ -40,7 +40,7 @@ export async function prepareCluster(config: ClusterConfig, logger: Logger, pool
   } finally {
     await admin.disconnect();
   }
-  const registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+  const registry = new SchemaRegistryClient(registryConnection(config));
   for (const [topic, contract] of subjectsOf(config, pools)) await registry.register(`${topic}-value`, contract.schema);
   logger.info({ prefix: config.TOPIC_PREFIX || '(none)' }, 'topics and schemas ready');
 }

@@ -7,14 +7,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Gauge } from 'prom-client';
 import type { DeliveryLog, EventRule } from '../../schemas/index.ts';
-import type { BaseConfig } from '../common/config.ts';
+import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
 import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
-import { createKafka } from '../common/kafka.ts';
+import { createKafka, kafkaConnection } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics } from '../common/ops-server.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
-import { SchemaRegistryClient } from '../common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleWriter } from '../common/rule-writer.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
@@ -33,7 +33,7 @@ export interface ConsoleSettings extends WebSettings {
   testTimeoutMs?: number;
 }
 
-type ConsoleConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+type ConsoleConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
 
 /** An error the API answers with this status and message (no stack, nothing secret). */
 export class ApiError extends Error {
@@ -74,8 +74,8 @@ export class Console {
     this.#settings = settings;
     this.#logger = logger;
     this.names = topicNames(config.TOPIC_PREFIX);
-    this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-console`, logger });
-    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    this.#kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-console`, logger });
+    this.#registry = new SchemaRegistryClient(registryConnection(config));
     const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
     this.rules.onChange(({ id, current }) => this.#ruleWaiters.forEach((waiter) => waiter(id, current)));

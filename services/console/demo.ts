@@ -8,9 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import type { EventType, WorkflowEventInput } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
-import { createKafka } from '../common/kafka.ts';
+import { kafkaConnection, createKafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
-import { SchemaRegistryClient } from '../common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleWriter } from '../common/rule-writer.ts';
 import { topicNames } from '../common/topics.ts';
 import { createPublisher } from '../producer/publisher.ts';
@@ -71,8 +71,8 @@ export async function startDemo(config: BaseConfig, port: number, eventIntervalM
   });
   const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks`;
 
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-demo`, logger });
-  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL), topicNames(config.TOPIC_PREFIX).eventRules);
+  const kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-demo`, logger });
+  const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(config)), topicNames(config.TOPIC_PREFIX).eventRules);
   await writer.put({
     id: 'demo',
     application: DEMO_APPLICATION,
@@ -86,7 +86,7 @@ export async function startDemo(config: BaseConfig, port: number, eventIntervalM
   });
   await writer.close();
   await poolReady();
-  const publisher = await createPublisher({ brokers: config.KAFKA_BROKERS, registryUrl: config.SCHEMA_REGISTRY_URL, topicPrefix: config.TOPIC_PREFIX, logger });
+  const publisher = await createPublisher({ ...kafkaConnection(config), ...registryConnection(config), topicPrefix: config.TOPIC_PREFIX, logger });
   let sequence = 0;
   const timer = setInterval(() => {
     publisher.publish(sampleEvent(sequence++)).catch((error: Error) => say(`demo: could not publish an event: ${error.message}`));

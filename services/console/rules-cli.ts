@@ -19,10 +19,10 @@ import { baseSettings, loadConfig } from '../common/config.ts';
 import { deliveryId } from '../common/delivery-id.ts';
 import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
-import { createKafka, type Kafka } from '../common/kafka.ts';
+import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
 import { createLogger } from '../common/logger.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
-import { SchemaRegistryClient } from '../common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
@@ -65,8 +65,8 @@ const { positionals, values } = parseArgs({
 const config = loadConfig(baseSettings);
 const logger = createLogger('rules', 'warn', process.stderr);
 const names = topicNames(config.TOPIC_PREFIX);
-const kafka: Kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-rules-cli`, logger, retries: 3 });
-const registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+const kafka: Kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-rules-cli`, logger, retries: 3 });
+const registry = new SchemaRegistryClient(registryConnection(config));
 const closers: Array<() => Promise<void>> = [];
 
 class CliError extends Error {}

@@ -9,11 +9,11 @@
 import type { Registry } from 'prom-client';
 import { contracts } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
-import { createKafka, createProducer, GROUP_TIMEOUTS, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, GROUP_TIMEOUTS, kafkaConnection, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputQueue } from '../common/output-batch.ts';
-import { SchemaRegistryClient } from '../common/registry.ts';
+import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleWriter } from '../common/rule-writer.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { prepareCluster } from '../common/setup.ts';
@@ -125,8 +125,8 @@ export class Dispatcher {
       connectionsPerOrigin: settings.maxInFlightPerEndpoint,
       userAgent: settings.userAgent,
     });
-    this.#kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
-    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    this.#kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
+    this.#registry = new SchemaRegistryClient(registryConnection(config));
     this.#producer = createProducer(this.#kafka);
     this.#rules = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId, onFatal });
     // A rule changed by anyone starts its failure clock over: an edited URL or a re-enabled rule gets a fresh chance.

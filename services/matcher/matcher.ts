@@ -6,15 +6,15 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
-import type { BaseConfig } from '../common/config.ts';
+import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
 import { deliveryLogRecord, newDeliveryCommand } from '../common/deliveries.ts';
-import { createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
+import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { OutputBatch } from '../common/output-batch.ts';
-import { DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
@@ -28,7 +28,7 @@ export interface MatcherSettings {
   concurrency: number;
 }
 
-type MatcherConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+type MatcherConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
 
 const SERVICE = 'matcher';
 
@@ -81,8 +81,8 @@ export class Matcher {
     this.#names = topicNames(config.TOPIC_PREFIX);
     this.metrics = createMetrics(SERVICE);
     this.#counters = matcherMetrics(this.metrics, () => ({ all: this.#table.size, enabled: this.#index.size }));
-    const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
-    this.#registry = new SchemaRegistryClient(config.SCHEMA_REGISTRY_URL);
+    const kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
+    this.#registry = new SchemaRegistryClient(registryConnection(config));
     this.#producer = createProducer(kafka);
     // A fetch waits at most 1 s for data: shutdown waits for the fetch in flight, so this bounds it too.
     this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 1000 });

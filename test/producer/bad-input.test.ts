@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareCluster } from '../../services/common/setup.ts';
-import { RegistryError } from '../../services/common/registry.ts';
+import { registryConnection, RegistryError } from '../../services/common/registry.ts';
+import { kafkaConnection } from '../../services/common/kafka.ts';
 import { createPublisher, EventValidationError, PublishError, type Publisher } from '../../services/producer/publisher.ts';
 import { harnessEvent, shareringEvent } from '../fixtures/seed-events.ts';
 import { freePorts } from '../../stack/ports.ts';
@@ -12,7 +13,7 @@ let publisher: Publisher;
 
 beforeAll(async () => {
   await prepareCluster(cluster, testLogger);
-  publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
+  publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
 });
 afterAll(() => publisher?.close());
 
@@ -58,8 +59,8 @@ describe('the producer SDK refuses bad input before Kafka', () => {
 
   it('reports exactly the events Kafka did not acknowledge', async () => {
     const stray = await createPublisher({
-      brokers: cluster.KAFKA_BROKERS,
-      registryUrl: cluster.SCHEMA_REGISTRY_URL,
+      ...kafkaConnection(cluster),
+      ...registryConnection(cluster),
       topic: `${cluster.TOPIC_PREFIX}no-such-topic`,
       logger: testLogger,
       retries: 1,

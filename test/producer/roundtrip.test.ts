@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts, EVENT_TYPES, validate, type WorkflowEvent } from '../../schemas/index.ts';
-import { headerValue } from '../../services/common/kafka.ts';
+import { kafkaConnection, headerValue } from '../../services/common/kafka.ts';
+import { registryConnection } from '../../services/common/registry.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
@@ -13,7 +14,7 @@ let publisher: Publisher;
 
 beforeAll(async () => {
   await prepareCluster(cluster, testLogger);
-  publisher = await createPublisher({ brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL, topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
+  publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger: testLogger });
 });
 afterAll(() => publisher?.close());
 
@@ -40,7 +41,7 @@ describe('producer SDK → real broker → real registry', () => {
   it("keeps one execution's events in order, batching concurrent single publishes", async () => {
     const runTopic = testCluster('order', { TOPIC_PREFIX: `${cluster.TOPIC_PREFIX}order.` });
     await prepareCluster(runTopic, testLogger);
-    const ordered = await createPublisher({ brokers: runTopic.KAFKA_BROKERS, registryUrl: runTopic.SCHEMA_REGISTRY_URL, topicPrefix: runTopic.TOPIC_PREFIX, logger: testLogger, lingerMs: 20 });
+    const ordered = await createPublisher({ ...kafkaConnection(runTopic), ...registryConnection(runTopic), topicPrefix: runTopic.TOPIC_PREFIX, logger: testLogger, lingerMs: 20 });
     try {
       const events = Array.from({ length: 60 }, (_, index) =>
         harnessEvent(index % 2 ? 'workflow_paused' : 'workflow_continued', { workflowExecutionId: `run-${index % 3}`, occurredAt: 1_700_000_000_000 + index }));

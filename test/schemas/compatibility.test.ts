@@ -1,11 +1,11 @@
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { contracts, validate, type Contract } from '../../schemas/index.ts';
-import { DecodeError, RegistryError, SchemaRegistryClient } from '../../services/common/registry.ts';
+import { registryConnection, DecodeError, RegistryError, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { testCluster } from '../helpers.ts';
 
 const cluster = testCluster('compat');
-const registry = new SchemaRegistryClient(cluster.SCHEMA_REGISTRY_URL);
+const registry = new SchemaRegistryClient(registryConnection(cluster));
 type Fields = Array<{ name: string; type: unknown; default?: unknown }>;
 
 /** The real WorkflowEvent schema with its fields changed, as the next version of the contract might be. */
