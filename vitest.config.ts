@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
+    // expect.poll waits on a real broker and a real browser too; 1 s (the default) is tight on a loaded 2-core machine.
+    expect: { poll: { timeout: 15_000 } },
     pool: 'forks',
     reporters: ['default'],
   },

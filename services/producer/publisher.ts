@@ -149,12 +149,9 @@ export class Publisher {
 
   #enqueue(event: WorkflowEvent, value: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
-      const message: Message = {
-        key: eventKey(event),
-        value,
-        timestamp: String(event.occurredAt),
-        headers: { 'event-type': event.type },
-      };
+      // The record keeps the producer's own time, not occurredAt: brokers refuse record times far ahead of their clock
+      // (Kafka 4: one hour by default), and time-based retention would delete a backfilled event at once.
+      const message: Message = { key: eventKey(event), value, headers: { 'event-type': event.type } };
       this.#buffer.push({ event, message, settle: (error) => (error === undefined ? resolve() : reject(error)) });
       if (this.#buffer.length >= this.#maxBatchSize) this.#flushBuffer();
       else this.#timer ??= setTimeout(() => this.#flushBuffer(), this.#lingerMs);

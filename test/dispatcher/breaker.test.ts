@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CircuitBreakers, EndpointSlots } from '../../services/dispatcher/isolation.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
 import { retryAfter } from '../../services/dispatcher/sender.ts';
@@ -77,22 +77,28 @@ describe('endpoint slots', () => {
   it('capacity and isolation share one pool: past its waiting list, a slow endpoint queues only what it will reach within the queue wait, a fast one keeps queueing', async () => {
     const pending = Symbol('pending');
     const state = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)))]);
-    // A waiting room of 2: under pressure as soon as one command waits.
-    const slots = new EndpointSlots(2, 1, { maxWaitingTotal: 2, maxQueueWaitMs: 100, slowMs: 60_000 });
-    // Both endpoints busy; the slow one's finished request held its slot 50 ms, the fast one's next to nothing.
-    const [slowHeld, slowDone] = [(await slots.acquire('slow'))!, (await slots.acquire('slow'))!];
-    const [fastHeld, fastDone] = [(await slots.acquire('fast'))!, (await slots.acquire('fast'))!];
-    fastDone();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    slowDone();
-    const holders = [slowHeld, fastHeld, (await slots.acquire('slow'))!, (await slots.acquire('fast'))!];
-    // The waiting list (1), then turns 50, 75 and 100 ms away wait; one 125 ms away goes elsewhere.
-    const slowQueue = Array.from({ length: 4 }, () => slots.acquire('slow'));
-    expect(await state(slowQueue.at(-1)!)).toBe(pending);
-    expect(await slots.acquire('slow')).toBeUndefined();
-    const fastQueue = Array.from({ length: 50 }, () => slots.acquire('fast'));
-    expect(await state(fastQueue.at(-1)!)).toBe(pending); // a fast endpoint gets back-pressure, not deferral
-    expect(slots.waiting).toBe(54);
-    holders.forEach((release) => release());
+    // The slots read the clock to learn each endpoint's pace: set it, so the test does not depend on this machine's speed.
+    vi.useFakeTimers({ toFake: ['Date'], now: 0 });
+    try {
+      // A waiting room of 2: under pressure as soon as one command waits.
+      const slots = new EndpointSlots(2, 1, { maxWaitingTotal: 2, maxQueueWaitMs: 100, slowMs: 60_000 });
+      // Both endpoints busy; the slow one's finished request held its slot 50 ms, the fast one's none.
+      const [slowHeld, slowDone] = [(await slots.acquire('slow'))!, (await slots.acquire('slow'))!];
+      const [fastHeld, fastDone] = [(await slots.acquire('fast'))!, (await slots.acquire('fast'))!];
+      fastDone();
+      vi.setSystemTime(50);
+      slowDone();
+      const holders = [slowHeld, fastHeld, (await slots.acquire('slow'))!, (await slots.acquire('fast'))!];
+      // The waiting list (1), then turns 50, 75 and 100 ms away wait; one 125 ms away goes elsewhere.
+      const slowQueue = Array.from({ length: 4 }, () => slots.acquire('slow'));
+      expect(await state(slowQueue.at(-1)!)).toBe(pending);
+      expect(await slots.acquire('slow')).toBeUndefined();
+      const fastQueue = Array.from({ length: 50 }, () => slots.acquire('fast'));
+      expect(await state(fastQueue.at(-1)!)).toBe(pending); // a fast endpoint gets back-pressure, not deferral
+      expect(slots.waiting).toBe(54);
+      holders.forEach((release) => release());
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
