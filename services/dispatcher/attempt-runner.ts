@@ -72,7 +72,7 @@ export class AttemptRunner {
   async run({ target, headers, body }: PreparedAttempt): Promise<RunResult> {
     const { slots, breakers, wire, sender } = this.#settings;
     const release = await slots.acquire(target.endpoint);
-    if (!release) return { kind: 'saturated', detail: `${target.endpoint} is not keeping up (${this.#settings.describeLimits})` };
+    if (typeof release === 'string') return { kind: 'saturated', detail: `${target.endpoint} ${release} (${this.#settings.describeLimits})` };
     try {
       // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
       const admitted = breakers.admit(target.endpoint);

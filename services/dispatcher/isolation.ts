@@ -108,8 +108,8 @@ export class EndpointSlots {
     this.#slowMs = slowMs;
   }
 
-  /** Resolves with a release function once a slot is free, or with undefined when the caller should go elsewhere. */
-  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | undefined> {
+  /** Resolves with a release function once a slot is free, or with why the caller should go elsewhere. */
+  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | string> {
     let slot = this.#slots.get(endpoint);
     // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
     if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, holdMs: undefined }));
@@ -135,12 +135,15 @@ export class EndpointSlots {
     if (current.waiting.length >= this.#maxWaiting) {
       if (this.#stalled(current, now)) {
         this.#evictOverflow(current);
-        return Promise.resolve(undefined);
+        return Promise.resolve(NOT_ANSWERING);
       }
-      if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && this.#expectedWaitMs(current) > this.#maxQueueWaitMs) return Promise.resolve(undefined);
+      const expected = this.#expectedWaitMs(current);
+      if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && expected > this.#maxQueueWaitMs) {
+        return Promise.resolve(`is behind: ${current.waiting.length} waiting would take ~${Math.round(expected / 1000)} s at its pace`);
+      }
     }
     this.#waitingTotal += 1;
-    return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : undefined)));
+    return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : NOT_ANSWERING)));
   }
 
   /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere. */
@@ -175,6 +178,8 @@ export class EndpointSlots {
     for (const waiter of evicted) waiter(false);
   }
 }
+
+const NOT_ANSWERING = 'is not answering';
 
 interface Slot {
   inFlight: number;

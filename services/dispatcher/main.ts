@@ -23,7 +23,7 @@ export const dispatcherSettings = {
   DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT: integer(1, 10_000).default(50),
   DISPATCHER_MAX_WAITING_PER_ENDPOINT: integer(0, 100_000).default(500),
   /** Commands waiting for an endpoint or the wire, over all endpoints: past it, reading waits. */
-  DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(10_000),
+  DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(2500),
   /** With the waiting room half full, a command past an endpoint's waiting list waits only if, at the endpoint's recent pace, its turn comes within this. */
   DISPATCHER_MAX_QUEUE_WAIT: duration('5s'),
   /** A delivery not ended this long after it was created is dead-lettered as expired. Unset or 0: the retry schedule's total plus a quarter (at least 1h). */
