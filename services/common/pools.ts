@@ -9,6 +9,11 @@ import { DEFAULT_POOL } from './topics.ts';
 
 export const POOL_NAME = /^[a-z0-9-]+$/;
 
+/** The consumer group a pool's dispatchers read with unless DISPATCHER_GROUP_ID says otherwise. */
+export function poolGroupId(pool: string): string {
+  return pool === DEFAULT_POOL ? 'dispatcher' : `dispatcher.${pool}`;
+}
+
 export function checkPool(pool: DispatcherPool): { ok: true; value: DispatcherPool } | { ok: false; issues: ValidationIssue[] } {
   const issues: ValidationIssue[] = [];
   if (!POOL_NAME.test(pool.pool)) issues.push({ field: 'pool', reason: 'must be lower-case letters, digits and dashes' });

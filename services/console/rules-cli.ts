@@ -10,6 +10,7 @@
  *   test <id> [--timeout 30s]
  *   dlq list [--rule ID] [--since 2h|ISO] [--until ISO] [--reason exhausted]
  *   dlq replay (--offset P:O | --rule ID | --since … [--until …] | --all)
+ *   pools list | pools retire <pool> [--group G] [--force [--timeout 30s]]
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -21,13 +22,14 @@ import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
 import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
 import { createLogger } from '../common/logger.ts';
-import { choosePool, PoolsTable } from '../common/pools.ts';
+import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
 import { CommandSender } from './command-sender.ts';
+import { POOL_RETIRED, poolState, retirePool, RetirementRefused, type RetirementResult } from './pool-retirement.ts';
 import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
@@ -58,6 +60,8 @@ const { positionals, values } = parseArgs({
     reason: { type: 'string' },
     offset: { type: 'string' },
     all: { type: 'boolean' },
+    group: { type: 'string' },
+    force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -80,6 +84,14 @@ async function writer(): Promise<RuleWriter> {
 /** The rules as they are now: the whole event-rules topic, read to its end. */
 async function rulesTable(): Promise<RulesTable> {
   const table = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: 'rules-cli' });
+  closers.push(() => table.stop());
+  await table.start();
+  return table;
+}
+
+/** The dispatcher pools as announced now: the whole dispatcher-pools topic, read to its end. */
+async function poolsTable(): Promise<PoolsTable> {
+  const table = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' });
   closers.push(() => table.stop());
   await table.start();
   return table;
@@ -142,10 +154,7 @@ function list(table: RulesTable): void {
 async function test(id: string | undefined): Promise<number> {
   const rule = await existing(id);
   const event = sampleEvent(rule);
-  const pools = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' });
-  closers.push(() => pools.stop());
-  await pools.start();
-  const route = choosePool(rule, event, pools.values());
+  const route = choosePool(rule, event, (await poolsTable()).values());
   if (!route.ok) throw new CliError(route.error);
 
   const id2 = deliveryId(event.eventId, rule.id);
@@ -205,9 +214,7 @@ async function dlq(action: string | undefined): Promise<number> {
   }
   if (action !== 'replay') throw new CliError('usage: npm run rules -- dlq list|replay [filters]');
   if (!values.all && !values.rule && !values.since && !values.offset) throw new CliError('say what to replay: --offset P:O, --rule ID, --since …, or --all');
-  const [table, pools] = [await rulesTable(), new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' })];
-  closers.push(() => pools.stop());
-  await pools.start();
+  const [table, pools] = [await rulesTable(), await poolsTable()];
   const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
   for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
   const done = await sendReplays(plan, await sender(), (sent) => {
@@ -218,6 +225,45 @@ async function dlq(action: string | undefined): Promise<number> {
   if (plan.replay.length) process.stderr.write('\n');
   console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
   return plan.refused.length === 0 ? 0 : 1;
+}
+
+/** How long a retirement waits for matchers to apply the tombstone before it checks that no command arrived after. */
+const RETIRE_SETTLE_MS = 3000;
+
+async function pools(action: string | undefined, pool: string | undefined): Promise<number> {
+  const table = await poolsTable();
+  if (action === 'list') {
+    const announced = [...table.values()].sort((a, b) => a.pool.localeCompare(b.pool));
+    if (announced.length === 0) return console.log('no dispatcher pools have announced themselves'), 0;
+    const admin = kafka.admin();
+    await admin.connect();
+    closers.push(() => admin.disconnect());
+    const rows = [['POOL', 'TAGS', 'ANNOUNCED', 'GROUP', 'MEMBERS']];
+    for (const entry of announced) {
+      const state = await poolState(admin, names, entry.pool, poolGroupId(entry.pool), entry);
+      rows.push([entry.pool, entry.tags.join(',') || '-', new Date(entry.updatedAt).toISOString(), state.group, state.members ? String(state.members) : 'none (stopped?)']);
+    }
+    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+    for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+    return 0;
+  }
+  if (action !== 'retire' || !pool) throw new CliError('usage: npm run rules -- pools list | pools retire <pool> [--group G] [--force [--timeout 30s]]');
+  const rules = await rulesTable();
+  let result: RetirementResult;
+  try {
+    result = await retirePool({ kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
+      group: values.group ?? poolGroupId(pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
+      onProgress: (drained) => process.stderr.write(`\rdead-lettering ${drained}`),
+    });
+  } catch (error) {
+    if (error instanceof RetirementRefused) throw new CliError(`pool ${pool} not retired: ${error.message}`);
+    throw error;
+  }
+  if (result.deadLettered) process.stderr.write('\n');
+  const undecodable = result.undecodable ? ` (${result.undecodable} undecodable, kept with their decode reason)` : '';
+  console.log(`pool ${pool} ${result.tombstoned ? 'retired: matchers no longer route to it' : 'was already retired'}; dead-lettered ${result.deadLettered} command(s)${undecodable} `
+    + `from ${result.topics.length} topic(s) to ${names.deliveriesDlq} as ${POOL_RETIRED}; resend them through another pool with \`npm run rules -- dlq replay --all --reason ${POOL_RETIRED}\``);
+  return 0;
 }
 
 async function main(): Promise<number> {
@@ -254,8 +300,10 @@ async function main(): Promise<number> {
       return test(argument);
     case 'dlq':
       return dlq(argument);
+    case 'pools':
+      return pools(argument, positionals[2]);
     default:
-      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test|dlq … (see services/console/rules-cli.ts)');
+      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test|dlq|pools … (see services/console/rules-cli.ts)');
       return values.help ? 0 : 2;
   }
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
-import { POOL_NAME } from '../common/pools.ts';
+import { POOL_NAME, poolGroupId } from '../common/pools.ts';
 import { DEFAULT_POOL } from '../common/topics.ts';
 import { defaultMaxAgeMs, Dispatcher } from './dispatcher.ts';
 
@@ -39,7 +39,7 @@ if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...dispatcherSettings });
   const logger = createLogger('dispatcher', config.LOG_LEVEL);
   await runService(logger, (fatal) => new Dispatcher(config, {
-    groupId: config.DISPATCHER_GROUP_ID ?? (config.DISPATCHER_POOL === DEFAULT_POOL ? 'dispatcher' : `dispatcher.${config.DISPATCHER_POOL}`),
+    groupId: config.DISPATCHER_GROUP_ID ?? poolGroupId(config.DISPATCHER_POOL),
     pool: config.DISPATCHER_POOL,
     tags: config.DISPATCHER_TAGS,
     httpHost: config.DISPATCHER_HTTP_HOST,
