@@ -29,7 +29,7 @@ export type Prepared = { ok: true; attempt: PreparedAttempt } | { ok: false; err
 
 export type RunResult =
   | { kind: 'sent'; result: SendResult }
-  | { kind: 'saturated'; detail: string }
+  | { kind: 'saturated'; detail: string; /** When the endpoint should have room again, if known. */ retryInMs: number | undefined }
   | { kind: 'breaker-open'; retryInMs: number };
 
 const MASK = '••••';
@@ -72,7 +72,7 @@ export class AttemptRunner {
   async run({ target, headers, body }: PreparedAttempt): Promise<RunResult> {
     const { slots, breakers, wire, sender } = this.#settings;
     const release = await slots.acquire(target.endpoint);
-    if (typeof release === 'string') return { kind: 'saturated', detail: `${target.endpoint} ${release} (${this.#settings.describeLimits})` };
+    if (typeof release !== 'function') return { kind: 'saturated', detail: `${target.endpoint} ${release.reason} (${this.#settings.describeLimits})`, retryInMs: release.retryInMs };
     try {
       // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.
       const admitted = breakers.admit(target.endpoint);

@@ -99,7 +99,7 @@ export class DeliveryHandler {
     const prepared = runner.prepare(command, rule, Date.now());
     if (!prepared.ok) return recorder.record(command, rule, { outcome: 'dead_lettered', error: prepared.error }, { kind: 'dead-letter', reason: 'unrenderable', error: prepared.error });
     const run = await runner.run(prepared.attempt);
-    if (run.kind === 'saturated') return this.#carryOut(command, rule, saturated(command, Date.now(), run.detail, policy));
+    if (run.kind === 'saturated') return this.#carryOut(command, rule, saturated(command, Date.now(), run.detail, run.retryInMs, policy));
     if (run.kind === 'breaker-open') return this.#carryOut(command, rule, breakerOpened(command, Date.now(), run.retryInMs, policy));
     const { result } = run;
     this.#parts.onLatency(result.latencyMs);

@@ -108,8 +108,8 @@ export class EndpointSlots {
     this.#slowMs = slowMs;
   }
 
-  /** Resolves with a release function once a slot is free, or with why the caller should go elsewhere. */
-  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | string> {
+  /** Resolves with a release function once a slot is free, or with why the caller should go elsewhere (and for how long). */
+  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | Refusal> {
     let slot = this.#slots.get(endpoint);
     // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
     if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, holdMs: undefined }));
@@ -139,7 +139,7 @@ export class EndpointSlots {
       }
       const expected = this.#expectedWaitMs(current);
       if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && expected > this.#maxQueueWaitMs) {
-        return Promise.resolve(`is behind: ${current.waiting.length} waiting would take ~${Math.round(expected / 1000)} s at its pace`);
+        return Promise.resolve({ reason: `is behind: ${current.waiting.length} waiting would take ~${Math.round(expected / 1000)} s at its pace`, retryInMs: expected });
       }
     }
     this.#waitingTotal += 1;
@@ -179,7 +179,13 @@ export class EndpointSlots {
   }
 }
 
-const NOT_ANSWERING = 'is not answering';
+/** Why a caller should go elsewhere; `retryInMs`: when the endpoint should have room again, if that can be told. */
+export interface Refusal {
+  reason: string;
+  retryInMs?: number;
+}
+
+const NOT_ANSWERING: Refusal = { reason: 'is not answering' };
 
 interface Slot {
   inFlight: number;

@@ -25,7 +25,7 @@ export const dispatcherSettings = {
   /** Commands waiting for an endpoint or the wire, over all endpoints: past it, reading waits. */
   DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(2500),
   /** With the waiting room half full, a command past an endpoint's waiting list waits only if, at the endpoint's recent pace, its turn comes within this. */
-  DISPATCHER_MAX_QUEUE_WAIT: duration('5s'),
+  DISPATCHER_MAX_QUEUE_WAIT: duration('10s'),
   /** A delivery not ended this long after it was created is dead-lettered as expired. Unset or 0: the retry schedule's total plus a quarter (at least 1h). */
   DISPATCHER_MAX_AGE: duration('0ms').transform((ms) => ms || undefined),
   /** A rule whose endpoint has failed without a single success this long is disabled, with the reason (like Svix). */

@@ -59,8 +59,12 @@ export function decide(command: DeliveryCommand, rule: EventRule | undefined, en
   return { kind: 'send' };
 }
 
-/** A saturated endpoint (its in-flight and waiting bounds full, and not answering): back to the retry path. */
-export function saturated(command: DeliveryCommand, now: number, detail: string, settings: PolicySettings): Decision {
+/**
+ * A saturated endpoint (its in-flight and waiting bounds full): back to the retry path — until it should have room
+ * again when its pace tells (a slow endpoint), else until its requests in flight have had their answer or timed out.
+ */
+export function saturated(command: DeliveryCommand, now: number, detail: string, retryInMs: number | undefined, settings: PolicySettings): Decision {
+  if (retryInMs !== undefined) return { kind: 'defer', waitMs: retryInMs, reason: `endpoint saturated: ${detail}` };
   return deferral(command, now, settings.attemptTimeoutMs, `endpoint saturated: ${detail}`, settings);
 }
 

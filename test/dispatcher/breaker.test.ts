@@ -1,11 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
-import { CircuitBreakers, EndpointSlots } from '../../services/dispatcher/isolation.ts';
+import { CircuitBreakers, EndpointSlots, type Refusal } from '../../services/dispatcher/isolation.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
 
 /** A slot that must have been granted (a refusal fails the test with its reason). */
-async function grant(acquired: Promise<(() => void) | string>): Promise<() => void> {
+async function grant(acquired: Promise<(() => void) | Refusal>): Promise<() => void> {
   const release = await acquired;
-  if (typeof release === 'string') throw new Error(`refused: ${release}`);
+  if (typeof release !== 'function') throw new Error(`refused: ${release.reason}`);
   return release;
 }
 import { retryAfter } from '../../services/dispatcher/sender.ts';
@@ -44,8 +44,8 @@ describe('circuit breaker', () => {
     expect(await state(overflow)).toBe(pending); // still within its first second
     // No answer for over a second: the sweep sends the overflow waiter elsewhere, and newcomers go elsewhere at once.
     slots.sweep(start + 1100);
-    expect(await overflow).toBe('is not answering');
-    expect(await slots.acquire('a', start + 1100)).toBe('is not answering');
+    expect(await overflow).toEqual({ reason: 'is not answering' });
+    expect(await slots.acquire('a', start + 1100)).toEqual({ reason: 'is not answering' });
     expect(await state(queued)).toBe(pending); // the wait list itself is kept
     first();
     const second = await grant(queued);
@@ -99,7 +99,7 @@ describe('endpoint slots', () => {
       // The waiting list (1), then turns 50, 75 and 100 ms away wait; one 125 ms away goes elsewhere.
       const slowQueue = Array.from({ length: 4 }, () => slots.acquire('slow'));
       expect(await state(slowQueue.at(-1)!)).toBe(pending);
-      expect(await slots.acquire('slow')).toMatch(/^is behind: 4 waiting would take ~0 s/);
+      expect(await slots.acquire('slow')).toEqual({ reason: 'is behind: 4 waiting would take ~0 s at its pace', retryInMs: 125 });
       const fastQueue = Array.from({ length: 50 }, () => slots.acquire('fast'));
       expect(await state(fastQueue.at(-1)!)).toBe(pending); // a fast endpoint gets back-pressure, not deferral
       expect(slots.waiting).toBe(54);

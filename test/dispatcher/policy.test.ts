@@ -38,7 +38,9 @@ describe('policy: before sending', () => {
     for (const endpoint of [healthy, open, { ...healthy, rateLimitWaitMs: 60_000 }]) {
       expect(decide(old, validRule(), endpoint, T0, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired' });
     }
-    expect(saturated(command(T0 - 59 * MINUTE), T0, 'busy', settings)).toMatchObject({ kind: 'defer' });
+    expect(saturated(command(T0 - 59 * MINUTE), T0, 'busy', undefined, settings)).toMatchObject({ kind: 'defer' });
+    // A slow endpoint that will have room in ~6 s: back then, not at the schedule's next step.
+    expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', waitMs: 6000 });
   });
 
   it('deferrals never end: an open breaker defers to the next step of the schedule counted from creation, so deferrals per delivery are bounded by the schedule', () => {
