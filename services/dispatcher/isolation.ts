@@ -112,15 +112,21 @@ export class EndpointSlots {
   acquire(endpoint: string, now = Date.now()): Promise<(() => void) | Refusal> {
     let slot = this.#slots.get(endpoint);
     // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, holdMs: undefined }));
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, perSecond: undefined, windowStart: now, windowDone: 0 }));
     const current = slot;
     const granted = () => {
       const since = Date.now();
       return () => {
         const done = Date.now();
-        // How long a request holds a slot, smoothed: the pace at which the waiting list drains.
-        current.holdMs = current.holdMs === undefined ? done - since : 0.8 * current.holdMs + 0.2 * (done - since);
+        current.holdMs = done - since;
         current.lastDoneAt = done;
+        // The pace at which the waiting list drains: answers per second, over windows of at least a second.
+        current.windowDone += 1;
+        if (done - current.windowStart >= PACE_WINDOW_MS) {
+          current.perSecond = (current.windowDone * 1000) / (done - current.windowStart);
+          current.windowStart = done;
+          current.windowDone = 0;
+        }
         const next = current.waiting.shift();
         if (next) {
           this.#waitingTotal -= 1;
@@ -162,9 +168,9 @@ export class EndpointSlots {
     return total;
   }
 
-  /** How long a newcomer would wait at the endpoint's recent pace (0 before its first answer). */
+  /** How long a newcomer would wait at the endpoint's recent pace (0 until a pace is known: a new burst is not judged). */
   #expectedWaitMs(slot: Slot): number {
-    return ((slot.holdMs ?? 0) * (slot.waiting.length + 1)) / this.#perEndpoint;
+    return slot.perSecond === undefined ? 0 : ((slot.waiting.length + 1) * 1000) / slot.perSecond;
   }
 
   /** No answer for `slowMs`, or for four of its usual request times if those are longer (a loaded machine answers late). */
@@ -186,13 +192,18 @@ export interface Refusal {
 }
 
 const NOT_ANSWERING: Refusal = { reason: 'is not answering' };
+const PACE_WINDOW_MS = 1000;
 
 interface Slot {
   inFlight: number;
   waiting: Array<(granted: boolean) => void>;
   lastDoneAt: number;
-  /** Smoothed time a request holds a slot; undefined until the first one ends. */
-  holdMs: number | undefined;
+  /** How long the last request held its slot: a loaded machine answers later, which is not a stall. */
+  holdMs?: number;
+  /** Answers per second over the last full window; undefined until a window has passed. */
+  perSecond: number | undefined;
+  windowStart: number;
+  windowDone: number;
 }
 
 /** A counting semaphore: at most `limit` holders; the others wait in arrival order. */

@@ -88,21 +88,25 @@ describe('endpoint slots', () => {
     vi.useFakeTimers({ toFake: ['Date'], now: 0 });
     try {
       // A waiting room of 2: under pressure as soon as one command waits.
-      const slots = new EndpointSlots(2, 1, { maxWaitingTotal: 2, maxQueueWaitMs: 100, slowMs: 60_000 });
-      // Both endpoints busy; the slow one's finished request held its slot 50 ms, the fast one's none.
+      const slots = new EndpointSlots(2, 1, { maxWaitingTotal: 2, maxQueueWaitMs: 2500, slowMs: 60_000 });
+      // Over a first second, the slow endpoint answers once, the fast one a hundred times.
       const [slowHeld, slowDone] = [await grant(slots.acquire('slow')), await grant(slots.acquire('slow'))];
-      const [fastHeld, fastDone] = [await grant(slots.acquire('fast')), await grant(slots.acquire('fast'))];
-      fastDone();
-      vi.setSystemTime(50);
+      const fastHeld = await grant(slots.acquire('fast'));
+      vi.setSystemTime(500);
+      for (let index = 0; index < 99; index += 1) (await grant(slots.acquire('fast')))();
+      const fastLast = await grant(slots.acquire('fast'));
+      vi.setSystemTime(1000);
       slowDone();
+      fastLast();
       const holders = [slowHeld, fastHeld, await grant(slots.acquire('slow')), await grant(slots.acquire('fast'))];
-      // The waiting list (1), then turns 50, 75 and 100 ms away wait; one 125 ms away goes elsewhere.
-      const slowQueue = Array.from({ length: 4 }, () => slots.acquire('slow'));
+      // At one answer a second: the waiting list (1), then a turn 2 s away waits; one 3 s away goes elsewhere.
+      const slowQueue = Array.from({ length: 2 }, () => slots.acquire('slow'));
       expect(await state(slowQueue.at(-1)!)).toBe(pending);
-      expect(await slots.acquire('slow')).toEqual({ reason: 'is behind: 4 waiting would take ~0 s at its pace', retryInMs: 125 });
+      expect(await slots.acquire('slow')).toEqual({ reason: 'is behind: 2 waiting would take ~3 s at its pace', retryInMs: 3000 });
+      // A hundred answers a second: fifty more waiting are half a second of work, back-pressure rather than deferral.
       const fastQueue = Array.from({ length: 50 }, () => slots.acquire('fast'));
-      expect(await state(fastQueue.at(-1)!)).toBe(pending); // a fast endpoint gets back-pressure, not deferral
-      expect(slots.waiting).toBe(54);
+      expect(await state(fastQueue.at(-1)!)).toBe(pending);
+      expect(slots.waiting).toBe(52);
       holders.forEach((release) => release());
     } finally {
       vi.useRealTimers();
