@@ -87,8 +87,8 @@ export class CircuitBreakers {
  * waits while the endpoint keeps answering (within `slowMs`, or it became busy less than `slowMs` ago) — that is
  * back-pressure on a busy, healthy endpoint, and a burst to an idle one is not turned away before its first answer
  * could arrive — unless the waiting room is under pressure (half of `maxWaitingTotal` taken) and, at the endpoint's
- * recent pace, the caller's turn would come later than `maxQueueWaitMs`: then a slow endpoint's backlog goes to the
- * retry path instead of taking the room healthy endpoints need. An endpoint that stops answering holds the room for
+ * recent pace, the caller's turn would come later than `maxQueueWaitMs` and over twice as late as at the typical
+ * busy endpoint: then a slow endpoint's backlog goes to the retry path instead of taking the room healthy ones need. An endpoint that stops answering holds the room for
  * `slowMs` at most (its overflow is evicted by the next caller or sweep()).
  */
 export class EndpointSlots {
@@ -99,6 +99,8 @@ export class EndpointSlots {
   readonly #slowMs: number;
   readonly #slots = new Map<string, Slot>();
   #waitingTotal = 0;
+  /** The median expected wait of endpoints with waiters, as of the last sweep(). */
+  #typicalWaitMs = 0;
 
   constructor(perEndpoint: number, maxWaiting: number, { maxWaitingTotal = Number.POSITIVE_INFINITY, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000 } = {}) {
     this.#perEndpoint = perEndpoint;
@@ -144,7 +146,9 @@ export class EndpointSlots {
         return Promise.resolve(NOT_ANSWERING);
       }
       const expected = this.#expectedWaitMs(current);
-      if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && expected > this.#maxQueueWaitMs) {
+      // Behind the others, not merely busy: when every endpoint drains slowly the dispatcher itself is the bottleneck,
+      // and sending work to the retry path would only add to it.
+      if (this.#waitingTotal >= this.#maxWaitingTotal / 2 && expected > this.#maxQueueWaitMs && expected > 2 * this.#typicalWaitMs) {
         return Promise.resolve({ reason: `is behind: ${current.waiting.length} waiting would take ~${Math.round(expected / 1000)} s at its pace`, retryInMs: expected });
       }
     }
@@ -152,9 +156,15 @@ export class EndpointSlots {
     return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : NOT_ANSWERING)));
   }
 
-  /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere. */
+  /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere; notes the typical wait. */
   sweep(now = Date.now()): void {
-    for (const slot of this.#slots.values()) if (this.#stalled(slot, now)) this.#evictOverflow(slot);
+    const waits: number[] = [];
+    for (const slot of this.#slots.values()) {
+      if (this.#stalled(slot, now)) this.#evictOverflow(slot);
+      else if (slot.waiting.length > 0) waits.push(this.#expectedWaitMs(slot));
+    }
+    waits.sort((a, b) => a - b);
+    this.#typicalWaitMs = waits[Math.floor((waits.length - 1) / 2)] ?? 0;
   }
 
   /** Callers waiting for a slot, over all endpoints. */
