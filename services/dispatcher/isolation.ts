@@ -88,8 +88,9 @@ export class CircuitBreakers {
  * back-pressure on a busy, healthy endpoint, and a burst to an idle one is not turned away before its first answer
  * could arrive — unless the waiting room is under pressure (half of `maxWaitingTotal` taken) and, at the endpoint's
  * recent pace, the caller's turn would come later than `maxQueueWaitMs` and over twice as late as at the typical
- * busy endpoint: then a slow endpoint's backlog goes to the retry path instead of taking the room healthy ones need. An endpoint that stops answering holds the room for
- * `slowMs` at most (its overflow is evicted by the next caller or sweep()).
+ * busy endpoint: then a slow endpoint's backlog goes to the retry path instead of taking the room healthy ones need.
+ * An endpoint that stops answering (nothing for `slowMs`, or four of its usual request times) holds no waiters at all:
+ * the next caller or sweep() sends them elsewhere, rather than let them wait out its requests' timeouts.
  */
 export class EndpointSlots {
   readonly #perEndpoint: number;
@@ -140,11 +141,11 @@ export class EndpointSlots {
       current.inFlight += 1;
       return Promise.resolve(granted());
     }
+    if (this.#stalled(current, now)) {
+      this.#evictWaiters(current);
+      return Promise.resolve(NOT_ANSWERING);
+    }
     if (current.waiting.length >= this.#maxWaiting) {
-      if (this.#stalled(current, now)) {
-        this.#evictOverflow(current);
-        return Promise.resolve(NOT_ANSWERING);
-      }
       const expected = this.#expectedWaitMs(current);
       // Behind the others, not merely busy: when every endpoint drains slowly the dispatcher itself is the bottleneck,
       // and sending work to the retry path would only add to it.
@@ -156,11 +157,11 @@ export class EndpointSlots {
     return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : NOT_ANSWERING)));
   }
 
-  /** Sends the waiters past the wait list of endpoints that stopped answering elsewhere; notes the typical wait. */
+  /** Sends the waiters of endpoints that stopped answering elsewhere; notes the typical wait. */
   sweep(now = Date.now()): void {
     const waits: number[] = [];
     for (const slot of this.#slots.values()) {
-      if (this.#stalled(slot, now)) this.#evictOverflow(slot);
+      if (this.#stalled(slot, now)) this.#evictWaiters(slot);
       else if (slot.waiting.length > 0) waits.push(this.#expectedWaitMs(slot));
     }
     waits.sort((a, b) => a - b);
@@ -188,8 +189,9 @@ export class EndpointSlots {
     return now - slot.lastDoneAt > Math.max(this.#slowMs, 4 * (slot.holdMs ?? 0));
   }
 
-  #evictOverflow(slot: Slot): void {
-    const evicted = slot.waiting.splice(this.#maxWaiting);
+  /** Waiting for an endpoint that stopped answering only holds room until its requests time out: send them elsewhere. */
+  #evictWaiters(slot: Slot): void {
+    const evicted = slot.waiting.splice(0);
     this.#waitingTotal -= evicted.length;
     for (const waiter of evicted) waiter(false);
   }
