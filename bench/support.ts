@@ -105,8 +105,8 @@ export interface BenchReceiver {
  * A loopback webhook receiver: answers 200 at once (or never, with `hang`), counts requests, and hands each body and
  * its request (headers) to `onBody` (latency measurement, signature checks).
  */
-/** A loopback receiver answering 200 (after `delayMs`, like a slow endpoint), or `status`, or never (`hang`). */
-export async function startReceiver({ hang = false, delayMs = 0, status = 200, onBody }: { hang?: boolean; delayMs?: number; status?: number; onBody?: (body: Buffer, request: IncomingMessage) => void } = {}): Promise<BenchReceiver> {
+/** A loopback receiver answering 200 (after `delayMs`, like a slow endpoint), or never (`hang`). */
+export async function startReceiver({ hang = false, delayMs = 0, onBody }: { hang?: boolean; delayMs?: number; onBody?: (body: Buffer, request: IncomingMessage) => void } = {}): Promise<BenchReceiver> {
   let received = 0;
   const hanging: ServerResponse[] = [];
   const server = createServer((request, response) => {
@@ -116,8 +116,8 @@ export async function startReceiver({ hang = false, delayMs = 0, status = 200, o
       received += 1;
       onBody?.(Buffer.concat(chunks), request);
       if (hang) hanging.push(response);
-      else if (delayMs > 0) setTimeout(() => response.writeHead(status).end(), delayMs);
-      else response.writeHead(status).end();
+      else if (delayMs > 0) setTimeout(() => response.writeHead(200).end(), delayMs);
+      else response.writeHead(200).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

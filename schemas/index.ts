@@ -106,9 +106,18 @@ function collectTimestampIssues(type: avro.Type, value: unknown, path: string[],
       issues.push({ field: path.join('.'), reason: `must be a time within the JavaScript date range (±${MAX_DATE_MS} ms around 1970, years -271821 to 275760) (got ${value})` });
     }
   } else if (type instanceof avro.types.RecordType && isPlainObject(value)) {
-    for (const field of type.fields) collectTimestampIssues(field.type, value[field.name], [...path, field.name], issues);
+    // One path, pushed and popped: consumers run this on every record they decode, so nothing is allocated unless it fails.
+    for (const field of type.fields) {
+      path.push(field.name);
+      collectTimestampIssues(field.type, value[field.name], path, issues);
+      path.pop();
+    }
   } else if (type instanceof avro.types.ArrayType && Array.isArray(value)) {
-    value.forEach((item, index) => collectTimestampIssues(type.itemsType, item, [...path, String(index)], issues));
+    for (let index = 0; index < value.length; index += 1) {
+      path.push(String(index));
+      collectTimestampIssues(type.itemsType, value[index], path, issues);
+      path.pop();
+    }
   } else if (type instanceof avro.types.UnwrappedUnionType && value !== null && value !== undefined) {
     for (const branch of type.types) collectTimestampIssues(branch, value, path, issues);
   }

@@ -3,7 +3,6 @@
  * the pipeline. A replayed command keeps its delivery id (so receivers still de-duplicate) and starts again at
  * attempt 1 on the pool its rule's selectors choose now.
  */
-import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryCommand, type EventRule } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../common/dead-letter.ts';
 import { headerValue, type Kafka, type KafkaMessage } from '../common/kafka.ts';
@@ -12,6 +11,7 @@ import { choosePool } from '../common/pools.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { CommandSender } from './command-sender.ts';
+import { drainRanges, readRanges } from './topic-ranges.ts';
 
 export interface DeadDelivery {
   topic: string;
@@ -46,25 +46,10 @@ export async function readDeadDeliveries(kafka: Kafka, registry: SchemaRegistryC
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);
   await admin.disconnect();
-  const remaining = new Map(ends.filter(({ offset, low }) => BigInt(offset) > BigInt(low)).map(({ partition, offset }) => [partition, BigInt(offset)]));
   const found: DeadDelivery[] = [];
-  if (remaining.size === 0) return found;
-  const consumer = kafka.consumer({ groupId: `dlq-reader-${randomUUID()}`, maxWaitTimeInMs: 250 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        eachMessage: async ({ partition, message }) => {
-          found.push(await deadLetterEntry(registry, topic, partition, message, true));
-          if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-          if (remaining.size === 0) resolve();
-        },
-      }).catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
+  await readRanges(kafka, drainRanges(topic, ends), async ({ partition, message }) => {
+    found.push(await deadLetterEntry(registry, topic, partition, message, true));
+  });
   return found.sort((a, b) => a.at - b.at);
 }
 

@@ -5,7 +5,6 @@
  * silently expiring with the topic's retention. Its consumer group's offsets then move to the end of what was drained,
  * so a second run drains nothing twice. The decisions are pure functions; `retirePool` does the Kafka I/O.
  */
-import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryCommand, type DeliveryLog, type DispatcherPool, type EventRule } from '../../schemas/index.ts';
 import { deadLetter, type DeadLetterSource } from '../common/dead-letter.ts';
 import { deliveryLogRecord } from '../common/deliveries.ts';
@@ -13,6 +12,7 @@ import { createProducer, retryRetriable, type Admin, type Kafka, type Message } 
 import { OutputBatch } from '../common/output-batch.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import { DEFAULT_POOL, type TopicNames } from '../common/topics.ts';
+import { drainRanges, readRanges, type DrainRange } from './topic-ranges.ts';
 
 export const POOL_RETIRED = 'pool-retired';
 const SERVICE = 'rules-cli';
@@ -47,26 +47,6 @@ export function poolTopics(names: TopicNames, pool: string, existing: Iterable<s
   return [...existing].filter((topic) => topic === commands || topic.startsWith(`${commands}.retry.`)).sort();
 }
 
-export interface DrainRange {
-  topic: string;
-  partition: number;
-  /** First offset to drain, and the end (exclusive). */
-  from: bigint;
-  to: bigint;
-}
-
-/**
- * What is left for the group on one topic: from its committed offset (or, where it never committed, the oldest record
- * still kept) to the end. Partitions with nothing left are omitted.
- */
-export function drainRanges(topic: string, ends: ReadonlyArray<{ partition: number; offset: string; low: string }>, committed: ReadonlyArray<{ partition: number; offset: string }>): DrainRange[] {
-  const commits = new Map(committed.map(({ partition, offset }) => [partition, BigInt(offset)]));
-  return ends.flatMap(({ partition, offset, low }) => {
-    const commit = commits.get(partition) ?? -1n;
-    const from = commit < BigInt(low) ? BigInt(low) : commit;
-    return from < BigInt(offset) ? [{ topic, partition, from, to: BigInt(offset) }] : [];
-  });
-}
 
 /** One drained record, decoded or with the reason it could not be. */
 export type DrainedRecord = { source: DeadLetterSource; command: DeliveryCommand } | { source: DeadLetterSource; error: DecodeError };
@@ -157,7 +137,7 @@ export async function retirePool(io: RetirementIo, pool: string, options: Retire
     const drainedTo = new Map<string, DrainRange>();
     // A matcher may route a last few commands here before it applies the tombstone: drain until nothing more arrives.
     while (ranges.length > 0) {
-      await readRanges(kafka, io.registry, ranges, handle);
+      await readRanges(kafka, ranges, async (source) => handle(await decoded(source, io.registry)));
       for (const range of ranges) drainedTo.set(`${range.topic}:${range.partition}`, range);
       await new Promise((resolve) => setTimeout(resolve, options.settleMs));
       ranges = (await Promise.all(state.topics.map(async (topic) => drainRanges(topic, await admin.fetchTopicOffsets(topic),
@@ -190,34 +170,6 @@ async function waitForEmptyGroup(admin: Admin, group: string, timeoutMs: number)
   }
 }
 
-/** Reads exactly the given ranges (with a throw-away group) and hands every record to `handle`, in order per partition. */
-async function readRanges(kafka: Kafka, registry: SchemaRegistryClient, ranges: DrainRange[], handle: (drained: DrainedRecord) => Promise<void>): Promise<void> {
-  const pending = new Map(ranges.map((range) => [`${range.topic}:${range.partition}`, range]));
-  const consumer = kafka.consumer({ groupId: `pool-retirement-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [...new Set(ranges.map((range) => range.topic))], fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch, heartbeat }) => {
-          const range = pending.get(`${batch.topic}:${batch.partition}`);
-          if (!range) return;
-          for (const message of batch.messages) {
-            const offset = BigInt(message.offset);
-            if (offset >= range.from && offset < range.to) await handle(await decoded({ topic: batch.topic, partition: batch.partition, message }, registry));
-          }
-          if (BigInt(batch.lastOffset()) + 1n >= range.to) pending.delete(`${batch.topic}:${batch.partition}`);
-          await heartbeat();
-          if (pending.size === 0) resolve();
-        },
-      }).catch(reject);
-      for (const range of ranges) consumer.seek({ topic: range.topic, partition: range.partition, offset: String(range.from) });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-}
 
 async function decoded(source: DeadLetterSource, registry: SchemaRegistryClient): Promise<DrainedRecord> {
   try {

@@ -8,7 +8,7 @@ import { activeSecrets } from '../common/rules.ts';
 import { CircuitBreakers, EndpointSlots, Semaphore } from './isolation.ts';
 import { renderPayload } from './payload.ts';
 import { breakerVerdict } from './policy.ts';
-import type { Sender, SendResult } from './sender.ts';
+import { fixedHeaders, type Sender, type SendResult } from './sender.ts';
 import { sign } from './signing.ts';
 
 /** What a rule version needs for sending, computed once per version rather than per delivery. */
@@ -46,10 +46,12 @@ export interface AttemptRunnerSettings {
 
 export class AttemptRunner {
   readonly #settings: AttemptRunnerSettings;
+  readonly #fixedHeaders: Record<string, string>;
   readonly #targets = new WeakMap<EventRule, Target>();
 
   constructor(settings: AttemptRunnerSettings) {
     this.#settings = settings;
+    this.#fixedHeaders = fixedHeaders(settings.userAgent);
   }
 
   /** Renders and signs `command` under `rule`; anything thrown doing so (a date no Date can hold, say) is the record's fault. */
@@ -59,9 +61,8 @@ export class AttemptRunner {
       const body = renderPayload(command.event, rule);
       const signature = sign(command.deliveryId, body, activeSecrets(rule, now), now);
       const headers = { ...rule.headers, ...signature };
-      const shown: Record<string, string> = { 'content-type': 'application/json', 'user-agent': this.#settings.userAgent };
+      const shown: Record<string, string> = { ...this.#fixedHeaders, ...signature, 'webhook-signature': signature['webhook-signature'].replace(/,\S+/g, `,${MASK}`) };
       for (const name of Object.keys(rule.headers)) shown[name] = MASK;
-      Object.assign(shown, signature, { 'webhook-signature': signature['webhook-signature'].split(' ').map((part) => `${part.split(',')[0]},${MASK}`).join(' ') });
       return { ok: true, attempt: { target, headers, body, request: { headers: shown, body } } };
     } catch (error) {
       return { ok: false, error: `could not render or sign the payload: ${(error as Error).message}` };

@@ -169,6 +169,7 @@ export class CommandSource {
 
   #release(): void {
     this.#held -= 1;
+    if (this.#roomWaiters.length === 0) return;
     const waiters = this.#roomWaiters;
     this.#roomWaiters = [];
     for (const wake of waiters) wake();

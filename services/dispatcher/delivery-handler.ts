@@ -48,7 +48,7 @@ export class DeliveryHandler {
     }
     const { rules, policy } = this.#parts;
     // The matcher and this dispatcher read the rules topic independently: never judge a rule by an older version.
-    if (command.ruleVersion && !(await rules.waitUntilReached(command.ruleVersion, RULE_VERSION_WAIT_MS))) {
+    if (command.ruleVersion && !rules.reached(command.ruleVersion) && !(await rules.waitUntilReached(command.ruleVersion, RULE_VERSION_WAIT_MS))) {
       return this.#carryOut(command, rules.get(command.ruleId), { kind: 'defer', waitMs: policy.retry.delays[0]!, reason: 'the rules table has not read the rule version this delivery was matched on yet' });
     }
     const rule = rules.get(command.ruleId);

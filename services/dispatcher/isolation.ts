@@ -232,10 +232,6 @@ export class Semaphore {
     return this.#held;
   }
 
-  get waiting(): number {
-    return this.#waiters.length;
-  }
-
   /** Resolves once a place is free (at once when one is); call release() when done with it. */
   acquire(): Promise<void> | undefined {
     if (this.#held < this.#limit) {

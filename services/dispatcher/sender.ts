@@ -36,10 +36,13 @@ export type SendResult =
 const RESPONSE_BODY_CAP = 64 * 1024;
 /** undici's codes for a request it will not build (a header it rejects, an `expect` header): nothing was sent. */
 const REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
-export const RESPONSE_BODY_KEPT = 1024;
+const RESPONSE_BODY_KEPT = 1024;
 /** Response headers that may carry the endpoint's own credentials: recorded masked. */
 const MASKED_RESPONSE_HEADERS = new Set(['set-cookie', 'authorization', 'proxy-authenticate', 'www-authenticate']);
 const SWEEP_INTERVAL_MS = 100;
+
+/** The headers the sender adds to every request; the delivery log shows them as sent. */
+export const fixedHeaders = (userAgent: string): Record<string, string> => ({ 'user-agent': userAgent, 'content-type': 'application/json' });
 
 class AttemptTimeoutError extends Error {
   override name = 'TimeoutError';
@@ -54,12 +57,14 @@ interface Attempt {
 export class Sender {
   readonly #agent: Agent;
   readonly #settings: SenderSettings;
+  readonly #fixedHeaders: Record<string, string>;
   /** In start order, which is deadline order: every attempt has the same limit. */
   readonly #inFlight = new Set<Attempt>();
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(settings: SenderSettings) {
     this.#settings = settings;
+    this.#fixedHeaders = fixedHeaders(settings.userAgent);
     const connect = buildConnector({ timeout: settings.connectTimeoutMs });
     this.#agent = new Agent({
       connections: settings.connectionsPerOrigin,
@@ -129,7 +134,7 @@ export class Sender {
       };
       try {
         this.#agent.dispatch(
-          { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, 'user-agent': this.#settings.userAgent, 'content-type': 'application/json' }, body },
+          { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, ...this.#fixedHeaders }, body },
           handler,
         );
       } catch (error) {
