@@ -1,16 +1,27 @@
 /**
- * npm run bench — end to end: workflow events → matcher → dispatcher → a fast local receiver (200 OK), on the real
- * stack (started or reused). Reports sustained deliveries/s, event→POST latency (the event time travels in the
- * payload), CPU and RSS per process (services, broker, registry, this benchmark), a fixed-rate latency run, and in
- * the same run three references: (a) the raw POST rate autocannon gets from the same receiver, (b) the raw consume
- * rate of the events topic, (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it.
- * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--profile DIR]. Writes bench/results/e2e.json.
+ * npm run bench — end to end: workflow events → matcher → dispatcher(s) → local receivers, on the real stack (started
+ * or reused). Reports sustained deliveries/s, event→POST latency (the event time travels in the payload), CPU per
+ * delivery and RSS per process (services, broker, registry, this benchmark), a fixed-rate latency run, and in the same
+ * run the references the figures are judged against:
+ *   (a) the raw POST rate autocannon gets from the same receiver;
+ *   (b) the raw consume rate of the events topic;
+ *   (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it;
+ *   (d) the floor: CPU per request of a minimal undici loop POSTing pre-rendered, pre-signed bodies at the dispatcher's
+ *       per-endpoint concurrency, and kafkajs's CPU per record to consume and to produce in batches (bench/floor.ts,
+ *       each in a process of its own).
+ * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--endpoints N --endpoint-latency
+ * 100ms] [--profile DIR]. With --endpoints, a second sustained phase spreads the same load over N receivers that
+ * answer after --endpoint-latency, 1 % of them with 500, beside the single fast endpoint's phase of the same run.
+ * Writes bench/results/e2e.json.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
 import autocannon from 'autocannon';
-import { contracts, type WorkflowEventInput } from '../schemas/index.ts';
+import { contracts, type EventRuleInput, type WorkflowEventInput } from '../schemas/index.ts';
+import { parseDuration } from '../services/common/duration.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
@@ -18,7 +29,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, percentile, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
+import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, serviceEnv, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
@@ -27,6 +38,8 @@ const { values } = parseArgs({ options: {
   'rate-seconds': { type: 'string', default: '10' },
   // Dispatcher processes sharing the work (one consumer group), as one scales the dispatcher out.
   dispatchers: { type: 'string', default: '1' },
+  endpoints: { type: 'string', default: '0' },
+  'endpoint-latency': { type: 'string', default: '100ms' },
   // Writes a V8 CPU profile of each service process into this directory (open in Chrome DevTools).
   profile: { type: 'string' },
 } });
@@ -34,6 +47,11 @@ const eventCount = Number(values.events);
 const ruleCount = Number(values.rules);
 const rate = Number(values.rate);
 const rateSeconds = Number(values['rate-seconds']);
+const dispatcherCount = Number(values.dispatchers);
+const endpointCount = Number(values.endpoints);
+const endpointLatencyMs = parseDuration(values['endpoint-latency']!);
+/** The dispatcher's default connections per endpoint: the floor sends at the same concurrency. */
+const PER_ENDPOINT = 50;
 const logger = createLogger('bench', 'warn');
 
 // The receiver records how long after the event each POST arrived (the event time is the payload's timestamp).
@@ -44,7 +62,9 @@ const receiver = await startReceiver({
     if (!Number.isNaN(timestamp)) latencies.push(Date.now() - timestamp);
   },
 });
-const receiverUrl = receiver.url;
+// Slow endpoints, as real ones are: each answers after the latency, every hundredth request with 500.
+const slowReceivers: BenchReceiver[] = [];
+for (let index = 0; index < endpointCount; index += 1) slowReceivers.push(await startReceiver({ delayMs: endpointLatencyMs, failEvery: 100 }));
 
 const cluster = { ...(await benchCluster('e2e')), RETRY_SCHEDULE: [5000] };
 await prepareCluster(cluster, logger);
@@ -52,42 +72,90 @@ const names = topicNames(cluster.TOPIC_PREFIX);
 const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger });
 const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(cluster)), names.eventRules);
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
-await writer.put(...Array.from({ length: ruleCount }, (_, index) => ({
-  id: `bench-${index}`, application: 'bench-app', name: `bench ${index}`, enabled: true, scope: { kind: 'everything' as const, ids: null },
-  eventTypes: null, url: receiverUrl, secrets: [{ secret, notAfter: null }],
-})));
+const rule = (id: string, application: string, url: string, scope: EventRuleInput['scope']): Omit<EventRuleInput, 'updatedAt'> => ({
+  id, application, name: id, enabled: true, scope, eventTypes: null, url, secrets: [{ secret, notAfter: null }],
+});
+// Every event matches `ruleCount` rules. The many-endpoint phase's rules are scoped to one workflow each, so event i
+// goes to endpoint i mod N and the load is the same as the single endpoint's.
+const FAST_APP = 'bench-app';
+const MANY_APP = 'bench-many';
+await writer.put(...Array.from({ length: ruleCount }, (_, index) => rule(`bench-${index}`, FAST_APP, receiver.url, { kind: 'everything', ids: null })));
+for (let endpoint = 0; endpoint < endpointCount; endpoint += 1) {
+  await writer.put(...Array.from({ length: ruleCount }, (_, index) => rule(`many-${endpoint}-${index}`, MANY_APP, slowReceivers[endpoint]!.url, { kind: 'workflows', ids: [`wf-${endpoint}`] })));
+}
 await writer.close();
 
-const event = (index: number): WorkflowEventInput => ({
-  eventId: `e2e-${index}-${randomUUID().slice(0, 8)}`, type: 'task_completed', occurredAt: Date.now(), application: { id: 'bench-app' },
-  workflow: { id: 'wf' }, workflowExecutionId: `run-${index % 1000}`, task: { id: 'task', runId: `tr-${index}` }, status: 'SUCCESS',
+const event = (index: number, application = FAST_APP): WorkflowEventInput => ({
+  eventId: `e2e-${index}-${randomUUID().slice(0, 8)}`, type: 'task_completed', occurredAt: Date.now(), application: { id: application },
+  workflow: { id: application === FAST_APP ? 'wf' : `wf-${index % endpointCount}` }, workflowExecutionId: `run-${index % 1000}`,
+  task: { id: 'task', runId: `tr-${index}` }, status: 'SUCCESS',
 });
 
-const dispatcherCount = Number(values.dispatchers);
 progress(`starting the matcher and ${dispatcherCount} dispatcher process(es)…`);
 const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
 const services: Record<string, ServiceProcess> = { matcher: await startService('matcher', cluster, { nodeArgs }) };
+const dispatcherNames: string[] = [];
 for (let index = 1; index <= dispatcherCount; index += 1) {
-  services[dispatcherCount === 1 ? 'dispatcher' : `dispatcher-${index}`] = await startService('dispatcher', cluster, { nodeArgs });
+  const name = dispatcherCount === 1 ? 'dispatcher' : `dispatcher-${index}`;
+  dispatcherNames.push(name);
+  services[name] = await startService('dispatcher', cluster, { nodeArgs });
 }
 const meter = new ProcessMeter({ bench: process.pid, ...Object.fromEntries(Object.entries(services).map(([name, { child }]) => [name, child.pid!])), ...(await stackPids()) });
-
-// 1. Sustained throughput: a backlog of events, delivered as fast as the pipeline goes.
 const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
 const expected = eventCount * ruleCount;
-progress(`publishing ${eventCount} events × ${ruleCount} rules = ${expected} deliveries…`);
-const began = performance.now();
-meter.mark();
-for (let index = 0; index < eventCount; index += 1000) await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset)));
-while (receiver.received < expected) {
-  await sleep(200);
-  process.stderr.write(`\rbench › delivered ${receiver.received}/${expected}`);
+
+/** Deliveries each dispatcher recorded as delivered so far, from its /metrics. */
+async function deliveredBy(): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const name of dispatcherNames) {
+    const page = await fetch(`http://127.0.0.1:${services[name]!.port}/metrics`).then((response) => response.text());
+    counts[name] = metric(page, 'dispatcher_attempts_total', { outcome: 'delivered' });
+  }
+  return counts;
 }
-process.stderr.write('\n');
-const seconds = (performance.now() - began) / 1000;
-const sustained = Math.round(expected / seconds);
-const saturated = [...latencies].sort((a, b) => a - b);
-const cpu = meter.cores();
+
+/** A backlog of events, delivered as fast as the pipeline goes; answered requests are counted at the receivers. */
+async function sustained(label: string, application: string, answered: () => number) {
+  progress(`${label}: publishing ${eventCount} events × ${ruleCount} rules = ${expected} deliveries…`);
+  const start = answered();
+  const deliveredBefore = await deliveredBy();
+  const began = performance.now();
+  meter.mark();
+  latencies = [];
+  for (let index = 0; index < eventCount; index += 1000) {
+    await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset, application)));
+  }
+  let shown = 0;
+  while (answered() - start < expected) {
+    await sleep(200);
+    // Whole lines, one every few seconds: readable in a terminal, a file and a CI log alike.
+    if (performance.now() - shown > 3000) {
+      progress(`${label}: ${answered() - start}/${expected} answered`);
+      shown = performance.now();
+    }
+  }
+  const seconds = (performance.now() - began) / 1000;
+  const cpuSeconds = meter.cpuSeconds();
+  const cpuMicrosPerDelivery = Object.fromEntries(Object.entries(cpuSeconds).map(([name, cpu]) => [name, Math.round((cpu * 1e6) / expected)]));
+  const deliveredAfter = await deliveredBy();
+  const shares = Object.fromEntries(dispatcherNames.map((name) => [name, deliveredAfter[name]! - deliveredBefore[name]!]));
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    deliveriesPerSecond: Math.round(expected / seconds),
+    seconds: Number(seconds.toFixed(1)),
+    cpuCores: meter.cores(),
+    cpuMicrosPerDelivery,
+    dispatcherShares: shares,
+    latencyMs: { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99) },
+  };
+}
+
+// 1. Sustained throughput to one fast endpoint.
+const fast = await sustained('one fast endpoint', FAST_APP, () => receiver.received);
+// 1b. The same load over many slow endpoints.
+const many = endpointCount > 0
+  ? await sustained(`${endpointCount} endpoints at ${endpointLatencyMs} ms`, MANY_APP, () => slowReceivers.reduce((sum, slow) => sum + slow.received, 0))
+  : undefined;
 
 // 2. Latency at a fixed event rate.
 progress(`fixed rate: ${rate} events/s for ${rateSeconds} s…`);
@@ -108,11 +176,12 @@ const peakRssMB = meter.peakRssMB();
 meter.stop();
 await publisher.close();
 for (const { child } of Object.values(services)) child.kill('SIGTERM');
+await Promise.all(Object.values(services).map(({ child }) => new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)))));
 
 // (a) The receiver's raw POST rate.
 progress('reference (a): autocannon against the receiver…');
 const body = JSON.stringify({ type: 'task.completed', timestamp: new Date().toISOString(), data: event(0) });
-const cannon = await autocannon({ url: receiverUrl, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 50, duration: 5 });
+const cannon = await autocannon({ url: receiver.url, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 50, duration: 5 });
 const rawPost = Math.round(cannon.requests.average);
 
 // (b) The raw consume rate of the events topic.
@@ -146,32 +215,62 @@ const registry = new SchemaRegistryClient(registryConnection(cluster));
 const baseline = await consume(async (value) => {
   const decoded = await registry.decode(contracts.workflowEvent, value);
   const payload = JSON.stringify({ type: decoded.type, timestamp: new Date(decoded.occurredAt).toISOString(), data: decoded });
-  const response = await fetch(receiverUrl, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } });
+  const response = await fetch(receiver.url, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } });
   await response.arrayBuffer();
 }, baselineEvents);
-await receiver.close();
 
+// (d) The floor, each part in a process of its own so its CPU is its own.
+const floorScript = fileURLToPath(new URL('./floor.ts', import.meta.url));
+async function floor(...args: string[]): Promise<{ cpuMicrosPerUnit: number }> {
+  const { stdout } = await promisify(execFile)(process.execPath, [floorScript, ...args], { env: serviceEnv(cluster) });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { cpuMicrosPerUnit: number };
+}
+progress('reference (d): the floor — undici POST loop, kafkajs consume and produce…');
+const floorPost = await floor('post', '--url', receiver.url, '--requests', String(Math.min(expected, 20000)), '--connections', String(PER_ENDPOINT));
+const floorConsume = await floor('consume', '--topic', names.workflowEvents, '--records', String(eventCount));
+const floorProduce = await floor('produce', '--topic', names.deliveryLog, '--records', String(Math.min(expected, 20000)));
+await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
+
+const dispatcherMicros = dispatcherNames.reduce((sum, name) => sum + fast.cpuMicrosPerDelivery[name]!, 0);
 const results = {
   events: eventCount,
   rules: ruleCount,
   deliveries: expected,
-  sustainedDeliveriesPerSecond: sustained,
-  saturatedLatencyMs: { p50: percentile(saturated, 0.5), p95: percentile(saturated, 0.95), p99: percentile(saturated, 0.99) },
+  dispatchers: dispatcherCount,
+  sustainedDeliveriesPerSecond: fast.deliveriesPerSecond,
+  sustained: fast,
+  ...(many ? { manyEndpoints: { endpoints: endpointCount, endpointLatencyMs, failing: '1 %', ...many } } : {}),
+  saturatedLatencyMs: fast.latencyMs,
   fixedRate: { eventsPerSecond: rate, seconds: rateSeconds, latencyMs: { p50: percentile(fixed, 0.5), p95: percentile(fixed, 0.95), p99: percentile(fixed, 0.99) } },
-  cpuCores: cpu,
+  cpuCores: fast.cpuCores,
   peakRssMB,
-  references: { rawPostPerSecond: rawPost, rawConsumePerSecond: rawConsume, baselineDeliveriesPerSecond: baseline },
-  ratios: { ofRawPost: Number((sustained / rawPost).toFixed(2)), ofBaseline: Number((sustained / baseline).toFixed(1)) },
+  references: {
+    rawPostPerSecond: rawPost, rawConsumePerSecond: rawConsume, baselineDeliveriesPerSecond: baseline,
+    floorMicros: { postPerRequest: floorPost.cpuMicrosPerUnit, consumePerRecord: floorConsume.cpuMicrosPerUnit, producePerRecord: floorProduce.cpuMicrosPerUnit },
+  },
+  ratios: {
+    ofRawPost: Number((fast.deliveriesPerSecond / rawPost).toFixed(2)),
+    ofBaseline: Number((fast.deliveriesPerSecond / baseline).toFixed(1)),
+    dispatcherCpuOfFloor: Number((dispatcherMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
+    ...(many ? { manyEndpointsOfFast: Number((many.deliveriesPerSecond / fast.deliveriesPerSecond).toFixed(2)) } : {}),
+  },
 };
+const perDelivery = (phase: typeof fast) => Object.entries(phase.cpuMicrosPerDelivery).map(([name, micros]) => `${name} ${micros}`).join(' · ');
 console.log(`
-sustained deliveries/s          ${sustained}   (${expected} deliveries in ${seconds.toFixed(1)} s)
-latency under backlog p50/p95/p99   ${results.saturatedLatencyMs.p50} / ${results.saturatedLatencyMs.p95} / ${results.saturatedLatencyMs.p99} ms
+sustained deliveries/s          ${fast.deliveriesPerSecond}   (${expected} deliveries in ${fast.seconds} s, ${dispatcherCount} dispatcher(s))
+latency under backlog p50/p95/p99   ${fast.latencyMs.p50} / ${fast.latencyMs.p95} / ${fast.latencyMs.p99} ms
 latency at ${rate} events/s p50/p95/p99  ${results.fixedRate.latencyMs.p50} / ${results.fixedRate.latencyMs.p95} / ${results.fixedRate.latencyMs.p99} ms
-CPU (cores, sustained run)        ${Object.entries(cpu).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
+CPU (cores, sustained run)        ${Object.entries(fast.cpuCores).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
+CPU µs per delivery               ${perDelivery(fast)}
+  dispatcher ÷ undici floor       ${results.ratios.dispatcherCpuOfFloor} × (${dispatcherMicros} µs vs ${floorPost.cpuMicrosPerUnit} µs per request)
+  matcher per command             ${fast.cpuMicrosPerDelivery.matcher} µs (${fast.cpuMicrosPerDelivery.matcher! * ruleCount} µs per event at ${ruleCount} rules)
+${dispatcherCount > 1 ? `dispatcher shares                 ${Object.entries(fast.dispatcherShares).map(([name, count]) => `${name} ${((100 * count) / expected).toFixed(0)} %`).join(' · ')}\n` : ''}\
+${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${perDelivery(many)}\n` : ''}\
 peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) => `${name} ${mb}`).join(' · ')}
 (a) raw POST rate (autocannon)    ${rawPost}/s   → pipeline = ${results.ratios.ofRawPost} × raw POST
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
+(d) floor, CPU µs                 undici POST ${floorPost.cpuMicrosPerUnit} per request · kafkajs consume ${floorConsume.cpuMicrosPerUnit} · produce ${floorProduce.cpuMicrosPerUnit} per record
 wrote ${await writeResults('e2e', results)}`);
 await removeTopics(cluster);
 process.exit(0);

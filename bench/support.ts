@@ -102,11 +102,11 @@ export interface BenchReceiver {
 }
 
 /**
- * A loopback webhook receiver: answers 200 at once (or never, with `hang`), counts requests, and hands each body and
- * its request (headers) to `onBody` (latency measurement, signature checks).
+ * A loopback webhook receiver: answers 200 (after `delayMs`, like an endpoint doing real work), 500 to every
+ * `failEvery`-th request, or never (`hang`); counts requests and hands each body and its request (headers) to `onBody`
+ * (latency measurement, signature checks).
  */
-/** A loopback receiver answering 200 (after `delayMs`, like a slow endpoint), or never (`hang`). */
-export async function startReceiver({ hang = false, delayMs = 0, onBody }: { hang?: boolean; delayMs?: number; onBody?: (body: Buffer, request: IncomingMessage) => void } = {}): Promise<BenchReceiver> {
+export async function startReceiver({ hang = false, delayMs = 0, failEvery = 0, onBody }: { hang?: boolean; delayMs?: number; failEvery?: number; onBody?: (body: Buffer, request: IncomingMessage) => void } = {}): Promise<BenchReceiver> {
   let received = 0;
   const hanging: ServerResponse[] = [];
   const server = createServer((request, response) => {
@@ -115,9 +115,10 @@ export async function startReceiver({ hang = false, delayMs = 0, onBody }: { han
     request.on('end', () => {
       received += 1;
       onBody?.(Buffer.concat(chunks), request);
+      const status = failEvery > 0 && received % failEvery === 0 ? 500 : 200;
       if (hang) hanging.push(response);
-      else if (delayMs > 0) setTimeout(() => response.writeHead(200).end(), delayMs);
-      else response.writeHead(200).end();
+      else if (delayMs > 0) setTimeout(() => response.writeHead(status).end(), delayMs);
+      else response.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -203,8 +204,12 @@ export class ProcessMeter {
   /** Cores each process used since mark(). */
   cores(): Record<string, number> {
     const seconds = (performance.now() - this.#markedAt) / 1000;
-    const now = this.#read(cpuSeconds);
-    return Object.fromEntries(Object.entries(now).map(([name, cpu]) => [name, Number(((cpu - (this.#cpuAtMark[name] ?? 0)) / seconds).toFixed(2))]));
+    return Object.fromEntries(Object.entries(this.cpuSeconds()).map(([name, cpu]) => [name, Number((cpu / seconds).toFixed(2))]));
+  }
+
+  /** CPU seconds (user + system) each process used since mark(). */
+  cpuSeconds(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.#read(cpuSeconds)).map(([name, cpu]) => [name, cpu - (this.#cpuAtMark[name] ?? 0)]));
   }
 
   peakRssMB(): Record<string, number> {

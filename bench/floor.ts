@@ -1,0 +1,123 @@
+/**
+ * The sender's floor, run as a child process of `npm run bench` so its CPU is its own: what the cheapest possible
+ * sender spends per unit of work, in the same run, against the same receiver and broker as the pipeline.
+ *
+ *   post     a minimal undici loop: pre-rendered, pre-signed bodies, POSTed over `--connections` connections with
+ *            undici's low-level dispatch() (the dispatcher's own path) and nothing else: no Kafka, no log, no retry
+ *   consume  kafkajs eachBatch over a topic, counting records (no Avro decode)
+ *   produce  kafkajs sendBatch of `--records` command-sized records, 1,000 per request, acks=all
+ *
+ * Prints one JSON line: { mode, units, seconds, cpuMicrosPerUnit } (CPU = user + system of this process, from
+ * process.cpuUsage(), over the measured phase only).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { Agent, type Dispatcher } from 'undici';
+import { baseSettings, connectionSettings, loadConfig } from '../services/common/config.ts';
+import { createKafka, createProducer, kafkaConnection } from '../services/common/kafka.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { sign } from '../services/dispatcher/signing.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    url: { type: 'string' },
+    requests: { type: 'string', default: '20000' },
+    connections: { type: 'string', default: '50' },
+    topic: { type: 'string' },
+    records: { type: 'string', default: '20000' },
+    bytes: { type: 'string', default: '600' },
+  },
+});
+const mode = positionals[0];
+const logger = createLogger('bench-floor', 'warn');
+
+/** Runs `work` and reports the CPU it took per unit. */
+async function measure(units: number, work: () => Promise<void>): Promise<void> {
+  const cpu = process.cpuUsage();
+  const began = performance.now();
+  await work();
+  const seconds = (performance.now() - began) / 1000;
+  const used = process.cpuUsage(cpu);
+  console.log(JSON.stringify({ mode, units, seconds: Number(seconds.toFixed(3)), cpuMicrosPerUnit: Number(((used.user + used.system) / units).toFixed(1)) }));
+}
+
+async function post(): Promise<void> {
+  const url = new URL(values.url!);
+  const count = Number(values.requests);
+  const connections = Number(values.connections);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const now = Date.now();
+  // Rendered and signed before the clock starts: the floor is the cost of sending alone.
+  const requests = Array.from({ length: count }, (_, index) => {
+    const id = `msg_floor${index}`;
+    const body = JSON.stringify({ type: 'task.completed', timestamp: new Date(now).toISOString(), data: { eventId: id, application: { id: 'bench-app' }, status: 'SUCCESS' } });
+    return { body, headers: { ...sign(id, body, [secret], now), 'content-type': 'application/json', 'user-agent': 'floor' } };
+  });
+  const agent = new Agent({ connections });
+  const send = ({ body, headers }: (typeof requests)[number]) => new Promise<void>((resolve, reject) => {
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: () => undefined, onResponseStart: () => undefined, onResponseData: () => undefined,
+      onResponseEnd: () => resolve(), onResponseError: (_controller, error) => reject(error),
+    };
+    agent.dispatch({ origin: url.origin, path: url.pathname, method: 'POST', headers, body }, handler);
+  });
+  let next = 0;
+  await measure(count, () => Promise.all(Array.from({ length: connections }, async () => {
+    while (next < count) await send(requests[next++]!);
+  })).then(() => undefined));
+  await agent.close();
+}
+
+/** The benchmark's cluster, from the environment it gives this process (bench/support.ts serviceEnv). */
+function kafkaClient() {
+  const config = loadConfig({ KAFKA_BROKERS: baseSettings.KAFKA_BROKERS, ...connectionSettings });
+  return createKafka({ ...kafkaConnection(config), clientId: 'bench-floor', logger });
+}
+
+async function consume(): Promise<void> {
+  const kafka = kafkaClient();
+  const limit = Number(values.records);
+  const consumer = kafka.consumer({ groupId: `bench-floor-${randomBytes(4).toString('hex')}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: values.topic!, fromBeginning: true });
+  let count = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  // Joining the group is inside the measure (kafkajs fetches and decodes ahead of the first batch handed over); it is a
+  // one-off cost, a few hundredths of a µs per record at these counts.
+  await measure(limit, async () => {
+    void consumer.run({
+      eachBatch: async ({ batch, resolveOffset }) => {
+        count += batch.messages.length;
+        resolveOffset(batch.lastOffset());
+        if (count >= limit) done();
+      },
+    });
+    await finished;
+  });
+  await consumer.disconnect();
+}
+
+async function produce(): Promise<void> {
+  const kafka = kafkaClient();
+  const count = Number(values.records);
+  const value = randomBytes(Number(values.bytes));
+  const producer = createProducer(kafka);
+  await producer.connect();
+  await measure(count, async () => {
+    for (let sent = 0; sent < count; sent += 1000) {
+      const messages = Array.from({ length: Math.min(1000, count - sent) }, (_, index) => ({ key: `rule-${(sent + index) % 50}`, value }));
+      await producer.sendBatch({ acks: -1, topicMessages: [{ topic: values.topic!, messages }] });
+    }
+  });
+  await producer.disconnect();
+}
+
+const modes: Record<string, () => Promise<void>> = { post, consume, produce };
+if (!mode || !modes[mode]) {
+  console.error(`usage: node bench/floor.ts post|consume|produce [options] (got ${mode ?? 'nothing'})`);
+  process.exit(2);
+}
+await modes[mode]!();
+process.exit(0);
