@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { connect as connectTcp, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
+// Before kafkajs: its record-batch checksum module is replaced by a native one (see the module).
+import './kafka-crc32c.ts';
 import kafkajs from 'kafkajs';
 import type { ConnectionConfig, SaslMechanism } from './config.ts';
 import type { Logger } from './logger.ts';
