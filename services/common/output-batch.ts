@@ -80,19 +80,20 @@ function byteLength(value: Buffer | string | null | undefined | Array<Buffer | s
 }
 
 /**
- * Many concurrent handlers' outputs, coalesced: records given within `lingerMs` of each other share produce requests,
- * and each caller's promise resolves once its own records are acknowledged (or rejects with the produce error).
+ * Many concurrent handlers' outputs, coalesced: while a produce request is in flight, records accumulate and go in the
+ * next one, sent when it is acknowledged; with none in flight, the records given in one turn of the event loop go at
+ * once. So a busy dispatcher sends few large requests and an idle one adds no linger. Each caller's promise resolves
+ * once its own records are acknowledged (or rejects with the produce error).
  */
 export class OutputQueue {
   readonly #producer: Producer;
-  readonly #lingerMs: number;
   #batch: OutputBatch;
   #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
-  #timer: NodeJS.Timeout | undefined;
+  #inFlight = 0;
+  #scheduled = false;
 
-  constructor(producer: Producer, lingerMs = 5) {
+  constructor(producer: Producer) {
     this.#producer = producer;
-    this.#lingerMs = lingerMs;
     this.#batch = new OutputBatch(producer);
   }
 
@@ -101,20 +102,29 @@ export class OutputQueue {
       for (const [topic, message] of records) this.#batch.add(topic, message);
       this.#waiters.push({ resolve, reject });
       if (this.#batch.full) this.#flush();
-      else this.#timer ??= setTimeout(() => this.#flush(), this.#lingerMs);
+      else if (this.#inFlight === 0 && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          if (this.#inFlight === 0) this.#flush();
+        });
+      }
     });
   }
 
   #flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#waiters.length === 0) return;
     const batch = this.#batch;
     const waiters = this.#waiters;
     this.#batch = new OutputBatch(this.#producer);
     this.#waiters = [];
+    this.#inFlight += 1;
     batch.send().then(
       () => waiters.forEach((waiter) => waiter.resolve()),
       (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
-    );
+    ).finally(() => {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0) this.#flush();
+    });
   }
 }
