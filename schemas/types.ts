@@ -175,7 +175,7 @@ export interface SigningSecretInput {
 
 export type PayloadFormat = 'standard' | 'harness_v1' | 'sharering';
 
-/** Deliver one event to one rule's endpoint. Keyed by rule id. */
+/** Deliver one event to one rule's endpoint. Keyed by delivery id; by rule id for a rule with a rate limit. */
 export interface DeliveryCommand {
   /** Deterministic from event id and rule id: the same on every retry and every duplicate; sent as webhook-id. */
   deliveryId: string;

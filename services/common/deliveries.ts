@@ -11,6 +11,16 @@ export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: nu
   return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion };
 }
 
+/**
+ * The Kafka key of a delivery's commands (first attempt and retries). By delivery id, so one busy rule's commands
+ * spread over the pool's partitions and dispatchers; commands are handled concurrently anyway, so the only order kept
+ * is a delivery's own. A rule with a rate limit, or one the caller does not know (a one-off resend), is keyed by rule
+ * id: one dispatcher then paces all of its requests, and its limit holds exactly.
+ */
+export function commandKey(command: Pick<DeliveryCommand, 'deliveryId' | 'ruleId'>, rule: Pick<EventRule, 'rateLimitPerSecond'> | undefined): string {
+  return rule && rule.rateLimitPerSecond === null ? command.deliveryId : command.ruleId;
+}
+
 export interface AttemptEntry {
   outcome: DeliveryOutcome;
   httpStatus?: number | null;

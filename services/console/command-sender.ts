@@ -1,9 +1,11 @@
 /**
- * Puts delivery commands back into a pool's topic — a rule's Test sample, a resend, a dead-letter replay — keyed by
- * rule id like the matcher's, acknowledged by every in-sync replica before the caller hears it was sent.
+ * Puts delivery commands back into a pool's topic — a rule's Test sample, a resend, a dead-letter replay — keyed as
+ * commandKey() keys a command of a rule it does not know (by rule id), acknowledged by every in-sync replica before
+ * the caller hears it was sent.
  */
 import { contracts, type DeliveryCommand } from '../../schemas/index.ts';
 import { createProducer, type IHeaders, type Kafka, type Producer } from '../common/kafka.ts';
+import { commandKey } from '../common/deliveries.ts';
 import type { Codec, SchemaRegistryClient } from '../common/registry.ts';
 
 export class CommandSender {
@@ -30,7 +32,7 @@ export class CommandSender {
       codec.catch(() => this.#codecs.delete(topic));
     }
     const value = (await codec).encode(command);
-    await this.#producer.send({ topic, acks: -1, messages: [{ key: command.ruleId, value, headers: { 'delivery-id': command.deliveryId, ...headers } }] });
+    await this.#producer.send({ topic, acks: -1, messages: [{ key: commandKey(command, undefined), value, headers: { 'delivery-id': command.deliveryId, ...headers } }] });
   }
 
   close(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import type { DeliveryCommand, DeliveryLog, EventRule } from '../../schemas/index.ts';
 import { deadLetter, deadLetterHeaders, type DeadLetterSource } from '../common/dead-letter.ts';
-import { deliveryLogRecord, type AttemptEntry } from '../common/deliveries.ts';
+import { commandKey, deliveryLogRecord, type AttemptEntry } from '../common/deliveries.ts';
 import type { Message } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import type { OutputQueue } from '../common/output-batch.ts';
@@ -59,7 +59,7 @@ export class Recorder {
   async record(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, followUp: RecordedFollowUp = { kind: 'none' }): Promise<void> {
     const { names, pool, outputs, logCodec, service, commandCodec } = this.#settings;
     const records: Array<readonly [string, Message]> = [];
-    if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, commandCodec)]);
+    if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, rule, commandCodec)]);
     const dead = followUp.kind === 'dead-letter' ? followUp : followUp.kind === 'disable' && followUp.deadLetter ? { reason: 'rule-disabled', error: followUp.reason } : undefined;
     if (dead) {
       const headers = { 'delivery-id': command.deliveryId, ...deadLetterHeaders(service, dead.reason, dead.error) };
@@ -94,6 +94,6 @@ export class Recorder {
   }
 }
 
-function retryMessage(command: DeliveryCommand, codec: Codec<DeliveryCommand>): Message {
-  return { key: command.ruleId, value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
+function retryMessage(command: DeliveryCommand, rule: EventRule | undefined, codec: Codec<DeliveryCommand>): Message {
+  return { key: commandKey(command, rule), value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
 }

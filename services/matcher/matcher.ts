@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
 import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
-import { deliveryLogRecord, newDeliveryCommand } from '../common/deliveries.ts';
+import { commandKey, deliveryLogRecord, newDeliveryCommand } from '../common/deliveries.ts';
 import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
@@ -196,7 +196,7 @@ export class Matcher {
         return [this.#names.deliveryLog, { key: command.deliveryId, value: this.#logCodec!.encode(log) }];
       }
       this.#counters.commandsOut.inc();
-      return [this.#names.deliveries(route.pool), { key: rule.id, value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
+      return [this.#names.deliveries(route.pool), { key: commandKey(command, rule), value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
     });
   }
 }

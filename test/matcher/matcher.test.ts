@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contracts } from '../../schemas/index.ts';
 import { deliveryId } from '../../services/common/delivery-id.ts';
+import { headerValue } from '../../services/common/kafka.ts';
+import { keyPartition } from '../../services/common/murmur2.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { harnessApp, harnessEvent, harnessPipeline, harnessTypes, shareringApp, shareringEvent, shareringTypes } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { metricValue, testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
+import { decodeAll, metricValue, readTopic, testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
 import { readCommands, startMatcher, writers } from './fixtures.ts';
 
 describe('matcher against the real stack', () => {
@@ -93,6 +96,22 @@ describe('matcher against the real stack', () => {
     await waitFor('rule deleted', () => matcher!.rules.get('live') === undefined);
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
+  });
+
+  it("spreads one busy rule's commands over the pool's partitions, and keeps a rate-limited rule's on one", async () => {
+    await io.rules.put(rule('busy', 'spread-app'), rule('paced', 'spread-app', { rateLimitPerSecond: 50 }));
+    await waitFor('rules in table', () => matcher!.rules.get('busy') !== undefined && matcher!.rules.get('paced') !== undefined);
+    const events = Array.from({ length: 24 }, () => shareringEvent('task_completed', { application: { id: 'spread-app' } }));
+    await io.events.publish(events);
+    const ids = new Set(events.flatMap((event) => [deliveryId(event.eventId, 'busy'), deliveryId(event.eventId, 'paced')]));
+    const records = await readTopic(cluster, topics.deliveries(), (received) => received.filter((record) => ids.has(headerValue(record.headers, 'delivery-id')!)).length >= ids.size);
+    const mine = records.filter((record) => ids.has(headerValue(record.headers, 'delivery-id')!));
+    const commands = await decodeAll(cluster, contracts.deliveryCommand, mine);
+    const keyed = mine.map((record, index) => ({ key: record.key!.toString(), command: commands[index]! }));
+    const busy = keyed.filter(({ command }) => command.ruleId === 'busy');
+    for (const { key, command } of busy) expect(key).toBe(command.deliveryId);
+    expect(new Set(busy.map(({ key }) => keyPartition(Buffer.from(key), cluster.TOPIC_PARTITIONS))).size).toBeGreaterThan(1);
+    expect(new Set(keyed.filter(({ command }) => command.ruleId === 'paced').map(({ key }) => key))).toEqual(new Set(['paced']));
   });
 });
 
