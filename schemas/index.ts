@@ -100,7 +100,23 @@ export function timestampIssues<T>(contract: Contract<T>, value: T): ValidationI
   return issues;
 }
 
+/** Whether a type holds a timestamp anywhere inside: the walk below skips the subtrees that hold none. */
+const holdsTimestamps = new WeakMap<avro.Type, boolean>();
+function holdsTimestamp(type: avro.Type): boolean {
+  let holds = holdsTimestamps.get(type);
+  if (holds !== undefined) return holds;
+  holdsTimestamps.set(type, false); // a recursive type's cycle adds nothing
+  const inner = type instanceof avro.types.RecordType ? type.fields.map((field) => field.type)
+    : type instanceof avro.types.ArrayType ? [type.itemsType]
+    : type instanceof avro.types.UnwrappedUnionType ? type.types
+    : [];
+  holds = timestampTypes.has(type) || inner.some(holdsTimestamp);
+  holdsTimestamps.set(type, holds);
+  return holds;
+}
+
 function collectTimestampIssues(type: avro.Type, value: unknown, path: string[], issues: ValidationIssue[]): void {
+  if (!holdsTimestamp(type)) return;
   if (timestampTypes.has(type)) {
     if (typeof value === 'number' && !(Math.abs(value) <= MAX_DATE_MS)) {
       issues.push({ field: path.join('.'), reason: `must be a time within the JavaScript date range (±${MAX_DATE_MS} ms around 1970, years -271821 to 275760) (got ${value})` });
