@@ -36,10 +36,14 @@ export function dispatcherMetrics(registry: Registry, gauges: DispatcherGauges) 
       for (const [state, count] of gauges.breakers()) this.set({ state }, count);
     },
   });
+  // The labelled child per outcome, looked up once: a lookup by label object hashes the labels on every record.
+  const byOutcome = new Map<DeliveryLog['outcome'], Counter.Internal>();
   return {
     observeLatency: (ms: number) => latency.observe(ms / 1000),
     recorded(outcome: DeliveryLog['outcome'], followUp: RecordedFollowUp): void {
-      attempts.inc({ outcome });
+      let child = byOutcome.get(outcome);
+      if (!child) byOutcome.set(outcome, (child = attempts.labels({ outcome })));
+      child.inc();
       if (followUp.kind === 'retry') retries.inc({ delay: String(followUp.topicDelayMs) });
       if (followUp.kind === 'dead-letter') deadLettered.inc({ reason: followUp.reason });
       if (followUp.kind === 'disable') {
