@@ -11,10 +11,22 @@ import { breakerVerdict } from './policy.ts';
 import { fixedHeaders, type Sender, type SendResult } from './sender.ts';
 import { sign } from './signing.ts';
 
-/** What a rule version needs for sending, computed once per version rather than per delivery. */
+/** Where a rule version's requests go. */
 interface Target {
   url: URL;
   endpoint: string;
+}
+
+/** What a rule version needs for sending, computed once per version rather than per delivery. */
+interface SendPlan {
+  target: Target;
+  /** The rule's headers as the delivery log shows them: every value masked. */
+  maskedHeaders: Record<string, string>;
+  /** The secrets that sign now, and until when that set holds (the first `notAfter` still ahead). */
+  secrets: string[];
+  secretsUntil: number;
+  /** The signature header as the delivery log shows it: `v1,••••` per signature. */
+  maskedSignature: string;
 }
 
 export interface PreparedAttempt {
@@ -47,7 +59,7 @@ export interface AttemptRunnerSettings {
 export class AttemptRunner {
   readonly #settings: AttemptRunnerSettings;
   readonly #fixedHeaders: Record<string, string>;
-  readonly #targets = new WeakMap<EventRule, Target>();
+  readonly #plans = new WeakMap<EventRule, SendPlan>();
 
   constructor(settings: AttemptRunnerSettings) {
     this.#settings = settings;
@@ -57,13 +69,12 @@ export class AttemptRunner {
   /** Renders and signs `command` under `rule`; anything thrown doing so (a date no Date can hold, say) is the record's fault. */
   prepare(command: DeliveryCommand, rule: EventRule, now: number): Prepared {
     try {
-      const target = this.#target(rule);
+      const plan = this.#plan(rule, now);
       const body = renderPayload(command.event, rule);
-      const signature = sign(command.deliveryId, body, activeSecrets(rule, now), now);
+      const signature = sign(command.deliveryId, body, plan.secrets, now);
       const headers = { ...rule.headers, ...signature };
-      const shown: Record<string, string> = { ...this.#fixedHeaders, ...signature, 'webhook-signature': signature['webhook-signature'].replace(/,\S+/g, `,${MASK}`) };
-      for (const name of Object.keys(rule.headers)) shown[name] = MASK;
-      return { ok: true, attempt: { target, headers, body, request: { headers: shown, body } } };
+      const shown = { ...this.#fixedHeaders, ...signature, 'webhook-signature': plan.maskedSignature, ...plan.maskedHeaders };
+      return { ok: true, attempt: { target: plan.target, headers, body, request: { headers: shown, body } } };
     } catch (error) {
       return { ok: false, error: `could not render or sign the payload: ${(error as Error).message}` };
     }
@@ -94,15 +105,24 @@ export class AttemptRunner {
 
   /** The endpoint (origin) a rule's requests go to. */
   endpointOf(rule: EventRule): string {
-    return this.#target(rule).endpoint;
+    return this.#plan(rule, Date.now()).target.endpoint;
   }
 
-  #target(rule: EventRule): Target {
-    let target = this.#targets.get(rule);
-    if (!target) {
-      const url = new URL(rule.url);
-      this.#targets.set(rule, (target = { url, endpoint: url.origin }));
+  #plan(rule: EventRule, now: number): SendPlan {
+    let plan = this.#plans.get(rule);
+    if (!plan || now >= plan.secretsUntil) {
+      const url = plan?.target.url ?? new URL(rule.url);
+      const secrets = activeSecrets(rule, now);
+      const ahead = rule.secrets.map(({ notAfter }) => notAfter ?? Infinity).filter((notAfter) => notAfter > now);
+      plan = {
+        target: plan?.target ?? { url, endpoint: url.origin },
+        maskedHeaders: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, MASK])),
+        secrets,
+        secretsUntil: Math.min(Infinity, ...ahead),
+        maskedSignature: secrets.map(() => `v1,${MASK}`).join(' '),
+      };
+      this.#plans.set(rule, plan);
     }
-    return target;
+    return plan;
   }
 }

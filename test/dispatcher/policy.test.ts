@@ -4,13 +4,14 @@ import { contracts } from '../../schemas/index.ts';
 import { checkRule } from '../../services/common/rules.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { AttemptRunner } from '../../services/dispatcher/attempt-runner.ts';
+import { sign } from '../../services/dispatcher/signing.ts';
 import { CircuitBreakers, RateLimiter, RuleHealth } from '../../services/dispatcher/isolation.ts';
 import { breakerVerdict, decide, judge, saturated, type EndpointState, type PolicySettings } from '../../services/dispatcher/policy.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
 import type { SendResult } from '../../services/dispatcher/sender.ts';
 import { defaultMaxAgeMs } from '../../services/dispatcher/dispatcher.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
-import { rule as ruleInput } from '../fixtures/rules.ts';
+import { newSecret, rule as ruleInput } from '../fixtures/rules.ts';
 import { valid } from '../helpers.ts';
 
 const MINUTE = 60_000;
@@ -177,5 +178,23 @@ describe('attempt runner', () => {
     expect(prepared.attempt.request.headers).toMatchObject({ authorization: '••••', 'webhook-signature': 'v1,••••', 'webhook-id': one.deliveryId, 'content-type': 'application/json' });
     expect(JSON.stringify(prepared.attempt.request)).not.toContain('s3cret');
     expect(prepared.attempt.request.body).toBe(prepared.attempt.body);
+  });
+
+  it("signs with the secrets active at each attempt, though a rule version's send plan is computed once", () => {
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    const [rotated, current] = [newSecret(), newSecret()];
+    const rule = validRule({ secrets: [{ secret: rotated, notAfter: T0 + 1000 }, { secret: current, notAfter: null }] });
+    const one = command();
+    const prepare = (now: number) => {
+      const prepared = runner.prepare(one, rule, now);
+      if (!prepared.ok) throw new Error(prepared.error);
+      return prepared.attempt;
+    };
+    expect(prepare(T0).headers['webhook-signature']!.split(' ')).toHaveLength(2);
+    expect(prepare(T0 + 999).headers['webhook-signature']!.split(' ')).toHaveLength(2);
+    // Past the rotated secret's notAfter, only the current one signs; the log shows one masked signature.
+    const later = prepare(T0 + 1000);
+    expect(later.headers['webhook-signature']).toBe(sign(one.deliveryId, later.body, [current], T0 + 1000)['webhook-signature']);
+    expect(later.request.headers['webhook-signature']).toBe('v1,••••');
   });
 });
