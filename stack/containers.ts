@@ -11,7 +11,7 @@ import { GenericContainer, getContainerRuntimeClient, ImageName, Network, Wait, 
 import type { RuntimeAnswer } from './choose.ts';
 import { images, versions } from './artifacts.ts';
 import {
-  endpointsOf, kafkaLog4j2, kafkaProperties, kafkaReady, newClusterId, securedListenerFiles, securedListenersOf,
+  kafkaLog4j2, kafkaProperties, kafkaReady, newClusterId, securedListenerFiles, securedListenersOf,
   type Endpoints, type Progress, type SecuredListeners, type StackSettings,
 } from './index.ts';
 import { waitUntil } from './processes.ts';
@@ -56,9 +56,9 @@ class PublishedContainer extends GenericContainer {
 
   constructor(image: string) {
     super(image);
-    this.withLogConsumer((stream) => stream.on('data', (line: Buffer | string) => {
-      this.#tail.push(String(line).trimEnd());
-      if (this.#tail.length > LOG_TAIL_LINES) this.#tail.shift();
+    this.withLogConsumer((stream) => stream.on('data', (chunk: Buffer | string) => {
+      this.#tail.push(...String(chunk).split('\n').filter((line) => line.trim() !== ''));
+      this.#tail.splice(0, Math.max(0, this.#tail.length - LOG_TAIL_LINES));
     }));
   }
 
@@ -146,14 +146,14 @@ export async function startContainerStack(settings: StackSettings, progress: Pro
         + `&& exec /opt/kafka/bin/kafka-server-start.sh ${inKafka.config}`])
       .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
       .withStartupTimeout(settings.startTimeoutMs);
-    const endpoints = { ...endpointsOf(settings), brokers: [`${advertised}:${settings.kafkaPort}`] };
+    const brokers = [`${advertised}:${settings.kafkaPort}`];
     let began = Date.now();
-    progress(`starting Kafka ${versions.kafka} (KRaft, container ${images.kafka}) on ${endpoints.brokers[0]}`);
+    progress(`starting Kafka ${versions.kafka} (KRaft, container ${images.kafka}) on ${brokers[0]}`);
     const broker = await kafka.start().catch((error: Error) => {
       throw new Error(`the Kafka container did not start: ${error.message}. Its last log lines:\n${kafka.logTail}`);
     });
     started.push(broker);
-    progress(`Kafka ${versions.kafka} ready on ${endpoints.brokers[0]} (${seconds(began)} s)`);
+    progress(`Kafka ${versions.kafka} ready on ${brokers[0]} (${seconds(began)} s)`);
 
     const registry = new PublishedContainer(images.registry)
       .withNetwork(network)
@@ -174,7 +174,7 @@ export async function startContainerStack(settings: StackSettings, progress: Pro
     const brokerContainer = client.container.getById(broker.getId());
     const running = async () => (await client.container.inspect(brokerContainer)).State.Running;
     return {
-      endpoints: { brokers: endpoints.brokers, registryUrl },
+      endpoints: { brokers, registryUrl },
       secured: secured && securedListenersOf(settings, advertised, secured, { kind: 'container', containerId: broker.getId(), bootstrap: `localhost:${KAFKA_INTERNAL.port}` }),
       async killBroker() {
         await brokerContainer.kill({ signal: 'SIGKILL' });
@@ -182,9 +182,9 @@ export async function startContainerStack(settings: StackSettings, progress: Pro
       },
       async startBroker() {
         await client.container.start(brokerContainer);
-        await waitUntil(() => kafkaReady(endpoints.brokers), {
+        await waitUntil(() => kafkaReady(brokers), {
           timeoutMs: settings.startTimeoutMs,
-          tick: (s) => progress(`  waiting for Kafka on ${endpoints.brokers[0]} … ${s} s`),
+          tick: (s) => progress(`  waiting for Kafka on ${brokers[0]} … ${s} s`),
           alive: running,
           hint: `See its log: docker logs ${broker.getId().slice(0, 12)}`,
         }).catch((error: Error) => { throw new Error(`Kafka ${error.message}`); });
