@@ -175,7 +175,7 @@ export async function startContainerStack(settings: StackSettings, progress: Pro
     const running = async () => (await client.container.inspect(brokerContainer)).State.Running;
     return {
       endpoints: { brokers, registryUrl },
-      secured: secured && securedListenersOf(settings, advertised, secured, { kind: 'container', containerId: broker.getId(), bootstrap: `localhost:${KAFKA_INTERNAL.port}` }),
+      secured: secured && securedListenersOf(settings, advertised, secured, { kind: 'container', containerId: broker.getId(), bootstrap: `127.0.0.1:${KAFKA_INTERNAL.port}` }),
       async killBroker() {
         await brokerContainer.kill({ signal: 'SIGKILL' });
         while (await running()) await sleep(100);
