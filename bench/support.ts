@@ -3,7 +3,7 @@
  * container runtime answers; else the local JVM stack, started or reused — stack/choose.ts), progress, results.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,8 +39,11 @@ function chosenStack(): Promise<BenchStack> {
     const none = async () => ({});
     if (kind === 'external') return { endpoints: externalEndpoints()!, pids: none };
     if (kind === 'jvm') return { endpoints: await stackUp(stackSettings(), stackProgress), pids: jvmStackPids };
-    // Containers of this run's own, removed by testcontainers' reaper once the benchmark exits.
-    return { endpoints: (await startPrivateStack('bench', 'containers', stackProgress)).endpoints, pids: none };
+    // Containers of this run's own: benchmarks end with process.exit, so testcontainers' reaper removes them once this
+    // process is gone, and its directory goes at exit.
+    const stack = await startPrivateStack('bench', 'containers', stackProgress);
+    process.once('exit', () => rmSync(stack.dir, { recursive: true, force: true }));
+    return { endpoints: stack.endpoints, pids: none };
   })();
 }
 

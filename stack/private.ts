@@ -26,6 +26,8 @@ export async function privateStackSettings(dir: string, { secured = false }: { s
 
 export interface PrivateStack {
   kind: 'jvm' | 'containers';
+  /** Its temporary directory: the JVM processes' data and logs, the secured listeners' CA. */
+  dir: string;
   endpoints: Endpoints;
   /** Its SASL_SSL and mutual-TLS listeners, when started with `secured`. */
   secured: SecuredListeners | undefined;
@@ -47,12 +49,13 @@ export async function startPrivateStack(name: string, kind: PrivateStack['kind']
       await removeDir();
       throw error;
     });
-    return { kind: 'containers', ...stack, remove: async () => { await stack.remove(); await removeDir(); } };
+    return { kind: 'containers', dir, ...stack, remove: async () => { await stack.remove(); await removeDir(); } };
   }
   try {
     const { brokers, registryUrl } = await stackUp(settings, progress);
     return {
       kind: 'jvm',
+      dir,
       endpoints: { brokers, registryUrl },
       secured: await securedListeners(settings),
       killBroker: async () => {
