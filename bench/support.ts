@@ -1,12 +1,18 @@
-/** What benchmarks share: a cluster (the local stack, started or reused, or KAFKA_BROKERS + SCHEMA_REGISTRY_URL), progress, results. */
+/**
+ * What benchmarks share: a cluster (KAFKA_BROKERS + SCHEMA_REGISTRY_URL; else containers of the run's own where a
+ * container runtime answers; else the local JVM stack, started or reused — stack/choose.ts), progress, results.
+ */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { chooseStack } from '../stack/choose.ts';
+import { probeContainerRuntime } from '../stack/containers.ts';
 import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints } from '../stack/index.ts';
+import { startPrivateStack } from '../stack/private.ts';
 import { freePort } from '../stack/ports.ts';
 import { connectionEnv, connectionSettings, loadConfig } from '../services/common/config.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
@@ -15,10 +21,36 @@ import type { ClusterConfig } from '../services/common/setup.ts';
 
 export const progress = (line: string) => process.stderr.write(`bench › ${line}\n`);
 
-/** A cluster with topics of their own on `endpoints`; by default the external cluster, else the local stack (started if need be). */
+interface BenchStack {
+  endpoints: Endpoints;
+  /** The broker's and the registry's process ids, where this machine can measure them. */
+  pids(): Promise<Record<string, number>>;
+}
+
+let benchStack: Promise<BenchStack> | undefined;
+
+/** The cluster of this benchmark process, chosen (and started) once. */
+function chosenStack(): Promise<BenchStack> {
+  return benchStack ??= (async () => {
+    const stackProgress = (line: string) => progress(`stack: ${line}`);
+    const { kind, reason } = await chooseStack({ probeRuntime: probeContainerRuntime });
+    stackProgress(reason);
+    // Not ours to measure: an external cluster's processes, or a container's (inside the runtime's VM on many machines).
+    const none = async () => ({});
+    if (kind === 'external') return { endpoints: externalEndpoints()!, pids: none };
+    if (kind === 'jvm') return { endpoints: await stackUp(stackSettings(), stackProgress), pids: jvmStackPids };
+    // Containers of this run's own: benchmarks end with process.exit, so testcontainers' reaper removes them once this
+    // process is gone, and its directory goes at exit.
+    const stack = await startPrivateStack('bench', 'containers', stackProgress);
+    process.once('exit', () => rmSync(stack.dir, { recursive: true, force: true }));
+    return { endpoints: stack.endpoints, pids: none };
+  })();
+}
+
+/** A cluster with topics of their own on `endpoints`; by default the chosen stack's (stack/choose.ts). */
 export async function benchCluster(name: string, endpoints?: Endpoints): Promise<ClusterConfig> {
   const external = externalEndpoints();
-  endpoints ??= external ?? (await stackUp(stackSettings(), (line) => progress(`stack: ${line}`)));
+  endpoints ??= (await chosenStack()).endpoints;
   // The external cluster is reached with the environment's TLS, SASL and registry-auth settings; a private stack
   // (the chaos run's) without them.
   const onExternal = external !== undefined && endpoints.brokers.join() === external.brokers.join();
@@ -156,9 +188,10 @@ export async function writeResults(name: string, results: unknown): Promise<stri
   return file;
 }
 
-/** The local stack's process ids (none when the cluster is external: its processes are not ours to measure). */
-export async function stackPids(): Promise<Record<string, number>> {
-  if (externalEndpoints()) return {};
+/** The chosen stack's process ids, where they can be measured (the local JVM stack's). */
+export const stackPids = async (): Promise<Record<string, number>> => (await chosenStack()).pids();
+
+async function jvmStackPids(): Promise<Record<string, number>> {
   const { kafka, registry } = await stackStatus(stackSettings());
   return Object.fromEntries(Object.entries({ broker: kafka.pid, registry: registry.pid }).filter((entry): entry is [string, number] => entry[1] !== undefined));
 }

@@ -1,6 +1,7 @@
 /**
  * The stack's JVM artifacts, fetched from Maven Central by Maven (stack/pom.xml) into stack/.cache once; later runs
  * find them there (and Maven keeps its own copy in ~/.m2, so a fresh clone on the same machine downloads nothing).
+ * Their versions, set in stack/pom.xml alone, also pin the container images.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,6 +20,12 @@ function pomProperty(name: string): string {
 }
 
 export const versions = { kafka: pomProperty('kafka.version'), apicurio: pomProperty('apicurio.version') };
+
+/**
+ * The container images of the same versions (the test harness's container path, stack/containers.ts; docker-compose.yml
+ * names them too, and test/deploy checks it does), so the JVM and container paths cannot drift apart.
+ */
+export const images = { kafka: `apache/kafka:${versions.kafka}`, registry: `apicurio/apicurio-registry:${versions.apicurio}` };
 
 export const artifacts = {
   kafkaLibs: join(cacheDir, `kafka-${versions.kafka}`, 'libs'),

@@ -60,7 +60,12 @@ export interface SecuredListeners {
   /** PEM CA that signed the broker's certificate, and whose key signs client certificates (stack/tls.ts). */
   ca: CertificateFiles;
   plainUser: { username: string; password: string };
+  /** Where the broker's own admin tool runs (stack/scram.ts adds SCRAM users with it). */
+  admin: BrokerAdmin;
 }
+
+/** The broker's admin tool: Kafka's jars on this machine, or the tool inside the broker's container. */
+export type BrokerAdmin = { kind: 'jvm'; bootstrap: string } | { kind: 'container'; containerId: string; bootstrap: string };
 
 export interface Endpoints {
   brokers: string[];
@@ -105,6 +110,8 @@ const paths = (dir: string) => ({
   kafkaConfig: join(dir, 'kafka', 'server.properties'),
   kafkaLog4j: join(dir, 'kafka', 'log4j2.properties'),
   tls: join(dir, 'tls'),
+  ca: { cert: join(dir, 'tls', 'ca.crt'), key: join(dir, 'tls', 'ca.key') },
+  brokerKeystore: join(dir, 'tls', 'broker.pem'),
   plainPassword: join(dir, 'tls', 'plain-password'),
   kafkaPid: join(dir, 'kafka.pid'),
   kafkaLog: join(dir, 'logs', 'kafka.log'),
@@ -132,7 +139,8 @@ async function recordedSettings(settings: StackSettings): Promise<StackSettings>
   return { ...settings, ...recorded, dir: settings.dir };
 }
 
-async function kafkaReady(brokers: string[]): Promise<boolean> {
+/** The broker answers and has a controller. */
+export async function kafkaReady(brokers: string[]): Promise<boolean> {
   const admin = createKafka({ brokers, clientId: 'stack-probe', logger: createLogger('stack', 'silent'), retries: 0, connectionTimeoutMs: 1000 }).admin();
   try {
     await admin.connect();
@@ -215,31 +223,15 @@ async function startKafka(settings: StackSettings, progress: Progress): Promise<
   const p = paths(settings.dir);
   const java = await findJava('Kafka', 'KAFKA_JAVA_HOME', 17, 23);
   await mkdir(p.kafkaData, { recursive: true });
-  await writeFile(p.kafkaConfig, kafkaProperties(settings, p.kafkaData, await securedListenerFiles(settings)));
+  const secured = await securedListenerFiles(settings);
+  await writeFile(p.kafkaConfig, kafkaProperties(settings, p.kafkaData, secured && brokerTls(secured)));
   // Kafka 4 logs through log4j2 (3.x used reload4j); its properties format needs no extra parser on the classpath.
-  await writeFile(p.kafkaLog4j, [
-    'status=warn',
-    'appender.stdout.type=Console',
-    'appender.stdout.name=STDOUT',
-    'appender.stdout.layout.type=PatternLayout',
-    'appender.stdout.layout.pattern=[%d] %p %m (%c)%n',
-    'rootLogger.level=INFO',
-    'rootLogger.appenderRef.stdout.ref=STDOUT',
-    'logger.request.name=kafka.request.logger',
-    'logger.request.level=WARN',
-    'logger.state.name=state.change.logger',
-    'logger.state.level=WARN',
-    '',
-  ].join('\n'));
+  await writeFile(p.kafkaLog4j, kafkaLog4j2);
   const classpath = kafkaClasspath(p.kafkaLog4j);
   if (!existsSync(join(p.kafkaData, 'meta.properties'))) {
     progress('formatting KRaft storage');
-    // An id starting with '-' would be read as an option (1 in 64 random ids did fail the format); Kafka avoids them too.
-    let clusterId: string;
-    do clusterId = randomBytes(16).toString('base64url');
-    while (clusterId.startsWith('-'));
     try {
-      execFileSync(java.bin, [...classpath, 'kafka.tools.StorageTool', 'format', '--ignore-formatted', '-t', clusterId, '-c', p.kafkaConfig], { stdio: 'pipe' });
+      execFileSync(java.bin, [...classpath, 'kafka.tools.StorageTool', 'format', '--ignore-formatted', '-t', newClusterId(), '-c', p.kafkaConfig], { stdio: 'pipe' });
     } catch (error) {
       const output = `${(error as { stdout?: Buffer }).stdout ?? ''}${(error as { stderr?: Buffer }).stderr ?? ''}`.trim();
       throw new Error(`formatting Kafka's storage in ${p.kafkaData} failed: ${output || (error as Error).message}`);
@@ -255,9 +247,32 @@ async function startKafka(settings: StackSettings, progress: Progress): Promise<
   });
 }
 
+/** The broker's logging: to stdout (the log file, or the container's log), request and state-change chatter at WARN. */
+export const kafkaLog4j2 = `${[
+  'status=warn',
+  'appender.stdout.type=Console',
+  'appender.stdout.name=STDOUT',
+  'appender.stdout.layout.type=PatternLayout',
+  'appender.stdout.layout.pattern=[%d] %p %m (%c)%n',
+  'rootLogger.level=INFO',
+  'rootLogger.appenderRef.stdout.ref=STDOUT',
+  'logger.request.name=kafka.request.logger',
+  'logger.request.level=WARN',
+  'logger.state.name=state.change.logger',
+  'logger.state.level=WARN',
+].join('\n')}\n`;
+
+/** A KRaft cluster id. One starting with '-' would be read as an option (1 in 64 random ids did fail the format); Kafka avoids them too. */
+export function newClusterId(): string {
+  let clusterId: string;
+  do clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-'));
+  return clusterId;
+}
+
 const kafkaClasspath = (log4j2: string) => ['-cp', `${artifacts.kafkaLibs}/*`, `-Dlog4j2.configurationFile=${log4j2}`];
 
-interface SecuredFiles {
+export interface SecuredFiles {
   ca: CertificateFiles;
   /** The broker's key and certificate in one PEM file, as Kafka's PEM key store wants them. */
   keystore: string;
@@ -265,18 +280,16 @@ interface SecuredFiles {
 }
 
 /** The private CA, the broker's certificate and the PLAIN user's password, made once per stack directory. */
-async function securedListenerFiles(settings: StackSettings): Promise<SecuredFiles | undefined> {
+export async function securedListenerFiles(settings: StackSettings): Promise<SecuredFiles | undefined> {
   if (settings.saslSslPort === undefined && settings.mtlsPort === undefined) return undefined;
   const p = paths(settings.dir);
-  const ca = { cert: join(p.tls, 'ca.crt'), key: join(p.tls, 'ca.key') };
-  const keystore = join(p.tls, 'broker.pem');
   if (!existsSync(p.plainPassword)) {
     await createCa(p.tls, 'ca');
-    const broker = await issueCertificate(ca, p.tls, 'broker', 'server');
-    await writeFile(keystore, `${await readFile(broker.key, 'utf8')}${await readFile(broker.cert, 'utf8')}`, { mode: 0o600 });
+    const broker = await issueCertificate(p.ca, p.tls, 'broker', 'server');
+    await writeFile(p.brokerKeystore, `${await readFile(broker.key, 'utf8')}${await readFile(broker.cert, 'utf8')}`, { mode: 0o600 });
     await writeFile(p.plainPassword, randomBytes(18).toString('base64url'), { mode: 0o600 });
   }
-  return { ca, keystore, plainPassword: await readFile(p.plainPassword, 'utf8') };
+  return { ca: p.ca, keystore: p.brokerKeystore, plainPassword: await readFile(p.plainPassword, 'utf8') };
 }
 
 /** The secured listeners of a stack started with them, or undefined. */
@@ -284,37 +297,53 @@ export async function securedListeners(settings: StackSettings): Promise<Secured
   const current = await recordedSettings(settings);
   const p = paths(current.dir);
   if (current.saslSslPort === undefined || current.mtlsPort === undefined || !existsSync(p.plainPassword)) return undefined;
+  const files = { ca: p.ca, keystore: p.brokerKeystore, plainPassword: await readFile(p.plainPassword, 'utf8') };
+  return securedListenersOf(current, '127.0.0.1', files, { kind: 'jvm', bootstrap: endpointsOf(current).brokers[0]! });
+}
+
+/** What clients on this machine need to use the secured listeners of a broker reachable at `host`. */
+export function securedListenersOf(settings: StackSettings, host: string, files: SecuredFiles, admin: BrokerAdmin): SecuredListeners | undefined {
+  if (settings.saslSslPort === undefined || settings.mtlsPort === undefined) return undefined;
   return {
-    saslSsl: `127.0.0.1:${current.saslSslPort}`,
-    mtls: `127.0.0.1:${current.mtlsPort}`,
-    ca: { cert: join(p.tls, 'ca.crt'), key: join(p.tls, 'ca.key') },
-    plainUser: { username: 'plain', password: await readFile(p.plainPassword, 'utf8') },
+    saslSsl: `${host}:${settings.saslSslPort}`,
+    mtls: `${host}:${settings.mtlsPort}`,
+    ca: files.ca,
+    plainUser: { username: 'plain', password: files.plainPassword },
+    admin,
   };
 }
 
 /**
- * Adds (or changes) a SCRAM user through the broker's admin API (AlterUserScramCredentials), with Kafka's own
- * kafka-configs tool: kafkajs cannot. One call per mechanism (the broker refuses two credentials of one user in one
- * request). The tool's --add-config-file mangles SCRAM keys, so the password is an argument: this is for the local
- * stack's throwaway users.
+ * Where the broker's listeners bind and what it tells clients: the only difference between the JVM stack (loopback)
+ * and the container (every interface inside it, published on the host at the same port numbers).
  */
-export async function addScramUser(bootstrap: string, username: string, password: string, mechanism: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'): Promise<void> {
-  const java = await findJava('Kafka', 'KAFKA_JAVA_HOME', 17, 23);
-  try {
-    execFileSync(java.bin, ['-cp', `${artifacts.kafkaLibs}/*`, 'kafka.admin.ConfigCommand', '--bootstrap-server', bootstrap,
-      '--alter', '--entity-type', 'users', '--entity-name', username, '--add-config', `${mechanism}=[password=${password}]`], { stdio: 'pipe' });
-  } catch (error) {
-    const output = `${(error as { stderr?: Buffer }).stderr ?? ''}`.split(password).join('[redacted]').trim();
-    throw new Error(`adding SCRAM user ${username} failed: ${output.split('\n').slice(-5).join('\n') || (error as Error).message}`);
-  }
+export interface BrokerAddresses {
+  bind: string;
+  /** The host clients on this machine connect to. */
+  advertised: string;
+  /** A plaintext listener for containers on the stack's network, under the broker's alias there. */
+  internal?: { alias: string; port: number };
 }
 
-function kafkaProperties(settings: StackSettings, dataDir: string, secured: SecuredFiles | undefined): string {
+const loopbackBroker: BrokerAddresses = { bind: '127.0.0.1', advertised: '127.0.0.1' };
+
+/** The secured listeners' files as the broker sees them: its key and certificate, the CA it trusts, the PLAIN user's password. */
+export interface BrokerTls {
+  keystore: string;
+  truststore: string;
+  plainPassword: string;
+}
+
+export const brokerTls = (files: SecuredFiles): BrokerTls => ({ keystore: files.keystore, truststore: files.ca.cert, plainPassword: files.plainPassword });
+
+/** The broker's server.properties. */
+export function kafkaProperties(settings: StackSettings, dataDir: string, secured: BrokerTls | undefined, addresses: BrokerAddresses = loopbackBroker): string {
   const { kafkaPort, controllerPort, saslSslPort, mtlsPort } = settings;
-  const listeners = [`PLAINTEXT://127.0.0.1:${kafkaPort}`];
+  const { bind, advertised, internal } = addresses;
+  const listeners: Array<[name: string, port: number, host: string]> = [['PLAINTEXT', kafkaPort, advertised]];
   const securedConfig: string[] = [];
   if (secured && saslSslPort !== undefined) {
-    listeners.push(`SASL_SSL://127.0.0.1:${saslSslPort}`);
+    listeners.push(['SASL_SSL', saslSslPort, advertised]);
     const jaas = (name: string) => `listener.name.sasl_ssl.${name}.sasl.jaas.config`;
     securedConfig.push(
       'sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN',
@@ -324,25 +353,27 @@ function kafkaProperties(settings: StackSettings, dataDir: string, secured: Secu
     );
   }
   if (secured && mtlsPort !== undefined) {
-    listeners.push(`MTLS://127.0.0.1:${mtlsPort}`);
+    listeners.push(['MTLS', mtlsPort, advertised]);
     securedConfig.push('listener.name.mtls.ssl.client.auth=required');
   }
   if (secured) {
     // PEM stores: the broker reads openssl's files directly (unencrypted PKCS#8 key, so no ssl.key.password).
     securedConfig.push(
       'ssl.keystore.type=PEM', `ssl.keystore.location=${secured.keystore}`,
-      'ssl.truststore.type=PEM', `ssl.truststore.location=${secured.ca.cert}`,
+      'ssl.truststore.type=PEM', `ssl.truststore.location=${secured.truststore}`,
     );
   }
+  if (internal) listeners.push(['INTERNAL', internal.port, internal.alias]);
   return `${[
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controllerPort}`].join(',')}`,
-    `advertised.listeners=${listeners.join(',')}`,
+    `listeners=${[...listeners, ['CONTROLLER', controllerPort]].map(([name, port]) => `${name}://${bind}:${port}`).join(',')}`,
+    `advertised.listeners=${listeners.map(([name, port, host]) => `${name}://${host}:${port}`).join(',')}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL',
+    // Inside a container, the broker reaches itself by its alias rather than by the host's address.
+    `inter.broker.listener.name=${internal ? 'INTERNAL' : 'PLAINTEXT'}`,
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL,INTERNAL:PLAINTEXT',
     ...securedConfig,
     `log.dirs=${dataDir}`,
     // One broker: internal topics must not ask for replicas that cannot exist, or transactions and groups never work.

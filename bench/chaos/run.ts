@@ -2,8 +2,8 @@
  * The chaos run: events flow through the matcher and the dispatcher (each its own process) to loopback receivers while
  * both services are kill -9'd at random moments and restarted, and the broker is killed and restarted; then every
  * (event, rule) pair must have reached its receiver at least once, every copy of a pair with the same webhook-id.
- * It runs on a private stack (temporary directory, free ports), so restarting the broker disturbs nobody; the stack
- * is removed at the end, also on failure or Ctrl-C.
+ * It runs on a private stack (temporary directory, free ports; JVM processes or containers, stack/choose.ts), so
+ * restarting the broker disturbs nobody; the stack is removed at the end, also on failure or Ctrl-C.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,8 +17,10 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { generateSecret } from '../../services/console/rule-input.ts';
 import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
-import { addScramUser, securedListeners, stackStatus, stackUp } from '../../stack/index.ts';
+import { chooseStack } from '../../stack/choose.ts';
+import { probeContainerRuntime } from '../../stack/containers.ts';
 import { startPrivateStack, type PrivateStack } from '../../stack/private.ts';
+import { addScramUser } from '../../stack/scram.ts';
 import { benchCluster, startReceiver, type BenchReceiver } from '../support.ts';
 import { DeliveryLedger, type LostPair } from './ledger.ts';
 import { publishSpread, type PublishProgress } from './publish.ts';
@@ -90,7 +92,11 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
   };
   const began = performance.now();
   progress(`seed ${settings.seed}; starting a private stack…`);
-  const stack = await startPrivateStack('chaos', (line) => progress(`stack: ${line}`), { secured: settings.secured });
+  const stackProgress = (line: string) => progress(`stack: ${line}`);
+  // Never the cluster KAFKA_BROKERS names: the run kills its broker.
+  const { kind, reason } = await chooseStack({ probeRuntime: probeContainerRuntime, external: false });
+  stackProgress(reason);
+  const stack = await startPrivateStack('chaos', kind, stackProgress, { secured: settings.secured });
   const receivers: BenchReceiver[] = [];
   const services: KillableService[] = [];
   let publisher: Publisher | undefined;
@@ -140,7 +146,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
     await Promise.all([
       publishSpread(publisher, eventIds.map(event), settings.publishMs, published),
       ...[matcher, dispatcher].map((service) => striker.run(service.name, plan[service.name], () => service.kill(), () => service.start())),
-      striker.run('broker', plan.broker, () => killBroker(stack), () => stackUp(stack.settings, () => undefined)),
+      striker.run('broker', plan.broker, () => stack.killBroker(), () => stack.startBroker()),
     ]);
     progress(`${seconds(elapsed())} s: all published and every strike done; waiting for the last pairs…`);
     const deadline = performance.now() + settings.drainTimeoutMs;
@@ -179,19 +185,11 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
   }
 }
 
-/** kill -9 of the broker process alone (the registry keeps running); resolves once it is gone. */
-async function killBroker(stack: PrivateStack): Promise<void> {
-  const { pid } = (await stackStatus(stack.settings)).kafka;
-  if (pid === undefined) throw new Error('the broker is not running');
-  process.kill(pid, 'SIGKILL');
-  while ((await stackStatus(stack.settings)).kafka.pid !== undefined) await sleep(100);
-}
-
 /** The connection settings of a SCRAM-SHA-512 user, made now, on the stack's SASL_SSL listener. */
 async function securedConnection(stack: PrivateStack): Promise<Partial<ConnectionConfig>> {
-  const listeners = (await securedListeners(stack.settings))!;
+  const listeners = stack.secured!;
   const password = randomBytes(18).toString('base64url');
-  await addScramUser(stack.endpoints.brokers[0]!, 'chaos', password, 'SCRAM-SHA-512');
+  await addScramUser(listeners.admin, 'chaos', password, 'SCRAM-SHA-512');
   return {
     KAFKA_BROKERS: [listeners.saslSsl],
     KAFKA_SSL_CA_FILE: listeners.ca.cert,

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { baseSettings, connectionSettings } from '../../services/common/config.ts';
 import { dispatcherSettings } from '../../services/dispatcher/main.ts';
 import { matcherSettings } from '../../services/matcher/main.ts';
+import { images } from '../../stack/artifacts.ts';
 import { consoleSettings } from '../../services/console/main.ts';
 
 // No Docker engine runs here, so docker-compose.yml is checked the way `docker compose config` would start:
@@ -17,7 +18,7 @@ const composeSchema = JSON.parse(
 ) as object;
 const composeText = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
 const compose = parse(composeText, { merge: true }) as {
-  services: Record<string, { environment?: Record<string, string>; ports?: string[]; build?: string; command?: string[] }>;
+  services: Record<string, { image?: string; environment?: Record<string, string>; ports?: string[]; build?: string; command?: string[] }>;
 };
 
 const known = Object.keys({ ...baseSettings, ...matcherSettings, ...dispatcherSettings, ...consoleSettings });
@@ -37,6 +38,10 @@ describe('docker-compose.yml', () => {
       for (const variable of Object.keys(service.environment ?? {})) expect(known, `${name}: ${variable}`).toContain(variable);
       expect(readFileSync(new URL(`../../${service.command!.at(-1)}`, import.meta.url), 'utf8')).not.toHaveLength(0);
     }
+  });
+
+  it('runs the Kafka and Apicurio Registry images of the versions stack/pom.xml pins, as the test harness does', () => {
+    expect({ kafka: compose.services.kafka?.image, registry: compose.services['schema-registry']?.image }).toEqual(images);
   });
 
   it('shows every secured-cluster setting, commented, as a setting the services know', () => {

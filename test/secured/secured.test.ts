@@ -1,6 +1,6 @@
 /**
  * The product against secured parts, all real and started here: the test stack's SASL_SSL listener (a SCRAM-SHA-512
- * user added through the broker's admin API), its mutual-TLS listener, and the registry behind nginx with TLS and
+ * user added through the broker's admin API; the JVM broker's or the Kafka container's alike), its mutual-TLS listener, and the registry behind nginx with TLS and
  * basic auth. Certificates are made now with openssl. Skipped (and says so) when the suite runs against an external
  * cluster, which has no such listeners to borrow.
  */
@@ -20,7 +20,7 @@ import { registryConnection, RegistryError, SchemaRegistryClient } from '../../s
 import type { ClusterConfig } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { Console } from '../../services/console/console.ts';
-import { addScramUser } from '../../stack/index.ts';
+import { addScramUser } from '../../stack/scram.ts';
 import { createCa, issueCertificate } from '../../stack/tls.ts';
 import { harnessApp, harnessEvent } from '../fixtures/seed-events.ts';
 import { clusterEnv, readTopic, testCluster } from '../helpers.ts';
@@ -82,7 +82,7 @@ const expectNoSecret = (text: string) => { for (const secret of secrets) expect(
 describe.skipIf(listeners === undefined)('secured cluster: SASL_SSL and mutual TLS listeners, registry behind TLS + basic auth', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'secured-'));
-    await addScramUser(plainBrokers[0]!, kafkaUser, kafkaPassword, 'SCRAM-SHA-512');
+    await addScramUser(listeners!.admin, kafkaUser, kafkaPassword, 'SCRAM-SHA-512');
     const registryCa = await createCa(join(dir, 'registry-tls'), 'registry-ca');
     const registryCertificate = await issueCertificate(registryCa, join(dir, 'registry-tls'), 'registry', 'server');
     proxy = await startRegistryProxy(join(dir, 'nginx'), inject('registryUrl'), registryCertificate, registryUser, registryPassword);
@@ -148,7 +148,7 @@ describe.skipIf(listeners === undefined)('secured cluster: SASL_SSL and mutual T
 
   it('connects with SCRAM-SHA-256 and PLAIN too, and with a client certificate on the mutual-TLS listener', async () => {
     const scram256User = `${kafkaUser}-256`;
-    await addScramUser(plainBrokers[0]!, scram256User, kafkaPassword, 'SCRAM-SHA-256');
+    await addScramUser(listeners!.admin, scram256User, kafkaPassword, 'SCRAM-SHA-256');
     const sasl = { KAFKA_BROKERS: listeners!.saslSsl, KAFKA_SSL_CA_FILE: listeners!.ca.cert };
     expect((await tryConnect({ ...sasl, KAFKA_SASL_MECHANISM: 'scram-sha-256', KAFKA_SASL_USERNAME: scram256User, KAFKA_SASL_PASSWORD: kafkaPassword })).error).toBeUndefined();
     expect((await tryConnect({ ...sasl, KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: listeners!.plainUser.username, KAFKA_SASL_PASSWORD: listeners!.plainUser.password })).error).toBeUndefined();
