@@ -18,6 +18,7 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
+import { progressLine } from '../services/common/progress.ts';
 import { benchCluster, percentile, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
@@ -79,11 +80,12 @@ progress(`publishing ${eventCount} events × ${ruleCount} rules = ${expected} de
 const began = performance.now();
 meter.mark();
 for (let index = 0; index < eventCount; index += 1000) await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset)));
+const delivered = progressLine();
 while (receiver.received < expected) {
   await sleep(200);
-  process.stderr.write(`\rbench › delivered ${receiver.received}/${expected}`);
+  delivered.update(`bench › delivered ${receiver.received}/${expected}`);
 }
-process.stderr.write('\n');
+delivered.done();
 const seconds = (performance.now() - began) / 1000;
 const sustained = Math.round(expected / seconds);
 const saturated = [...latencies].sort((a, b) => a - b);

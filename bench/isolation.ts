@@ -25,6 +25,7 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import type { Endpoints } from '../stack/index.ts';
+import { progressLine } from '../services/common/progress.ts';
 import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({
@@ -92,11 +93,12 @@ async function round(label: string) {
     for (let index = 0; index < count; index += 1000) {
       await publisher.publish(Array.from({ length: Math.min(1000, count - index) }, (_, offset) => event(application, index + offset)));
     }
+    const delivered = progressLine();
     while (healthyReceived() < target) {
       await sleep(200);
-      process.stderr.write(`\rbench › ${label}, ${application}: healthy deliveries ${healthyReceived() - (target - count * healthyCount)}/${count * healthyCount}`);
+      delivered.update(`bench › ${label}, ${application}: healthy deliveries ${healthyReceived() - (target - count * healthyCount)}/${count * healthyCount}`);
     }
-    process.stderr.write('\n');
+    delivered.done();
     const seconds = (performance.now() - began) / 1000;
     return { healthyDeliveriesPerSecond: Math.round((count * healthyCount) / seconds), seconds: Number(seconds.toFixed(1)), cores: meter.cores(), rebalances: (await rebalances()) - rebalancesBefore };
   }

@@ -27,20 +27,30 @@ export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_S
   ];
 }
 
-export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<void> {
+export interface Prepared {
+  /** Every topic of the layout, and those of them this call created. */
+  topics: string[];
+  createdTopics: string[];
+  /** The subjects the contracts are registered under. */
+  subjects: string[];
+}
+
+export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<Prepared> {
   const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  const specs = topicSpecs({ prefix: config.TOPIC_PREFIX, partitions: config.TOPIC_PARTITIONS, retryDelaysMs: config.RETRY_SCHEDULE, pools });
+  let createdTopics: string[];
   await admin.connect();
   try {
-    await ensureTopics(admin, topicSpecs({
-      prefix: config.TOPIC_PREFIX,
-      partitions: config.TOPIC_PARTITIONS,
-      retryDelaysMs: config.RETRY_SCHEDULE,
-      pools,
-    }), logger);
+    createdTopics = await ensureTopics(admin, specs, logger);
   } finally {
     await admin.disconnect();
   }
   const registry = new SchemaRegistryClient(registryConnection(config));
-  for (const [topic, contract] of subjectsOf(config, pools)) await registry.register(`${topic}-value`, contract.schema);
+  const subjects: string[] = [];
+  for (const [topic, contract] of subjectsOf(config, pools)) {
+    await registry.register(`${topic}-value`, contract.schema);
+    subjects.push(`${topic}-value`);
+  }
   logger.info({ prefix: config.TOPIC_PREFIX || '(none)' }, 'topics and schemas ready');
+  return { topics: specs.map((spec) => spec.name), createdTopics, subjects };
 }

@@ -21,7 +21,7 @@ export const consoleSettings = {
 
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() });
-  const logger = createLogger('console', config.LOG_LEVEL);
+  const logger = createLogger('console', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   const tokenFile = config.STACK_DIR && !process.env.CONSOLE_TOKEN_FILE ? `${config.STACK_DIR}/console-token` : config.CONSOLE_TOKEN_FILE;
   const admin = await loadAdminToken(config.CONSOLE_TOKEN, tokenFile);
   // Printed once, to the terminal only (never through the logger, whose lines are shipped elsewhere).
