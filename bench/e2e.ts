@@ -19,7 +19,7 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { progressLine } from '../services/common/progress.ts';
-import { benchCluster, percentile, ProcessMeter, progress, removeTopics, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
+import { benchCluster, percentile, ProcessMeter, progress, removeRun, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '20000' },
@@ -175,5 +175,5 @@ peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) =
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
 wrote ${await writeResults('e2e', results)}`);
-await removeTopics(cluster);
+await removeRun(cluster);
 process.exit(0);

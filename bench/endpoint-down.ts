@@ -18,7 +18,7 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
-import { benchCluster, metric, progress, removeTopics, startService, writeResults } from './support.ts';
+import { benchCluster, metric, progress, removeRun, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -70,7 +70,7 @@ const results = {
   retryRecords, retryRecordsPerDelivery: Number((retryRecords / eventCount).toFixed(2)),
 };
 for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
-await removeTopics(cluster);
+await removeRun(cluster);
 console.log(`
 endpoint down for the whole run: ${eventCount} deliveries, schedule ${values.schedule}, maximum age ${values['max-age']}, breaker open ${values['breaker-open']}
 ended                      ${ended}/${eventCount} (exhausted ${results.endedExhausted}, expired ${results.endedExpired}) in ${results.seconds} s

@@ -26,7 +26,7 @@ import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import type { Endpoints } from '../stack/index.ts';
 import { progressLine } from '../services/common/progress.ts';
-import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, startReceiver, startService, writeResults } from './support.ts';
+import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, startReceiver, startService, writeResults } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -116,7 +116,7 @@ async function round(label: string) {
   // No graceful stop: it would wait out the hanging requests, and nothing of this round is needed any more.
   for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
   await Promise.all([...healthy, ...hanging, ...slow].map((receiver) => receiver.close()));
-  await removeTopics(cluster);
+  await removeRun(cluster);
   const drop = 1 - beside.healthyDeliveriesPerSecond / alone.healthyDeliveriesPerSecond;
   progress(`${label}: alone ${alone.healthyDeliveriesPerSecond}/s, beside ${beside.healthyDeliveriesPerSecond}/s, drop ${(drop * 100).toFixed(1)} %`);
   return {

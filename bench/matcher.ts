@@ -17,7 +17,7 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
-import { benchCluster, metric, progress, removeTopics, serviceEnv, writeResults } from './support.ts';
+import { benchCluster, metric, progress, removeRun, serviceEnv, writeResults } from './support.ts';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '30000' }, rules: { type: 'string', default: '10,10000,100000' } } });
 const eventCount = Number(values.events);
@@ -113,7 +113,7 @@ for (const ruleCount of ruleCounts) {
   };
   progress(`${ruleCount} rules: ${result.eventsPerSecond} events/s, peak RSS ${result.peakRssMB} MB`);
   results.push(result);
-  await removeTopics(cluster);
+  await removeRun(cluster);
 }
 
 const base = results[0]!.eventsPerSecond;

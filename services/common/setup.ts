@@ -54,3 +54,22 @@ export async function prepareCluster(config: ClusterConfig, logger: Logger, pool
   logger.info({ prefix: config.TOPIC_PREFIX || '(none)' }, 'topics and schemas ready');
   return { topics: specs.map((spec) => spec.name), createdTopics, subjects };
 }
+
+/**
+ * The reverse of prepareCluster for a deployment with a prefix of its own (a test file's, a benchmark run's): deletes
+ * its topics and the subjects registered for them, so runs leave neither partitions nor schemas behind.
+ */
+export async function removeCluster(config: ClusterConfig, logger: Logger): Promise<{ topics: string[]; subjects: string[] }> {
+  if (!config.TOPIC_PREFIX) throw new Error('refusing to remove a deployment without TOPIC_PREFIX: that would be every topic');
+  const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  await admin.connect();
+  let topics: string[];
+  try {
+    topics = (await admin.listTopics()).filter((topic) => topic.startsWith(config.TOPIC_PREFIX));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+  } finally {
+    await admin.disconnect();
+  }
+  const subjects = await new SchemaRegistryClient(registryConnection(config)).deleteSubjects(config.TOPIC_PREFIX);
+  return { topics, subjects };
+}
