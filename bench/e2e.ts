@@ -8,7 +8,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { contracts, type WorkflowEventInput } from '../schemas/index.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
@@ -20,8 +19,15 @@ import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { progressLine } from '../services/common/progress.ts';
 import { benchCluster, percentile, ProcessMeter, progress, removeRun, stackPids, startReceiver, startService, type ServiceProcess, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({ options: {
+const USAGE = `
+usage: npm run bench -- [--events 20000] [--rules 2] [--rate 1000] [--rate-seconds 10] [--dispatchers 1] [--profile DIR]
+
+End-to-end throughput and latency on the real stack, with three references; writes bench/results/e2e.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({ options: {
+  help: { type: 'boolean', short: 'h' },
   events: { type: 'string', default: '20000' },
   rules: { type: 'string', default: '2' },
   rate: { type: 'string', default: '1000' },
@@ -30,7 +36,7 @@ const { values } = parseArgs({ options: {
   dispatchers: { type: 'string', default: '1' },
   // Writes a V8 CPU profile of each service process into this directory (open in Chrome DevTools).
   profile: { type: 'string' },
-} });
+} }, USAGE);
 const eventCount = Number(values.events);
 const ruleCount = Number(values.rules);
 const rate = Number(values.rate);

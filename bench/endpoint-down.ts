@@ -8,7 +8,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { createKafka, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { parseDuration } from '../services/common/duration.ts';
@@ -19,15 +18,22 @@ import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
 import { benchCluster, metric, progress, removeRun, startService, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({
+const USAGE = `
+usage: npm run bench:down -- [--events 500] [--schedule 1s,2s,4s,8s] [--max-age 40s] [--breaker-open 2s]
+
+What deliveries to an endpoint that stays down cost before they end; writes bench/results/endpoint-down.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({
   options: {
+    help: { type: 'boolean', short: 'h' },
     events: { type: 'string', default: '500' },
     schedule: { type: 'string', default: '1s,2s,4s,8s' },
     'max-age': { type: 'string', default: '40s' },
     'breaker-open': { type: 'string', default: '2s' },
   },
-});
+}, USAGE);
 const eventCount = Number(values.events);
 const schedule = values.schedule.split(',').map(parseDuration);
 const logger = createLogger('bench', 'warn');

@@ -15,7 +15,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
@@ -27,16 +26,23 @@ import { createPublisher } from '../services/producer/publisher.ts';
 import type { Endpoints } from '../stack/index.ts';
 import { progressLine } from '../services/common/progress.ts';
 import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, startReceiver, startService, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({
+const USAGE = `
+usage: npm run bench:isolation -- [--scenario mixed|hanging] [--events 20000] [--healthy 3] [--rounds 3] [--slow-ms 200]
+
+Healthy endpoints' deliveries/s alone and beside bad ones; writes bench/results/isolation-<scenario>.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({
   options: {
+    help: { type: 'boolean', short: 'h' },
     events: { type: 'string', default: '20000' },
     healthy: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     scenario: { type: 'string', default: 'mixed' },
     'slow-ms': { type: 'string', default: '200' },
   },
-});
+}, USAGE);
 if (values.scenario !== 'mixed' && values.scenario !== 'hanging') throw new Error(`--scenario: "${values.scenario}" is neither mixed nor hanging`);
 const hangingCount = values.scenario === 'mixed' ? 4 : 1;
 const slowCount = values.scenario === 'mixed' ? 1 : 0;

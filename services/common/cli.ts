@@ -26,22 +26,24 @@ const debugging = () => /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '');
  * Parses the command line strictly (parseArgs's default: an unknown flag is an error, not ignored). `commands` lists the subcommands and,
  * for each, its actions (`dlq list|replay`); a word not in it is an error too. With --help (an option the tool
  * declares) the usage goes to stdout and the process exits 0 once the rest of the line has been checked, so
- * `tool <anything> --help` says whether <anything> is a command line the tool accepts.
+ * `tool <anything> --help` says whether <anything> is a command line the tool accepts. A line it does not accept
+ * ends the process with one line on stderr and USAGE_EXIT_CODE.
  */
 export function parseCommandLine<const T extends ParseArgsConfig>(config: T, usage: string, commands?: Record<string, readonly string[]>): ReturnType<typeof parseArgs<T>> {
+  const refuse = (message: string): never => process.exit(report(new CliError(`${message}; see --help`, USAGE_EXIT_CODE)));
   let parsed: ReturnType<typeof parseArgs<T>>;
   try {
     parsed = parseArgs(config);
   } catch (error) {
     // node:util's message goes on about positionals after `--`; its first sentence is the point.
-    throw new CliError(`${(error as Error).message.split('. ')[0]!.replace(/\.$/, '')}; see --help`, USAGE_EXIT_CODE);
+    return refuse((error as Error).message.split('. ')[0]!.replace(/\.$/, ''));
   }
   if (commands) {
     const [command, action] = (parsed as { positionals?: string[] }).positionals ?? [];
     const actions = command === undefined ? undefined : commands[command];
-    if (command !== undefined && actions === undefined) throw new CliError(`unknown command "${command}" (one of ${Object.keys(commands).join(', ')}); see --help`, USAGE_EXIT_CODE);
+    if (command !== undefined && actions === undefined) refuse(`unknown command "${command}" (one of ${Object.keys(commands).join(', ')})`);
     if (actions && actions.length > 0 && (action === undefined || !actions.includes(action))) {
-      throw new CliError(`${command} needs one of ${actions.join(', ')}${action === undefined ? '' : ` (not "${action}")`}; see --help`, USAGE_EXIT_CODE);
+      refuse(`${command} needs one of ${actions.join(', ')}${action === undefined ? '' : ` (not "${action}")`}`);
     }
   }
   if ((parsed.values as { help?: boolean }).help) {

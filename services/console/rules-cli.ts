@@ -54,7 +54,7 @@ const COMMANDS = {
   dlq: ['list', 'replay'], pools: ['list', 'retire'],
 } as const satisfies Record<string, readonly string[]>;
 
-const { positionals, values } = orExit(() => parseCommandLine({
+const { positionals, values } = parseCommandLine({
   allowPositionals: true,
   options: {
     file: { type: 'string', short: 'f' },
@@ -84,7 +84,7 @@ const { positionals, values } = orExit(() => parseCommandLine({
     force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
-}, USAGE, COMMANDS));
+}, USAGE, COMMANDS);
 
 const config = orExit(() => loadConfig(baseSettings));
 const logger = cliLogger('rules', config.LOG_LEVEL, config.LOG_FORMAT);

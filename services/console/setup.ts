@@ -14,7 +14,7 @@ Creates the topics that do not exist yet (with their partitions and configs) and
 <topic>-value with BACKWARD compatibility, on the cluster KAFKA_BROKERS and SCHEMA_REGISTRY_URL name. Safe to repeat.
 `;
 
-orExit(() => parseCommandLine({ options: { help: { type: 'boolean', short: 'h' } } }, USAGE));
+parseCommandLine({ options: { help: { type: 'boolean', short: 'h' } } }, USAGE);
 const config = orExit(() => loadConfig(baseSettings));
 const logger = cliLogger('setup', config.LOG_LEVEL, config.LOG_FORMAT);
 

@@ -22,7 +22,7 @@ the topics, registers the contracts and runs the matcher, the dispatcher and the
 local receiver, an enabled demo rule and a sample event every DEMO_EVENT_INTERVAL. Logs are one readable line per
 record on a terminal, JSON otherwise (LOG_FORMAT=pretty|json decides).
 `;
-const { values } = orExit(() => parseCommandLine({ options: { demo: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } }, USAGE));
+const { values } = parseCommandLine({ options: { demo: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } }, USAGE);
 const logging = orExit(() => loadConfig({ LOG_LEVEL: baseSettings.LOG_LEVEL, LOG_FORMAT: baseSettings.LOG_FORMAT }));
 const log = createLogger('start', logging.LOG_LEVEL, { format: logging.LOG_FORMAT });
 const say = (line: string) => log.info(line);

@@ -19,13 +19,13 @@ Reads JSON lines (one WorkflowEvent each) from the file or stdin and publishes t
 Prints each rejected line with its reason, then "published N, rejected M"; exit code 0 only when every line was published.
 `;
 
-const { values } = orExit(() => parseCommandLine({
+const { values } = parseCommandLine({
   options: {
     file: { type: 'string', short: 'f' },
     'batch-size': { type: 'string', default: '500' },
     help: { type: 'boolean', short: 'h', default: false },
   },
-}, USAGE));
+}, USAGE);
 
 const config = orExit(() => loadConfig(baseSettings));
 const logger = cliLogger('publish-events', config.LOG_LEVEL, config.LOG_FORMAT);
