@@ -58,13 +58,18 @@ export function cliLogger(name: string, level: string, format: LogFormat | undef
   return createLogger(name, /^(debug|trace)$/.test(level) ? level : 'silent', { format, destination: process.stderr });
 }
 
+/** Errors of JavaScript itself: a message without advice. */
+const UNEXPLAINED = new Set(['Error', 'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError']);
+
 /** One line for stderr: what failed, and what to do when the error does not say. */
 function describe(error: unknown): string {
   if (error instanceof CliError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof ConfigError) return message.replace(/:\n\s*/, ': ').replace(/\n\s*/g, '; ');
   const line = message.replace(/\s*\n\s*/g, '; ');
-  return debugging() ? line : `${line} (LOG_LEVEL=debug shows the details)`;
+  // This project's errors say what to do (KafkaConnectError names the setting); a bare or library error does not.
+  const unexplained = error instanceof Error && (UNEXPLAINED.has(error.name) || error.name.startsWith('KafkaJS'));
+  return unexplained && !debugging() ? `${line} (LOG_LEVEL=debug shows the details)` : line;
 }
 
 /** Prints `error` as one line (`error: …`, the stack too with LOG_LEVEL=debug) and returns the exit code it calls for. */

@@ -74,7 +74,7 @@ say(`console: http://127.0.0.1:${config.CONSOLE_HTTP_PORT}/ (log in with CONSOLE
 say(`Kafka ${config.KAFKA_BROKERS.join(',')}, schema registry ${config.SCHEMA_REGISTRY_URL}`);
 say(`ops endpoints: matcher http://127.0.0.1:${config.MATCHER_HTTP_PORT}/metrics, dispatcher http://127.0.0.1:${config.DISPATCHER_HTTP_PORT}/metrics`);
 if (!demo) say('see deliveries arrive: npm run demo; manage rules: npm run rules -- list');
-say('publish events: npm run publish-events -- --file events.jsonl');
+say('publish events: npm run publish-events -- --file examples/events.jsonl');
 say('Ctrl-C stops the services; the stack keeps running until `npm run stack:down`.');
 
 let stopping = false;

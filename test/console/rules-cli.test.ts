@@ -62,6 +62,7 @@ describe('npm run rules', () => {
     const unreachable = await rulesWith({ ...env, KAFKA_BROKERS: `127.0.0.1:${closed}` }, 'list');
     expect(unreachable.code).toBe(1);
     oneLine(unreachable);
+    expect(unreachable.stderr).not.toContain('LOG_LEVEL=debug'); // it says what to check already
     expect(unreachable.stderr).toMatch(new RegExp(`^error: cannot connect to Kafka at 127\\.0\\.0\\.1:${closed}: is it running`));
     const missing = await rules('get', 'no-such-rule');
     expect(missing).toMatchObject({ code: 1, stdout: '', stderr: 'error: no rule with id "no-such-rule"\n' });

@@ -53,6 +53,16 @@ describe('@workflow-webhooks/producer (packages/producer-sdk)', () => {
     expect(await readFile(new URL(loaded.avsc), 'utf8')).toBe(await readFile(join(root, 'schemas/workflow-event.avsc'), 'utf8'));
   });
 
+  it('packs into a tarball of its build and manifest only (what docs/producing-events.md hands to an engine)', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--workspace', '@workflow-webhooks/producer'], { cwd: root });
+    const [packed] = JSON.parse(stdout) as Array<{ name: string; files: Array<{ path: string }> }>;
+    const files = packed!.files.map((file) => file.path);
+    expect(packed!.name).toBe('@workflow-webhooks/producer');
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'dist/services/producer/publisher.js', 'dist/services/producer/publisher.d.ts', 'dist/schemas/workflow-event.avsc']));
+    expect(files.filter((file) => !file.startsWith('dist/') && file !== 'package.json' && file !== 'README.md')).toEqual([]);
+    expect(files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
+  });
+
   it('type-checks the example (plain JavaScript) against its declarations', async () => {
     await expect(run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(example, 'tsconfig.json')])).resolves.toMatchObject({ stdout: '' });
   });
