@@ -36,7 +36,9 @@ export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}
 /** Deletes the topics and subjects of every cluster testCluster gave this file (prefixes derived from theirs included). */
 export async function removeTestClusters(): Promise<void> {
   const clusters = created.splice(0);
-  await Promise.all(clusters.map((cluster) => removeCluster(cluster, testLogger)));
+  // A prefix derived from another's (`<prefix>order.`) is removed with it.
+  const outermost = clusters.filter((cluster) => !clusters.some((other) => other !== cluster && other.TOPIC_PREFIX !== cluster.TOPIC_PREFIX && cluster.TOPIC_PREFIX.startsWith(other.TOPIC_PREFIX)));
+  await Promise.all(outermost.map((cluster) => removeCluster(cluster, testLogger)));
 }
 
 /** Environment for a child process (a CLI, a service) that should use this test file's cluster and topics. */

@@ -23,8 +23,8 @@ export const USAGE_EXIT_CODE = 2;
 const debugging = () => /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '');
 
 /**
- * Parses the command line strictly (parseArgs's default: an unknown flag is an error, not ignored). `commands` lists the subcommands and,
- * for each, its actions (`dlq list|replay`); a word not in it is an error too. With --help (an option the tool
+ * Parses the command line strictly (parseArgs's default: an unknown flag is an error, not ignored). `commands` lists
+ * the subcommands and, for each, its actions (`dlq list|replay`); a word not in it is an error too. With --help (an option the tool
  * declares) the usage goes to stdout and the process exits 0 once the rest of the line has been checked, so
  * `tool <anything> --help` says whether <anything> is a command line the tool accepts. A line it does not accept
  * ends the process with one line on stderr and USAGE_EXIT_CODE.
@@ -40,7 +40,7 @@ export function parseCommandLine<const T extends ParseArgsConfig>(config: T, usa
   }
   if (commands) {
     const [command, action] = (parsed as { positionals?: string[] }).positionals ?? [];
-    const actions = command === undefined ? undefined : commands[command];
+    const actions = command !== undefined && Object.hasOwn(commands, command) ? commands[command] : undefined;
     if (command !== undefined && actions === undefined) refuse(`unknown command "${command}" (one of ${Object.keys(commands).join(', ')})`);
     if (actions && actions.length > 0 && (action === undefined || !actions.includes(action))) {
       refuse(`${command} needs one of ${actions.join(', ')}${action === undefined ? '' : ` (not "${action}")`}`);

@@ -26,10 +26,13 @@ export interface LoggerOptions {
   destination?: NodeJS.WriteStream | DestinationStream;
 }
 
+const isTerminal = (destination: NodeJS.WriteStream | DestinationStream) => 'isTTY' in destination && destination.isTTY === true;
+const formatFor = (format: LogFormat | undefined, destination: NodeJS.WriteStream | DestinationStream): LogFormat => format ?? (isTerminal(destination) ? 'pretty' : 'json');
+
 export function createLogger(service: string, level = 'info', { format, destination = process.stdout }: LoggerOptions = {}): Logger {
   const options = { name: service, level, base: { service }, redact: { paths: redactPaths, censor: '[redacted]' } };
-  const terminal = 'isTTY' in destination && destination.isTTY === true;
-  if ((format ?? (terminal ? 'pretty' : 'json')) === 'json') return pino(options, destination);
+  const terminal = isTerminal(destination);
+  if (formatFor(format, destination) === 'json') return pino(options, destination);
   // Synchronous, on this thread: a line logged just before process.exit is not lost (a transport's worker could lose it).
   const fd = destination === process.stdout ? 1 : destination === process.stderr ? 2 : undefined;
   return pino(options, PinoPretty({ ...prettyOptions(terminal), ...(fd === undefined ? { destination } : { destination: fd, sync: true }) }));
@@ -74,11 +77,11 @@ function prettyOptions(terminal: boolean): PrettyOptions {
 
 /**
  * For a process that relays other processes' logs (the supervisor of `npm start`): writes each JSON record line as
- * this process's own logger would, readable on a terminal, unchanged otherwise. Lines that are not records (a crash's
- * stack trace) become records of `service` so the output stays one format.
+ * this process's own logger would, readable on a terminal, unchanged otherwise. Lines that are not records (a stray
+ * console.log) become records of `service`, so the output stays one format.
  */
 export function logRelay(format: LogFormat | undefined, destination: NodeJS.WriteStream = process.stdout): (service: string, line: string) => void {
-  const pretty = (format ?? (destination.isTTY ? 'pretty' : 'json')) === 'pretty' ? prettyFactory(prettyOptions(destination.isTTY === true)) : undefined;
+  const pretty = formatFor(format, destination) === 'pretty' ? prettyFactory(prettyOptions(isTerminal(destination))) : undefined;
   return (service, line) => {
     let record: Record<string, unknown> | undefined;
     try {

@@ -122,11 +122,12 @@ export function judge(command: string[], scripts = rootManifest.scripts ?? {}): 
   return { problem: `\`${text}\` is neither an npm script nor a command the suite or CI runs (test/docs/commands.test.ts KNOWN)` };
 }
 
-const documents = ['README.md', ...readdirSync(join(root, 'docs')).filter((file) => file.endsWith('.md')).map((file) => `docs/${file}`)];
+const markdownIn = (dir: string) => readdirSync(join(root, dir)).filter((file) => file.endsWith('.md')).map((file) => `${dir}/${file}`);
+const documents = ['README.md', ...markdownIn('docs'), ...[...workspaces.values()].flatMap((dir) => markdownIn(dir.slice(root.length + 1)))];
 
 describe('the commands the docs show', () => {
   it('finds the docs and their commands', () => {
-    expect(documents).toEqual(expect.arrayContaining(['README.md', 'docs/operations.md', 'docs/benchmarks.md', 'docs/security.md', 'docs/producing-events.md']));
+    expect(documents).toEqual(expect.arrayContaining(['README.md', 'docs/operations.md', 'docs/benchmarks.md', 'docs/security.md', 'docs/producing-events.md', 'examples/workflow-engine/README.md']));
     const readme = commandsOf(readFileSync(join(root, 'README.md'), 'utf8')).map((command) => command.join(' '));
     // The newcomer's two commands stay on the first page.
     expect(readme).toEqual(expect.arrayContaining(['npm install', 'npm start', 'npm test']));
