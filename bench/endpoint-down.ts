@@ -19,6 +19,7 @@ import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
 import { benchCluster, metric, progress, removeRun, startService, writeResults } from './support.ts';
 import { parseCommandLine } from '../services/common/cli.ts';
+import { progressLine } from '../services/common/progress.ts';
 
 const USAGE = `
 usage: npm run bench:down -- [--events 500] [--schedule 1s,2s,4s,8s] [--max-age 40s] [--breaker-open 2s]
@@ -62,11 +63,13 @@ const began = performance.now();
 const page = async () => (await fetch(`http://127.0.0.1:${dispatcher.port}/metrics`)).text();
 const limitMs = schedule.reduce((sum, delay) => sum + delay, 0) + parseDuration(values['max-age']) + 60_000;
 let text = await page();
+const ending = progressLine();
 while (metric(text, 'dispatcher_dead_lettered_total') < eventCount && performance.now() - began < limitMs) {
   await sleep(1000);
   text = await page();
-  progress(`deliveries ended ${metric(text, 'dispatcher_dead_lettered_total')}/${eventCount}, retry records so far ${metric(text, 'dispatcher_retries_total')}`);
+  ending.update(`bench › deliveries ended ${metric(text, 'dispatcher_dead_lettered_total')}/${eventCount}, retry records so far ${metric(text, 'dispatcher_retries_total')}`);
 }
+ending.done();
 const seconds = (performance.now() - began) / 1000;
 const ended = metric(text, 'dispatcher_dead_lettered_total');
 const retryRecords = metric(text, 'dispatcher_retries_total');
