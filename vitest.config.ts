@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Starts the local stack (or uses KAFKA_BROKERS + SCHEMA_REGISTRY_URL) once for the whole run.
     globalSetup: ['test/global-setup.ts'],
+    // Deletes each file's topics and schema subjects after it (test/cleanup.ts).
+    setupFiles: ['test/cleanup.ts'],
     // Integration tests wait on a real broker; each file uses its own topics, so files run in parallel.
     testTimeout: 60_000,
     hookTimeout: 120_000,

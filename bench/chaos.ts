@@ -6,11 +6,17 @@
  * --secured (every client through the stack's SASL_SSL listener: SCRAM-SHA-512 over TLS with a private CA).
  * Writes bench/results/chaos.json; exits 1 if a pair was lost, a duplicate's webhook-id differed or a signature failed.
  */
-import { parseArgs } from 'node:util';
 import { chaosDefaults, runChaos } from './chaos/run.ts';
 import { progress, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({ options: {
+const USAGE = `
+usage: npm run chaos -- [--events 20000] [--rules 3] [--kills 5] [--broker-restarts 1] [--seconds 90] [--drain-seconds 120] [--seed N] [--secured]
+
+kill -9 of the services and a broker restart during a run on a private stack; exit 1 if a delivery was lost (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({ options: {
+  help: { type: 'boolean', short: 'h' },
   events: { type: 'string', default: String(chaosDefaults.events) },
   rules: { type: 'string', default: String(chaosDefaults.rules) },
   kills: { type: 'string', default: String(chaosDefaults.kills) },
@@ -19,7 +25,7 @@ const { values } = parseArgs({ options: {
   'drain-seconds': { type: 'string', default: String(chaosDefaults.drainTimeoutMs / 1000) },
   seed: { type: 'string' },
   secured: { type: 'boolean', default: false },
-} });
+} }, USAGE);
 
 const { serviceOutput, ...result } = await runChaos({
   events: Number(values.events),

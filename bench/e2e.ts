@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { contracts, type EventRuleInput, type WorkflowEventInput } from '../schemas/index.ts';
 import { parseDuration } from '../services/common/duration.ts';
@@ -29,9 +29,19 @@ import { RuleWriter } from '../services/common/rule-writer.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
-import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, serviceEnv, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
+import { progressLine } from '../services/common/progress.ts';
+import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, serviceEnv, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
 
-const { values } = parseArgs({ options: {
+const USAGE = `
+usage: npm run bench -- [--events 20000] [--rules 2] [--rate 1000] [--rate-seconds 10] [--dispatchers 1]
+                        [--endpoints N [--endpoint-latency 100ms]] [--profile DIR]
+
+End-to-end throughput, latency and CPU per delivery on the real stack, beside the references and the sender's floor
+measured in the same run; writes bench/results/e2e.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({ options: {
+  help: { type: 'boolean', short: 'h' },
   events: { type: 'string', default: '20000' },
   rules: { type: 'string', default: '2' },
   rate: { type: 'string', default: '1000' },
@@ -42,7 +52,7 @@ const { values } = parseArgs({ options: {
   'endpoint-latency': { type: 'string', default: '100ms' },
   // Writes a V8 CPU profile of each service process into this directory (open in Chrome DevTools).
   profile: { type: 'string' },
-} });
+} }, USAGE);
 const eventCount = Number(values.events);
 const ruleCount = Number(values.rules);
 const rate = Number(values.rate);
@@ -125,15 +135,12 @@ async function sustained(label: string, application: string, answered: () => num
   for (let index = 0; index < eventCount; index += 1000) {
     await publisher.publish(Array.from({ length: Math.min(1000, eventCount - index) }, (_, offset) => event(index + offset, application)));
   }
-  let shown = 0;
+  const line = progressLine();
   while (answered() - start < expected) {
     await sleep(200);
-    // Whole lines, one every few seconds: readable in a terminal, a file and a CI log alike.
-    if (performance.now() - shown > 3000) {
-      progress(`${label}: ${answered() - start}/${expected} answered`);
-      shown = performance.now();
-    }
+    line.update(`bench › ${label}: ${answered() - start}/${expected} answered`);
   }
+  line.done();
   const seconds = (performance.now() - began) / 1000;
   const cpuSeconds = meter.cpuSeconds();
   const cpuMicrosPerDelivery = Object.fromEntries(Object.entries(cpuSeconds).map(([name, cpu]) => [name, Math.round((cpu * 1e6) / expected)]));
@@ -272,5 +279,5 @@ peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) =
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
 (d) floor, CPU µs                 undici POST ${floorPost.cpuMicrosPerUnit} per request · kafkajs consume ${floorConsume.cpuMicrosPerUnit} · produce ${floorProduce.cpuMicrosPerUnit} per record
 wrote ${await writeResults('e2e', results)}`);
-await removeTopics(cluster);
+await removeRun(cluster);
 process.exit(0);

@@ -8,7 +8,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { createKafka, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { parseDuration } from '../services/common/duration.ts';
@@ -18,16 +17,24 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
-import { benchCluster, metric, progress, removeTopics, startService, writeResults } from './support.ts';
+import { benchCluster, metric, progress, removeRun, startService, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
+import { progressLine } from '../services/common/progress.ts';
 
-const { values } = parseArgs({
+const USAGE = `
+usage: npm run bench:down -- [--events 500] [--schedule 1s,2s,4s,8s] [--max-age 40s] [--breaker-open 2s]
+
+What deliveries to an endpoint that stays down cost before they end; writes bench/results/endpoint-down.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({
   options: {
+    help: { type: 'boolean', short: 'h' },
     events: { type: 'string', default: '500' },
     schedule: { type: 'string', default: '1s,2s,4s,8s' },
     'max-age': { type: 'string', default: '40s' },
     'breaker-open': { type: 'string', default: '2s' },
   },
-});
+}, USAGE);
 const eventCount = Number(values.events);
 const schedule = values.schedule.split(',').map(parseDuration);
 const logger = createLogger('bench', 'warn');
@@ -56,11 +63,13 @@ const began = performance.now();
 const page = async () => (await fetch(`http://127.0.0.1:${dispatcher.port}/metrics`)).text();
 const limitMs = schedule.reduce((sum, delay) => sum + delay, 0) + parseDuration(values['max-age']) + 60_000;
 let text = await page();
+const ending = progressLine();
 while (metric(text, 'dispatcher_dead_lettered_total') < eventCount && performance.now() - began < limitMs) {
   await sleep(1000);
   text = await page();
-  progress(`deliveries ended ${metric(text, 'dispatcher_dead_lettered_total')}/${eventCount}, retry records so far ${metric(text, 'dispatcher_retries_total')}`);
+  ending.update(`bench › deliveries ended ${metric(text, 'dispatcher_dead_lettered_total')}/${eventCount}, retry records so far ${metric(text, 'dispatcher_retries_total')}`);
 }
+ending.done();
 const seconds = (performance.now() - began) / 1000;
 const ended = metric(text, 'dispatcher_dead_lettered_total');
 const retryRecords = metric(text, 'dispatcher_retries_total');
@@ -70,7 +79,7 @@ const results = {
   retryRecords, retryRecordsPerDelivery: Number((retryRecords / eventCount).toFixed(2)),
 };
 for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
-await removeTopics(cluster);
+await removeRun(cluster);
 console.log(`
 endpoint down for the whole run: ${eventCount} deliveries, schedule ${values.schedule}, maximum age ${values['max-age']}, breaker open ${values['breaker-open']}
 ended                      ${ended}/${eventCount} (exhausted ${results.endedExhausted}, expired ${results.endedExpired}) in ${results.seconds} s

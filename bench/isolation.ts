@@ -15,7 +15,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
@@ -25,17 +24,25 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import type { Endpoints } from '../stack/index.ts';
-import { benchCluster, metric, percentile, ProcessMeter, progress, removeTopics, startReceiver, startService, writeResults } from './support.ts';
+import { progressLine } from '../services/common/progress.ts';
+import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, startReceiver, startService, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({
+const USAGE = `
+usage: npm run bench:isolation -- [--scenario mixed|hanging] [--events 20000] [--healthy 3] [--rounds 3] [--slow-ms 200]
+
+Healthy endpoints' deliveries/s alone and beside bad ones; writes bench/results/isolation-<scenario>.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({
   options: {
+    help: { type: 'boolean', short: 'h' },
     events: { type: 'string', default: '20000' },
     healthy: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     scenario: { type: 'string', default: 'mixed' },
     'slow-ms': { type: 'string', default: '200' },
   },
-});
+}, USAGE);
 if (values.scenario !== 'mixed' && values.scenario !== 'hanging') throw new Error(`--scenario: "${values.scenario}" is neither mixed nor hanging`);
 const hangingCount = values.scenario === 'mixed' ? 4 : 1;
 const slowCount = values.scenario === 'mixed' ? 1 : 0;
@@ -92,11 +99,12 @@ async function round(label: string) {
     for (let index = 0; index < count; index += 1000) {
       await publisher.publish(Array.from({ length: Math.min(1000, count - index) }, (_, offset) => event(application, index + offset)));
     }
+    const delivered = progressLine();
     while (healthyReceived() < target) {
       await sleep(200);
-      process.stderr.write(`\rbench › ${label}, ${application}: healthy deliveries ${healthyReceived() - (target - count * healthyCount)}/${count * healthyCount}`);
+      delivered.update(`bench › ${label}, ${application}: healthy deliveries ${healthyReceived() - (target - count * healthyCount)}/${count * healthyCount}`);
     }
-    process.stderr.write('\n');
+    delivered.done();
     const seconds = (performance.now() - began) / 1000;
     return { healthyDeliveriesPerSecond: Math.round((count * healthyCount) / seconds), seconds: Number(seconds.toFixed(1)), cores: meter.cores(), rebalances: (await rebalances()) - rebalancesBefore };
   }
@@ -114,7 +122,7 @@ async function round(label: string) {
   // No graceful stop: it would wait out the hanging requests, and nothing of this round is needed any more.
   for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
   await Promise.all([...healthy, ...hanging, ...slow].map((receiver) => receiver.close()));
-  await removeTopics(cluster);
+  await removeRun(cluster);
   const drop = 1 - beside.healthyDeliveriesPerSecond / alone.healthyDeliveriesPerSecond;
   progress(`${label}: alone ${alone.healthyDeliveriesPerSecond}/s, beside ${beside.healthyDeliveriesPerSecond}/s, drop ${(drop * 100).toFixed(1)} %`);
   return {

@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import type { EventRuleInput, WorkflowEventInput } from '../schemas/index.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
@@ -17,9 +16,15 @@ import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { freePort } from '../stack/ports.ts';
-import { benchCluster, metric, progress, removeTopics, serviceEnv, writeResults } from './support.ts';
+import { benchCluster, metric, progress, removeRun, serviceEnv, writeResults } from './support.ts';
+import { parseCommandLine } from '../services/common/cli.ts';
 
-const { values } = parseArgs({ options: { events: { type: 'string', default: '30000' }, rules: { type: 'string', default: '10,10000,100000' } } });
+const USAGE = `
+usage: npm run bench:matcher -- [--events 30000] [--rules 10,10000,100000]
+
+Matcher throughput, memory and rules-table bootstrap per rule count; writes bench/results/matcher.json (docs/benchmarks.md).
+`;
+const { values } = parseCommandLine({ options: { help: { type: 'boolean', short: 'h' }, events: { type: 'string', default: '30000' }, rules: { type: 'string', default: '10,10000,100000' } } }, USAGE);
 const eventCount = Number(values.events);
 const ruleCounts = values.rules!.split(',').map(Number);
 const logger = createLogger('bench', 'warn');
@@ -113,7 +118,7 @@ for (const ruleCount of ruleCounts) {
   };
   progress(`${ruleCount} rules: ${result.eventsPerSecond} events/s, peak RSS ${result.peakRssMB} MB`);
   results.push(result);
-  await removeTopics(cluster);
+  await removeRun(cluster);
 }
 
 const base = results[0]!.eventsPerSecond;

@@ -15,9 +15,8 @@ import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints 
 import { startPrivateStack } from '../stack/private.ts';
 import { freePort } from '../stack/ports.ts';
 import { connectionEnv, connectionSettings, loadConfig } from '../services/common/config.ts';
-import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
-import type { ClusterConfig } from '../services/common/setup.ts';
+import { removeCluster, type ClusterConfig } from '../services/common/setup.ts';
 
 export const progress = (line: string) => process.stderr.write(`bench › ${line}\n`);
 
@@ -65,17 +64,8 @@ export async function benchCluster(name: string, endpoints?: Endpoints): Promise
   };
 }
 
-/** Deletes a run's topics (all carry its prefix): runs that left theirs would pile partitions up and slow the broker. */
-export async function removeTopics(cluster: ClusterConfig): Promise<void> {
-  const admin = createKafka({ ...kafkaConnection(cluster), clientId: cluster.KAFKA_CLIENT_ID, logger: createLogger('bench', 'warn') }).admin();
-  await admin.connect();
-  try {
-    const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(cluster.TOPIC_PREFIX));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** Deletes a run's topics and schema subjects (all carry its prefix): leftovers would pile up partitions and schemas. */
+export const removeRun = (cluster: ClusterConfig) => removeCluster(cluster, createLogger('bench', 'warn'));
 
 /** Environment for a service child process on this cluster. */
 export const serviceEnv = (cluster: ClusterConfig): NodeJS.ProcessEnv => ({

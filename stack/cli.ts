@@ -2,17 +2,23 @@
  * npm run stack:up | stack:down | stack:status | stack:logs [-- kafka|registry] [--follow] | stack:fetch
  */
 import { spawn } from 'node:child_process';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../services/common/cli.ts';
 import { ensureArtifacts } from './artifacts.ts';
 import { externalEndpoints, logFiles, stackDown, stackSettings, stackStatus, stackUp } from './index.ts';
 
 const progress = (line: string) => process.stderr.write(`stack › ${line}\n`);
 
+const USAGE = `
+usage: npm run stack:up | stack:down | stack:status | stack:logs [-- kafka|registry] [-f] [-n 100] | stack:fetch
+
+The local Kafka (KRaft) and Apicurio Registry as JVM processes from Maven Central jars, on 127.0.0.1 (STACK_* settings).
+`;
+
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
+  const { positionals, values } = parseCommandLine({
     allowPositionals: true,
-    options: { follow: { type: 'boolean', short: 'f', default: false }, lines: { type: 'string', short: 'n', default: '100' } },
-  });
+    options: { follow: { type: 'boolean', short: 'f', default: false }, lines: { type: 'string', short: 'n', default: '100' }, help: { type: 'boolean', short: 'h' } },
+  }, USAGE, { up: [], down: [], status: [], logs: [], fetch: [] });
   const [command, ...rest] = positionals;
   const external = externalEndpoints();
   const settings = stackSettings();
@@ -54,7 +60,7 @@ async function main(): Promise<number> {
       progress('artifacts present');
       return 0;
     default:
-      console.error('usage: stack <up|down|status|logs [kafka|registry] [-f]|fetch>');
+      console.error(USAGE.trim());
       return 2;
   }
 }

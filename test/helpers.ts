@@ -5,14 +5,20 @@ import { validate, type Contract } from '../schemas/index.ts';
 import { kafkaConnection, createKafka, type KafkaMessage } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
-import type { ClusterConfig } from '../services/common/setup.ts';
+import { removeCluster, type ClusterConfig } from '../services/common/setup.ts';
 import { connectionEnv } from '../services/common/config.ts';
 
 export const testLogger = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
-/** A cluster config whose topics belong to this test file alone (random prefix), so files run in parallel. */
+/** The clusters this file's tests asked for, removed after the file (test/cleanup.ts). */
+const created: ClusterConfig[] = [];
+
+/**
+ * A cluster config whose topics belong to this test file alone (random prefix), so files run in parallel. Its topics
+ * and schema subjects are deleted once the file's tests are done, so a shared or external cluster keeps nothing.
+ */
 export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}): ClusterConfig {
-  return {
+  const cluster: ClusterConfig = {
     // Against an external cluster (KAFKA_BROKERS + SCHEMA_REGISTRY_URL set), its TLS / SASL / registry-auth settings.
     ...inject('connection'),
     KAFKA_BROKERS: inject('kafkaBrokers'),
@@ -23,6 +29,16 @@ export function testCluster(name: string, overrides: Partial<ClusterConfig> = {}
     RETRY_SCHEDULE: [1000, 2000],
     ...overrides,
   };
+  created.push(cluster);
+  return cluster;
+}
+
+/** Deletes the topics and subjects of every cluster testCluster gave this file (prefixes derived from theirs included). */
+export async function removeTestClusters(): Promise<void> {
+  const clusters = created.splice(0);
+  // A prefix derived from another's (`<prefix>order.`) is removed with it.
+  const outermost = clusters.filter((cluster) => !clusters.some((other) => other !== cluster && other.TOPIC_PREFIX !== cluster.TOPIC_PREFIX && cluster.TOPIC_PREFIX.startsWith(other.TOPIC_PREFIX)));
+  await Promise.all(outermost.map((cluster) => removeCluster(cluster, testLogger)));
 }
 
 /** Environment for a child process (a CLI, a service) that should use this test file's cluster and topics. */

@@ -6,6 +6,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { LOG_FORMATS } from './logger.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -52,6 +53,8 @@ export const baseSettings = {
   /** Delays between delivery attempts; one retry topic per distinct delay. Like Svix by default. */
   RETRY_SCHEDULE: durations('5s,5m,30m,2h,5h,10h,10h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (one readable line per record) or `json`; unset: pretty on a terminal, JSON otherwise. */
+  LOG_FORMAT: z.enum(LOG_FORMATS).optional(),
   ...connectionSettings,
 };
 

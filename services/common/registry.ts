@@ -103,6 +103,26 @@ export class SchemaRegistryClient {
     throw new RegistryError(`registering ${subject}: ${reason}${registered.message}`, registered.status);
   }
 
+  /**
+   * Deletes every subject whose name starts with `prefix` (a test run's or a benchmark's topics), soft then
+   * permanently as the Confluent API requires, and returns their names. Their schema ids then no longer resolve: only
+   * for subjects whose topics are gone too.
+   */
+  async deleteSubjects(prefix: string): Promise<string[]> {
+    if (!prefix) throw new RegistryError('refusing to delete subjects without a prefix: that would be every subject');
+    const listed = await this.#http('GET', '/subjects');
+    if (listed.status >= 300) throw new RegistryError(`listing subjects: ${listed.message}`, listed.status);
+    const subjects = (listed.body as string[]).filter((subject) => subject.startsWith(prefix));
+    for (const subject of subjects) {
+      for (const query of ['', '?permanent=true']) {
+        const deleted = await this.#http('DELETE', `/subjects/${encodeURIComponent(subject)}${query}`);
+        // 404: already gone (another cleanup, or a registry that deletes permanently at once).
+        if (deleted.status >= 300 && deleted.status !== 404) throw new RegistryError(`deleting ${subject}: ${deleted.message}`, deleted.status);
+      }
+    }
+    return subjects;
+  }
+
   /** An encoder for one subject; the schema id is resolved (registering the contract if needed) once, here. */
   async codec<T>(subject: string, contract: Contract<T>): Promise<Codec<T>> {
     const schemaId = await this.register(subject, contract.schema);
@@ -175,7 +195,7 @@ export class SchemaRegistryClient {
    * One registry call; a timeout or connection failure is retried (every call here is idempotent). Refused
    * credentials and an untrusted certificate are not: they need a setting changed, and the error names it.
    */
-  async #http(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
+  async #http(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
     for (let attempt = 1; ; attempt += 1) {
       let response: Dispatcher.ResponseData;
       try {

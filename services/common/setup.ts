@@ -27,20 +27,55 @@ export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_S
   ];
 }
 
-export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<void> {
+export interface Prepared {
+  /** Every topic of the layout, and those of them this call created. */
+  topics: string[];
+  createdTopics: string[];
+  /** The subjects the contracts are registered under. */
+  subjects: string[];
+}
+
+export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<Prepared> {
   const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  const specs = topicSpecs({ prefix: config.TOPIC_PREFIX, partitions: config.TOPIC_PARTITIONS, retryDelaysMs: config.RETRY_SCHEDULE, pools });
+  let createdTopics: string[];
   await admin.connect();
   try {
-    await ensureTopics(admin, topicSpecs({
-      prefix: config.TOPIC_PREFIX,
-      partitions: config.TOPIC_PARTITIONS,
-      retryDelaysMs: config.RETRY_SCHEDULE,
-      pools,
-    }), logger);
+    createdTopics = await ensureTopics(admin, specs, logger);
   } finally {
     await admin.disconnect();
   }
   const registry = new SchemaRegistryClient(registryConnection(config));
-  for (const [topic, contract] of subjectsOf(config, pools)) await registry.register(`${topic}-value`, contract.schema);
+  const subjects: string[] = [];
+  for (const [topic, contract] of subjectsOf(config, pools)) {
+    await registry.register(`${topic}-value`, contract.schema);
+    subjects.push(`${topic}-value`);
+  }
   logger.info({ prefix: config.TOPIC_PREFIX || '(none)' }, 'topics and schemas ready');
+  return { topics: specs.map((spec) => spec.name), createdTopics, subjects };
+}
+
+/**
+ * The reverse of prepareCluster for a deployment with a prefix of its own (a test file's, a benchmark run's): deletes
+ * its topics and the subjects registered for them, so runs leave neither partitions nor schemas behind.
+ */
+export async function removeCluster(config: ClusterConfig, logger: Logger): Promise<{ topics: string[]; subjects: string[] }> {
+  if (!config.TOPIC_PREFIX) throw new Error('refusing to remove a deployment without TOPIC_PREFIX: that would be every topic');
+  const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
+  await admin.connect();
+  let topics: string[];
+  try {
+    const ours = async () => (await admin.listTopics()).filter((topic) => topic.startsWith(config.TOPIC_PREFIX));
+    topics = await ours();
+    try {
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    } catch (error) {
+      // One of them was deleted meanwhile (another cleanup): only a topic still there is a failure.
+      if ((await ours()).length > 0) throw error;
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const subjects = await new SchemaRegistryClient(registryConnection(config)).deleteSubjects(config.TOPIC_PREFIX);
+  return { topics, subjects };
 }

@@ -9,7 +9,7 @@ import { Console } from './console.ts';
 
 export const consoleSettings = {
   CONSOLE_GROUP_ID: z.string().min(1).default('console'),
-  /** Loopback unless told otherwise: put TLS in front before exposing it (README). */
+  /** Loopback unless told otherwise: put TLS in front before exposing it (docs/security.md). */
   CONSOLE_HTTP_HOST: z.string().default('127.0.0.1'),
   CONSOLE_HTTP_PORT: integer(0, 65535).default(8080),
   /** The admin token; when unset, one is generated at first start into CONSOLE_TOKEN_FILE (mode 0600). */
@@ -21,7 +21,7 @@ export const consoleSettings = {
 
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() });
-  const logger = createLogger('console', config.LOG_LEVEL);
+  const logger = createLogger('console', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   const tokenFile = config.STACK_DIR && !process.env.CONSOLE_TOKEN_FILE ? `${config.STACK_DIR}/console-token` : config.CONSOLE_TOKEN_FILE;
   const admin = await loadAdminToken(config.CONSOLE_TOKEN, tokenFile);
   // Printed once, to the terminal only (never through the logger, whose lines are shipped elsewhere).

@@ -1,27 +1,18 @@
 /**
  * npm run rules -- <command>: the operator's rules tool. Rules change only by producing to the event-rules topic.
- *
- *   put --file rule.json|yaml | put --id --application --name --url [--event-types a,b|all]
- *       [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]… [--secret whsec_…]… [--selector TAG]…
- *       [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled] [--rate-limit N]
- *       (an update keeps the rule's secrets and enabled state unless --secret, --enabled or --disabled say otherwise)
- *   get <id> | list [--application A] | enable <id> | disable <id> | delete <id> | delete-application <application>
- *   rotate-secret <id> [--overlap 24h] [--secret whsec_…]
- *   test <id> [--timeout 30s]
- *   dlq list [--rule ID] [--since 2h|ISO] [--until ISO] [--reason exhausted]
- *   dlq replay (--offset P:O | --rule ID | --since … [--until …] | --all)
- *   pools list | pools retire <pool> [--group G] [--force [--timeout 30s]]
+ * Its result goes to stdout, progress and errors to stderr (one line, exit code 1; 2 for a command line it does not
+ * understand); `--help` prints the usage below.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { contracts, type DeliveryLog, type EventRule } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
+import { cliLogger, CliError, orExit, parseCommandLine, runCli, USAGE_EXIT_CODE } from '../common/cli.ts';
 import { deliveryId } from '../common/delivery-id.ts';
 import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
+import { progressLine } from '../common/progress.ts';
 import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
-import { createLogger } from '../common/logger.ts';
 import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
@@ -34,7 +25,36 @@ import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
 
-const { positionals, values } = parseArgs({
+
+const USAGE = `
+usage: npm run rules -- <command> [flags]
+
+  put --file rule.json|rule.yaml
+  put --id ID --application APP --name NAME --url URL [--event-types a,b|all]
+      [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]... [--secret whsec_...]...
+      [--selector TAG]... [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled]
+      [--rate-limit N]      (an update keeps the rule's secrets and enabled state unless told otherwise)
+  get ID                    the rule as JSON, secrets masked
+  list [--application APP]  a table
+  enable ID | disable ID | delete ID | delete-application APP
+  rotate-secret ID [--overlap 24h] [--secret whsec_...]
+  test ID [--timeout 30s]   a sample event through the dispatcher to this rule only (exit 1 unless delivered)
+  dlq list [--rule ID] [--since 2h|ISO] [--until ISO] [--reason exhausted]
+  dlq replay (--offset P:O | --rule ID | --since ... [--until ...] | --all) [--reason R]
+  pools list
+  pools retire POOL [--group G] [--force [--timeout 30s]]
+
+Settings (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, TOPIC_PREFIX, ...) come from the environment; LOG_LEVEL=debug shows the
+Kafka client's own messages on stderr.
+`;
+
+/** Each command and, where it takes one, its action. */
+const COMMANDS = {
+  put: [], get: [], list: [], enable: [], disable: [], delete: [], 'delete-application': [], 'rotate-secret': [], test: [],
+  dlq: ['list', 'replay'], pools: ['list', 'retire'],
+} as const satisfies Record<string, readonly string[]>;
+
+const { positionals, values } = parseCommandLine({
   allowPositionals: true,
   options: {
     file: { type: 'string', short: 'f' },
@@ -64,16 +84,14 @@ const { positionals, values } = parseArgs({
     force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
-});
+}, USAGE, COMMANDS);
 
-const config = loadConfig(baseSettings);
-const logger = createLogger('rules', 'warn', process.stderr);
+const config = orExit(() => loadConfig(baseSettings));
+const logger = cliLogger('rules', config.LOG_LEVEL, config.LOG_FORMAT);
 const names = topicNames(config.TOPIC_PREFIX);
 const kafka: Kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-rules-cli`, logger, retries: 3 });
 const registry = new SchemaRegistryClient(registryConnection(config));
 const closers: Array<() => Promise<void>> = [];
-
-class CliError extends Error {}
 
 async function writer(): Promise<RuleWriter> {
   const created = await RuleWriter.create(kafka, registry, names.eventRules);
@@ -180,7 +198,7 @@ async function test(id: string | undefined): Promise<number> {
   for (const { partition, offset } of ends) consumer.seek({ topic: names.deliveryLog, partition, offset });
 
   await (await sender()).send(names.deliveries(route.pool), newDeliveryCommand(event, rule.id, Date.now()));
-  console.log(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
+  console.error(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
 
   const log = await outcome;
   if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${route.pool}" running?`);
@@ -217,12 +235,13 @@ async function dlq(action: string | undefined): Promise<number> {
   const [table, pools] = [await rulesTable(), await poolsTable()];
   const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
   for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
+  const bar = progressLine();
   const done = await sendReplays(plan, await sender(), (sent) => {
     const width = 30;
     const filled = Math.round((sent / plan.replay.length) * width);
-    process.stderr.write(`\rreplaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${plan.replay.length}`);
+    bar.update(`replaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${plan.replay.length}`);
   });
-  if (plan.replay.length) process.stderr.write('\n');
+  bar.done();
   console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
   return plan.refused.length === 0 ? 0 : 1;
 }
@@ -249,17 +268,18 @@ async function pools(action: string | undefined, pool: string | undefined): Prom
   }
   if (action !== 'retire' || !pool) throw new CliError('usage: npm run rules -- pools list | pools retire <pool> [--group G] [--force [--timeout 30s]]');
   const rules = await rulesTable();
+  const drained = progressLine();
   let result: RetirementResult;
   try {
     result = await retirePool({ kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
       group: values.group ?? poolGroupId(pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
-      onProgress: (drained) => process.stderr.write(`\rdead-lettering ${drained}`),
+      onProgress: (count) => drained.update(`dead-lettering ${count}`),
     });
   } catch (error) {
     if (error instanceof RetirementRefused) throw new CliError(`pool ${pool} not retired: ${error.message}`);
     throw error;
   }
-  if (result.deadLettered) process.stderr.write('\n');
+  drained.done();
   const undecodable = result.undecodable ? ` (${result.undecodable} undecodable, kept with their decode reason)` : '';
   console.log(`pool ${pool} ${result.tombstoned ? 'retired: matchers no longer route to it' : 'was already retired'}; dead-lettered ${result.deadLettered} command(s)${undecodable} `
     + `from ${result.topics.length} topic(s) to ${names.deliveriesDlq} as ${POOL_RETIRED}; resend them through another pool with \`npm run rules -- dlq replay --all --reason ${POOL_RETIRED}\``);
@@ -303,18 +323,17 @@ async function main(): Promise<number> {
     case 'pools':
       return pools(argument, positionals[2]);
     default:
-      console.error('usage: npm run rules -- put|get|list|enable|disable|delete|delete-application|rotate-secret|test|dlq|pools … (see services/console/rules-cli.ts)');
-      return values.help ? 0 : 2;
+      throw new CliError(`which command? one of ${Object.keys(COMMANDS).join(', ')}; see --help`, USAGE_EXIT_CODE);
   }
 }
 
-let code: number;
-try {
-  code = await main();
-} catch (error) {
-  if (error instanceof RuleInputError || error instanceof RuleValidationError) console.error(`invalid rule, nothing published:\n${(error.issues).map((issue) => `  ${issue.field}: ${issue.reason}`).join('\n')}`);
-  else console.error(`error: ${(error as Error).message}`);
-  code = 1;
-}
-await Promise.allSettled(closers.reverse().map((close) => close()));
-process.exit(code);
+await runCli(async () => {
+  try {
+    return await main();
+  } catch (error) {
+    if (error instanceof RuleInputError || error instanceof RuleValidationError) {
+      throw new CliError(`invalid rule, nothing published: ${error.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; ')}`);
+    }
+    throw error;
+  }
+}, () => Promise.allSettled(closers.reverse().map((close) => close())));

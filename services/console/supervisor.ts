@@ -1,5 +1,6 @@
 /**
- * Runs the services as child processes for `npm start`: their output is prefixed with their name, a child that dies
+ * Runs the services as child processes for `npm start`: their log records (stdout) go to `relay` with the child's
+ * name, anything they write to stderr (a crash before their logger exists) to ours with that name in front; a child that dies
  * is restarted with backoff (1 s doubling to 30 s, reset after a minute of health), and stop() ends them all cleanly
  * (SIGTERM, then SIGKILL after a grace period).
  */
@@ -24,10 +25,12 @@ interface Running {
 export class Supervisor {
   readonly #children = new Map<string, Running>();
   readonly #say: (line: string) => void;
+  readonly #relay: (name: string, line: string) => void;
   #stopping = false;
 
-  constructor(say: (line: string) => void) {
+  constructor(say: (line: string) => void, relay: (name: string, line: string) => void) {
     this.#say = say;
+    this.#relay = relay;
   }
 
   start(spec: ChildSpec): void {
@@ -36,16 +39,13 @@ export class Supervisor {
     this.#spawn(running);
   }
 
-  /** Restarts so far per child, for status output. */
   #spawn(running: Running): void {
     const { spec } = running;
     running.startedAt = Date.now();
     const child = spawn(process.execPath, [spec.script, ...(spec.args ?? [])], { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     running.child = child;
-    const prefix = `[${spec.name}]`.padEnd(13);
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix} ${line}\n`));
-    }
+    createInterface({ input: child.stdout! }).on('line', (line) => this.#relay(spec.name, line));
+    createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`[${spec.name}] ${line}\n`));
     child.on('exit', (code, signal) => {
       running.child = undefined;
       if (this.#stopping) return;

@@ -37,7 +37,7 @@ export const dispatcherSettings = {
 
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...dispatcherSettings });
-  const logger = createLogger('dispatcher', config.LOG_LEVEL);
+  const logger = createLogger('dispatcher', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   await runService(logger, (fatal) => new Dispatcher(config, {
     groupId: config.DISPATCHER_GROUP_ID ?? poolGroupId(config.DISPATCHER_POOL),
     pool: config.DISPATCHER_POOL,

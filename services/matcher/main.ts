@@ -14,7 +14,7 @@ export const matcherSettings = {
 
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...matcherSettings });
-  const logger = createLogger('matcher', config.LOG_LEVEL);
+  const logger = createLogger('matcher', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   await runService(logger, (fatal) => new Matcher(config, {
     groupId: config.MATCHER_GROUP_ID,
     httpHost: config.MATCHER_HTTP_HOST,

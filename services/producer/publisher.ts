@@ -1,7 +1,8 @@
 /**
  * The producer SDK a workflow engine embeds: validate, encode through the registry, and publish workflow and task
  * events to Kafka. Events are keyed by workflow execution id so one execution's events stay in order, sent by an
- * idempotent producer, and batched: calls within `lingerMs` share one produce request.
+ * idempotent producer, and batched: calls within `lingerMs` share one produce request. This module is the public
+ * surface of the `@workflow-webhooks/producer` package (packages/producer-sdk builds it).
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { CompressionTypes, createKafka, createProducer, type KafkaConnection, type Message, type Producer } from '../common/kafka.ts';
@@ -9,6 +10,17 @@ import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { SchemaRegistryClient, type Codec, type RegistryConnection } from '../common/registry.ts';
 import { topicNames } from '../common/topics.ts';
+
+export { EVENT_TYPES } from '../../schemas/index.ts';
+export type { EventType, ValidationIssue, WorkflowEvent, WorkflowEventInput } from '../../schemas/index.ts';
+export { KafkaConnectError, type KafkaConnection } from '../common/kafka.ts';
+export { RegistryError, type RegistryConnection } from '../common/registry.ts';
+
+/**
+ * The WorkflowEvent Avro schema as it is registered under `<topic>-value` (named types inlined): the contract. A
+ * producer in another language registers or looks up this schema with its own Confluent serializer.
+ */
+export const workflowEventSchema: object = contracts.workflowEvent.schema;
 
 /**
  * Where to publish: `brokers` (+ `ssl`, `sasl` for a secured cluster) and `registryUrl` (+ `registryAuth`,
@@ -106,7 +118,8 @@ export class Publisher {
 
   /** Connects to Kafka and resolves the schema id once; fails with a clear error when either is unreachable. */
   static async create(options: PublisherOptions): Promise<Publisher> {
-    const logger = (options.logger ?? createLogger('producer')).child({ component: 'publisher' });
+    // A library keeps stdout for its host: by default only warnings and errors, on stderr.
+    const logger = (options.logger ?? createLogger('producer', 'warn', { destination: process.stderr })).child({ component: 'publisher' });
     const topic = options.topic ?? topicNames(options.topicPrefix).workflowEvents;
     const retries = options.retries ?? 5;
     const registry = new SchemaRegistryClient(options, { retries: Math.min(retries, 3) });

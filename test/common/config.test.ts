@@ -25,6 +25,7 @@ describe('configuration', () => {
       DISPATCHER_ATTEMPT_TIMEOUT: '10s,20s',
       DISPATCHER_MAX_IN_FLIGHT: '-3',
       LOG_LEVEL: 'loud',
+      LOG_FORMAT: 'fancy',
     });
     expect(load).toThrow(ConfigError);
     const message = (() => { try { load(); } catch (error) { return (error as Error).message; } return ''; })();
@@ -33,6 +34,7 @@ describe('configuration', () => {
     expect(message).toContain('DISPATCHER_ATTEMPT_TIMEOUT: one duration, not a list');
     expect(message).toMatch(/DISPATCHER_MAX_IN_FLIGHT: .*>=1/);
     expect(message).toMatch(/LOG_LEVEL: /);
+    expect(message).toMatch(/LOG_FORMAT: .*"pretty"\|"json"/);
   });
 });
 

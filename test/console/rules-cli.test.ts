@@ -11,6 +11,7 @@ import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
 import { newSecret, rule } from '../fixtures/rules.ts';
 import { writers } from '../matcher/fixtures.ts';
+import { freePorts } from '../../stack/ports.ts';
 import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -19,8 +20,12 @@ const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
 const env = clusterEnv(cluster);
 
 async function rules(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return rulesWith(env, ...args);
+}
+
+async function rulesWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env });
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env: environment });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -44,6 +49,28 @@ afterAll(async () => {
 });
 
 describe('npm run rules', () => {
+  it('fails in one line on stderr that says what to do, with a non-zero exit code', async () => {
+    const oneLine = (result: { stderr: string }) => expect(result.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    const unknownFlag = await rules('list', '--colour', 'blue');
+    expect(unknownFlag).toMatchObject({ code: 2, stdout: '', stderr: "error: Unknown option '--colour'; see --help\n" });
+    const unknownCommand = await rules('frobnicate');
+    expect(unknownCommand).toMatchObject({ code: 2, stderr: expect.stringMatching(/^error: unknown command "frobnicate" \(one of put, get, list, .*\); see --help\n$/) });
+    expect(await rules('dlq', 'purge')).toMatchObject({ code: 2, stderr: 'error: dlq needs one of list, replay (not "purge"); see --help\n' });
+    const badSetting = await rulesWith({ ...env, KAFKA_BROKERS: 'localhost' }, 'list');
+    expect(badSetting).toMatchObject({ code: 1, stderr: 'error: Invalid configuration: KAFKA_BROKERS.0: each broker must be host:port\n' });
+    const [closed] = await freePorts(1);
+    const unreachable = await rulesWith({ ...env, KAFKA_BROKERS: `127.0.0.1:${closed}` }, 'list');
+    expect(unreachable.code).toBe(1);
+    oneLine(unreachable);
+    expect(unreachable.stderr).not.toContain('LOG_LEVEL=debug'); // it says what to check already
+    expect(unreachable.stderr).toMatch(new RegExp(`^error: cannot connect to Kafka at 127\\.0\\.0\\.1:${closed}: is it running`));
+    const missing = await rules('get', 'no-such-rule');
+    expect(missing).toMatchObject({ code: 1, stdout: '', stderr: 'error: no rule with id "no-such-rule"\n' });
+    const help = await rules('pools', 'retire', '--help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: npm run rules -- <command>/);
+  });
+
   it('refuses bad rules naming the field, exits non-zero and publishes nothing', async () => {
     const bad = async (name: string, content: string) => {
       const file = join(dir, name);
@@ -62,7 +89,7 @@ describe('npm run rules', () => {
     ] as const;
     for (const [result, message] of cases) {
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/^invalid rule, nothing published:/);
+      expect(result.stderr).toMatch(/^error: invalid rule, nothing published: [^\n]+\n$/);
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toContain('hunter2');
     }
@@ -94,7 +121,12 @@ describe('npm run rules', () => {
     expect(disabledTest.stdout).toMatch(/skipped: the rule is disabled/);
 
     expect((await rules('disable', 'cli-1')).stdout).toContain('rule cli-1 disabled');
-    expect(JSON.parse((await rules('get', 'cli-1')).stdout)).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator', headers: { 'X-Team': 'ops' } });
+    // The result and nothing else: stdout is the JSON document alone, and no library warning reaches stderr.
+    const got = await rules('get', 'cli-1');
+    expect(got.stderr).toBe('');
+    expect(JSON.parse(got.stdout)).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator', headers: { 'X-Team': 'ops' } });
+    // LOG_LEVEL=debug opens the logger (on stderr) again.
+    expect(await rulesWith({ ...env, LOG_LEVEL: 'debug' }, 'get', 'cli-1')).toMatchObject({ code: 0, stderr: expect.stringContaining('"msg":"table bootstrapped"') });
     expect((await rules('enable', 'cli-1')).stdout).toContain('rule cli-1 enabled');
 
     const rotated = await rules('rotate-secret', 'cli-1', '--overlap', '1h');

@@ -13,7 +13,8 @@ describe('supervisor', () => {
     await writeFile(crasher, `import { appendFileSync } from 'node:fs'; appendFileSync(${JSON.stringify(starts)}, 'start\\n'); process.exit(3);\n`);
     await writeFile(runner, `process.on('SIGTERM', () => { console.log('clean exit'); process.exit(0); }); setInterval(() => {}, 1000); console.log('running');\n`);
     const said: string[] = [];
-    const supervisor = new Supervisor((line) => said.push(line));
+    const relayed: string[] = [];
+    const supervisor = new Supervisor((line) => said.push(line), (name, line) => relayed.push(`${name}: ${line}`));
     supervisor.start({ name: 'crasher', script: crasher });
     supervisor.start({ name: 'runner', script: runner });
     // Restarts after 1 s, then 2 s: three starts within ~3.5 s.
@@ -23,5 +24,7 @@ describe('supervisor', () => {
     expect(said).toEqual(expect.arrayContaining(['crasher exited (code 3); restarting in 1 s', 'crasher exited (code 3); restarting in 2 s']));
     await supervisor.stop(5000);
     expect(said.some((line) => line.startsWith('runner exited'))).toBe(false);
+    // Each child's stdout lines reach the relay under the child's name.
+    expect(relayed).toEqual(['runner: running', 'runner: clean exit']);
   });
 });

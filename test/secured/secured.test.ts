@@ -40,7 +40,7 @@ const secrets = [kafkaPassword, registryPassword];
 
 /** Everything services log in this file, to prove no secret is in it. */
 let logged = '';
-const logger = createLogger('secured-test', 'debug', new Writable({ write(chunk, _encoding, done) { logged += chunk.toString(); done(); } }));
+const logger = createLogger('secured-test', 'debug', { destination: new Writable({ write(chunk, _encoding, done) { logged += chunk.toString(); done(); } }) });
 
 let dir: string;
 let proxy: RegistryProxy;
