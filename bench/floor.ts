@@ -11,16 +11,25 @@
  * process.cpuUsage(), over the measured phase only).
  */
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { Agent, type Dispatcher } from 'undici';
+import { parseCommandLine } from '../services/common/cli.ts';
 import { baseSettings, connectionSettings, loadConfig } from '../services/common/config.ts';
 import { createKafka, createProducer, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { sign } from '../services/dispatcher/signing.ts';
 
-const { values, positionals } = parseArgs({
+const USAGE = `
+usage: node bench/floor.ts post --url URL [--requests 20000] [--connections 50]
+       node bench/floor.ts consume --topic T [--records 20000]
+       node bench/floor.ts produce --topic T [--records 20000] [--bytes 600]
+
+The sender's floor for npm run bench (which runs it): CPU µs per unit of this process, as one JSON line. Kafka settings
+come from the environment (KAFKA_BROKERS and the TLS / SASL settings).
+`;
+const { values, positionals } = parseCommandLine({
   allowPositionals: true,
   options: {
+    help: { type: 'boolean', short: 'h' },
     url: { type: 'string' },
     requests: { type: 'string', default: '20000' },
     connections: { type: 'string', default: '50' },
@@ -28,7 +37,7 @@ const { values, positionals } = parseArgs({
     records: { type: 'string', default: '20000' },
     bytes: { type: 'string', default: '600' },
   },
-});
+}, USAGE, { post: [], consume: [], produce: [] });
 const mode = positionals[0];
 const logger = createLogger('bench-floor', 'warn');
 
@@ -115,8 +124,8 @@ async function produce(): Promise<void> {
 }
 
 const modes: Record<string, () => Promise<void>> = { post, consume, produce };
-if (!mode || !modes[mode]) {
-  console.error(`usage: node bench/floor.ts post|consume|produce [options] (got ${mode ?? 'nothing'})`);
+if (!mode) {
+  process.stderr.write(`${USAGE.trim()}\n`);
   process.exit(2);
 }
 await modes[mode]!();
