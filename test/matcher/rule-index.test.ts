@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { contracts, validate, type EventRule, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { checkRule } from '../../services/common/rules.ts';
-import { RuleIndex } from '../../services/matcher/rule-index.ts';
+import { matchRule, RuleIndex, type MatchRule } from '../../services/matcher/rule-index.ts';
 import { harnessApp, harnessEvent, harnessPipeline, harnessTypes, harnessWorkflow, shareringApp, shareringEvent, shareringTypes, shareringWorkflow } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
 
@@ -12,7 +12,7 @@ const asRule = (input: ReturnType<typeof rule>): EventRule => {
 };
 const asEvent = (input: WorkflowEventInput): WorkflowEvent => (validate(contracts.workflowEvent, input) as { value: WorkflowEvent }).value;
 
-function indexOf(...rules: EventRule[]): RuleIndex {
+function indexOf(...rules: MatchRule[]): RuleIndex {
   const index = new RuleIndex();
   for (const current of rules) index.apply({ id: current.id, previous: undefined, current });
   return index;
@@ -89,5 +89,57 @@ describe('rule matching (both seeds: application, enabled, scope, event types)',
     change(moved, undefined);
     expect(matchIds(live, sharering[0]!)).toEqual([]);
     expect(live.size).toBe(0);
+  });
+});
+
+describe('the compact form the matcher keeps (matchRule)', () => {
+  const whole = [
+    asRule(rule('everything', harnessApp.id, { headers: { authorization: 'Bearer t0ken' }, delegateSelectors: ['eu', '${workflow.id}'] })),
+    asRule(rule('disabled', harnessApp.id, { enabled: false })),
+    asRule(rule('listed', harnessApp.id, { scope: { kind: 'workflows', ids: [harnessWorkflow.id, harnessWorkflow.id, 'other-workflow'] }, eventTypes: ['workflow_started', 'workflow_started'] })),
+    asRule(rule('pipelines', harnessApp.id, { scope: { kind: 'pipelines', ids: null }, eventTypes: ['pipeline_completed'] })),
+    asRule(rule('tasks', shareringApp.id, { eventTypes: ['task_started', 'task_completed'] })),
+  ];
+  const events = [...harness, otherWorkflow, ...sharering];
+
+  it('matches exactly what the whole rules match, for every seed event', () => {
+    const full = indexOf(...whole);
+    const compact = indexOf(...whole.map(matchRule));
+    for (const event of events) expect(matchIds(compact, event)).toEqual(matchIds(full, event));
+    expect(compact.size).toBe(4);
+  });
+
+  it('keeps what matching, routing and the no-pool log record read, and no secret or header', () => {
+    const kept = matchRule(whole[0]!);
+    expect(kept).toEqual({
+      id: 'everything', application: harnessApp.id, name: 'rule everything', url: whole[0]!.url, enabled: true, disabledReason: null,
+      scope: { kind: 'everything', ids: null }, eventTypes: null, delegateSelectors: ['eu', '${workflow.id}'],
+    });
+    expect(JSON.stringify(kept)).not.toMatch(/whsec_|t0ken/);
+    // Copies, not views of the decoded rule: what the table drops is garbage at once.
+    expect(matchRule(whole[2]!).scope.ids).not.toBe(whole[2]!.scope.ids);
+  });
+
+  it('follows rules sharing a bucket as they are disabled, moved and deleted, one at a time', () => {
+    const live = indexOf();
+    const event = harness[0]!;
+    const a = matchRule(asRule(rule('a', harnessApp.id)));
+    const b = matchRule(asRule(rule('b', harnessApp.id)));
+    const c = matchRule(asRule(rule('c', harnessApp.id)));
+    for (const current of [a, b, c]) live.apply({ id: current.id, previous: undefined, current });
+    expect(matchIds(live, event)).toEqual(['a', 'b', 'c']);
+    const bOff = { ...b, enabled: false };
+    live.apply({ id: 'b', previous: b, current: bOff });
+    expect(matchIds(live, event)).toEqual(['a', 'c']);
+    const aMoved = matchRule(asRule(rule('a', shareringApp.id)));
+    live.apply({ id: 'a', previous: a, current: aMoved });
+    expect(matchIds(live, event)).toEqual(['c']);
+    expect(matchIds(live, sharering[0]!)).toEqual(['a']);
+    live.apply({ id: 'b', previous: bOff, current: b });
+    expect(matchIds(live, event)).toEqual(['b', 'c']);
+    live.apply({ id: 'c', previous: c, current: undefined });
+    live.apply({ id: 'b', previous: b, current: undefined });
+    expect(matchIds(live, event)).toEqual([]);
+    expect(live.size).toBe(1);
   });
 });
