@@ -27,11 +27,6 @@ export interface TableChange<T> {
   current: T | undefined;
 }
 
-/** An entry as the table holds it: what it keeps of the value, and where that version sits. */
-interface Entry<S> extends EntryVersion {
-  readonly value: S;
-}
-
 /** `T` is what the topic carries; `S` what the table keeps of each value (all of it unless `keep` says otherwise). */
 export interface TableOptions<T, S = T> {
   /** What the table holds, for group names and logs: `rules`, `pools`. */
@@ -57,17 +52,18 @@ export interface TableOptions<T, S = T> {
   /** For values that carry secrets: the copy a dead-letter record may keep, and what was replaced (for its header). */
   redact?: { value: (value: T) => T; what: string };
   /**
-   * What to keep of each valid value, for a service that needs only part of it (the matcher: no secrets or headers);
-   * get(), values() and changes then hold that. Applied once per value, after validation. Without it, S is T.
+   * What to keep of each valid value and of `version` (where it sits on the topic), for a service that needs only part
+   * of it (the matcher: no secrets or headers, but the version its commands carry); get(), values() and changes then
+   * hold that. Applied once per value, after validation. Without it, the table keeps the value (S is T).
    */
-  keep?: (value: T) => S;
+  keep?: (value: T, version: EntryVersion) => S;
 }
 
 export class KafkaTable<T, S = T> {
   readonly #options: TableOptions<T, S>;
-  readonly #keep: (value: T) => S;
-  /** One map, one object per entry: with a million entries, every per-entry allocation shows. */
-  readonly #entries = new Map<string, Entry<S>>();
+  readonly #keep: (value: T, version: EntryVersion) => S;
+  /** Nothing per entry beyond what keep returns: with a million entries, every allocation per entry shows. */
+  readonly #entries = new Map<string, S>();
   /** Per partition: the next offset to apply. */
   readonly #positions = new Map<number, number>();
   readonly #listeners: Array<(change: TableChange<S>) => void> = [];
@@ -112,13 +108,7 @@ export class KafkaTable<T, S = T> {
   }
 
   get(id: string): S | undefined {
-    return this.#entries.get(id)?.value;
-  }
-
-  /** Where the entry's current version sits on the topic (what a reader of a later change must have read). */
-  versionOf(id: string): EntryVersion | undefined {
-    const entry = this.#entries.get(id);
-    return entry && { partition: entry.partition, offset: entry.offset };
+    return this.#entries.get(id);
   }
 
   /** Whether the table has applied the topic up to and including `offset` of `partition`. */
@@ -136,8 +126,8 @@ export class KafkaTable<T, S = T> {
     return true;
   }
 
-  *values(): IterableIterator<S> {
-    for (const entry of this.#entries.values()) yield entry.value;
+  values(): IterableIterator<S> {
+    return this.#entries.values();
   }
 
   /** Called for every applied change, during the bootstrap too (so indexes build as the table fills). */
@@ -221,15 +211,15 @@ export class KafkaTable<T, S = T> {
     const id = this.#options.idOf(checked.value);
     if (id !== key) return this.#refuse(partition, message, decoded, 'key-mismatch', `key "${key}" differs from id "${id}"`);
     // Keyed by the value's own id string, not the message key's copy of it: one string per entry, not two.
-    this.#set(id, { value: this.#keep(checked.value), partition, offset: Number(message.offset) });
+    this.#set(id, this.#keep(checked.value, { partition, offset: Number(message.offset) }));
   }
 
-  #set(id: string, entry: Entry<S> | undefined): void {
-    const previous = this.#entries.get(id)?.value;
-    if (entry) this.#entries.set(id, entry);
+  #set(id: string, current: S | undefined): void {
+    const previous = this.#entries.get(id);
+    if (current !== undefined) this.#entries.set(id, current);
     else if (previous === undefined) return;
     else this.#entries.delete(id);
-    for (const listener of this.#listeners) listener({ id, previous, current: entry?.value });
+    for (const listener of this.#listeners) listener({ id, previous, current });
   }
 
   /** `decoded` is the message's value when it could be decoded (so a redacted copy can be dead-lettered). */

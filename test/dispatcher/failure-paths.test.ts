@@ -159,7 +159,7 @@ describe('dispatcher failure paths: a rule failing for too long', () => {
       await waitFor('rule', () => own.matcher.rules.get('failing') !== undefined);
       await own.io.events.publish(harnessEvent('workflow_started', { application: { id: 'failing-app' } }));
       await waitFor('the rule disabled', () => own.matcher.rules.get('failing')?.enabled === false, 20_000);
-      const disabled = own.matcher.rules.get('failing') as EventRule;
+      const disabled = own.matcher.rules.get('failing')!;
       expect(disabled.disabledReason).toMatch(/failed without a single success since .* \(limit 2500ms\)/);
       const log = await readLog(local, (entries) => entries.some((entry) => entry.outcome === 'dead_lettered'));
       expect(log.at(-1)).toMatchObject({ outcome: 'dead_lettered', error: expect.stringMatching(/the rule was disabled: /) });

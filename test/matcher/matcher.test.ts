@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliveryId } from '../../services/common/delivery-id.ts';
+import { keyPartition } from '../../services/common/murmur2.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
@@ -89,10 +90,19 @@ describe('matcher against the real stack', () => {
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
 
+    // The matcher keeps only what matching and routing need, never a secret.
+    expect(JSON.stringify(matcher!.rules.get('live'))).not.toContain('whsec_');
+
     await io.rules.delete('live');
     await waitFor('rule deleted', () => matcher!.rules.get('live') === undefined);
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
+
+    // Each command names the version of the rule it matched: the second and third of the rule's messages, in its partition.
+    const { commands } = await readCommands(cluster, before + 2);
+    const versions = commands.filter((command) => command.ruleId === 'live').map((command) => command.ruleVersion!).sort((a, b) => a.offset - b.offset);
+    const partition = keyPartition(Buffer.from('live'), cluster.TOPIC_PARTITIONS);
+    expect(versions).toEqual([{ partition, offset: versions[0]!.offset }, { partition, offset: versions[0]!.offset + 1 }]);
   });
 });
 
