@@ -8,16 +8,17 @@
  *    `pipelines`: events of the listed pipelines (ids null: of any pipeline);
  *  - event types: the listed ones (null: all).
  */
-import type { EventRule, EventType, RuleScope, WorkflowEvent } from '../../schemas/index.ts';
+import type { EventRule, RuleScope, WorkflowEvent } from '../../schemas/index.ts';
 import type { RuleChange } from '../common/rules-table.ts';
 import type { EntryVersion } from '../common/table.ts';
 
 /**
- * What the matcher keeps of a rule: what matching reads (application, enabled, scope, event types), what routing and
- * the 'no pool' log record read (id, delegate selectors, name, URL), where this version sits on the topic (commands
- * carry it) and why it is disabled (status pages). Secrets, headers and payload settings are the dispatcher's: with a
- * million rules they would be most of the matcher's memory. One flat object per rule (scope and version inlined):
- * every object per rule costs 40 bytes or more, a million times.
+ * What the matcher keeps of a rule: where matching finds it (its buckets, from application, scope and event types),
+ * what routing and the 'no pool' log record read (id, delegate selectors, name, URL), where this version sits on the
+ * topic (commands carry it), and the rest of what a status page shows. Secrets, headers and payload settings are the
+ * dispatcher's: with a million rules they would be most of the matcher's memory. One flat object per rule, and
+ * nothing per rule that only rebuilds something kept already: each object or string costs 24 to 60 bytes, a million
+ * times.
  */
 export interface MatchRule extends Readonly<EntryVersion> {
   readonly id: string;
@@ -26,20 +27,41 @@ export interface MatchRule extends Readonly<EntryVersion> {
   readonly url: string;
   readonly enabled: boolean;
   readonly disabledReason: string | null;
-  readonly scopeKind: RuleScope['kind'];
-  readonly scopeIds: readonly string[] | null;
-  readonly eventTypes: readonly EventType[] | null;
+  /**
+   * The index buckets its scope and event types select (none while disabled). Most rules have exactly one (their
+   * workflow or pipeline, all or one event type): that one is kept as the string itself, the index's map key.
+   */
+  readonly buckets: string | readonly string[];
   readonly delegateSelectors: readonly string[];
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+/** Each application id once: an application has many rules, and each decoded rule brings its own copy of the id. */
+const applications = new Map<string, string>();
 
-/**
- * The MatchRule of a rule at `version`. Lists are copied to their exact length (a decoder's arrays grow by pushing
- * and keep spare room) and an empty selector list is shared.
- */
+const ANY = '*';
+const SEP = '\u0000';
+
+const key = (application: string, scope: RuleScope['kind'], id: string, type: string) => `${application}${SEP}${scope}${SEP}${id}${SEP}${type}`;
+
+/** Each distinct value once (lists hold one or a few values: no Set for those). */
+function distinct<V>(values: readonly V[]): readonly V[] {
+  return values.length < 2 ? values : [...new Set(values)];
+}
+
+function bucketsOf({ application, scope: { kind, ids }, eventTypes }: EventRule): string | string[] {
+  const targets = kind === 'everything' || ids === null ? [ANY] : distinct(ids);
+  const types = eventTypes === null ? [ANY] : distinct(eventTypes);
+  const keys: string[] = [];
+  for (const target of targets) for (const type of types) keys.push(key(application, kind, target, type));
+  return keys.length === 1 ? keys[0]! : keys;
+}
+
+/** The MatchRule of a rule at `version`; lists are new arrays of their exact length, not the decoder's. */
 export function matchRule(rule: EventRule, { partition, offset }: EntryVersion): MatchRule {
-  const { id, application, name, url, enabled, disabledReason, scope, eventTypes, delegateSelectors } = rule;
+  const { id, name, url, enabled, disabledReason, delegateSelectors } = rule;
+  let application = applications.get(rule.application);
+  if (application === undefined) applications.set(rule.application, (application = rule.application));
   return {
     id,
     application,
@@ -47,33 +69,14 @@ export function matchRule(rule: EventRule, { partition, offset }: EntryVersion):
     url,
     enabled,
     disabledReason,
-    scopeKind: scope.kind,
-    scopeIds: scope.ids && scope.ids.slice(),
-    eventTypes: eventTypes && eventTypes.slice(),
+    buckets: enabled ? bucketsOf(rule) : NONE,
     delegateSelectors: delegateSelectors.length === 0 ? NONE : delegateSelectors.slice(),
     partition,
     offset,
   };
 }
 
-const ANY = '*';
-const SEP = '\u0000';
-
-const key = (application: string, scope: string, id: string, type: string) => `${application}${SEP}${scope}${SEP}${id}${SEP}${type}`;
-
-/** Each distinct value once (lists hold one or a few values: no Set for those). */
-function distinct<V>(values: readonly V[]): readonly V[] {
-  return values.length < 2 ? values : [...new Set(values)];
-}
-
-function keysOf(rule: MatchRule): string[] {
-  const { scopeKind: kind, scopeIds: ids } = rule;
-  const targets = kind === 'everything' || ids === null ? [ANY] : distinct(ids);
-  const types = rule.eventTypes === null ? [ANY] : distinct(rule.eventTypes);
-  const keys: string[] = [];
-  for (const target of targets) for (const type of types) keys.push(key(rule.application, kind, target, type));
-  return keys;
-}
+const each = (buckets: MatchRule['buckets']): readonly string[] => (typeof buckets === 'string' ? [buckets] : buckets);
 
 export class RuleIndex {
   /** A bucket with one rule holds it as is: most buckets (a rule's own workflow or pipeline) have one, and an array each would double their cost. */
@@ -94,7 +97,7 @@ export class RuleIndex {
   match(event: WorkflowEvent): MatchRule[] {
     const matches: MatchRule[] = [];
     const app = event.application.id;
-    const collect = (scope: string, id: string) => {
+    const collect = (scope: RuleScope['kind'], id: string) => {
       for (const type of [event.type, ANY]) {
         const bucket = this.#buckets.get(key(app, scope, id, type));
         if (bucket === undefined) continue;
@@ -115,7 +118,7 @@ export class RuleIndex {
   }
 
   #add(rule: MatchRule): void {
-    for (const bucketKey of keysOf(rule)) {
+    for (const bucketKey of each(rule.buckets)) {
       const bucket = this.#buckets.get(bucketKey);
       if (bucket === undefined) this.#buckets.set(bucketKey, rule);
       else if (Array.isArray(bucket)) bucket.push(rule);
@@ -125,7 +128,7 @@ export class RuleIndex {
   }
 
   #remove(rule: MatchRule): void {
-    for (const bucketKey of keysOf(rule)) {
+    for (const bucketKey of each(rule.buckets)) {
       const bucket = this.#buckets.get(bucketKey)!;
       if (!Array.isArray(bucket)) {
         this.#buckets.delete(bucketKey);

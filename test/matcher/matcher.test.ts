@@ -85,8 +85,9 @@ describe('matcher against the real stack', () => {
     await send('workflow_completed');
     expect(await count()).toBe(before + 1);
 
+    const enabledAt = matcher!.rules.get('live')!.offset;
     await io.rules.put(rule('live', 'live-app', { eventTypes: ['workflow_completed'] }));
-    await waitFor('rule updated', () => matcher!.rules.get('live')?.eventTypes?.[0] === 'workflow_completed');
+    await waitFor('rule updated', () => matcher!.rules.get('live')!.offset > enabledAt);
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
 

@@ -99,13 +99,18 @@ describe('the compact form the matcher keeps (matchRule)', () => {
     const whole = wholeRule(rule('r', harnessApp.id, { headers: { authorization: 'Bearer t0ken' }, delegateSelectors: ['eu', '${workflow.id}'], scope: { kind: 'workflows', ids: ['w'] }, eventTypes: ['workflow_started'] }));
     const kept = matchRule(whole, { partition: 2, offset: 41 });
     expect(kept).toEqual({
-      id: 'r', application: harnessApp.id, name: 'rule r', url: whole.url, enabled: true, disabledReason: null, scopeKind: 'workflows', scopeIds: ['w'],
-      eventTypes: ['workflow_started'], delegateSelectors: ['eu', '${workflow.id}'], partition: 2, offset: 41,
+      id: 'r', application: harnessApp.id, name: 'rule r', url: whole.url, enabled: true, disabledReason: null,
+      buckets: `${harnessApp.id}\0workflows\0w\0workflow_started`, delegateSelectors: ['eu', '${workflow.id}'], partition: 2, offset: 41,
     });
     expect(JSON.stringify(kept)).not.toMatch(/whsec_|t0ken/);
-    // Copies, not views of the decoded rule: what the table drops is garbage at once.
-    expect(kept.scopeIds).not.toBe(whole.scope.ids);
+    // A copy, not the decoded rule's list: what the table drops is garbage at once.
     expect(kept.delegateSelectors).not.toBe(whole.delegateSelectors);
+  });
+
+  it('one bucket per listed target and event type; none while disabled', () => {
+    const many = asRule(rule('many', harnessApp.id, { scope: { kind: 'pipelines', ids: ['p1', 'p2'] }, eventTypes: ['pipeline_started', 'pipeline_completed'] }));
+    expect(many.buckets).toHaveLength(4);
+    expect(asRule(rule('off', harnessApp.id, { enabled: false })).buckets).toEqual([]);
   });
 
   it('a workflow or event type listed twice still matches once', () => {
