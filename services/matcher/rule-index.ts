@@ -57,7 +57,7 @@ function bucketsOf({ application, scope: { kind, ids }, eventTypes }: EventRule)
   return keys.length === 1 ? keys[0]! : keys;
 }
 
-/** The MatchRule of a rule at `version`; lists are new arrays of their exact length, not the decoder's. */
+/** The MatchRule of a rule at `version`. */
 export function matchRule(rule: EventRule, { partition, offset }: EntryVersion): MatchRule {
   const { id, name, url, enabled, disabledReason, delegateSelectors } = rule;
   let application = applications.get(rule.application);
@@ -70,7 +70,7 @@ export function matchRule(rule: EventRule, { partition, offset }: EntryVersion):
     enabled,
     disabledReason,
     buckets: enabled ? bucketsOf(rule) : NONE,
-    delegateSelectors: delegateSelectors.length === 0 ? NONE : delegateSelectors.slice(),
+    delegateSelectors: delegateSelectors.length === 0 ? NONE : delegateSelectors,
     partition,
     offset,
   };
