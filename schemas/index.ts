@@ -100,23 +100,26 @@ export function timestampIssues<T>(contract: Contract<T>, value: T): ValidationI
   return issues;
 }
 
-/** Whether a type holds a timestamp anywhere inside: the walk below skips the subtrees that hold none. */
+/** Per type: whether a timestamp may sit inside it. */
 const holdsTimestamps = new WeakMap<avro.Type, boolean>();
-function holdsTimestamp(type: avro.Type): boolean {
+
+function hasTimestamps(type: avro.Type): boolean {
   let holds = holdsTimestamps.get(type);
   if (holds !== undefined) return holds;
-  holdsTimestamps.set(type, false); // a recursive type's cycle adds nothing
-  const inner = type instanceof avro.types.RecordType ? type.fields.map((field) => field.type)
-    : type instanceof avro.types.ArrayType ? [type.itemsType]
-    : type instanceof avro.types.UnwrappedUnionType ? type.types
-    : [];
-  holds = timestampTypes.has(type) || inner.some(holdsTimestamp);
+  // A recursive reference counts as holding one while its type is being looked at: at worst a subtree is walked.
+  holdsTimestamps.set(type, true);
+  if (timestampTypes.has(type)) holds = true;
+  else if (type instanceof avro.types.RecordType) holds = type.fields.some((field) => hasTimestamps(field.type));
+  else if (type instanceof avro.types.ArrayType) holds = hasTimestamps(type.itemsType);
+  else if (type instanceof avro.types.UnwrappedUnionType) holds = type.types.some(hasTimestamps);
+  else holds = false;
   holdsTimestamps.set(type, holds);
   return holds;
 }
 
 function collectTimestampIssues(type: avro.Type, value: unknown, path: string[], issues: ValidationIssue[]): void {
-  if (!holdsTimestamp(type)) return;
+  // Consumers run this on every record: subtrees without timestamps (most of a record) are not walked.
+  if (!hasTimestamps(type)) return;
   if (timestampTypes.has(type)) {
     if (typeof value === 'number' && !(Math.abs(value) <= MAX_DATE_MS)) {
       issues.push({ field: path.join('.'), reason: `must be a time within the JavaScript date range (±${MAX_DATE_MS} ms around 1970, years -271821 to 275760) (got ${value})` });

@@ -3,7 +3,7 @@
  * dispatcher-pools topic; the matcher reads them as a table and sends a rule's commands to a pool whose tags include
  * every one of the rule's delegate selectors (`${...}` expressions resolved from the event first).
  */
-import { contracts, type DispatcherPool, type EventRule, type ValidationIssue, type WorkflowEvent } from '../../schemas/index.ts';
+import { contracts, type DispatcherPool, type ValidationIssue, type WorkflowEvent } from '../../schemas/index.ts';
 import { KafkaTable, type TableOptions } from './table.ts';
 import { DEFAULT_POOL } from './topics.ts';
 
@@ -54,7 +54,7 @@ export function resolveSelectors(selectors: readonly string[], event: WorkflowEv
 }
 
 /** The pool for (rule, event): the default pool without selectors, else the first pool (by name) with every tag. */
-export function choosePool(rule: Pick<EventRule, 'delegateSelectors'>, event: WorkflowEvent, pools: Iterable<DispatcherPool>): { ok: true; pool: string } | { ok: false; error: string } {
+export function choosePool(rule: { readonly delegateSelectors: readonly string[] }, event: WorkflowEvent, pools: Iterable<DispatcherPool>): { ok: true; pool: string } | { ok: false; error: string } {
   if (rule.delegateSelectors.length === 0) return { ok: true, pool: DEFAULT_POOL };
   const resolved = resolveSelectors(rule.delegateSelectors, event);
   if (!resolved.ok) return resolved;

@@ -1,19 +1,23 @@
-/** The event rules as a table (see table.ts): keyed by rule id, validated by checkRule. */
+/**
+ * The event rules as a table (see table.ts): keyed by rule id, validated by checkRule's checks. Services that need only
+ * part of each rule (the matcher) say what to keep; the others keep whole rules.
+ */
 import { contracts, type EventRule } from '../../schemas/index.ts';
-import { checkRule, REDACTED_RULE_FIELDS, redactRule } from './rules.ts';
+import { REDACTED_RULE_FIELDS, redactRule, ruleIssues } from './rules.ts';
 import { KafkaTable, type TableChange, type TableOptions } from './table.ts';
 
-export type RuleChange = TableChange<EventRule>;
+export type RuleChange<S = EventRule> = TableChange<S>;
 
-export class RulesTable extends KafkaTable<EventRule> {
-  constructor(options: Omit<TableOptions<EventRule>, 'name' | 'contract' | 'check' | 'idOf'>) {
+export class RulesTable<S = EventRule> extends KafkaTable<EventRule, S> {
+  constructor(options: Omit<TableOptions<EventRule, S>, 'name' | 'contract' | 'check' | 'idOf'>) {
     super({
       ...options,
       name: 'rules',
       contract: contracts.eventRule,
+      // Decoded values have the contract's shape already (the codec refuses what does not): only the checks beyond it.
       check: (rule) => {
-        const checked = checkRule(rule);
-        return checked.ok ? { ok: true, value: checked.rule } : checked;
+        const issues = ruleIssues(rule);
+        return issues.length === 0 ? { ok: true, value: rule } : { ok: false, issues };
       },
       idOf: (rule) => rule.id,
       redact: { value: redactRule, what: REDACTED_RULE_FIELDS },

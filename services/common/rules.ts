@@ -47,10 +47,19 @@ export function secretKey(secret: string): Buffer | undefined {
   return key.length >= 24 && key.length <= 64 ? key : undefined;
 }
 
+/** Checks a rule from any source: its shape against the contract (defaults filled in), then ruleIssues. */
 export function checkRule(input: EventRuleInput | unknown): CheckedRule {
   const result = validate(contracts.eventRule, input, { conceal: (field) => SECRET_FIELDS.test(field) });
   if (!result.ok) return result;
-  const rule = result.value;
+  const issues = ruleIssues(result.value);
+  return issues.length === 0 ? { ok: true, rule: result.value } : { ok: false, issues };
+}
+
+/**
+ * What is wrong with a rule that already has the contract's shape, beyond that shape. A value the registry codec
+ * decoded has it by construction, so the rules table runs only this (the shape walk was a fifth of loading a million).
+ */
+export function ruleIssues(rule: EventRule): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   const issue = (field: string, reason: string) => issues.push({ field, reason });
 
@@ -88,7 +97,7 @@ export function checkRule(input: EventRuleInput | unknown): CheckedRule {
   }
   rule.delegateSelectors.forEach((selector, index) => { if (!selector.trim()) issue(`delegateSelectors.${index}`, 'must not be empty'); });
   if (rule.rateLimitPerSecond !== null && rule.rateLimitPerSecond <= 0) issue('rateLimitPerSecond', 'must be a positive number of requests per second, or null');
-  return issues.length === 0 ? { ok: true, rule } : { ok: false, issues };
+  return issues;
 }
 
 /** The secrets that sign a request at `now`: every one without an expiry, or whose overlap has not ended yet. */

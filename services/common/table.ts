@@ -27,7 +27,8 @@ export interface TableChange<T> {
   current: T | undefined;
 }
 
-export interface TableOptions<T> {
+/** `T` is what the topic carries; `S` what the table keeps of each value (all of it unless `keep` says otherwise). */
+export interface TableOptions<T, S = T> {
   /** What the table holds, for group names and logs: `rules`, `pools`. */
   name: string;
   contract: Contract<T>;
@@ -50,15 +51,22 @@ export interface TableOptions<T> {
   onFatal?: (error: Error) => void;
   /** For values that carry secrets: the copy a dead-letter record may keep, and what was replaced (for its header). */
   redact?: { value: (value: T) => T; what: string };
+  /**
+   * What to keep of each valid value and of `version` (where it sits on the topic), for a service that needs only part
+   * of it (the matcher: no secrets or headers, but the version its commands carry); get(), values() and changes then
+   * hold that. Applied once per value, after validation. Without it, the table keeps the value (S is T).
+   */
+  keep?: (value: T, version: EntryVersion) => S;
 }
 
-export class KafkaTable<T> {
-  readonly #options: TableOptions<T>;
-  readonly #entries = new Map<string, T>();
-  readonly #versions = new Map<string, EntryVersion>();
+export class KafkaTable<T, S = T> {
+  readonly #options: TableOptions<T, S>;
+  readonly #keep: (value: T, version: EntryVersion) => S;
+  /** Nothing per entry beyond what keep returns: with a million entries, every allocation per entry shows. */
+  readonly #entries = new Map<string, S>();
   /** Per partition: the next offset to apply. */
   readonly #positions = new Map<number, number>();
-  readonly #listeners: Array<(change: TableChange<T>) => void> = [];
+  readonly #listeners: Array<(change: TableChange<S>) => void> = [];
   readonly #consumer: Consumer;
   readonly #admin: Admin;
   /** Per partition: the offset up to which invalid messages were already dead-lettered. */
@@ -72,8 +80,9 @@ export class KafkaTable<T> {
   #invalid = 0;
   #redactedCodec: Promise<Codec<T>> | undefined;
 
-  constructor(options: TableOptions<T>) {
+  constructor(options: TableOptions<T, S>) {
     this.#options = options;
+    this.#keep = options.keep ?? ((value) => value as unknown as S);
     this.#consumer = options.kafka.consumer({ groupId: `${options.groupPrefix}.${options.name}.${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000,
       // Small fetches during the bootstrap keep the garbage of decoding 100k entries (and so the heap's peak) small.
       maxBytes: 1024 * 1024 });
@@ -98,13 +107,8 @@ export class KafkaTable<T> {
     return this.#invalid;
   }
 
-  get(id: string): T | undefined {
+  get(id: string): S | undefined {
     return this.#entries.get(id);
-  }
-
-  /** Where the entry's current version sits on the topic (what a reader of a later change must have read). */
-  versionOf(id: string): EntryVersion | undefined {
-    return this.#versions.get(id);
   }
 
   /** Whether the table has applied the topic up to and including `offset` of `partition`. */
@@ -122,12 +126,12 @@ export class KafkaTable<T> {
     return true;
   }
 
-  values(): IterableIterator<T> {
+  values(): IterableIterator<S> {
     return this.#entries.values();
   }
 
   /** Called for every applied change, during the bootstrap too (so indexes build as the table fills). */
-  onChange(listener: (change: TableChange<T>) => void): void {
+  onChange(listener: (change: TableChange<S>) => void): void {
     this.#listeners.push(listener);
   }
 
@@ -189,7 +193,7 @@ export class KafkaTable<T> {
   async #apply(partition: number, message: KafkaMessage): Promise<void> {
     const key = message.key?.toString();
     if (message.value === null) {
-      return key ? this.#set(key, undefined, undefined) : this.#refuse(partition, message, undefined, 'no-key', `${this.#options.name} messages must be keyed by id`);
+      return key ? this.#set(key, undefined) : this.#refuse(partition, message, undefined, 'no-key', `${this.#options.name} messages must be keyed by id`);
     }
     let decoded: T;
     try {
@@ -206,19 +210,15 @@ export class KafkaTable<T> {
     }
     const id = this.#options.idOf(checked.value);
     if (id !== key) return this.#refuse(partition, message, decoded, 'key-mismatch', `key "${key}" differs from id "${id}"`);
-    this.#set(key, checked.value, { partition, offset: Number(message.offset) });
+    // Keyed by the value's own id string, not the message key's copy of it: one string per entry, not two.
+    this.#set(id, this.#keep(checked.value, { partition, offset: Number(message.offset) }));
   }
 
-  #set(id: string, current: T | undefined, version: EntryVersion | undefined): void {
+  #set(id: string, current: S | undefined): void {
     const previous = this.#entries.get(id);
-    if (current) {
-      this.#entries.set(id, current);
-      this.#versions.set(id, version!);
-    } else if (!previous) return;
-    else {
-      this.#entries.delete(id);
-      this.#versions.delete(id);
-    }
+    if (current !== undefined) this.#entries.set(id, current);
+    else if (previous === undefined) return;
+    else this.#entries.delete(id);
     for (const listener of this.#listeners) listener({ id, previous, current });
   }
 

@@ -18,7 +18,7 @@ import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } fro
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
-import { RuleIndex } from './rule-index.ts';
+import { matchRule, RuleIndex, type MatchRule } from './rule-index.ts';
 
 export interface MatcherSettings {
   groupId: string;
@@ -61,7 +61,7 @@ export class Matcher {
   readonly #settings: MatcherSettings;
   readonly #producer: Producer;
   readonly #consumer: Consumer;
-  readonly #table: RulesTable;
+  readonly #table: RulesTable<MatchRule>;
   readonly #pools: PoolsTable;
   readonly #index = new RuleIndex();
   readonly #registry: SchemaRegistryClient;
@@ -91,7 +91,7 @@ export class Matcher {
       kafka, registry: this.#registry, topic, logger, groupPrefix: settings.groupId, onFatal: (error: Error) => this.#fail(error),
       deadLetters: { topic: dlq, producer: this.#producer, service: SERVICE, watermarkGroup: `${settings.groupId}.${name}-dlq` },
     });
-    this.#table = new RulesTable(table(this.#names.eventRules, this.#names.eventRulesDlq, 'rules'));
+    this.#table = new RulesTable({ ...table(this.#names.eventRules, this.#names.eventRulesDlq, 'rules'), keep: matchRule });
     this.#table.onChange((change) => this.#index.apply(change));
     this.#pools = new PoolsTable(table(this.#names.dispatcherPools, this.#names.dispatcherPoolsDlq, 'pools'));
   }
@@ -105,8 +105,8 @@ export class Matcher {
     return this.#consuming ? undefined : 'joining the consumer group';
   }
 
-  /** The rules as this instance sees them (read-only use: status pages, tests). */
-  get rules(): Pick<RulesTable, 'get' | 'size' | 'bootstrapped'> {
+  /** The rules as this instance sees them, as much of each as matching needs (read-only use: status pages, tests). */
+  get rules(): Pick<RulesTable<MatchRule>, 'get' | 'size' | 'bootstrapped'> {
     return this.#table;
   }
 
@@ -188,7 +188,7 @@ export class Matcher {
     this.#counters.matches.inc();
     const now = Date.now();
     return rules.map((rule): [string, Message] => {
-      const command = newDeliveryCommand(event, rule.id, now, this.#table.versionOf(rule.id) ?? null);
+      const command = newDeliveryCommand(event, rule.id, now, { partition: rule.partition, offset: rule.offset });
       const route = choosePool(rule, event, this.#pools.values());
       if (!route.ok) {
         this.#counters.unroutable.inc();

@@ -39,9 +39,11 @@ const reasonOf = (record: KafkaMessage) => headerValue(record.headers, DLQ_HEADE
 const event = (application: string, overrides: Partial<WorkflowEvent> = {}): WorkflowEvent =>
   ({ ...valid(contracts.workflowEvent, harnessEvent('workflow_started', { application: { id: application } })), ...overrides });
 
-async function putRule(id: string, overrides: Parameters<typeof rule>[2]): Promise<void> {
-  await pipeline.io.rules.put(rule(id, `${id}-app`, overrides));
+/** Writes a rule and waits until the matcher has it; returns the rule as written (the matcher keeps only part of it). */
+async function putRule(id: string, overrides: Parameters<typeof rule>[2]): Promise<EventRule> {
+  const [written] = await pipeline.io.rules.put(rule(id, `${id}-app`, overrides));
   await waitFor(`rule ${id} in the matcher`, () => pipeline.matcher.rules.get(id) !== undefined);
+  return written!;
 }
 
 describe('dispatcher failure paths', () => {
@@ -94,14 +96,13 @@ describe('dispatcher failure paths', () => {
   it('410 re-publishes a stale rule: concurrent 410s disable the current version, once, keeping an edit made meanwhile', async () => {
     const receiver = await pipeline.receiver();
     receiver.respond = () => ({ status: 410, delayMs: 1500 });
-    await putRule('gone', { url: receiver.url });
+    const current = await putRule('gone', { url: receiver.url });
     const admin = pipeline.io.kafka.admin();
     await admin.connect();
     const before = (await admin.fetchTopicOffsets(names.eventRules)).reduce((sum, entry) => sum + Number(entry.offset), 0);
     await pipeline.io.events.publish(Array.from({ length: 5 }, () => event('gone-app')));
     await waitFor('five requests in flight', () => receiver.received.length === 5);
     // The operator edits the rule while the requests are in flight.
-    const current = pipeline.matcher.rules.get('gone')!;
     await pipeline.io.rules.put({ ...current, name: 'edited while in flight' });
     await waitFor('the rule disabled', () => pipeline.matcher.rules.get('gone')?.enabled === false, 15_000);
     await new Promise((resolve) => setTimeout(resolve, 1000)); // any further (wrong) disables would have landed by now
@@ -158,7 +159,7 @@ describe('dispatcher failure paths: a rule failing for too long', () => {
       await waitFor('rule', () => own.matcher.rules.get('failing') !== undefined);
       await own.io.events.publish(harnessEvent('workflow_started', { application: { id: 'failing-app' } }));
       await waitFor('the rule disabled', () => own.matcher.rules.get('failing')?.enabled === false, 20_000);
-      const disabled = own.matcher.rules.get('failing') as EventRule;
+      const disabled = own.matcher.rules.get('failing')!;
       expect(disabled.disabledReason).toMatch(/failed without a single success since .* \(limit 2500ms\)/);
       const log = await readLog(local, (entries) => entries.some((entry) => entry.outcome === 'dead_lettered'));
       expect(log.at(-1)).toMatchObject({ outcome: 'dead_lettered', error: expect.stringMatching(/the rule was disabled: /) });

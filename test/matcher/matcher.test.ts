@@ -87,15 +87,25 @@ describe('matcher against the real stack', () => {
     await send('workflow_completed');
     expect(await count()).toBe(before + 1);
 
+    const enabledAt = matcher!.rules.get('live')!.offset;
     await io.rules.put(rule('live', 'live-app', { eventTypes: ['workflow_completed'] }));
-    await waitFor('rule updated', () => matcher!.rules.get('live')?.eventTypes?.[0] === 'workflow_completed');
+    await waitFor('rule updated', () => matcher!.rules.get('live')!.offset > enabledAt);
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
+
+    // The matcher keeps only what matching and routing need, never a secret.
+    expect(JSON.stringify(matcher!.rules.get('live'))).not.toContain('whsec_');
 
     await io.rules.delete('live');
     await waitFor('rule deleted', () => matcher!.rules.get('live') === undefined);
     await send('workflow_completed');
     expect(await count()).toBe(before + 2);
+
+    // Each command names the version of the rule it matched: the second and third of the rule's messages, in its partition.
+    const { commands } = await readCommands(cluster, before + 2);
+    const versions = commands.filter((command) => command.ruleId === 'live').map((command) => command.ruleVersion!).sort((a, b) => a.offset - b.offset);
+    const partition = keyPartition(Buffer.from('live'), cluster.TOPIC_PARTITIONS);
+    expect(versions).toEqual([{ partition, offset: versions[0]!.offset }, { partition, offset: versions[0]!.offset + 1 }]);
   });
 
   it("spreads one busy rule's commands over the pool's partitions, and keeps a rate-limited rule's on one", async () => {

@@ -1,18 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { contracts, validate, type EventRule, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { checkRule } from '../../services/common/rules.ts';
-import { RuleIndex } from '../../services/matcher/rule-index.ts';
+import { matchRule, RuleIndex, type MatchRule } from '../../services/matcher/rule-index.ts';
 import { harnessApp, harnessEvent, harnessPipeline, harnessTypes, harnessWorkflow, shareringApp, shareringEvent, shareringTypes, shareringWorkflow } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
 
-const asRule = (input: ReturnType<typeof rule>): EventRule => {
+const wholeRule = (input: ReturnType<typeof rule>): EventRule => {
   const checked = checkRule({ ...input, updatedAt: 1 });
   if (!checked.ok) throw new Error(JSON.stringify(checked.issues));
   return checked.rule;
 };
+/** The rule as the matcher's table keeps it. */
+const asRule = (input: ReturnType<typeof rule>, version = { partition: 0, offset: 1 }): MatchRule => matchRule(wholeRule(input), version);
 const asEvent = (input: WorkflowEventInput): WorkflowEvent => (validate(contracts.workflowEvent, input) as { value: WorkflowEvent }).value;
 
-function indexOf(...rules: EventRule[]): RuleIndex {
+function indexOf(...rules: MatchRule[]): RuleIndex {
   const index = new RuleIndex();
   for (const current of rules) index.apply({ id: current.id, previous: undefined, current });
   return index;
@@ -71,7 +73,7 @@ describe('rule matching (both seeds: application, enabled, scope, event types)',
   it('follows enable, disable, update and delete', () => {
     const live = indexOf();
     const event = harness[0]!;
-    const change = (previous: EventRule | undefined, current: EventRule | undefined) => live.apply({ id: 'r', previous, current });
+    const change = (previous: MatchRule | undefined, current: MatchRule | undefined) => live.apply({ id: 'r', previous, current });
     const disabled = asRule(rule('r', harnessApp.id, { enabled: false }));
     const enabled = asRule(rule('r', harnessApp.id));
     const narrowed = asRule(rule('r', harnessApp.id, { eventTypes: ['pipeline_started'] }));
@@ -89,5 +91,50 @@ describe('rule matching (both seeds: application, enabled, scope, event types)',
     change(moved, undefined);
     expect(matchIds(live, sharering[0]!)).toEqual([]);
     expect(live.size).toBe(0);
+  });
+});
+
+describe('the compact form the matcher keeps (matchRule)', () => {
+  it('keeps what matching, routing (pool, command key) and the no-pool log record read, and the version; no secret or header', () => {
+    const whole = wholeRule(rule('r', harnessApp.id, { headers: { authorization: 'Bearer t0ken' }, delegateSelectors: ['eu', '${workflow.id}'], scope: { kind: 'workflows', ids: ['w'] }, eventTypes: ['workflow_started'] }));
+    const kept = matchRule(whole, { partition: 2, offset: 41 });
+    expect(kept).toEqual({
+      id: 'r', application: harnessApp.id, name: 'rule r', url: whole.url, enabled: true, disabledReason: null,
+      buckets: `${harnessApp.id}\0workflows\0w\0workflow_started`, delegateSelectors: ['eu', '${workflow.id}'], rateLimitPerSecond: null, partition: 2, offset: 41,
+    });
+    expect(JSON.stringify(kept)).not.toMatch(/whsec_|t0ken/);
+  });
+
+  it('one bucket per listed target and event type; none while disabled', () => {
+    const many = asRule(rule('many', harnessApp.id, { scope: { kind: 'pipelines', ids: ['p1', 'p2'] }, eventTypes: ['pipeline_started', 'pipeline_completed'] }));
+    expect(many.buckets).toHaveLength(4);
+    expect(asRule(rule('off', harnessApp.id, { enabled: false })).buckets).toEqual([]);
+  });
+
+  it('a workflow or event type listed twice still matches once', () => {
+    const index = indexOf(asRule(rule('twice', harnessApp.id, { scope: { kind: 'workflows', ids: [harnessWorkflow.id, harnessWorkflow.id] }, eventTypes: ['workflow_started', 'workflow_started'] })));
+    expect(index.match(harness[0]!).map((r) => r.id)).toEqual(['twice']);
+  });
+
+  it('follows rules sharing a bucket as they are disabled, moved and deleted, one at a time', () => {
+    const live = indexOf();
+    const event = harness[0]!;
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => asRule(rule(id, harnessApp.id))) as [MatchRule, MatchRule, MatchRule];
+    for (const current of [a, b, c]) live.apply({ id: current.id, previous: undefined, current });
+    expect(matchIds(live, event)).toEqual(['a', 'b', 'c']);
+    const bOff = asRule(rule('b', harnessApp.id, { enabled: false }));
+    live.apply({ id: 'b', previous: b, current: bOff });
+    expect(matchIds(live, event)).toEqual(['a', 'c']);
+    const aMoved = asRule(rule('a', shareringApp.id));
+    live.apply({ id: 'a', previous: a, current: aMoved });
+    expect(matchIds(live, event)).toEqual(['c']);
+    expect(matchIds(live, sharering[0]!)).toEqual(['a']);
+    live.apply({ id: 'b', previous: bOff, current: b });
+    expect(matchIds(live, event)).toEqual(['b', 'c']);
+    live.apply({ id: 'c', previous: c, current: undefined });
+    live.apply({ id: 'b', previous: b, current: undefined });
+    expect(matchIds(live, event)).toEqual([]);
+    expect(matchIds(live, sharering[0]!)).toEqual(['a']);
+    expect(live.size).toBe(1);
   });
 });

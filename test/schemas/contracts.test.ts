@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderTypes, typesFile } from '../../schemas/generate-types.ts';
-import { contracts, validate } from '../../schemas/index.ts';
+import { contracts, timestampIssues, validate } from '../../schemas/index.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 
 describe('contracts', () => {
@@ -38,5 +38,23 @@ describe('contracts', () => {
   it('registers self-contained schemas: the command embeds the whole event schema', () => {
     const event = (contracts.deliveryCommand.schema as { fields: Array<{ name: string; type: unknown }> }).fields.find((field) => field.name === 'event');
     expect(event?.type).toMatchObject({ type: 'record', name: 'workflowhooks.WorkflowEvent' });
+  });
+
+  it('finds a timestamp out of range wherever it sits: nested records, arrays of records, optional fields', () => {
+    const far = 9e15;
+    const rule = validate(contracts.eventRule, {
+      id: 'r', application: 'a', name: 'n', scope: { kind: 'everything' }, url: 'https://example.com/', updatedAt: 1,
+      secrets: [{ secret: 's', notAfter: null }, { secret: 's', notAfter: 1 }],
+    });
+    if (!rule.ok) throw new Error(JSON.stringify(rule.issues));
+    rule.value.secrets[1]!.notAfter = far;
+    expect(timestampIssues(contracts.eventRule, rule.value)).toEqual([{ field: 'secrets.1.notAfter', reason: expect.stringContaining('date range') }]);
+    const command = validate(contracts.deliveryCommand, {
+      deliveryId: 'd', ruleId: 'r', attempt: 1, notBefore: 1, createdAt: 1,
+      event: { eventId: 'e', type: 'workflow_started', occurredAt: 1, application: { id: 'a' }, startedAt: 1 },
+    });
+    if (!command.ok) throw new Error(JSON.stringify(command.issues));
+    command.value.event.startedAt = -far;
+    expect(timestampIssues(contracts.deliveryCommand, command.value).map((issue) => issue.field)).toEqual(['event.startedAt']);
   });
 });
