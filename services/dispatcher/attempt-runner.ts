@@ -22,8 +22,9 @@ interface SendPlan {
   target: Target;
   /** The rule's headers as the delivery log shows them: every value masked. */
   maskedHeaders: Record<string, string>;
-  /** The secrets that sign now, and until when that set holds (the first `notAfter` still ahead). */
+  /** The secrets that sign from `secretsSince` until `secretsUntil` (the first `notAfter` still ahead then). */
   secrets: string[];
+  secretsSince: number;
   secretsUntil: number;
   /** The signature header as the delivery log shows it: `v1,••••` per signature. */
   maskedSignature: string;
@@ -110,7 +111,7 @@ export class AttemptRunner {
 
   #plan(rule: EventRule, now: number): SendPlan {
     let plan = this.#plans.get(rule);
-    if (!plan || now >= plan.secretsUntil) {
+    if (!plan || now >= plan.secretsUntil || now < plan.secretsSince) {
       const url = plan?.target.url ?? new URL(rule.url);
       const secrets = activeSecrets(rule, now);
       const ahead = rule.secrets.map(({ notAfter }) => notAfter ?? Infinity).filter((notAfter) => notAfter > now);
@@ -118,6 +119,7 @@ export class AttemptRunner {
         target: plan?.target ?? { url, endpoint: url.origin },
         maskedHeaders: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, MASK])),
         secrets,
+        secretsSince: now,
         secretsUntil: Math.min(Infinity, ...ahead),
         maskedSignature: secrets.map(() => `v1,${MASK}`).join(' '),
       };

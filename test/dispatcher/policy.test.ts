@@ -196,5 +196,7 @@ describe('attempt runner', () => {
     const later = prepare(T0 + 1000);
     expect(later.headers['webhook-signature']).toBe(sign(one.deliveryId, later.body, [current], T0 + 1000)['webhook-signature']);
     expect(later.request.headers['webhook-signature']).toBe('v1,••••');
+    // A plan made for a later time is not used for an earlier one (a clock set back, a test's own clock).
+    expect(prepare(T0).headers['webhook-signature']!.split(' ')).toHaveLength(2);
   });
 });
