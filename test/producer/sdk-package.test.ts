@@ -4,7 +4,7 @@
  * project in examples/workflow-engine, against the test cluster.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
@@ -51,6 +51,22 @@ describe('@workflow-webhooks/producer (packages/producer-sdk)', () => {
     // The contract travels with the package: the registered schema, and the .avsc file for other tools.
     expect(loaded.schema).toEqual(contracts.workflowEvent.schema);
     expect(await readFile(new URL(loaded.avsc), 'utf8')).toBe(await readFile(join(root, 'schemas/workflow-event.avsc'), 'utf8'));
+  });
+
+  it('declares every package its build imports (an engine installs only what the manifest names)', async () => {
+    const manifest = JSON.parse(await readFile(join(sdk, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const files = (await readdir(join(sdk, 'dist'), { recursive: true })).filter((file) => file.endsWith('.js'));
+    const imported = new Set<string>();
+    for (const file of files) {
+      const source = await readFile(join(sdk, 'dist', file), 'utf8');
+      for (const [, specifier] of source.matchAll(/(?:from|import)\s*\(?\s*'([^'./][^']*)'/g)) {
+        if (specifier!.startsWith('node:')) continue;
+        const parts = specifier!.split('/');
+        imported.add(specifier!.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!);
+      }
+    }
+    expect(imported.size).toBeGreaterThan(0);
+    expect([...imported].filter((name) => !(name in manifest.dependencies))).toEqual([]);
   });
 
   it('packs into a tarball of its build and manifest only (what docs/producing-events.md hands to an engine)', async () => {
