@@ -14,9 +14,10 @@ const require = createRequire(import.meta.url);
 /** The module kafkajs 2.x requires for record-batch checksums. */
 export const KAFKAJS_CRC32C_MODULE = join(dirname(require.resolve('kafkajs')), 'src/protocol/recordBatch/crc32C/index.js');
 
+/** What kafkajs's module exports: the unsigned CRC-32C of a buffer. */
+export const nativeCrc32c = (buffer: Buffer): number => crc32c(buffer);
+
 // Another kafkajs layout: leave its own implementation in place rather than guess.
 if (existsSync(KAFKAJS_CRC32C_MODULE) && !require.cache[KAFKAJS_CRC32C_MODULE]) {
-  require.cache[KAFKAJS_CRC32C_MODULE] = {
-    id: KAFKAJS_CRC32C_MODULE, filename: KAFKAJS_CRC32C_MODULE, loaded: true, exports: (buffer: Buffer): number => crc32c(buffer),
-  } as NodeJS.Module;
+  require.cache[KAFKAJS_CRC32C_MODULE] = { id: KAFKAJS_CRC32C_MODULE, filename: KAFKAJS_CRC32C_MODULE, loaded: true, exports: nativeCrc32c } as NodeJS.Module;
 }
