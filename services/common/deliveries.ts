@@ -15,7 +15,8 @@ export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: nu
  * The Kafka key of a delivery's commands (first attempt and retries). By delivery id, so one busy rule's commands
  * spread over the pool's partitions and dispatchers; commands are handled concurrently anyway, so the only order kept
  * is a delivery's own. A rule with a rate limit, or one the caller does not know (a one-off resend), is keyed by rule
- * id: one dispatcher then paces all of its requests, and its limit holds exactly.
+ * id: one dispatcher then paces its first attempts (each retry topic is assigned on its own, so its retries may be
+ * paced by another).
  */
 export function commandKey(command: Pick<DeliveryCommand, 'deliveryId' | 'ruleId'>, rule: Pick<EventRule, 'rateLimitPerSecond'> | undefined): string {
   return rule && rule.rateLimitPerSecond === null ? command.deliveryId : command.ruleId;
