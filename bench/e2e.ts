@@ -21,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { contracts, type EventRuleInput, type WorkflowEventInput } from '../schemas/index.ts';
+import { loadConfig } from '../services/common/config.ts';
 import { parseDuration } from '../services/common/duration.ts';
+import { dispatcherSettings } from '../services/dispatcher/main.ts';
 import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
@@ -61,7 +63,7 @@ const dispatcherCount = Number(values.dispatchers);
 const endpointCount = Number(values.endpoints);
 const endpointLatencyMs = parseDuration(values['endpoint-latency']!);
 /** The dispatcher's default connections per endpoint: the floor sends at the same concurrency. */
-const PER_ENDPOINT = 50;
+const PER_ENDPOINT = loadConfig({ DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT: dispatcherSettings.DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT }, {}).DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT;
 const logger = createLogger('bench', 'warn');
 
 // The receiver records how long after the event each POST arrived (the event time is the payload's timestamp).
@@ -235,7 +237,13 @@ async function floor(...args: string[]): Promise<{ cpuMicrosPerUnit: number }> {
 progress('reference (d): the floor — undici POST loop, kafkajs consume and produce…');
 const floorPost = await floor('post', '--url', receiver.url, '--requests', String(Math.min(expected, 20000)), '--connections', String(PER_ENDPOINT));
 const floorConsume = await floor('consume', '--topic', names.workflowEvents, '--records', String(eventCount));
-const floorProduce = await floor('produce', '--topic', names.deliveryLog, '--records', String(Math.min(expected, 20000)));
+// Into a scratch topic of the run's own (removed with the run's topics): its records are not Avro.
+const scratch = `${cluster.TOPIC_PREFIX}bench-floor`;
+const admin = kafka.admin();
+await admin.connect();
+await admin.createTopics({ topics: [{ topic: scratch, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
+await admin.disconnect();
+const floorProduce = await floor('produce', '--topic', scratch, '--records', String(Math.min(expected, 20000)));
 await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
 
 const dispatcherMicros = dispatcherNames.reduce((sum, name) => sum + fast.cpuMicrosPerDelivery[name]!, 0);

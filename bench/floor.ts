@@ -39,7 +39,8 @@ const { values, positionals } = parseCommandLine({
   },
 }, USAGE, { post: [], consume: [], produce: [] });
 const mode = positionals[0];
-const logger = createLogger('bench-floor', 'warn');
+// stdout carries the result line only.
+const logger = createLogger('bench-floor', 'warn', { destination: process.stderr });
 
 /** Runs `work` and reports the CPU it took per unit. */
 async function measure(units: number, work: () => Promise<void>): Promise<void> {
