@@ -19,7 +19,7 @@ export interface StackChoice<Kind extends StackKind = StackKind> {
 /** What a container runtime probe found: the runtime that answered, or where none did. */
 export type RuntimeAnswer = { ok: true; runtime: string } | { ok: false; problem: string };
 
-export const stackChoiceShape = {
+const stackChoiceShape = {
   STACK: z.enum(['jvm', 'containers']).optional(),
 };
 

@@ -334,7 +334,7 @@ export interface BrokerTls {
   plainPassword: string;
 }
 
-export const brokerTls = (files: SecuredFiles): BrokerTls => ({ keystore: files.keystore, truststore: files.ca.cert, plainPassword: files.plainPassword });
+const brokerTls = (files: SecuredFiles): BrokerTls => ({ keystore: files.keystore, truststore: files.ca.cert, plainPassword: files.plainPassword });
 
 /** The broker's server.properties. */
 export function kafkaProperties(settings: StackSettings, dataDir: string, secured: BrokerTls | undefined, addresses: BrokerAddresses = loopbackBroker): string {

@@ -20,7 +20,8 @@ export class CliError extends Error {
 /** Exit code of a command line the tool does not understand (as for most Unix tools). */
 export const USAGE_EXIT_CODE = 2;
 
-const debugging = () => /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '');
+const isDebug = (level: string | undefined) => /^(debug|trace)$/.test(level ?? '');
+const debugging = () => isDebug(process.env.LOG_LEVEL);
 
 /**
  * Parses the command line strictly (parseArgs's default: an unknown flag is an error, not ignored). `commands` lists
@@ -55,7 +56,7 @@ export function parseCommandLine<const T extends ParseArgsConfig>(config: T, usa
 
 /** The tool's logger: on stderr, silent unless LOG_LEVEL is debug or trace (library warnings are not the tool's result). */
 export function cliLogger(name: string, level: string, format: LogFormat | undefined): Logger {
-  return createLogger(name, /^(debug|trace)$/.test(level) ? level : 'silent', { format, destination: process.stderr });
+  return createLogger(name, isDebug(level) ? level : 'silent', { format, destination: process.stderr });
 }
 
 /** Errors of JavaScript itself: a message without advice. */
