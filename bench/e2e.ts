@@ -7,8 +7,11 @@
  *   (b) the raw consume rate of the events topic;
  *   (c) a baseline kafkajs eachMessage loop that POSTs each event with fetch and awaits it;
  *   (d) the floor: CPU per request of a minimal undici loop POSTing pre-rendered, pre-signed bodies at the dispatcher's
- *       per-endpoint concurrency, and kafkajs's CPU per record to consume and to produce in batches (bench/floor.ts,
- *       each in a process of its own).
+ *       per-endpoint concurrency, kafkajs's CPU per record to consume and to produce in batches, and the dispatcher's
+ *       own work per delivery without I/O (bench/floor.ts, each in a process of its own). Their sum is the least a
+ *       dispatcher built from these libraries can spend per delivery.
+ * It also adds up every process's CPU per delivery (the broker's and registry's when the run owns them) into the
+ * fastest the whole pipeline could go on this machine's cores.
  * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--endpoints N --endpoint-latency
  * 100ms] [--profile DIR]. With --endpoints, a second sustained phase spreads the same load over N receivers that
  * answer after --endpoint-latency, 1 % of them with 500, beside the single fast endpoint's phase of the same run.
@@ -16,11 +19,12 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
-import { contracts, type EventRuleInput, type WorkflowEventInput } from '../schemas/index.ts';
+import { contracts } from '../schemas/index.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { parseDuration } from '../services/common/duration.ts';
 import { dispatcherSettings } from '../services/dispatcher/main.ts';
@@ -33,6 +37,7 @@ import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { progressLine } from '../services/common/progress.ts';
+import { benchEvent, benchRule } from './workload.ts';
 import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, serviceEnv, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
 
 const USAGE = `
@@ -84,24 +89,17 @@ const names = topicNames(cluster.TOPIC_PREFIX);
 const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger });
 const writer = await RuleWriter.create(kafka, new SchemaRegistryClient(registryConnection(cluster)), names.eventRules);
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
-const rule = (id: string, application: string, url: string, scope: EventRuleInput['scope']): Omit<EventRuleInput, 'updatedAt'> => ({
-  id, application, name: id, enabled: true, scope, eventTypes: null, url, secrets: [{ secret, notAfter: null }],
-});
 // Every event matches `ruleCount` rules. The many-endpoint phase's rules are scoped to one workflow each, so event i
 // goes to endpoint i mod N and the load is the same as the single endpoint's.
 const FAST_APP = 'bench-app';
 const MANY_APP = 'bench-many';
-await writer.put(...Array.from({ length: ruleCount }, (_, index) => rule(`bench-${index}`, FAST_APP, receiver.url, { kind: 'everything', ids: null })));
+await writer.put(...Array.from({ length: ruleCount }, (_, index) => benchRule(`bench-${index}`, FAST_APP, receiver.url, secret)));
 for (let endpoint = 0; endpoint < endpointCount; endpoint += 1) {
-  await writer.put(...Array.from({ length: ruleCount }, (_, index) => rule(`many-${endpoint}-${index}`, MANY_APP, slowReceivers[endpoint]!.url, { kind: 'workflows', ids: [`wf-${endpoint}`] })));
+  await writer.put(...Array.from({ length: ruleCount }, (_, index) => benchRule(`many-${endpoint}-${index}`, MANY_APP, slowReceivers[endpoint]!.url, secret, { kind: 'workflows', ids: [`wf-${endpoint}`] })));
 }
 await writer.close();
 
-const event = (index: number, application = FAST_APP): WorkflowEventInput => ({
-  eventId: `e2e-${index}-${randomUUID().slice(0, 8)}`, type: 'task_completed', occurredAt: Date.now(), application: { id: application },
-  workflow: { id: application === FAST_APP ? 'wf' : `wf-${index % endpointCount}` }, workflowExecutionId: `run-${index % 1000}`,
-  task: { id: 'task', runId: `tr-${index}` }, status: 'SUCCESS',
-});
+const event = (index: number, application = FAST_APP) => benchEvent(index, application, application === FAST_APP ? 'wf' : `wf-${index % endpointCount}`);
 
 progress(`starting the matcher and ${dispatcherCount} dispatcher process(es)…`);
 const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
@@ -244,9 +242,19 @@ await admin.connect();
 await admin.createTopics({ topics: [{ topic: scratch, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
 await admin.disconnect();
 const floorProduce = await floor('produce', '--topic', scratch, '--records', String(Math.min(expected, 20000)));
+const floorWork = await floor('work', '--records', String(Math.min(expected, 20000)));
 await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
 
 const dispatcherMicros = dispatcherNames.reduce((sum, name) => sum + fast.cpuMicrosPerDelivery[name]!, 0);
+// The least a dispatcher built from these libraries can spend per delivery: send (undici), consume the command and
+// produce its log record (kafkajs), and its own decode, render, sign and encode with no I/O around them.
+const lowerBoundMicros = floorPost.cpuMicrosPerUnit + floorConsume.cpuMicrosPerUnit + floorProduce.cpuMicrosPerUnit + floorWork.cpuMicrosPerUnit;
+// Every process of the run, the broker and registry included when this run owns them: on this machine's cores, the
+// pipeline cannot go faster than its whole CPU per delivery allows.
+const cores = availableParallelism();
+const wholeMicros = Object.values(fast.cpuMicrosPerDelivery).reduce((sum, micros) => sum + micros, 0);
+const measuredBroker = 'broker' in fast.cpuMicrosPerDelivery;
+const ceiling = Math.round((cores * 1e6) / wholeMicros);
 const results = {
   events: eventCount,
   rules: ruleCount,
@@ -261,12 +269,18 @@ const results = {
   peakRssMB,
   references: {
     rawPostPerSecond: rawPost, rawConsumePerSecond: rawConsume, baselineDeliveriesPerSecond: baseline,
-    floorMicros: { postPerRequest: floorPost.cpuMicrosPerUnit, consumePerRecord: floorConsume.cpuMicrosPerUnit, producePerRecord: floorProduce.cpuMicrosPerUnit },
+    floorMicros: {
+      postPerRequest: floorPost.cpuMicrosPerUnit, consumePerRecord: floorConsume.cpuMicrosPerUnit, producePerRecord: floorProduce.cpuMicrosPerUnit,
+      dispatcherWorkPerDelivery: floorWork.cpuMicrosPerUnit, dispatcherLowerBound: Number(lowerBoundMicros.toFixed(1)),
+    },
   },
+  wholeRun: { cores, brokerMeasured: measuredBroker, cpuMicrosPerDelivery: wholeMicros, ceilingDeliveriesPerSecond: ceiling },
   ratios: {
     ofRawPost: Number((fast.deliveriesPerSecond / rawPost).toFixed(2)),
     ofBaseline: Number((fast.deliveriesPerSecond / baseline).toFixed(1)),
     dispatcherCpuOfFloor: Number((dispatcherMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
+    dispatcherLowerBoundOfFloor: Number((lowerBoundMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
+    ceilingOfRawPost: Number((ceiling / rawPost).toFixed(2)),
     ...(many ? { manyEndpointsOfFast: Number((many.deliveriesPerSecond / fast.deliveriesPerSecond).toFixed(2)) } : {}),
   },
 };
@@ -278,14 +292,16 @@ latency at ${rate} events/s p50/p95/p99  ${results.fixedRate.latencyMs.p50} / ${
 CPU (cores, sustained run)        ${Object.entries(fast.cpuCores).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
 CPU µs per delivery               ${perDelivery(fast)}
   dispatcher ÷ undici floor       ${results.ratios.dispatcherCpuOfFloor} × (${dispatcherMicros} µs vs ${floorPost.cpuMicrosPerUnit} µs per request)
+  least it could be              ${results.ratios.dispatcherLowerBoundOfFloor} × (${lowerBoundMicros.toFixed(1)} µs: the floors (d) plus its own work without I/O)
   matcher per command             ${fast.cpuMicrosPerDelivery.matcher} µs (${fast.cpuMicrosPerDelivery.matcher! * ruleCount} µs per event at ${ruleCount} rules)
 ${dispatcherCount > 1 ? `dispatcher shares                 ${Object.entries(fast.dispatcherShares).map(([name, count]) => `${name} ${((100 * count) / expected).toFixed(0)} %`).join(' · ')}\n` : ''}\
 ${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${perDelivery(many)}\n` : ''}\
 peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) => `${name} ${mb}`).join(' · ')}
 (a) raw POST rate (autocannon)    ${rawPost}/s   → pipeline = ${results.ratios.ofRawPost} × raw POST
+  whole run's CPU per delivery    ${wholeMicros} µs${measuredBroker ? '' : ' (broker and registry not measured: not this run\'s)'} → at most ${ceiling}/s on ${cores} cores = ${results.ratios.ceilingOfRawPost} × raw POST
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
-(d) floor, CPU µs                 undici POST ${floorPost.cpuMicrosPerUnit} per request · kafkajs consume ${floorConsume.cpuMicrosPerUnit} · produce ${floorProduce.cpuMicrosPerUnit} per record
+(d) floor, CPU µs                 undici POST ${floorPost.cpuMicrosPerUnit} per request · kafkajs consume ${floorConsume.cpuMicrosPerUnit} · produce ${floorProduce.cpuMicrosPerUnit} per record · dispatcher's own work ${floorWork.cpuMicrosPerUnit} per delivery
 wrote ${await writeResults('e2e', results)}`);
 await removeRun(cluster);
 process.exit(0);

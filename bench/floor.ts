@@ -6,6 +6,10 @@
  *            undici's low-level dispatch() (the dispatcher's own path) and nothing else: no Kafka, no log, no retry
  *   consume  kafkajs eachBatch over a topic, counting records (no Avro decode)
  *   produce  kafkajs sendBatch of `--records` command-sized records, 1,000 per request, acks=all
+ *   work     the dispatcher's own work per delivery without any I/O, with its own modules: decode the command through
+ *            the registry client, render and sign it (AttemptRunner.prepare), build and encode its delivery-log record.
+ *            A lower bound: the pipeline adds the promises, queues and offset tracking of concurrent handling, and
+ *            the garbage of thousands of commands in hand
  *
  * Prints one JSON line: { mode, units, seconds, cpuMicrosPerUnit } (CPU = user + system of this process, from
  * process.cpuUsage(), over the measured phase only).
@@ -16,15 +20,28 @@ import { parseCommandLine } from '../services/common/cli.ts';
 import { baseSettings, connectionSettings, loadConfig } from '../services/common/config.ts';
 import { createKafka, createProducer, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
+import { contracts, validate } from '../schemas/index.ts';
+import { deliveryLogRecord, newDeliveryCommand } from '../services/common/deliveries.ts';
+import { MAX_COMMAND_BYTES } from '../services/common/limits.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
+import { checkRule } from '../services/common/rules.ts';
+import { DEFAULT_POOL, topicNames } from '../services/common/topics.ts';
+import { AttemptRunner } from '../services/dispatcher/attempt-runner.ts';
+import { CircuitBreakers, EndpointSlots, Semaphore } from '../services/dispatcher/isolation.ts';
+import { Sender } from '../services/dispatcher/sender.ts';
 import { sign } from '../services/dispatcher/signing.ts';
+import { createAddressGuard } from '../services/dispatcher/ssrf.ts';
+import { benchEvent, benchRule } from './workload.ts';
 
 const USAGE = `
 usage: node bench/floor.ts post --url URL [--requests 20000] [--connections 50]
        node bench/floor.ts consume --topic T [--records 20000]
        node bench/floor.ts produce --topic T [--records 20000] [--bytes 600]
+       node bench/floor.ts work [--records 20000]
 
-The sender's floor for npm run bench (which runs it): CPU µs per unit of this process, as one JSON line. Kafka settings
-come from the environment (KAFKA_BROKERS and the TLS / SASL settings).
+The sender's floor for npm run bench (which runs it): CPU µs per unit of this process, as one JSON line. Kafka and
+registry settings come from the environment (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, TOPIC_PREFIX and the TLS / SASL
+settings).
 `;
 const { values, positionals } = parseCommandLine({
   allowPositionals: true,
@@ -37,7 +54,7 @@ const { values, positionals } = parseCommandLine({
     records: { type: 'string', default: '20000' },
     bytes: { type: 'string', default: '600' },
   },
-}, USAGE, { post: [], consume: [], produce: [] });
+}, USAGE, { post: [], consume: [], produce: [], work: [] });
 const mode = positionals[0];
 // stdout carries the result line only.
 const logger = createLogger('bench-floor', 'warn', { destination: process.stderr });
@@ -124,7 +141,41 @@ async function produce(): Promise<void> {
   await producer.disconnect();
 }
 
-const modes: Record<string, () => Promise<void>> = { post, consume, produce };
+async function work(): Promise<void> {
+  const config = loadConfig({ SCHEMA_REGISTRY_URL: baseSettings.SCHEMA_REGISTRY_URL, TOPIC_PREFIX: baseSettings.TOPIC_PREFIX, ...connectionSettings });
+  const registry = new SchemaRegistryClient(registryConnection(config));
+  const names = topicNames(config.TOPIC_PREFIX);
+  const [commandCodec, logCodec] = await Promise.all([
+    registry.codec(`${names.deliveries(DEFAULT_POOL)}-value`, contracts.deliveryCommand),
+    registry.codec(`${names.deliveryLog}-value`, contracts.deliveryLog),
+  ]);
+  const checked = checkRule({ ...benchRule('bench-0', 'bench-app', 'http://127.0.0.1:9/hook', `whsec_${randomBytes(32).toString('base64')}`), updatedAt: Date.now() });
+  const event = validate(contracts.workflowEvent, benchEvent(0, 'bench-app', 'wf'));
+  if (!checked.ok || !event.ok) throw new Error('the bench rule or event does not validate');
+  const rule = checked.rule;
+  const count = Number(values.records);
+  const now = Date.now();
+  const commands = Array.from({ length: count }, (_, index) => commandCodec.encode(newDeliveryCommand({ ...event.value, eventId: `work-${index}` }, rule.id, now)));
+  const runner = new AttemptRunner({
+    sender: new Sender({ guard: createAddressGuard({ allow: [] }), connectTimeoutMs: 1000, attemptTimeoutMs: 1000, connectionsPerOrigin: 1, userAgent: 'floor' }),
+    breakers: new CircuitBreakers({ failureThreshold: 5, openMs: 1000 }), slots: new EndpointSlots(1, 0), wire: new Semaphore(1), userAgent: 'floor', describeLimits: '',
+  });
+  // What a fast endpoint answers, as the sender summarizes it.
+  const response = { headers: { 'content-type': 'text/plain', 'content-length': '2' }, body: 'ok', bodyTruncated: false };
+  const deliver = async (value: Buffer) => {
+    const command = await registry.decode(contracts.deliveryCommand, value, MAX_COMMAND_BYTES);
+    const prepared = runner.prepare(command, rule, Date.now());
+    if (!prepared.ok) throw new Error(prepared.error);
+    logCodec.encode(deliveryLogRecord(command, rule, { outcome: 'delivered', httpStatus: 200, latencyMs: 1, request: prepared.attempt.request, response }, DEFAULT_POOL));
+  };
+  // Before the clock starts: the schema lookup, and enough rounds for the JIT to settle, as it has in a running dispatcher.
+  for (const value of commands.slice(0, 5000)) await deliver(value);
+  await measure(count, async () => {
+    for (const value of commands) await deliver(value);
+  });
+}
+
+const modes: Record<string, () => Promise<void>> = { post, consume, produce, work };
 if (!mode) {
   process.stderr.write(`${USAGE.trim()}\n`);
   process.exit(2);
