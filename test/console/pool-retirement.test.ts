@@ -89,8 +89,8 @@ describe('commands routed to a retired pool', () => {
 
     // Three commands tried once (503) and waiting a minute in the pool's retry topic...
     await publish(3);
-    await readLog(cluster, (entries) => entries.filter((entry) => entry.outcome === 'retrying').length >= 3);
-    expect(await topicSize(cluster, names.retry(60_000, pool))).toBe(3);
+    await readLog(cluster, (entries) => new Set(entries.filter((entry) => entry.outcome === 'retrying').map((entry) => entry.deliveryId)).size === 3);
+    expect(await topicSize(cluster, names.retry(60_000, pool))).toBeGreaterThanOrEqual(3);
 
     const listed = (await rules('pools', 'list')).stdout.trim().split('\n');
     expect(listed[0]).toMatch(/^POOL\s+TAGS\s+ANNOUNCED\s+GROUP\s+MEMBERS$/);
@@ -107,7 +107,10 @@ describe('commands routed to a retired pool', () => {
     await producer.connect();
     await producer.send({ topic: names.deliveries(pool), acks: -1, messages: [{ key: 'via-pool', value: Buffer.from('not avro') }] });
     await producer.disconnect();
-    await waitFor('commands in the pool topic', async () => await topicSize(cluster, names.deliveries(pool)) === 6);
+    await waitFor('commands in the pool topic', async () => await topicSize(cluster, names.deliveries(pool)) >= 6);
+    // At-least-once: under load a command can be written twice (a redelivered event or command), so the drain may
+    // count more than six records; the deliveries are judged by their distinct ids.
+    const commandsQueued = await topicSize(cluster, names.deliveries(pool));
     expect((await rules('pools', 'list')).stdout).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\S+\\s+dispatcher\\.${pool}\\s+none \\(stopped\\?\\)$`, 'm'));
 
     const refused = await rules('pools', 'retire', 'default', '--force');
@@ -116,19 +119,22 @@ describe('commands routed to a retired pool', () => {
 
     const retired = await rules('pools', 'retire', pool);
     expect(retired.code, retired.stderr).toBe(0);
-    expect(retired.stdout.trim()).toBe(`pool ${pool} retired: matchers no longer route to it; dead-lettered 6 command(s) (1 undecodable, kept with their decode reason) `
+    const queued = Number(/dead-lettered (\d+) command/.exec(retired.stdout)?.[1]);
+    expect(queued).toBeGreaterThanOrEqual(6);
+    expect(retired.stdout.trim()).toBe(`pool ${pool} retired: matchers no longer route to it; dead-lettered ${queued} command(s) (1 undecodable, kept with their decode reason) `
       + `from 2 topic(s) to ${names.deliveriesDlq} as pool-retired; resend them through another pool with \`npm run rules -- dlq replay --all --reason pool-retired\``);
 
-    const dead = await readTopic(cluster, names.deliveriesDlq, 6);
+    const dead = await readTopic(cluster, names.deliveriesDlq, queued);
     const reasons = dead.map((record) => headerValue(record.headers, DLQ_HEADERS.reason)).sort();
-    expect(reasons).toEqual(['not-wire-format', 'pool-retired', 'pool-retired', 'pool-retired', 'pool-retired', 'pool-retired']);
-    const deadIds = dead.flatMap((record) => headerValue(record.headers, DLQ_HEADERS.reason) === 'pool-retired' ? [headerValue(record.headers, 'delivery-id')] : []).sort();
+    expect(reasons).toEqual(['not-wire-format', ...Array<string>(queued - 1).fill('pool-retired')]);
+    const deadIds = [...new Set(dead.flatMap((record) => headerValue(record.headers, DLQ_HEADERS.reason) === 'pool-retired' ? [headerValue(record.headers, 'delivery-id')] : []))].sort();
+    expect(deadIds).toHaveLength(5);
     expect(new Set(dead.map((record) => headerValue(record.headers, DLQ_HEADERS.topic)))).toEqual(new Set([names.deliveries(pool), names.retry(60_000, pool)]));
 
     // Every delivery ended visibly: one dead_lettered record each, for exactly the dead-lettered ids.
     const log = await readLog(cluster, (entries) => entries.filter((entry) => entry.outcome === 'dead_lettered').length >= 5);
     const ended = log.filter((entry) => entry.outcome === 'dead_lettered');
-    expect(ended.map((entry) => entry.deliveryId).sort()).toEqual(deadIds);
+    expect([...new Set(ended.map((entry) => entry.deliveryId))].sort()).toEqual(deadIds);
     for (const entry of ended) {
       expect(entry).toMatchObject({ pool, ruleId: 'via-pool', ruleName: 'rule via-pool', error: `pool "${pool}" was retired before this delivery ended; replay it through another pool` });
     }
@@ -138,11 +144,11 @@ describe('commands routed to a retired pool', () => {
     await publish(1);
     const after = await readLog(cluster, (entries) => entries.some((entry) => entry.outcome === 'failed'));
     expect(after.find((entry) => entry.outcome === 'failed')).toMatchObject({ ruleId: 'via-pool', pool: null, error: "no dispatcher pool has all of the tags [retiring] (the rule's delegate selectors)" });
-    expect(await topicSize(cluster, names.deliveries(pool))).toBe(6);
+    expect(await topicSize(cluster, names.deliveries(pool))).toBe(commandsQueued);
 
     const again = await rules('pools', 'retire', pool);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain(`pool ${pool} was already retired; dead-lettered 0 command(s)`);
-    expect(await topicSize(cluster, names.deliveriesDlq)).toBe(6);
+    expect(await topicSize(cluster, names.deliveriesDlq)).toBe(queued);
   });
 });
