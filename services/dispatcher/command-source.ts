@@ -126,24 +126,40 @@ export class CommandSource {
     let state = this.#partitions.get(key);
     if (!state) this.#partitions.set(key, (state = { tracker: new OffsetTracker(), lastStarted: -1n }));
     const delayed = this.#settings.isDelayed(topic);
+    // Whether to go on can only change while this loop awaits (a seek, a rebalance and stop() all run elsewhere), and
+    // kafkajs's isStale() costs a JSON.stringify: asked at the start and after each wait, not per record. For the same
+    // reason the position is resolved once before each wait and at the end, not per record.
+    const goOn = () => isRunning() && !isStale() && !this.#stopping;
+    if (!goOn()) return;
+    let resolved: string | undefined;
+    const resolve = () => {
+      if (resolved !== undefined) resolveOffset(resolved);
+      resolved = undefined;
+    };
     for (const message of batch.messages) {
-      if (!isRunning() || isStale() || this.#stopping) return;
       if (BigInt(message.offset) <= state.lastStarted) {
-        resolveOffset(message.offset);
+        resolved = message.offset;
         continue;
       }
       if (delayed) {
         const due = Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0);
-        if (due > Date.now()) return this.#pauseUntil(topic, partition, message.offset, due);
+        if (due > Date.now()) {
+          resolve();
+          return this.#pauseUntil(topic, partition, message.offset, due);
+        }
       }
-      while (this.#held >= this.#settings.maxHeld) {
-        await Promise.race([new Promise<void>((resolve) => this.#roomWaiters.push(resolve)), new Promise((resolve) => setTimeout(resolve, HEARTBEAT_WHILE_WAITING_MS))]);
-        await heartbeat();
-        if (!isRunning() || isStale() || this.#stopping) return;
+      if (this.#held >= this.#settings.maxHeld) {
+        resolve();
+        while (this.#held >= this.#settings.maxHeld) {
+          await Promise.race([new Promise<void>((wake) => this.#roomWaiters.push(wake)), new Promise((wake) => setTimeout(wake, HEARTBEAT_WHILE_WAITING_MS))]);
+          await heartbeat();
+          if (!goOn()) return;
+        }
       }
       this.#begin(key, state, topic, partition, message);
-      resolveOffset(message.offset);
+      resolved = message.offset;
     }
+    resolve();
     await heartbeat();
   }
 
