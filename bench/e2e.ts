@@ -168,6 +168,7 @@ const many = endpointCount > 0
 progress(`fixed rate: ${rate} events/s for ${rateSeconds} s…`);
 latencies = [];
 const before = receiver.received;
+meter.mark();
 // Small batches every 10 ms, paced against the clock (not sleep-to-sleep), so the rate holds and nothing bursts.
 const tickMs = 10;
 const perTick = Math.max(1, Math.round((rate * tickMs) / 1000));
@@ -179,6 +180,8 @@ for (let tick = 0; tick < ticks; tick += 1) {
 }
 while (receiver.received < before + ticks * perTick * ruleCount) await sleep(100);
 const fixed = [...latencies].sort((a, b) => a - b);
+// At a moderate rate, fetches and produce requests carry a few records each: their fixed cost shows here.
+const fixedMicrosPerDelivery = Object.fromEntries(Object.entries(meter.cpuSeconds()).map(([name, cpu]) => [name, Math.round((cpu * 1e6) / (ticks * perTick * ruleCount))]));
 const peakRssMB = meter.peakRssMB();
 meter.stop();
 await publisher.close();
@@ -264,7 +267,7 @@ const results = {
   sustained: fast,
   ...(many ? { manyEndpoints: { endpoints: endpointCount, endpointLatencyMs, failing: '1 %', ...many } } : {}),
   saturatedLatencyMs: fast.latencyMs,
-  fixedRate: { eventsPerSecond: rate, seconds: rateSeconds, latencyMs: { p50: percentile(fixed, 0.5), p95: percentile(fixed, 0.95), p99: percentile(fixed, 0.99) } },
+  fixedRate: { eventsPerSecond: rate, seconds: rateSeconds, latencyMs: { p50: percentile(fixed, 0.5), p95: percentile(fixed, 0.95), p99: percentile(fixed, 0.99) }, cpuMicrosPerDelivery: fixedMicrosPerDelivery },
   cpuCores: fast.cpuCores,
   peakRssMB,
   references: {
@@ -284,18 +287,19 @@ const results = {
     ...(many ? { manyEndpointsOfFast: Number((many.deliveriesPerSecond / fast.deliveriesPerSecond).toFixed(2)) } : {}),
   },
 };
-const perDelivery = (phase: typeof fast) => Object.entries(phase.cpuMicrosPerDelivery).map(([name, micros]) => `${name} ${micros}`).join(' · ');
+const perDelivery = (micros: Record<string, number>) => Object.entries(micros).map(([name, each]) => `${name} ${each}`).join(' · ');
 console.log(`
 sustained deliveries/s          ${fast.deliveriesPerSecond}   (${expected} deliveries in ${fast.seconds} s, ${dispatcherCount} dispatcher(s))
 latency under backlog p50/p95/p99   ${fast.latencyMs.p50} / ${fast.latencyMs.p95} / ${fast.latencyMs.p99} ms
 latency at ${rate} events/s p50/p95/p99  ${results.fixedRate.latencyMs.p50} / ${results.fixedRate.latencyMs.p95} / ${results.fixedRate.latencyMs.p99} ms
+  CPU µs per delivery at that rate  ${perDelivery(fixedMicrosPerDelivery)}
 CPU (cores, sustained run)        ${Object.entries(fast.cpuCores).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
-CPU µs per delivery               ${perDelivery(fast)}
+CPU µs per delivery               ${perDelivery(fast.cpuMicrosPerDelivery)}
   dispatcher ÷ undici floor       ${results.ratios.dispatcherCpuOfFloor} × (${dispatcherMicros} µs vs ${floorPost.cpuMicrosPerUnit} µs per request)
   least it could be              ${results.ratios.dispatcherLowerBoundOfFloor} × (${lowerBoundMicros.toFixed(1)} µs: the floors (d) plus its own work without I/O)
   matcher per command             ${fast.cpuMicrosPerDelivery.matcher} µs (${fast.cpuMicrosPerDelivery.matcher! * ruleCount} µs per event at ${ruleCount} rules)
 ${dispatcherCount > 1 ? `dispatcher shares                 ${Object.entries(fast.dispatcherShares).map(([name, count]) => `${name} ${((100 * count) / expected).toFixed(0)} %`).join(' · ')}\n` : ''}\
-${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${perDelivery(many)}\n` : ''}\
+${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${perDelivery(many.cpuMicrosPerDelivery)}\n` : ''}\
 peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) => `${name} ${mb}`).join(' · ')}
 (a) raw POST rate (autocannon)    ${rawPost}/s   → pipeline = ${results.ratios.ofRawPost} × raw POST
   whole run's CPU per delivery    ${wholeMicros} µs${measuredBroker ? '' : ' (broker and registry not measured: not this run\'s)'} → at most ${ceiling}/s on ${cores} cores = ${results.ratios.ceilingOfRawPost} × raw POST
