@@ -16,6 +16,7 @@
  */
 import { headerValue, onFatalCrash, type Consumer, type EachBatchPayload, type KafkaMessage } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
+import { assignedPartitions, OffsetCommitter, partitionKey } from '../common/offset-committer.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
 import { NOT_BEFORE_HEADER } from './recorder.ts';
 
@@ -41,22 +42,20 @@ interface PartitionState {
   lastStarted: bigint;
 }
 
-const COMMIT_INTERVAL_MS = 200;
 const HEARTBEAT_WHILE_WAITING_MS = 1000;
 
 export class CommandSource {
   readonly #settings: CommandSourceSettings;
   readonly #partitions = new Map<string, PartitionState>();
-  readonly #commits = new Map<string, { topic: string; partition: number; offset: string }>();
-  #committing: Promise<void> = Promise.resolve();
+  readonly #committer: OffsetCommitter;
   #held = 0;
   #roomWaiters: Array<() => void> = [];
-  #commitTimer: NodeJS.Timeout | undefined;
   #consuming = false;
   #stopping = false;
 
   constructor(settings: CommandSourceSettings) {
     this.#settings = settings;
+    this.#committer = new OffsetCommitter(settings.consumer, settings.logger);
   }
 
   get consuming(): boolean {
@@ -84,7 +83,7 @@ export class CommandSource {
     await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrency, eachBatch: (payload) => this.#batch(payload) });
     this.#consuming = true;
-    this.#commitTimer = setInterval(() => void this.flush(), COMMIT_INTERVAL_MS);
+    this.#committer.start();
   }
 
   /** Stops reading, lets the records in hand finish (until `deadline`), commits, leaves the group. */
@@ -92,37 +91,25 @@ export class CommandSource {
     this.#stopping = true;
     this.#consuming = false;
     while (this.#held > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    clearInterval(this.#commitTimer);
-    await this.flush();
+    await this.#committer.stop();
     await this.#settings.consumer.disconnect();
   }
 
-  /** Commits the offsets finished since the last call; calls never overlap, so commits never go out of order. */
+  /** Commits the offsets finished since the last commit. */
   flush(): Promise<void> {
-    this.#committing = this.#committing.then(() => this.#commit());
-    return this.#committing;
-  }
-
-  async #commit(): Promise<void> {
-    if (this.#commits.size === 0) return;
-    const offsets = [...this.#commits.values()];
-    this.#commits.clear();
-    await this.#settings.consumer.commitOffsets(offsets).catch((error: Error) => this.#settings.logger.warn({ err: error }, 'offset commit failed (a rebalance?); records will be redelivered'));
+    return this.#committer.flush();
   }
 
   /** After a rebalance: forget partitions now owned elsewhere, with their offsets not yet committed. */
   #assigned(assignment: Record<string, number[]>): void {
-    const owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => `${topic}:${partition}`)));
-    for (const key of this.#partitions.keys()) {
-      if (owned.has(key)) continue;
-      this.#partitions.delete(key);
-      this.#commits.delete(key);
-    }
+    const owned = assignedPartitions(assignment);
+    for (const key of this.#partitions.keys()) if (!owned.has(key)) this.#partitions.delete(key);
+    this.#committer.retain(owned);
   }
 
   async #batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { topic, partition } = batch;
-    const key = `${topic}:${partition}`;
+    const key = partitionKey(topic, partition);
     let state = this.#partitions.get(key);
     if (!state) this.#partitions.set(key, (state = { tracker: new OffsetTracker(), lastStarted: -1n }));
     const delayed = this.#settings.isDelayed(topic);
@@ -173,7 +160,7 @@ export class CommandSource {
         // Revoked meanwhile: the partition's offsets are its new owner's to commit.
         if (this.#partitions.get(key) !== state) return;
         const offset = state.tracker.done(message.offset);
-        if (offset !== undefined) this.#commits.set(key, { topic, partition, offset });
+        if (offset !== undefined) this.#committer.set(topic, partition, offset);
       },
       (error: Error) => {
         this.#release();

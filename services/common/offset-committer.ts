@@ -1,0 +1,67 @@
+/**
+ * Consumer offsets committed on a timer instead of per batch. A commit is a request to the group coordinator and a
+ * write to __consumer_offsets; at moderate rates a batch holds a few records, so committing each one cost a request
+ * per few records. The caller hands over an offset only once everything before it is durable (its outputs
+ * acknowledged), so at-least-once holds; a crash re-reads at most one interval's records.
+ *
+ * After a rebalance the offsets of partitions this member lost are dropped, never committed: the coordinator accepts
+ * any member's commit for any partition, so a late one could move the new owner's position backwards.
+ */
+import type { Consumer } from './kafka.ts';
+import type { Logger } from './logger.ts';
+
+export const partitionKey = (topic: string, partition: number) => `${topic}:${partition}`;
+
+/** The partitions of a member assignment (kafkajs's GROUP_JOIN payload), by partitionKey. */
+export function assignedPartitions(assignment: Record<string, number[]>): Set<string> {
+  return new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => partitionKey(topic, partition))));
+}
+
+export class OffsetCommitter {
+  readonly #consumer: Pick<Consumer, 'commitOffsets'>;
+  readonly #logger: Logger;
+  readonly #intervalMs: number;
+  readonly #pending = new Map<string, { topic: string; partition: number; offset: string }>();
+  #committing: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(consumer: Pick<Consumer, 'commitOffsets'>, logger: Logger, intervalMs = 200) {
+    this.#consumer = consumer;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.flush(), this.#intervalMs);
+  }
+
+  /** `offset` is the next one to read: everything before it is done. */
+  set(topic: string, partition: number, offset: string): void {
+    this.#pending.set(partitionKey(topic, partition), { topic, partition, offset });
+  }
+
+  /** After a rebalance: forget the offsets of partitions not in `owned` (partitionKey). */
+  retain(owned: ReadonlySet<string>): void {
+    for (const key of this.#pending.keys()) if (!owned.has(key)) this.#pending.delete(key);
+  }
+
+  /** Commits what was set since the last call; calls never overlap, so commits never go out of order. */
+  flush(): Promise<void> {
+    this.#committing = this.#committing.then(() => this.#commit());
+    return this.#committing;
+  }
+
+  /** Stops the timer and commits what is left. */
+  stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    return this.flush();
+  }
+
+  async #commit(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const offsets = [...this.#pending.values()];
+    this.#pending.clear();
+    await this.#consumer.commitOffsets(offsets).catch((error: Error) => this.#logger.warn({ err: error }, 'offset commit failed (a rebalance?); records will be redelivered'));
+  }
+}
