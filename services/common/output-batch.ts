@@ -36,6 +36,10 @@ export class OutputBatch {
     return this.#count;
   }
 
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Sends everything collected, in requests of at most maxBytes; resolves once Kafka acknowledged all of it. */
   async send(): Promise<void> {
     const byTopic = this.#byTopic;
@@ -82,19 +86,27 @@ function byteLength(value: Buffer | string | null | undefined | Array<Buffer | s
 /**
  * Many concurrent handlers' outputs, coalesced: while a produce request is in flight, records accumulate and go in the
  * next one, sent when it is acknowledged; with none in flight, the records given in one turn of the event loop go at
- * once. So a busy dispatcher sends few large requests and an idle one adds no linger. Each caller's promise resolves
+ * once. So a busy service sends few large requests and an idle one adds no linger. Each caller's promise resolves
  * once its own records are acknowledged (or rejects with the produce error).
  */
 export class OutputQueue {
   readonly #producer: Producer;
+  readonly #maxPendingBytes: number;
   #batch: OutputBatch;
   #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   #inFlight = 0;
+  #inFlightBytes = 0;
   #scheduled = false;
 
-  constructor(producer: Producer) {
+  constructor(producer: Producer, { maxPendingBytes = 2 * 1024 * 1024 } = {}) {
     this.#producer = producer;
+    this.#maxPendingBytes = maxPendingBytes;
     this.#batch = new OutputBatch(producer);
+  }
+
+  /** True while more than `maxPendingBytes` of records are not yet acknowledged: a caller reading input should wait. */
+  get backlogged(): boolean {
+    return this.#batch.bytes + this.#inFlightBytes > this.#maxPendingBytes;
   }
 
   send(records: ReadonlyArray<readonly [topic: string, message: Message]>): Promise<void> {
@@ -116,14 +128,17 @@ export class OutputQueue {
     if (this.#waiters.length === 0) return;
     const batch = this.#batch;
     const waiters = this.#waiters;
+    const bytes = batch.bytes;
     this.#batch = new OutputBatch(this.#producer);
     this.#waiters = [];
     this.#inFlight += 1;
+    this.#inFlightBytes += bytes;
     batch.send().then(
       () => waiters.forEach((waiter) => waiter.resolve()),
       (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
     ).finally(() => {
       this.#inFlight -= 1;
+      this.#inFlightBytes -= bytes;
       if (this.#inFlight === 0) this.#flush();
     });
   }

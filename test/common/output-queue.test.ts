@@ -69,4 +69,22 @@ describe('output queue', () => {
     await tick();
     expect(next.value).toBe('resolved');
   });
+
+  it('is backlogged while more than its bound of records is unacknowledged, queued or in flight', async () => {
+    const { producer, requests } = stubProducer();
+    // Each record counts its value plus a fixed overhead of 80 bytes: 100-byte values are 180 bytes each.
+    const queue = new OutputQueue(producer, { maxPendingBytes: 400 });
+    const value = 'v'.repeat(100);
+    void queue.send([record(value), record(value)]);
+    expect(queue.backlogged).toBe(false);
+    await tick();
+    void queue.send([record(value)]);
+    expect(queue.backlogged).toBe(true); // two in flight and one queued: 540 bytes
+    requests[0]!.settle();
+    await tick();
+    expect(queue.backlogged).toBe(false); // the queued one is in flight now: 180 bytes
+    requests[1]!.settle();
+    await tick();
+    expect(queue.backlogged).toBe(false);
+  });
 });
