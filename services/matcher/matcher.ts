@@ -1,8 +1,10 @@
 /**
  * The matcher: joins every workflow event against the rules table and emits one DeliveryCommand per matching rule.
- * At-least-once: a batch's commands and dead-letters are acknowledged by Kafka (acks=all, idempotent producer) before
- * its input offsets are committed, so a crash at any point re-processes rather than loses; the deterministic delivery
- * id makes every duplicate recognisable downstream.
+ * At-least-once: an event's commands and dead-letters are acknowledged by Kafka (acks=all, idempotent producer) before
+ * its offset is handed to the committer, so a crash at any point re-processes rather than loses; the deterministic
+ * delivery id makes every duplicate recognisable downstream. The partitions handled at once share one output queue
+ * and commits go on a timer, so at moderate rates a fetch costs one produce request, not one and a commit per
+ * partition.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
@@ -13,7 +15,8 @@ import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCr
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { MAX_EVENT_BYTES } from '../common/limits.ts';
-import { OutputBatch } from '../common/output-batch.ts';
+import { assignedPartitions, OffsetCommitter } from '../common/offset-committer.ts';
+import { OutputQueue } from '../common/output-batch.ts';
 import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
@@ -61,6 +64,8 @@ export class Matcher {
   readonly #settings: MatcherSettings;
   readonly #producer: Producer;
   readonly #consumer: Consumer;
+  readonly #committer: OffsetCommitter;
+  readonly #outputs: OutputQueue;
   readonly #table: RulesTable<MatchRule>;
   readonly #pools: PoolsTable;
   readonly #index = new RuleIndex();
@@ -70,6 +75,9 @@ export class Matcher {
   #logCodec: Codec<DeliveryLog> | undefined;
   #ops: OpsServer | undefined;
   #consuming = false;
+  #stopping = false;
+  /** Batches being handled: stop() lets them finish, then commits, while this member still belongs to the group. */
+  readonly #batches = new Set<Promise<void>>();
 
   readonly #onFatal: (error: Error) => void;
 
@@ -86,6 +94,8 @@ export class Matcher {
     this.#producer = createProducer(kafka);
     // A fetch waits at most 1 s for data: shutdown waits for the fetch in flight, so this bounds it too.
     this.#consumer = kafka.consumer({ groupId: settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 1000 });
+    this.#committer = new OffsetCommitter(this.#consumer, logger);
+    this.#outputs = new OutputQueue(this.#producer);
     // The matchers are the tables' dead-letterers (the dispatchers read the same topics and only skip what is invalid).
     const table = (topic: string, dlq: string, name: string) => ({
       kafka, registry: this.#registry, topic, logger, groupPrefix: settings.groupId, onFatal: (error: Error) => this.#fail(error),
@@ -128,15 +138,17 @@ export class Matcher {
     await Promise.all([this.#table.start(), this.#pools.start()]);
     this.#logger.info({ rules: this.#table.size, enabled: this.#index.size, ms: Date.now() - began }, 'rules ready; matching events');
     onFatalCrash(this.#consumer, (error) => this.#fail(error));
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, ({ payload }) => this.#committer.retain(assignedPartitions(payload.memberAssignment)));
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topic: this.#names.workflowEvents, fromBeginning: true });
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.#settings.concurrency,
-      eachBatch: (payload) => this.#handleBatch(payload),
+      eachBatch: (payload) => this.#track(this.#handleBatch(payload)),
     });
     this.#consuming = true;
+    this.#committer.start();
   }
 
   #fail(error: Error): void {
@@ -147,38 +159,59 @@ export class Matcher {
   /** Finishes the batch in flight, commits, leaves the group, then closes everything else. */
   async stop(): Promise<void> {
     this.#consuming = false;
+    this.#stopping = true;
+    await Promise.allSettled([...this.#batches]);
+    await this.#committer.stop();
     await Promise.all([this.#consumer.disconnect(), this.#table.stop(), this.#pools.stop()]);
     await this.#producer.disconnect();
     await this.#ops?.close();
   }
 
   async #handleBatch({ batch, isRunning, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
-    const output = new OutputBatch(this.#producer);
+    const { topic, partition } = batch;
+    // This batch's outputs not yet acknowledged. Each failure is caught at once (an output can fail while the loop is
+    // still reading) and the first one is rethrown once they have all settled.
+    let pending: Array<Promise<void>> = [];
+    let failure: unknown;
     let handled: string | undefined;
-    const commit = async () => {
-      if (handled === undefined) return;
-      await output.send();
+    let settled: string | undefined;
+    const settle = async () => {
+      await Promise.all(pending);
+      pending = [];
+      if (failure !== undefined) throw failure;
+      if (handled === undefined || handled === settled) return;
+      settled = handled;
       resolveOffset(handled);
-      await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(BigInt(handled) + 1n) }]);
-      this.#counters.lag.set({ partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(handled) - 1));
+      this.#committer.set(topic, partition, String(BigInt(handled) + 1n));
+      this.#counters.lag.set({ partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(handled) - 1));
       await heartbeat();
     };
     for (const message of batch.messages) {
-      if (!isRunning() || isStale()) break;
+      if (!isRunning() || isStale() || this.#stopping) break;
       this.#counters.eventsIn.inc();
+      let records: Array<[string, Message]>;
       try {
         const event = await this.#registry.decode(contracts.workflowEvent, message.value, MAX_EVENT_BYTES);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
-        for (const [topic, record] of this.#outputsFor(event)) output.add(topic, record);
+        records = this.#outputsFor(event);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error; // registry down: the batch is retried, nothing skipped
-        output.add(this.#names.workflowEventsDlq, deadLetter({ topic: batch.topic, partition: batch.partition, message }, SERVICE, error.reason, error.message));
+        records = [[this.#names.workflowEventsDlq, deadLetter({ topic, partition, message }, SERVICE, error.reason, error.message)]];
         this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason: error.reason });
       }
+      if (records.length > 0) pending.push(this.#outputs.send(records).catch((error: unknown) => void (failure ??= error)));
       handled = message.offset;
-      if (output.full) await commit();
+      // Outputs pile up faster than Kafka takes them (or one event matched thousands of rules): wait for this batch's.
+      if (this.#outputs.backlogged) await settle();
     }
-    await commit();
+    await settle();
+  }
+
+  #track(batch: Promise<void>): Promise<void> {
+    this.#batches.add(batch);
+    const forget = () => void this.#batches.delete(batch);
+    batch.then(forget, forget);
+    return batch;
   }
 
   /** One command per matching rule, to the pool its delegate selectors choose; a failed log record when none can. */
