@@ -154,11 +154,7 @@ export class Sender {
   }
 
   #failure(error: Error, latencyMs: number): SendResult {
-    const cause = causeOf(error);
-    if (cause instanceof BlockedAddressError) return { kind: 'blocked', error: cause.message, latencyMs };
-    if (REFUSALS.has((cause as { code?: string }).code ?? '')) return { kind: 'refused', error: cause.message, latencyMs };
-    const timedOut = cause instanceof AttemptTimeoutError || /Timeout/.test((cause as { code?: string }).code ?? '');
-    return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, this.#settings.attemptTimeoutMs), latencyMs };
+    return { ...classifyFailure(error, this.#settings.attemptTimeoutMs), latencyMs };
   }
 
   /** Ends attempts past their deadline; they are in deadline order, so the sweep stops at the first one still due. */
@@ -169,6 +165,19 @@ export class Sender {
       attempt.expire();
     }
   }
+}
+
+/**
+ * What an attempt that got no response ran into. undici's own timeouts (connect, headers, body) count as timeouts as
+ * much as the attempt deadline does; their codes are upper case (UND_ERR_HEADERS_TIMEOUT).
+ */
+export function classifyFailure(error: Error, attemptTimeoutMs: number): { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string } {
+  const cause = causeOf(error);
+  if (cause instanceof BlockedAddressError) return { kind: 'blocked', error: cause.message };
+  const code = (cause as { code?: string }).code ?? '';
+  if (REFUSALS.has(code)) return { kind: 'refused', error: cause.message };
+  const timedOut = cause instanceof AttemptTimeoutError || /timeout/i.test(code);
+  return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, attemptTimeoutMs) };
 }
 
 function causeOf(error: unknown): Error {

@@ -2,7 +2,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
+import { errors } from 'undici';
+import { classifyFailure, Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
 import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
 import { freePort } from '../../stack/ports.ts';
 
@@ -96,5 +97,15 @@ describe('sender', () => {
     } finally {
       await guarded.close();
     }
+  });
+});
+
+describe('failure classification', () => {
+  it("counts undici's own timeouts as timeouts, whichever of them ends the attempt first", () => {
+    // undici's headers timer and the sender's deadline sweep both fire at the attempt limit; either may win.
+    expect(classifyFailure(new errors.HeadersTimeoutError(), 5000)).toEqual({ kind: 'timeout', error: 'timed out (UND_ERR_HEADERS_TIMEOUT; attempt limit 5000 ms)' });
+    expect(classifyFailure(new errors.BodyTimeoutError(), 5000)).toMatchObject({ kind: 'timeout' });
+    expect(classifyFailure(new errors.ConnectTimeoutError(), 5000)).toMatchObject({ kind: 'timeout' });
+    expect(classifyFailure(new errors.SocketError('other side closed'), 5000)).toEqual({ kind: 'network', error: 'UND_ERR_SOCKET: other side closed' });
   });
 });
