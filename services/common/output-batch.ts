@@ -98,7 +98,7 @@ export class OutputQueue {
   #inFlightBytes = 0;
   #scheduled = false;
 
-  constructor(producer: Producer, { maxPendingBytes = 2 * 1024 * 1024 } = {}) {
+  constructor(producer: Producer, { maxPendingBytes = 512 * 1024 } = {}) {
     this.#producer = producer;
     this.#maxPendingBytes = maxPendingBytes;
     this.#batch = new OutputBatch(producer);
