@@ -14,7 +14,7 @@
  * Prints one JSON line: { mode, units, seconds, cpuMicrosPerUnit } (CPU = user + system of this process, from
  * process.cpuUsage(), over the measured phase only).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { baseSettings, connectionSettings, loadConfig } from '../services/common/config.ts';
@@ -30,8 +30,12 @@ import { AttemptRunner } from '../services/dispatcher/attempt-runner.ts';
 import { CircuitBreakers, EndpointSlots, Semaphore } from '../services/dispatcher/isolation.ts';
 import { Sender } from '../services/dispatcher/sender.ts';
 import { sign } from '../services/dispatcher/signing.ts';
+import { dispatcherSettings } from '../services/dispatcher/main.ts';
 import { createAddressGuard } from '../services/dispatcher/ssrf.ts';
 import { benchEvent, benchRule } from './workload.ts';
+
+/** The dispatcher's default: the floor does the work a dispatcher does. */
+const LOG_BODY_BYTES = loadConfig({ DISPATCHER_LOG_BODY_BYTES: dispatcherSettings.DISPATCHER_LOG_BODY_BYTES }, {}).DISPATCHER_LOG_BODY_BYTES;
 
 const USAGE = `
 usage: node bench/floor.ts post --url URL [--requests 20000] [--connections 50]
@@ -157,11 +161,12 @@ async function work(): Promise<void> {
   const now = Date.now();
   const commands = Array.from({ length: count }, (_, index) => commandCodec.encode(newDeliveryCommand({ ...event.value, eventId: `work-${index}` }, rule.id, now)));
   const runner = new AttemptRunner({
-    sender: new Sender({ guard: createAddressGuard({ allow: [] }), connectTimeoutMs: 1000, attemptTimeoutMs: 1000, connectionsPerOrigin: 1, userAgent: 'floor' }),
+    sender: new Sender({ guard: createAddressGuard({ allow: [] }), connectTimeoutMs: 1000, attemptTimeoutMs: 1000, connectionsPerOrigin: 1, userAgent: 'floor', logBodyBytes: LOG_BODY_BYTES }),
     breakers: new CircuitBreakers({ failureThreshold: 5, openMs: 1000 }), slots: new EndpointSlots(1, 0), wire: new Semaphore(1), userAgent: 'floor', describeLimits: '',
+    logBodyBytes: LOG_BODY_BYTES,
   });
   // What a fast endpoint answers, as the sender summarizes it.
-  const response = { headers: { 'content-type': 'text/plain', 'content-length': '2' }, body: 'ok', bodyTruncated: false };
+  const response = { headers: { 'content-type': 'text/plain', 'content-length': '2' }, body: 'ok', bodyTruncated: false, bodyBytes: 2, bodySha256: createHash('sha256').update('ok').digest('hex') };
   const deliver = async (value: Buffer) => {
     const command = await registry.decode(contracts.deliveryCommand, value, MAX_COMMAND_BYTES);
     const prepared = runner.prepare(command, rule, Date.now());

@@ -271,31 +271,49 @@ export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'dead_letter
 export interface AttemptRequest {
   /** As sent, but webhook-signature and every rule-supplied header value masked: they may be credentials. */
   headers: Record<string, string>;
-  /** The payload as sent. */
+  /** The payload as sent, up to the dispatcher's log body limit (UTF-8, cut on a character boundary). */
   body: string;
+  bodyTruncated: boolean;
+  /** The whole payload's size in bytes (null in records that predate this field). */
+  bodyBytes: null | number;
+  /** Hex SHA-256 of the whole payload as sent. */
+  bodySha256: null | string;
 }
 
 /** AttemptRequest as a producer writes it: fields with a schema default may be left out. */
 export interface AttemptRequestInput {
   /** As sent, but webhook-signature and every rule-supplied header value masked: they may be credentials. */
   headers: Record<string, string>;
-  /** The payload as sent. */
+  /** The payload as sent, up to the dispatcher's log body limit (UTF-8, cut on a character boundary). */
   body: string;
+  bodyTruncated?: boolean;
+  /** The whole payload's size in bytes (null in records that predate this field). */
+  bodyBytes?: null | number;
+  /** Hex SHA-256 of the whole payload as sent. */
+  bodySha256?: null | string;
 }
 
 export interface AttemptResponse {
   headers: Record<string, string>;
-  /** At most the first 1 kB (UTF-8, cut on a character boundary). */
+  /** Up to the dispatcher's log body limit (UTF-8, cut on a character boundary). */
   body: string;
   bodyTruncated: boolean;
+  /** The bytes of the body received (the dispatcher stops reading past its response cap). */
+  bodyBytes: null | number;
+  /** Hex SHA-256 of the whole body; null when it was not read to its end. */
+  bodySha256: null | string;
 }
 
 /** AttemptResponse as a producer writes it: fields with a schema default may be left out. */
 export interface AttemptResponseInput {
   headers: Record<string, string>;
-  /** At most the first 1 kB (UTF-8, cut on a character boundary). */
+  /** Up to the dispatcher's log body limit (UTF-8, cut on a character boundary). */
   body: string;
   bodyTruncated?: boolean;
+  /** The bytes of the body received (the dispatcher stops reading past its response cap). */
+  bodyBytes?: null | number;
+  /** Hex SHA-256 of the whole body; null when it was not read to its end. */
+  bodySha256?: null | string;
 }
 
 /** A pool of dispatchers announcing itself (Harness's delegates): rules whose delegate selectors are all among its tags are delivered by it. Compacted topic keyed by pool name. */

@@ -10,6 +10,8 @@ export interface Pipeline {
   io: Awaited<ReturnType<typeof writers>>;
   matcher: Matcher;
   dispatcher: Dispatcher;
+  /** What would have made the dispatcher process exit, in order. */
+  fatal: Error[];
   /** A receiver that is closed with the pipeline. */
   receiver(path?: string): Promise<Receiver>;
   stop(): Promise<void>;
@@ -19,12 +21,14 @@ export async function startPipeline(cluster: ClusterConfig, dispatcherSettings: 
   await prepareCluster(cluster, testLogger);
   const io = await writers(cluster);
   const matcher = await startMatcher(cluster);
-  const dispatcher = await startDispatcher(cluster, dispatcherSettings);
+  const fatal: Error[] = [];
+  const dispatcher = await startDispatcher(cluster, dispatcherSettings, (error) => fatal.push(error));
   const receivers: Receiver[] = [];
   return {
     io,
     matcher,
     dispatcher,
+    fatal,
     async receiver(path) {
       const created = await startReceiver(path);
       receivers.push(created);

@@ -37,6 +37,10 @@ export const connectionSettings = {
   SCHEMA_REGISTRY_CA_FILE: pemFile('CERTIFICATE').optional(),
 };
 
+const MIN_RETRY_DELAY_MS = 100;
+/** The longest delay a Node timer can wait (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Settings every service shares: where Kafka and the registry are, and how topics are named. */
 export const baseSettings = {
   KAFKA_BROKERS: z
@@ -51,7 +55,10 @@ export const baseSettings = {
   /** Partitions of the data topics when they are created: the unit of parallelism of every consumer group. */
   TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
   /** Delays between delivery attempts; one retry topic per distinct delay. Like Svix by default. */
-  RETRY_SCHEDULE: durations('5s,5m,30m,2h,5h,10h,10h'),
+  RETRY_SCHEDULE: durations('5s,5m,30m,2h,5h,10h,10h').refine(
+    (delays) => delays.every((delay) => delay >= MIN_RETRY_DELAY_MS && delay <= MAX_TIMER_MS),
+    `each delay must be at least ${MIN_RETRY_DELAY_MS}ms (0 would retry at once, forever) and at most 24d (a timer's limit)`,
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** `pretty` (one readable line per record) or `json`; unset: pretty on a terminal, JSON otherwise. */
   LOG_FORMAT: z.enum(LOG_FORMATS).optional(),

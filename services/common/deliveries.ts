@@ -2,6 +2,7 @@
  * The two records of a delivery, each built here and nowhere else: the command that asks for it (matcher, rules CLI,
  * console) and the delivery-log record of one attempt or decision (dispatcher, matcher).
  */
+import { createHash } from 'node:crypto';
 import type { AttemptRequest, AttemptResponse, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, WorkflowEvent } from '../../schemas/index.ts';
 import { deliveryId } from './delivery-id.ts';
 import { loggableUrl } from './rules.ts';
@@ -53,4 +54,28 @@ export function deliveryLogRecord(command: DeliveryCommand, rule: Pick<EventRule
     request: entry.request ?? null,
     response: entry.response ?? null,
   };
+}
+
+/** What a delivery-log record keeps of a body: its start, and the whole body's size and hash. */
+export type LoggedBody = Pick<AttemptRequest, 'body' | 'bodyTruncated' | 'bodyBytes' | 'bodySha256'>;
+
+/**
+ * `body` as a delivery-log record keeps it: at most `limit` bytes of it, so a record stays far below the broker's
+ * limit whatever an event renders to (JSON escapes a control character to six bytes), with the whole body's size and
+ * SHA-256 so a receiver's copy can still be matched against it.
+ */
+export function loggedBody(body: string, limit: number): LoggedBody {
+  const bytes = Buffer.byteLength(body);
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  if (bytes <= limit) return { body, bodyTruncated: false, bodyBytes: bytes, bodySha256: sha256 };
+  return { body: utf8Prefix(Buffer.from(body), limit), bodyTruncated: true, bodyBytes: bytes, bodySha256: sha256 };
+}
+
+/** The first `limit` bytes of UTF-8 text, cut on a character boundary (a partial sequence dropped, not shown as U+FFFD). */
+export function utf8Prefix(bytes: Buffer, limit: number): string {
+  if (bytes.length <= limit) return bytes.toString('utf8');
+  let end = limit;
+  // Back up over continuation bytes (10xxxxxx) to the start of the character the cut falls in.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end -= 1;
+  return bytes.toString('utf8', 0, end);
 }

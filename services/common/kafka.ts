@@ -223,3 +223,12 @@ export function onFatalCrash(consumer: kafkajs.Consumer, onFatal: (error: Error)
     onFatal(payload.error);
   });
 }
+
+/** Whether `error` (or what it wraps) is the broker refusing a record or a request as larger than it accepts. */
+export function isRecordTooLarge(error: unknown): boolean {
+  for (let current = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined, depth = 0; current && depth < 5; depth += 1) {
+    if (current.type === 'MESSAGE_TOO_LARGE' || current.type === 'RECORD_LIST_TOO_LARGE') return true;
+    current = (current.cause ?? current.originalError) as typeof current;
+  }
+  return false;
+}

@@ -3,9 +3,8 @@
  * (a single record batch must stay under the broker's message.max.bytes, 1 MB by default), acks=all. The caller
  * commits its input offsets only after send() resolved: that ordering is what makes the pipeline at-least-once.
  */
-import type { Message, Producer } from './kafka.ts';
-
-const RECORD_OVERHEAD_BYTES = 80;
+import { isRecordTooLarge, type Message, type Producer } from './kafka.ts';
+import { recordBytes } from './limits.ts';
 
 export class OutputBatch {
   readonly #producer: Producer;
@@ -23,7 +22,7 @@ export class OutputBatch {
     let messages = this.#byTopic.get(topic);
     if (!messages) this.#byTopic.set(topic, (messages = []));
     messages.push(message);
-    this.#bytes += sizeOf(message);
+    this.#bytes += recordBytes(message);
     this.#count += 1;
   }
 
@@ -57,7 +56,7 @@ export class OutputBatch {
       let current: Message[] = [];
       request.push({ topic, messages: current });
       for (const message of messages) {
-        const size = sizeOf(message);
+        const size = recordBytes(message);
         if (requestBytes + size > this.#maxBytes && requestBytes > 0) {
           await flush();
           current = [];
@@ -71,18 +70,6 @@ export class OutputBatch {
   }
 }
 
-function sizeOf(message: Message): number {
-  let size = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
-  for (const [name, value] of Object.entries(message.headers ?? {})) size += name.length + byteLength(value as Buffer | string | undefined);
-  return size;
-}
-
-function byteLength(value: Buffer | string | null | undefined | Array<Buffer | string>): number {
-  if (value === null || value === undefined) return 0;
-  if (Array.isArray(value)) return value.reduce((sum, item) => sum + byteLength(item), 0);
-  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
-}
-
 /**
  * Many concurrent handlers' outputs, coalesced: while a produce request is in flight, records accumulate and go in the
  * next one, sent when it is acknowledged; with none in flight, the records given in one turn of the event loop go at
@@ -93,7 +80,7 @@ export class OutputQueue {
   readonly #producer: Producer;
   readonly #maxPendingBytes: number;
   #batch: OutputBatch;
-  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #waiters: Waiter[] = [];
   #inFlight = 0;
   #inFlightBytes = 0;
   #scheduled = false;
@@ -112,7 +99,7 @@ export class OutputQueue {
   send(records: ReadonlyArray<readonly [topic: string, message: Message]>): Promise<void> {
     return new Promise((resolve, reject) => {
       for (const [topic, message] of records) this.#batch.add(topic, message);
-      this.#waiters.push({ resolve, reject });
+      this.#waiters.push({ records, resolve, reject });
       if (this.#batch.full) this.#flush();
       else if (this.#inFlight === 0 && !this.#scheduled) {
         this.#scheduled = true;
@@ -135,11 +122,46 @@ export class OutputQueue {
     this.#inFlightBytes += bytes;
     batch.send().then(
       () => waiters.forEach((waiter) => waiter.resolve()),
-      (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
+      (error: unknown) => (isRecordTooLarge(error) ? this.#eachOnItsOwn(waiters) : waiters.forEach((waiter) => waiter.reject(error))),
     ).finally(() => {
       this.#inFlight -= 1;
       this.#inFlightBytes -= bytes;
       if (this.#inFlight === 0) this.#flush();
     });
+  }
+
+  /**
+   * The broker refused a record as too large, which fails the whole request: each caller's records are sent again on
+   * their own, so only the caller they belong to learns of it (as a RecordTooLargeError: its outcome, not an outage).
+   */
+  async #eachOnItsOwn(waiters: readonly Waiter[]): Promise<void> {
+    await Promise.all(waiters.map(async ({ records, resolve, reject }) => {
+      const batch = new OutputBatch(this.#producer);
+      for (const [topic, message] of records) batch.add(topic, message);
+      try {
+        await batch.send();
+        resolve();
+      } catch (error) {
+        reject(isRecordTooLarge(error) ? new RecordTooLargeError(records, error) : error);
+      }
+    }));
+  }
+}
+
+interface Waiter {
+  records: ReadonlyArray<readonly [topic: string, message: Message]>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** The broker refused one of these records as larger than its topic allows (`max.message.bytes`). */
+export class RecordTooLargeError extends Error {
+  override name = 'RecordTooLargeError';
+  /** The largest of the caller's records, in bytes. */
+  readonly bytes: number;
+  constructor(records: ReadonlyArray<readonly [topic: string, message: Message]>, cause: unknown) {
+    const [topic, largest] = records.reduce((max, [topic, message]) => (recordBytes(message) > max[1] ? [topic, recordBytes(message)] : max), ['', 0]);
+    super(`the broker refused a record of ${largest} bytes for ${topic} as too large (the topic's max.message.bytes is lower)`, { cause });
+    this.bytes = largest;
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { Admin, ITopicConfig } from './kafka.ts';
 import type { Logger } from './logger.ts';
-import { formatDuration } from './duration.ts';
+import { formatDuration, parseDuration } from './duration.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -46,6 +46,13 @@ export function topicNames(prefix = ''): TopicNames {
     retry: (delayMs, pool = DEFAULT_POOL) =>
       name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
   };
+}
+
+/** The pool and delay of a retry topic of the layout with `prefix`; undefined for any other topic. */
+export function retryTopicOf(name: string, prefix = ''): { pool: string; delayMs: number } | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const match = /^webhook-deliveries(?:\.([a-z0-9-]+))?\.retry\.(\d+(?:ms|s|m|h|d))$/.exec(name.slice(prefix.length));
+  return match ? { pool: match[1] ?? DEFAULT_POOL, delayMs: parseDuration(match[2]!) } : undefined;
 }
 
 export interface TopicLayoutOptions {

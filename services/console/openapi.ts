@@ -121,7 +121,7 @@ export const openApiDocument = {
           secrets: { type: 'array', items: { type: 'object', properties: { fingerprint: { type: 'string', description: 'First 12 hex digits of the secret\'s SHA-256; never the secret' }, notAfter: nullable({ type: 'integer' }) } } },
         } }],
       },
-      Attempt: { type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, response body at most 1 kB.' },
+      Attempt: { type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, request and response bodies up to DISPATCHER_LOG_BODY_BYTES each, with the whole body\'s size and SHA-256.' },
       LogWindow: { type: 'object', properties: { capacity: { type: 'integer' }, held: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }) } },
     },
   },

@@ -4,6 +4,7 @@
  * such instead of throwing, so one bad record never stops the pool.
  */
 import type { AttemptRequest, DeliveryCommand, EventRule } from '../../schemas/index.ts';
+import { loggedBody } from '../common/deliveries.ts';
 import { activeSecrets } from '../common/rules.ts';
 import { CircuitBreakers, EndpointSlots, Semaphore } from './isolation.ts';
 import { renderPayload } from './payload.ts';
@@ -55,6 +56,8 @@ export interface AttemptRunnerSettings {
   wire: Semaphore;
   userAgent: string;
   describeLimits: string;
+  /** Bytes of a request body the delivery log keeps. */
+  logBodyBytes: number;
 }
 
 export class AttemptRunner {
@@ -75,7 +78,7 @@ export class AttemptRunner {
       const signature = sign(command.deliveryId, body, plan.secrets, now);
       const headers = { ...rule.headers, ...signature };
       const shown = { ...this.#fixedHeaders, ...signature, 'webhook-signature': plan.maskedSignature, ...plan.maskedHeaders };
-      return { ok: true, attempt: { target: plan.target, headers, body, request: { headers: shown, body } } };
+      return { ok: true, attempt: { target: plan.target, headers, body, request: { headers: shown, ...loggedBody(body, this.#settings.logBodyBytes) } } };
     } catch (error) {
       return { ok: false, error: `could not render or sign the payload: ${(error as Error).message}` };
     }

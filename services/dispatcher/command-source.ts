@@ -14,19 +14,19 @@
  * - A handler that rejects means the outputs could not be written (Kafka down past retries): the source reports it as
  *   fatal, and the process restarts from the last commit.
  */
-import { headerValue, onFatalCrash, type Consumer, type EachBatchPayload, type KafkaMessage } from '../common/kafka.ts';
+import { MAX_TIMER_MS } from '../common/config.ts';
+import { onFatalCrash, type Consumer, type EachBatchPayload, type KafkaMessage } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { assignedPartitions, OffsetCommitter, partitionKey } from '../common/offset-committer.ts';
 import { OffsetTracker } from '../common/offset-tracker.ts';
-import { NOT_BEFORE_HEADER } from './recorder.ts';
 
 export interface CommandSourceSettings {
   consumer: Consumer;
   topics: string[];
   /** Partitions handled at the same time. */
   concurrency: number;
-  /** Topics whose records wait for their `not-before` header (the retry topics). */
-  isDelayed: (topic: string) => boolean;
+  /** When a record is due: undefined for one due at once, else the time its partition waits for (the retry topics). */
+  dueAt: (topic: string, message: KafkaMessage) => number | undefined;
   /** Records being handled at most; past this, reading waits. */
   maxHeld: number;
   handle: (topic: string, partition: number, message: KafkaMessage) => Promise<void>;
@@ -112,7 +112,6 @@ export class CommandSource {
     const key = partitionKey(topic, partition);
     let state = this.#partitions.get(key);
     if (!state) this.#partitions.set(key, (state = { tracker: new OffsetTracker(), lastStarted: -1n }));
-    const delayed = this.#settings.isDelayed(topic);
     // Whether to go on can only change while this loop awaits (a seek, a rebalance and stop() all run elsewhere), and
     // kafkajs's isStale() costs a JSON.stringify: asked at the start and after each wait, not per record. For the same
     // reason the position is resolved once before each wait and at the end, not per record.
@@ -128,12 +127,10 @@ export class CommandSource {
         resolved = message.offset;
         continue;
       }
-      if (delayed) {
-        const due = Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0);
-        if (due > Date.now()) {
-          resolve();
-          return this.#pauseUntil(topic, partition, message.offset, due);
-        }
+      const due = this.#settings.dueAt(topic, message);
+      if (due !== undefined && due > Date.now()) {
+        resolve();
+        return this.#pauseUntil(topic, partition, message.offset, due);
       }
       if (this.#held >= this.#settings.maxHeld) {
         resolve();
@@ -184,6 +181,6 @@ export class CommandSource {
     consumer.seek({ topic, partition, offset });
     setTimeout(() => {
       if (!this.#stopping) consumer.resume([{ topic, partitions: [partition] }]);
-    }, due - Date.now()).unref();
+    }, Math.min(due - Date.now(), MAX_TIMER_MS)).unref();
   }
 }

@@ -13,7 +13,7 @@ import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import type { RulesTable } from '../common/rules-table.ts';
 import type { AttemptRunner } from './attempt-runner.ts';
 import type { CircuitBreakers, RateLimiter, RuleHealth } from './isolation.ts';
-import { breakerOpened, decide, judge, saturated, type Decision, type PolicySettings } from './policy.ts';
+import { breakerOpened, decide, judge, ruleVersionPending, saturated, type Decision, type PolicySettings } from './policy.ts';
 import type { Recorder } from './recorder.ts';
 
 /** How long a command waits for the rules table to read the rule version it was matched on. */
@@ -49,7 +49,7 @@ export class DeliveryHandler {
     const { rules, policy } = this.#parts;
     // The matcher and this dispatcher read the rules topic independently: never judge a rule by an older version.
     if (command.ruleVersion && !rules.reached(command.ruleVersion) && !(await rules.waitUntilReached(command.ruleVersion, RULE_VERSION_WAIT_MS))) {
-      return this.#carryOut(command, rules.get(command.ruleId), { kind: 'defer', waitMs: policy.retry.delays[0]!, reason: 'the rules table has not read the rule version this delivery was matched on yet' });
+      return this.#carryOut(command, rules.get(command.ruleId), ruleVersionPending(command, Date.now(), policy));
     }
     const rule = rules.get(command.ruleId);
     let decision: Decision;

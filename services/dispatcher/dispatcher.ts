@@ -9,7 +9,7 @@
 import type { Registry } from 'prom-client';
 import { contracts } from '../../schemas/index.ts';
 import type { BaseConfig } from '../common/config.ts';
-import { createKafka, createProducer, GROUP_TIMEOUTS, kafkaConnection, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, GROUP_TIMEOUTS, headerValue, kafkaConnection, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputQueue } from '../common/output-batch.ts';
@@ -17,14 +17,14 @@ import { registryConnection, SchemaRegistryClient } from '../common/registry.ts'
 import { RuleWriter } from '../common/rule-writer.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { prepareCluster } from '../common/setup.ts';
-import { DEFAULT_POOL, topicNames, type TopicNames } from '../common/topics.ts';
+import { DEFAULT_POOL, retryTopicOf, topicNames, type TopicNames } from '../common/topics.ts';
 import { AttemptRunner } from './attempt-runner.ts';
 import { CommandSource } from './command-source.ts';
 import { DeliveryHandler } from './delivery-handler.ts';
 import { CircuitBreakers, EndpointSlots, RateLimiter, RuleHealth, Semaphore } from './isolation.ts';
 import { dispatcherMetrics } from './metrics.ts';
 import type { PolicySettings } from './policy.ts';
-import { Recorder } from './recorder.ts';
+import { NOT_BEFORE_HEADER, Recorder } from './recorder.ts';
 import { RetryPolicy } from './retry-policy.ts';
 import { Sender } from './sender.ts';
 import { createAddressGuard } from './ssrf.ts';
@@ -58,6 +58,8 @@ export interface DispatcherSettings {
   /** Partitions handled at the same time. */
   concurrency: number;
   userAgent: string;
+  /** Bytes of each request and response body the delivery log keeps (with the whole body's size and SHA-256). */
+  logBodyBytes: number;
 }
 
 type DispatcherConfig = Pick<BaseConfig, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL' | 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX' | 'TOPIC_PARTITIONS' | 'RETRY_SCHEDULE'>;
@@ -124,6 +126,7 @@ export class Dispatcher {
       attemptTimeoutMs: settings.attemptTimeoutMs,
       connectionsPerOrigin: settings.maxInFlightPerEndpoint,
       userAgent: settings.userAgent,
+      logBodyBytes: settings.logBodyBytes,
     });
     this.#kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
     this.#registry = new SchemaRegistryClient(registryConnection(config));
@@ -144,10 +147,28 @@ export class Dispatcher {
     return this.#source?.consuming ? undefined : 'joining the consumer group';
   }
 
-  /** The topics this dispatcher consumes: its pool's commands and every retry topic. */
-  get topics(): string[] {
+  /**
+   * The retry topics this dispatcher drains, by name, with their delays: its schedule's, and every other one of its
+   * pool that exists — a schedule changed (or two during a rolling deploy) must not strand the retries already waiting
+   * in the topics of delays it no longer has.
+   */
+  async #retryTopics(): Promise<Map<string, number>> {
     const { pool } = this.#settings;
-    return [this.#names.deliveries(pool), ...[...new Set(this.#retry.delays)].map((delay) => this.#names.retry(delay, pool))];
+    const topics = new Map(this.#retry.delays.map((delay) => [this.#names.retry(delay, pool), delay]));
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    try {
+      for (const name of await admin.listTopics()) {
+        const retry = retryTopicOf(name, this.#config.TOPIC_PREFIX);
+        if (retry?.pool === pool && !topics.has(name)) {
+          topics.set(name, retry.delayMs);
+          this.#logger.info({ topic: name }, 'draining a retry topic of a delay the schedule no longer has');
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    return topics;
   }
 
   async start(): Promise<void> {
@@ -183,6 +204,7 @@ export class Dispatcher {
       wire: this.#wire,
       userAgent: this.#settings.userAgent,
       describeLimits: `${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting`,
+      logBodyBytes: this.#settings.logBodyBytes,
     });
     const handler = new DeliveryHandler({
       registry: this.#registry, rules: this.#rules, runner, recorder, breakers: this.#breakers, rateLimiter: this.#rateLimiter, health: this.#health, policy,
@@ -192,11 +214,15 @@ export class Dispatcher {
     // Tells the matchers this pool exists and which tags it has (compacted: the latest announcement wins).
     await this.#producer.send({ topic: this.#names.dispatcherPools, acks: -1, messages: [{ key: pool, value: poolCodec.encode({ pool, tags, updatedAt: Date.now() }) }] });
     this.#logger.info({ pool, tags }, 'announced the pool');
+    const retryDelays = await this.#retryTopics();
     this.#source = new CommandSource({
       consumer: this.#kafka.consumer({ groupId: this.#settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 250 }),
-      topics: this.topics,
+      topics: [this.#names.deliveries(pool), ...retryDelays.keys()],
       concurrency: this.#settings.concurrency,
-      isDelayed: (topic) => topic !== this.#names.deliveries(pool),
+      dueAt: (topic, message) => {
+        const delay = retryDelays.get(topic);
+        return delay === undefined ? undefined : this.#retry.dueAt(Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0), Number(message.timestamp), delay);
+      },
       maxHeld: this.#settings.maxInFlight + this.#settings.maxQueued,
       handle: (topic, partition, message) => handler.handle(topic, partition, message),
       onFatal: this.#onFatal,

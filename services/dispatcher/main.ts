@@ -33,6 +33,8 @@ export const dispatcherSettings = {
   DISPATCHER_BREAKER_FAILURES: integer(1, 10_000).default(5),
   DISPATCHER_BREAKER_OPEN: duration('30s'),
   DISPATCHER_CONCURRENCY: integer(1, 256).default(6),
+  /** Bytes of each request and response body the delivery log keeps; the whole body's size and SHA-256 are kept too. */
+  DISPATCHER_LOG_BODY_BYTES: integer(0, 256 * 1024).default(16 * 1024),
 };
 
 if (import.meta.main) {
@@ -58,5 +60,6 @@ if (import.meta.main) {
     breakerOpenMs: config.DISPATCHER_BREAKER_OPEN,
     concurrency: config.DISPATCHER_CONCURRENCY,
     userAgent: 'workflow-webhooks/0.1 (+Standard Webhooks)',
+    logBodyBytes: config.DISPATCHER_LOG_BODY_BYTES,
   }, logger, fatal));
 }

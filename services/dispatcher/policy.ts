@@ -31,7 +31,7 @@ export interface EndpointState {
   failingSince: number | undefined;
 }
 
-export type DeadLetterReason = 'expired' | 'exhausted' | 'unsigned' | 'unrenderable' | 'unprocessable' | 'request-refused' | 'rule-disabled';
+export type DeadLetterReason = 'expired' | 'exhausted' | 'unsigned' | 'unrenderable' | 'unprocessable' | 'request-refused' | 'rule-disabled' | 'too-large';
 
 export type Decision =
   | { kind: 'send' }
@@ -58,6 +58,21 @@ export function decide(command: DeliveryCommand, rule: EventRule | undefined, en
   }
   return { kind: 'send' };
 }
+
+/**
+ * The dispatcher's rules table has not read the rule version the command was matched on yet: wait, along the
+ * schedule, until the delivery's maximum age — a version the table never reaches (a recreated or mirrored rules
+ * topic, a crafted command) ends the delivery as expired rather than deferring it for ever.
+ */
+export function ruleVersionPending(command: DeliveryCommand, now: number, settings: PolicySettings): Decision {
+  const expired = expiry(command, now, settings);
+  if (expired?.kind === 'dead-letter') {
+    return { ...expired, error: `${expired.error}; the rule version it was matched on (${formatVersion(command)}) never reached this dispatcher's rules table` };
+  }
+  return deferral(command, now, settings.retry.delays[0]!, `the rules table has not read the rule version this delivery was matched on (${formatVersion(command)}) yet`, settings);
+}
+
+const formatVersion = ({ ruleVersion }: DeliveryCommand) => (ruleVersion ? `partition ${ruleVersion.partition}, offset ${ruleVersion.offset}` : 'none');
 
 /**
  * A saturated endpoint (its in-flight and waiting bounds full): back to the retry path — until it should have room

@@ -4,11 +4,11 @@
  * of it, so the command's offset is committed after its consequences are durable and never before.
  */
 import type { DeliveryCommand, DeliveryLog, EventRule } from '../../schemas/index.ts';
-import { deadLetter, deadLetterHeaders, type DeadLetterSource } from '../common/dead-letter.ts';
+import { deadLetter, deadLetterHeaders, fitted, type DeadLetterSource } from '../common/dead-letter.ts';
 import { commandKey, deliveryLogRecord, type AttemptEntry } from '../common/deliveries.ts';
 import type { Message } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
-import type { OutputQueue } from '../common/output-batch.ts';
+import { RecordTooLargeError, type OutputQueue } from '../common/output-batch.ts';
 import type { Codec } from '../common/registry.ts';
 import { RuleValidationError, type RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
@@ -55,19 +55,55 @@ export class Recorder {
     this.#settings = settings;
   }
 
-  /** The delivery-log record of this attempt or decision, with its follow-up; resolves once all of it is acknowledged. */
+  /**
+   * The delivery-log record of this attempt or decision, with its follow-up; resolves once all of it is acknowledged.
+   * Records the broker refuses as too large end the delivery as dead-lettered `too-large` instead.
+   */
   async record(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, followUp: RecordedFollowUp = { kind: 'none' }): Promise<void> {
-    const { names, pool, outputs, logCodec, service, commandCodec } = this.#settings;
+    const { names, pool, outputs, logCodec } = this.#settings;
     const records: Array<readonly [string, Message]> = [];
-    if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, rule, commandCodec)]);
+    if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), this.#retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, rule)]);
     const dead = followUp.kind === 'dead-letter' ? followUp : followUp.kind === 'disable' && followUp.deadLetter ? { reason: 'rule-disabled', error: followUp.reason } : undefined;
-    if (dead) {
-      const headers = { 'delivery-id': command.deliveryId, ...deadLetterHeaders(service, dead.reason, dead.error) };
-      records.push([names.deliveriesDlq, { key: command.ruleId, value: commandCodec.encode(command), headers }]);
-    }
+    if (dead) records.push(this.#deadLetter(command, dead.reason, dead.error));
     records.push([names.deliveryLog, { key: command.deliveryId, value: logCodec.encode(deliveryLogRecord(command, rule, entry, pool)) }]);
     this.#settings.onRecord(entry.outcome, followUp);
-    await Promise.all([outputs.send(records), followUp.kind === 'disable' ? this.#disable(command.ruleId, followUp.reason, followUp.url) : undefined]);
+    try {
+      await Promise.all([outputs.send(records), followUp.kind === 'disable' ? this.#disable(command.ruleId, followUp.reason, followUp.url) : undefined]);
+    } catch (error) {
+      if (!(error instanceof RecordTooLargeError)) throw error;
+      await this.#tooLarge(command, rule, entry, error);
+    }
+  }
+
+  /**
+   * Some record of this delivery was refused as too large (a topic configured below MAX_RECORD_BYTES): the delivery
+   * ends here, dead-lettered with the reason, and its log record without the bodies. Should the broker refuse even
+   * the command's copy, the copy keeps only its headers (with the value's size and hash).
+   */
+  async #tooLarge(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, refusal: RecordTooLargeError): Promise<void> {
+    const { names, pool, outputs, logCodec } = this.#settings;
+    const error = `too-large: ${refusal.message}`;
+    const log: readonly [string, Message] = [names.deliveryLog, {
+      key: command.deliveryId,
+      value: logCodec.encode(deliveryLogRecord(command, rule, { ...entry, outcome: 'dead_lettered', error: entry.error ? `${entry.error}; ${error}` : error, request: null, response: null }, pool)),
+    }];
+    this.#settings.onRecord('dead_lettered', { kind: 'dead-letter', reason: 'too-large', error });
+    try {
+      await outputs.send([this.#deadLetter(command, 'too-large', error), log]);
+    } catch (again) {
+      if (!(again instanceof RecordTooLargeError)) throw again;
+      await outputs.send([this.#deadLetter(command, 'too-large', error, 0), log]);
+    }
+  }
+
+  #deadLetter(command: DeliveryCommand, reason: string, error: string, limit?: number): readonly [string, Message] {
+    const { names, service, commandCodec } = this.#settings;
+    const record = { key: command.ruleId, value: commandCodec.encode(command), headers: { 'delivery-id': command.deliveryId } };
+    return [names.deliveriesDlq, fitted(record, deadLetterHeaders(service, reason, error), limit)];
+  }
+
+  #retryMessage(command: DeliveryCommand, rule: EventRule | undefined): Message {
+    return { key: commandKey(command, rule), value: this.#settings.commandCodec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
   }
 
   /** An input record that could not be read as a command, kept byte for byte with the reason. */
@@ -92,8 +128,4 @@ export class Recorder {
     }
     this.#settings.logger.warn({ ruleId, url: loggableUrl(url), reason }, 'rule disabled');
   }
-}
-
-function retryMessage(command: DeliveryCommand, rule: EventRule | undefined, codec: Codec<DeliveryCommand>): Message {
-  return { key: commandKey(command, rule), value: codec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
 }

@@ -4,6 +4,9 @@
  * ordered by due time and pausing a partition at its first not-yet-due record is always right.
  */
 
+/** Clock skew allowed between the writer of a retry record and its reader. */
+const DUE_SLACK_MS = 5000;
+
 export interface RetryDecision {
   /** The retry topic's delay. */
   topicDelayMs: number;
@@ -17,6 +20,8 @@ export class RetryPolicy {
 
   /** `jitter` is the fraction of a delay added at random (0.1 = up to +10 %), so retries of one outage spread out. */
   constructor(delays: readonly number[], jitter = 0.1) {
+    // A zero delay would make every deferral step in place forever; config.ts refuses one with the variable named.
+    if (delays.length === 0 || delays.some((delay) => !(delay > 0))) throw new RangeError(`retry delays must be positive, got [${delays.join(', ')}]`);
     this.delays = delays;
     this.#jitter = jitter;
     this.#topicDelays = [...new Set(delays)].sort((a, b) => a - b);
@@ -32,6 +37,16 @@ export class RetryPolicy {
     const scheduled = this.delays[attempt - 1];
     if (scheduled === undefined) return undefined;
     return this.wait(Math.max(scheduled, retryAfterMs ?? 0), now);
+  }
+
+  /**
+   * When a record of the retry topic of `topicDelayMs`, written at `writtenAt` with `notBefore`, is due. A record is
+   * never written due later than its topic's delay plus jitter, so a later `notBefore` (a crafted or corrupt header,
+   * a topic mirrored from elsewhere) is held to that bound: the record is then judged by its age, never held for ever.
+   */
+  dueAt(notBefore: number, writtenAt: number, topicDelayMs: number): number {
+    const latest = writtenAt + Math.ceil(topicDelayMs * (1 + this.#jitter)) + DUE_SLACK_MS;
+    return Number.isFinite(notBefore) ? Math.min(notBefore, latest) : writtenAt;
   }
 
   /** A wait of at least `minimumMs` (capped at the longest delay), in the smallest retry topic that fits. */

@@ -1,13 +1,16 @@
 /**
  * Sends one signed POST with undici: one shared connection pool, capped connections per origin, a connect timeout and a
- * whole-attempt deadline, no redirects (a 3xx is a failure), the response body drained up to a cap, its first 1 kB kept
- * for the delivery log. Every outcome comes back as data, never as a thrown error.
+ * whole-attempt deadline, no redirects (a 3xx is a failure), the response body drained up to a cap, its start kept
+ * for the delivery log with its size and hash. Every outcome comes back as data, never as a thrown error.
  *
  * It uses undici's low-level dispatch() rather than request(): no body stream, promise chain or abort listener per
  * request, which made up a third of the client's CPU per delivery. The attempt deadline is enforced by one sweep over
  * the requests in flight instead of a timer per request.
  */
+import { createHash } from 'node:crypto';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { AttemptResponse } from '../../schemas/index.ts';
+import { utf8Prefix } from '../common/deliveries.ts';
 import { BlockedAddressError, type AddressGuard } from './ssrf.ts';
 
 export interface SenderSettings {
@@ -16,14 +19,12 @@ export interface SenderSettings {
   attemptTimeoutMs: number;
   connectionsPerOrigin: number;
   userAgent: string;
+  /** Bytes of a response body kept for the delivery log. */
+  logBodyBytes: number;
 }
 
-export interface ResponseSummary {
-  headers: Record<string, string>;
-  /** The first RESPONSE_BODY_KEPT bytes, as text. */
-  body: string;
-  bodyTruncated: boolean;
-}
+/** The response as the delivery log keeps it: headers (credentials masked) and the body's start, size and hash. */
+export type ResponseSummary = AttemptResponse;
 
 /**
  * `refused`: the HTTP client would not build the request (a header it rejects, say) — the rule's fault, not the
@@ -33,10 +34,10 @@ export type SendResult =
   | { kind: 'response'; status: number; retryAfterMs: number | undefined; latencyMs: number; response: ResponseSummary }
   | { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string; latencyMs: number };
 
+/** Past this, a response body is not drained: the connection is closed instead. */
 const RESPONSE_BODY_CAP = 64 * 1024;
 /** undici's codes for a request it will not build (a header it rejects, an `expect` header): nothing was sent. */
 const REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
-const RESPONSE_BODY_KEPT = 1024;
 /** Response headers that may carry the endpoint's own credentials: recorded masked. */
 const MASKED_RESPONSE_HEADERS = new Set(['set-cookie', 'authorization', 'proxy-authenticate', 'www-authenticate']);
 const SWEEP_INTERVAL_MS = 100;
@@ -90,6 +91,8 @@ export class Sender {
     let status: number | undefined;
     let responseHeaders: Record<string, string | string[] | undefined> = {};
     const kept: Buffer[] = [];
+    const keep = this.#settings.logBodyBytes;
+    const hash = createHash('sha256');
     let bodyBytes = 0;
     let abort: ((reason: Error) => void) | undefined;
     return new Promise((resolve) => {
@@ -102,7 +105,8 @@ export class Sender {
       };
       // Once the status arrived, the attempt is that response however its body ends (too large, too slow, aborted).
       const outcome = (error: Error) => (status === undefined ? this.#failure(error, latency()) : response());
-      const response = () => this.#response(status!, responseHeaders, kept, bodyBytes, latency());
+      // The hash is of the whole body: only a body read to its end has one.
+      const response = (ended = false) => this.#response(status!, responseHeaders, { kept, bodyBytes, sha256: ended ? hash.digest('hex') : null }, latency());
       // At the deadline the attempt is over, whether undici already started it (abort it) or not (abort it at its start).
       let timeout: AttemptTimeoutError | undefined;
       const attempt: Attempt = {
@@ -125,11 +129,12 @@ export class Sender {
         },
         onResponseData: (controller, chunk) => {
           // Only the start is kept; past the cap, the connection is closed rather than drained.
-          if (bodyBytes < RESPONSE_BODY_KEPT) kept.push(chunk);
+          if (bodyBytes < keep) kept.push(chunk);
           bodyBytes += chunk.length;
-          if (bodyBytes > RESPONSE_BODY_CAP) controller.abort(new Error('response body larger than the cap'));
+          hash.update(chunk);
+          if (bodyBytes > Math.max(RESPONSE_BODY_CAP, keep)) controller.abort(new Error('response body larger than the cap'));
         },
-        onResponseEnd: () => settle(response()),
+        onResponseEnd: () => settle(response(true)),
         onResponseError: (_controller, error) => settle(outcome(error)),
       };
       try {
@@ -149,8 +154,8 @@ export class Sender {
     return this.#agent.close();
   }
 
-  #response(status: number, headers: Record<string, string | string[] | undefined>, kept: Buffer[], bodyBytes: number, latencyMs: number): SendResult {
-    return { kind: 'response', status, retryAfterMs: retryAfter(headers['retry-after']), latencyMs, response: summarize(headers, kept, bodyBytes) };
+  #response(status: number, headers: Record<string, string | string[] | undefined>, body: ReceivedBody, latencyMs: number): SendResult {
+    return { kind: 'response', status, retryAfterMs: retryAfter(headers['retry-after']), latencyMs, response: summarize(headers, body, this.#settings.logBodyBytes) };
   }
 
   #failure(error: Error, latencyMs: number): SendResult {
@@ -192,16 +197,19 @@ function describe(error: Error, timedOut: boolean, attemptTimeoutMs: number): st
   return `${code ? `${code}: ` : ''}${error.message}`;
 }
 
-function summarize(headers: Record<string, string | string[] | undefined>, kept: Buffer[], bodyBytes: number): ResponseSummary {
+/** What arrived of a response body: its start, its size, and its hash when it was read to its end. */
+interface ReceivedBody {
+  kept: Buffer[];
+  bodyBytes: number;
+  sha256: string | null;
+}
+
+function summarize(headers: Record<string, string | string[] | undefined>, { kept, bodyBytes, sha256 }: ReceivedBody, keep: number): ResponseSummary {
   const recorded: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined) recorded[name] = MASKED_RESPONSE_HEADERS.has(name) ? '••••' : Array.isArray(value) ? value.join(', ') : value;
   }
-  const bytes = Buffer.concat(kept).subarray(0, RESPONSE_BODY_KEPT);
-  // Cut on a character boundary: drop a trailing partial UTF-8 sequence rather than keep a replacement character.
-  let text = bytes.toString('utf8');
-  if (bodyBytes > RESPONSE_BODY_KEPT && text.endsWith('\uFFFD')) text = text.slice(0, -1);
-  return { headers: recorded, body: text, bodyTruncated: bodyBytes > RESPONSE_BODY_KEPT };
+  return { headers: recorded, body: utf8Prefix(Buffer.concat(kept), keep), bodyTruncated: bodyBytes > keep, bodyBytes, bodySha256: sha256 };
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date. */

@@ -16,7 +16,7 @@ import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { MAX_EVENT_BYTES } from '../common/limits.ts';
 import { assignedPartitions, OffsetCommitter } from '../common/offset-committer.ts';
-import { OutputQueue } from '../common/output-batch.ts';
+import { OutputQueue, RecordTooLargeError } from '../common/output-batch.ts';
 import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } from '../common/registry.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
@@ -190,21 +190,33 @@ export class Matcher {
       if (!isRunning() || isStale() || this.#stopping) break;
       this.#counters.eventsIn.inc();
       let records: Array<[string, Message]>;
+      const source = { topic, partition, message };
       try {
         const event = await this.#registry.decode(contracts.workflowEvent, message.value, MAX_EVENT_BYTES);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
         records = this.#outputsFor(event);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error; // registry down: the batch is retried, nothing skipped
-        records = [[this.#names.workflowEventsDlq, deadLetter({ topic, partition, message }, SERVICE, error.reason, error.message)]];
-        this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason: error.reason });
+        records = [this.#deadLetter(source, error.reason, error.message)];
       }
-      if (records.length > 0) pending.push(this.#outputs.send(records).catch((error: unknown) => void (failure ??= error)));
+      if (records.length > 0) {
+        // An output the broker refuses as too large (a topic configured below MAX_RECORD_BYTES) dead-letters the event.
+        const sent = this.#outputs.send(records).catch((error: unknown) => {
+          if (!(error instanceof RecordTooLargeError)) throw error;
+          return this.#outputs.send([this.#deadLetter(source, 'too-large', error.message)]);
+        });
+        pending.push(sent.catch((error: unknown) => void (failure ??= error)));
+      }
       handled = message.offset;
       // Outputs pile up faster than Kafka takes them (or one event matched thousands of rules): wait for this batch's.
       if (this.#outputs.backlogged) await settle();
     }
     await settle();
+  }
+
+  #deadLetter(source: Parameters<typeof deadLetter>[0], reason: string, error: string): [string, Message] {
+    this.#counters.deadLettered.inc({ topic: this.#names.workflowEventsDlq, reason });
+    return [this.#names.workflowEventsDlq, deadLetter(source, SERVICE, reason, error)];
   }
 
   #track(batch: Promise<void>): Promise<void> {

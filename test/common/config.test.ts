@@ -126,4 +126,11 @@ describe('secured-cluster settings', () => {
     expect(messageOf(() => loadConfig(baseSettings, { KAFKA_SASL_PASSWORD_FILE: join(dir, 'nope') })))
       .toContain(`KAFKA_SASL_PASSWORD_FILE: cannot read ${join(dir, 'nope')} (ENOENT)`);
   });
+
+  it('item 4: refuses a retry delay of 0 (every deferral would step in place for ever) and one past a timer\'s limit, naming RETRY_SCHEDULE', () => {
+    for (const schedule of ['5s,0s', '0ms', '30d']) {
+      expect(() => loadConfig(baseSettings, { RETRY_SCHEDULE: schedule })).toThrow(/RETRY_SCHEDULE: each delay must be at least 100ms .* and at most 24d/);
+    }
+    expect(loadConfig(baseSettings, { RETRY_SCHEDULE: '100ms,24d' }).RETRY_SCHEDULE).toEqual([100, 24 * 86_400_000]);
+  });
 });

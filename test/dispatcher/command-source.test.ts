@@ -63,7 +63,7 @@ function source(consumer: StandInConsumer) {
     consumer: consumer as unknown as Consumer,
     topics: ['commands'],
     concurrency: 1,
-    isDelayed: () => false,
+    dueAt: () => undefined,
     maxHeld: 100,
     handle: (_topic, partition, message) => {
       const key = `${partition}:${message.offset}`;

@@ -71,11 +71,13 @@ export const dispatcherSettings = (cluster: ClusterConfig, overrides: Partial<Di
   breakerOpenMs: 10_000,
   concurrency: 3,
   userAgent: 'workflow-webhooks-test',
+  logBodyBytes: 16 * 1024,
   ...overrides,
 });
 
-export async function startDispatcher(cluster: ClusterConfig, overrides: Partial<DispatcherSettings> = {}): Promise<Dispatcher> {
-  const dispatcher = new Dispatcher(cluster, dispatcherSettings(cluster, overrides), testLogger);
+/** `onFatal` is told what would make a dispatcher process exit (a test asserts it never is). */
+export async function startDispatcher(cluster: ClusterConfig, overrides: Partial<DispatcherSettings> = {}, onFatal?: (error: Error) => void): Promise<Dispatcher> {
+  const dispatcher = new Dispatcher(cluster, dispatcherSettings(cluster, overrides), testLogger, onFatal);
   await dispatcher.start();
   return dispatcher;
 }

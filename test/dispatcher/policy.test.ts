@@ -6,7 +6,7 @@ import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { AttemptRunner } from '../../services/dispatcher/attempt-runner.ts';
 import { sign } from '../../services/dispatcher/signing.ts';
 import { CircuitBreakers, RateLimiter, RuleHealth } from '../../services/dispatcher/isolation.ts';
-import { breakerVerdict, decide, judge, saturated, type EndpointState, type PolicySettings } from '../../services/dispatcher/policy.ts';
+import { breakerVerdict, decide, judge, ruleVersionPending, saturated, type EndpointState, type PolicySettings } from '../../services/dispatcher/policy.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
 import type { SendResult } from '../../services/dispatcher/sender.ts';
 import { defaultMaxAgeMs } from '../../services/dispatcher/dispatcher.ts';
@@ -24,7 +24,7 @@ const validRule = (overrides: Parameters<typeof ruleInput>[2] = {}) => {
 };
 const command = (createdAt = T0, attempt = 1) => ({ ...newDeliveryCommand(valid(contracts.workflowEvent, harnessEvent('workflow_started')), 'r1', createdAt), attempt });
 const healthy: EndpointState = { breaker: { state: 'closed', openForMs: 0 }, rateLimitWaitMs: 0, failingSince: undefined };
-const response = (status: number, retryAfterMs?: number): SendResult => ({ kind: 'response', status, retryAfterMs, latencyMs: 3, response: { headers: {}, body: '', bodyTruncated: false } });
+const response = (status: number, retryAfterMs?: number): SendResult => ({ kind: 'response', status, retryAfterMs, latencyMs: 3, response: { headers: {}, body: '', bodyTruncated: false, bodyBytes: 0, bodySha256: null } });
 
 describe('policy: before sending', () => {
   it('sends to an enabled rule with a closed breaker, skips a deleted or disabled rule', () => {
@@ -161,7 +161,7 @@ describe('rule health and defaults', () => {
 
 describe('attempt runner', () => {
   it('poison record crash loop: anything thrown rendering or signing one command comes back as data, not as a throw', () => {
-    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '', logBodyBytes: 1024 });
     // A secret that escaped validation (written by an older version, say): signing throws.
     const broken = { ...validRule(), secrets: [{ secret: 'whsec_not-base64!', notAfter: null }] };
     expect(runner.prepare(command(), broken, T0)).toEqual({ ok: false, error: 'could not render or sign the payload: cannot sign with a malformed secret' });
@@ -170,7 +170,7 @@ describe('attempt runner', () => {
   });
 
   it('records the request with the signature and every rule-supplied header value masked', () => {
-    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '', logBodyBytes: 1024 });
     const one = command();
     const prepared = runner.prepare(one, validRule({ headers: { authorization: 'Bearer s3cret' } }), T0);
     if (!prepared.ok) throw new Error(prepared.error);
@@ -181,7 +181,7 @@ describe('attempt runner', () => {
   });
 
   it("signs with the secrets active at each attempt, though a rule version's send plan is computed once", () => {
-    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '' });
+    const runner = new AttemptRunner({ sender: undefined as never, breakers: undefined as never, slots: undefined as never, wire: undefined as never, userAgent: 'test', describeLimits: '', logBodyBytes: 1024 });
     const [rotated, current] = [newSecret(), newSecret()];
     const rule = validRule({ secrets: [{ secret: rotated, notAfter: T0 + 1000 }, { secret: current, notAfter: null }] });
     const one = command();
@@ -198,5 +198,29 @@ describe('attempt runner', () => {
     expect(later.request.headers['webhook-signature']).toBe('v1,••••');
     // A plan made for a later time is not used for an earlier one (a clock set back, a test's own clock).
     expect(prepare(T0).headers['webhook-signature']!.split(' ')).toHaveLength(2);
+  });
+});
+
+describe('deferrals that never end (item 4)', () => {
+  it('waiting for a rule version the table never reaches defers along the schedule, then dead-letters as expired', () => {
+    const matched = { ...command(), ruleVersion: { partition: 2, offset: 99 } };
+    const young = ruleVersionPending(matched, T0 + 1000, settings);
+    expect(young).toMatchObject({ kind: 'defer', reason: expect.stringMatching(/partition 2, offset 99/) });
+    expect((young as { waitMs: number }).waitMs).toBeGreaterThanOrEqual(4000);
+    expect(ruleVersionPending(matched, T0 + 61 * MINUTE, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired', error: expect.stringMatching(/never reached/) });
+  });
+
+  it('a retry record due later than its topic\'s delay allows is held to that bound; an unreadable one is due when written', () => {
+    const retry = new RetryPolicy([1000, 60_000], 0.1);
+    const written = T0;
+    expect(retry.dueAt(written + 900, written, 1000)).toBe(written + 900);
+    // 2^31 ms ahead overflows a timer: held to the delay, its jitter and the clock slack.
+    expect(retry.dueAt(written + 2 ** 31 + 1, written, 1000)).toBe(written + 1100 + 5000);
+    expect(retry.dueAt(Number.NaN, written, 1000)).toBe(written);
+  });
+
+  it('a schedule with a zero delay is refused, not looped on', () => {
+    expect(() => new RetryPolicy([5000, 0])).toThrow(RangeError);
+    expect(() => new RetryPolicy([])).toThrow(RangeError);
   });
 });

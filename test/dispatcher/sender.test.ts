@@ -1,4 +1,5 @@
 /** The HTTP sender on its own (no Kafka): what each kind of answer, or its absence, comes back as. */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ const routes: Record<string, (request: IncomingMessage, response: ServerResponse
   '/busy': (_, response) => response.writeHead(503, { 'retry-after': '7' }).end(),
   '/moved': (_, response) => response.writeHead(302, { location: '/ok' }).end(),
   '/large': (_, response) => response.writeHead(200).end(Buffer.alloc(1024 * 1024, 'x')),
+  '/echo-ish': (_, response) => response.writeHead(200).end(`${'é'.repeat(600)}tail`),
   '/silent': () => undefined,
   '/trickle': (_, response) => response.writeHead(200).write('{'),
 };
@@ -28,6 +30,7 @@ const settings = (overrides: Partial<SenderSettings> = {}): SenderSettings => ({
   attemptTimeoutMs: 500,
   connectionsPerOrigin: 4,
   userAgent: 'sender-test',
+  logBodyBytes: 1024,
   ...overrides,
 });
 const sender = new Sender(settings());
@@ -62,6 +65,17 @@ describe('sender', () => {
     const trickle = await send('/trickle');
     expect(trickle).toMatchObject({ kind: 'response', status: 200 });
     expect(trickle.latencyMs).toBeGreaterThanOrEqual(450);
+  });
+
+  it('keeps the start of a response body up to the log limit, cut on a character boundary, with the whole body\'s size and SHA-256', async () => {
+    const whole = Buffer.from(`${'é'.repeat(600)}tail`);
+    const result = await send('/echo-ish');
+    if (result.kind !== 'response') throw new Error(result.kind);
+    // 1024 bytes fall in the middle of the 513th two-byte character: 512 whole ones are kept.
+    expect(result.response).toMatchObject({ body: 'é'.repeat(512), bodyTruncated: true, bodyBytes: whole.length, bodySha256: createHash('sha256').update(whole).digest('hex') });
+    const large = await send('/large');
+    // Not read to its end (past the drain cap): no hash claims to be the whole body's.
+    expect(large.kind === 'response' && large.response).toMatchObject({ bodyTruncated: true, bodySha256: null });
   });
 
   it('times out an endpoint that never answers at the attempt limit', async () => {

@@ -452,6 +452,13 @@ async function refreshLogs() {
 }
 
 const prettyBody = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
+/** A body the log kept only the start of: how much of how much. */
+const truncatedBadge = (part) => (part?.bodyTruncated
+  ? h('span', { class: 'badge plain' }, part.bodyBytes ? `first ${fmtBytes(new TextEncoder().encode(part.body).length)} of ${fmtBytes(part.bodyBytes)}` : 'body truncated')
+  : null);
+/** The whole body's size and SHA-256, to match a receiver's copy against. */
+const bodyDigest = (part) => (part?.bodySha256 ? h('p', { class: 'pending mono', style: 'margin-top:6px' }, `${fmtBytes(part.bodyBytes)} · SHA-256 ${part.bodySha256}`) : null);
+const fmtBytes = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} kB` : `${(bytes / 1024 / 1024).toFixed(2)} MB`);
 const headerTable = (headers) => h('dl', { class: 'kv' }, ...Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, value]) => [h('dt', { class: 'mono' }, name), h('dd', { class: 'mono' }, value)]));
 
 async function attemptDrawer(summary) {
@@ -484,10 +491,10 @@ async function attemptDrawer(summary) {
       h('dt', {}, 'Attempted at'), h('dd', {}, new Date(entry.attemptedAt).toISOString()),
       h('dt', {}, 'Latency'), h('dd', {}, fmtMs(entry.latencyMs)),
       h('dt', {}, 'Next attempt'), h('dd', {}, entry.nextAttemptAt ? new Date(entry.nextAttemptAt).toISOString() : '–'))),
-    h('div', { class: 'section', id: 'request' }, h('h3', {}, 'Request'), request ? [headerTable(request.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'request-body' }, prettyBody(request.body))] :
+    h('div', { class: 'section', id: 'request' }, h('h3', {}, 'Request', truncatedBadge(request)), request ? [headerTable(request.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'request-body' }, prettyBody(request.body)), bodyDigest(request)] :
       h('p', { class: 'pending' }, 'No request recorded: nothing was sent in this attempt, or the record predates request logging.')),
-    h('div', { class: 'section', id: 'response' }, h('h3', {}, 'Response', response?.bodyTruncated ? h('span', { class: 'badge plain' }, 'body truncated to 1 kB') : null),
-      response ? [headerTable(response.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'response-body' }, response.body ? prettyBody(response.body) : '(empty body)')] :
+    h('div', { class: 'section', id: 'response' }, h('h3', {}, 'Response', truncatedBadge(response)),
+      response ? [headerTable(response.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'response-body' }, response.body ? prettyBody(response.body) : '(empty body)'), bodyDigest(response)] :
         h('p', { class: 'pending' }, 'No response recorded: none arrived, or the record predates response logging.')),
     h('div', { class: 'section' }, h('h3', {}, `All attempts of this delivery (${all.length})`), h('div', { class: 'timeline' },
       ...all.slice().reverse().map((attempt) => h('span', { class: `badge ${attempt.outcome}`, title: new Date(attempt.attemptedAt).toISOString() }, `#${attempt.attempt} ${OUTCOME_LABEL[attempt.outcome]}${attempt.httpStatus ? ` ${attempt.httpStatus}` : ''}`))))),
