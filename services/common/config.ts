@@ -190,3 +190,21 @@ export const duration = (fallback: string) => durations(fallback).refine((list) 
 
 /** Integer setting with bounds, e.g. `integer(1, 65535).default(9092)`. */
 export const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const BYTE_UNITS = { B: 1, kB: 1024, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 } as const;
+
+/** A size in bytes as operators write it: `1048576`, `64kB`, `256MB`, `1GB` (units of 1024). */
+export const byteSize = (fallback: string) => z.string().default(fallback).transform((text, context) => {
+  const match = /^(\d+)\s*(B|kB|KB|MB|GB)?$/.exec(text.trim());
+  if (!match) {
+    context.addIssue({ code: 'custom', message: `"${text}" is not a size: write a whole number of bytes, or with kB, MB or GB, e.g. 256MB` });
+    return z.NEVER;
+  }
+  return Number(match[1]) * BYTE_UNITS[(match[2] ?? 'B') as keyof typeof BYTE_UNITS];
+});
+
+/** A size as byteSize reads it back: the largest unit that divides it exactly. */
+export function formatBytes(bytes: number): string {
+  for (const unit of ['GB', 'MB', 'kB'] as const) if (bytes >= BYTE_UNITS[unit] && bytes % BYTE_UNITS[unit] === 0) return `${bytes / BYTE_UNITS[unit]}${unit}`;
+  return `${bytes}B`;
+}

@@ -85,9 +85,9 @@ export class AttemptRunner {
   }
 
   /** Sends a prepared attempt once its endpoint has room and its breaker admits it. */
-  async run({ target, headers, body }: PreparedAttempt): Promise<RunResult> {
+  async run({ target, headers, body, request }: PreparedAttempt): Promise<RunResult> {
     const { slots, breakers, wire, sender } = this.#settings;
-    const release = await slots.acquire(target.endpoint);
+    const release = await slots.acquire(target.endpoint, Date.now(), request.bodyBytes ?? 0);
     if (typeof release !== 'function') return { kind: 'saturated', detail: `${target.endpoint} ${release.reason} (${this.#settings.describeLimits})`, retryInMs: release.retryInMs };
     try {
       // Decided only now: the breaker may have opened while this command waited, and half-open admits one trial.

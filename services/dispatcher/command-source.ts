@@ -9,8 +9,8 @@
  * - A rebalance drops the state of partitions this member lost: their handlers finish, but their offsets are never
  *   committed here (another member owns them now). A partition it keeps is re-fetched from its committed offset;
  *   records already started are recognised by offset and not handled twice.
- * - While `maxHeld` records are being handled, reading waits — and keeps heartbeating, so a long wait never costs the
- *   group membership.
+ * - While `maxHeld` records, or `maxHeldBytes` of them and their rendered bodies, are being handled, reading waits —
+ *   and keeps heartbeating, so a long wait never costs the group membership.
  * - A handler that rejects means the outputs could not be written (Kafka down past retries): the source reports it as
  *   fatal, and the process restarts from the last commit.
  */
@@ -29,7 +29,10 @@ export interface CommandSourceSettings {
   dueAt: (topic: string, message: KafkaMessage) => number | undefined;
   /** Records being handled at most; past this, reading waits. */
   maxHeld: number;
-  handle: (topic: string, partition: number, message: KafkaMessage) => Promise<void>;
+  /** Bytes held at most — the records' values plus what their handlers hold for them (rendered bodies); past this, reading waits. */
+  maxHeldBytes: number;
+  /** `hold(bytes)` counts more bytes against `maxHeldBytes` until the handler settles. */
+  handle: (topic: string, partition: number, message: KafkaMessage, hold: (bytes: number) => void) => Promise<void>;
   onFatal: (error: Error) => void;
   /** Told of every rebalance after the first join (metrics: a member evicted for not heartbeating shows here). */
   onRebalance: () => void;
@@ -49,6 +52,7 @@ export class CommandSource {
   readonly #partitions = new Map<string, PartitionState>();
   readonly #committer: OffsetCommitter;
   #held = 0;
+  #heldBytes = 0;
   #roomWaiters: Array<() => void> = [];
   #consuming = false;
   #stopping = false;
@@ -65,6 +69,11 @@ export class CommandSource {
   /** Records being handled now. */
   get held(): number {
     return this.#held;
+  }
+
+  /** Bytes held now: the records being handled and what their handlers hold for them. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   async start(): Promise<void> {
@@ -132,9 +141,9 @@ export class CommandSource {
         resolve();
         return this.#pauseUntil(topic, partition, message.offset, due);
       }
-      if (this.#held >= this.#settings.maxHeld) {
+      if (this.#full()) {
         resolve();
-        while (this.#held >= this.#settings.maxHeld) {
+        while (this.#full()) {
           await Promise.race([new Promise<void>((wake) => this.#roomWaiters.push(wake)), new Promise((wake) => setTimeout(wake, HEARTBEAT_WHILE_WAITING_MS))]);
           await heartbeat();
           if (!goOn()) return;
@@ -147,28 +156,40 @@ export class CommandSource {
     await heartbeat();
   }
 
+  /** No room for another record: as many held as allowed, or as many bytes (one record always goes, however large). */
+  #full(): boolean {
+    return this.#held >= this.#settings.maxHeld || (this.#held > 0 && this.#heldBytes >= this.#settings.maxHeldBytes);
+  }
+
   #begin(key: string, state: PartitionState, topic: string, partition: number, message: KafkaMessage): void {
     state.tracker.start(message.offset);
     state.lastStarted = BigInt(message.offset);
     this.#held += 1;
-    this.#settings.handle(topic, partition, message).then(
+    let bytes = message.value?.length ?? 0;
+    this.#heldBytes += bytes;
+    const hold = (more: number) => {
+      bytes += more;
+      this.#heldBytes += more;
+    };
+    this.#settings.handle(topic, partition, message, hold).then(
       () => {
-        this.#release();
+        this.#release(bytes);
         // Revoked meanwhile: the partition's offsets are its new owner's to commit.
         if (this.#partitions.get(key) !== state) return;
         const offset = state.tracker.done(message.offset);
         if (offset !== undefined) this.#committer.set(topic, partition, offset);
       },
       (error: Error) => {
-        this.#release();
+        this.#release(bytes);
         this.#settings.logger.error({ err: error, topic, partition, offset: message.offset }, 'could not record a delivery; restarting from the last commit');
         this.#settings.onFatal(error);
       },
     );
   }
 
-  #release(): void {
+  #release(bytes: number): void {
     this.#held -= 1;
+    this.#heldBytes -= bytes;
     if (this.#roomWaiters.length === 0) return;
     const waiters = this.#roomWaiters;
     this.#roomWaiters = [];

@@ -38,7 +38,8 @@ export class DeliveryHandler {
     this.#parts = parts;
   }
 
-  async handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
+  /** `hold(bytes)` counts what this command holds besides its record (its rendered body) against the source's bound. */
+  async handle(topic: string, partition: number, message: KafkaMessage, hold: (bytes: number) => void = () => undefined): Promise<void> {
     let command: DeliveryCommand;
     try {
       command = await this.#parts.registry.decode(contracts.deliveryCommand, message.value, MAX_COMMAND_BYTES);
@@ -58,7 +59,7 @@ export class DeliveryHandler {
     } catch (error) {
       return this.#unprocessable(command, rule, error);
     }
-    return this.#carryOut(command, rule, decision);
+    return this.#carryOut(command, rule, decision, hold);
   }
 
   #decide(command: DeliveryCommand, rule: EventRule | undefined, now: number): Decision {
@@ -71,7 +72,7 @@ export class DeliveryHandler {
     }, now, policy);
   }
 
-  async #carryOut(command: DeliveryCommand, rule: EventRule | undefined, decision: Decision): Promise<void> {
+  async #carryOut(command: DeliveryCommand, rule: EventRule | undefined, decision: Decision, hold: (bytes: number) => void = () => undefined): Promise<void> {
     const { recorder } = this.#parts;
     switch (decision.kind) {
       case 'skip':
@@ -85,11 +86,11 @@ export class DeliveryHandler {
         return recorder.record(command, rule, { outcome: 'retrying', error: decision.reason, nextAttemptAt: next.notBefore }, { kind: 'retry', ...next, attempt: command.attempt });
       }
       case 'send':
-        return this.#send(command, rule!);
+        return this.#send(command, rule!, hold);
     }
   }
 
-  async #send(command: DeliveryCommand, rule: EventRule): Promise<void> {
+  async #send(command: DeliveryCommand, rule: EventRule, hold: (bytes: number) => void): Promise<void> {
     const { runner, recorder, rateLimiter, health, policy } = this.#parts;
     if (rule.rateLimitPerSecond !== null) {
       // Reserved only now that the command goes: a deferred one never holds a turn it will not use.
@@ -98,6 +99,7 @@ export class DeliveryHandler {
     }
     const prepared = runner.prepare(command, rule, Date.now());
     if (!prepared.ok) return recorder.record(command, rule, { outcome: 'dead_lettered', error: prepared.error }, { kind: 'dead-letter', reason: 'unrenderable', error: prepared.error });
+    hold(prepared.attempt.request.bodyBytes ?? 0);
     const run = await runner.run(prepared.attempt);
     if (run.kind === 'saturated') return this.#carryOut(command, rule, saturated(command, Date.now(), run.detail, run.retryInMs, policy));
     if (run.kind === 'breaker-open') return this.#carryOut(command, rule, breakerOpened(command, Date.now(), run.retryInMs, policy));

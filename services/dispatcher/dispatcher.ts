@@ -8,7 +8,7 @@
  */
 import type { Registry } from 'prom-client';
 import { contracts } from '../../schemas/index.ts';
-import type { BaseConfig } from '../common/config.ts';
+import { formatBytes, type BaseConfig } from '../common/config.ts';
 import { createKafka, createProducer, GROUP_TIMEOUTS, headerValue, kafkaConnection, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
@@ -47,6 +47,10 @@ export interface DispatcherSettings {
   maxWaitingPerEndpoint: number;
   /** Commands waiting for an endpoint or for the wire, over all endpoints: past it, reading waits. */
   maxQueued: number;
+  /** Bytes of commands and their rendered bodies held at once: past it, reading waits. */
+  maxHeldBytes: number;
+  /** Bytes of rendered bodies waiting for one endpoint's slot: past it, its overflow goes to the retry path. */
+  maxWaitingBytesPerEndpoint: number;
   /** With the waiting room half full, a command past an endpoint's waiting list waits only if its turn comes within this. */
   maxQueueWaitMs: number;
   breakerFailures: number;
@@ -109,11 +113,12 @@ export class Dispatcher {
     this.#retry = new RetryPolicy(config.RETRY_SCHEDULE);
     this.metrics = createMetrics(SERVICE);
     this.#breakers = new CircuitBreakers({ failureThreshold: settings.breakerFailures, openMs: settings.breakerOpenMs });
-    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, { maxWaitingTotal: settings.maxQueued, maxQueueWaitMs: settings.maxQueueWaitMs });
+    this.#slots = new EndpointSlots(settings.maxInFlightPerEndpoint, settings.maxWaitingPerEndpoint, { maxWaitingTotal: settings.maxQueued, maxQueueWaitMs: settings.maxQueueWaitMs, maxWaitingBytes: settings.maxWaitingBytesPerEndpoint });
     this.#wire = new Semaphore(settings.maxInFlight);
     this.#counters = dispatcherMetrics(this.metrics, {
       inFlight: () => this.#wire.held,
       held: () => this.#source?.held ?? 0,
+      heldBytes: () => this.#source?.heldBytes ?? 0,
       breakers: () => {
         const counts = new Map<string, number>();
         for (const [, state] of this.#breakers.notClosed()) counts.set(state, (counts.get(state) ?? 0) + 1);
@@ -203,7 +208,7 @@ export class Dispatcher {
       slots: this.#slots,
       wire: this.#wire,
       userAgent: this.#settings.userAgent,
-      describeLimits: `${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} waiting`,
+      describeLimits: `${this.#settings.maxInFlightPerEndpoint} in flight, ${this.#settings.maxWaitingPerEndpoint} or ${formatBytes(this.#settings.maxWaitingBytesPerEndpoint)} waiting`,
       logBodyBytes: this.#settings.logBodyBytes,
     });
     const handler = new DeliveryHandler({
@@ -224,7 +229,8 @@ export class Dispatcher {
         return delay === undefined ? undefined : this.#retry.dueAt(Number(headerValue(message.headers, NOT_BEFORE_HEADER) ?? 0), Number(message.timestamp), delay);
       },
       maxHeld: this.#settings.maxInFlight + this.#settings.maxQueued,
-      handle: (topic, partition, message) => handler.handle(topic, partition, message),
+      maxHeldBytes: this.#settings.maxHeldBytes,
+      handle: (topic, partition, message, hold) => handler.handle(topic, partition, message, hold),
       onFatal: this.#onFatal,
       onRebalance: this.#counters.rebalanced,
       logger: this.#logger,

@@ -98,12 +98,14 @@ export class EndpointSlots {
   readonly #maxWaitingTotal: number;
   readonly #maxQueueWaitMs: number;
   readonly #slowMs: number;
+  readonly #maxWaitingBytes: number;
   readonly #slots = new Map<string, Slot>();
   #waitingTotal = 0;
   /** The median expected wait of endpoints with waiters, as of the last sweep(). */
   #typicalWaitMs = 0;
 
-  constructor(perEndpoint: number, maxWaiting: number, { maxWaitingTotal = Number.POSITIVE_INFINITY, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000 } = {}) {
+  constructor(perEndpoint: number, maxWaiting: number, { maxWaitingTotal = Number.POSITIVE_INFINITY, maxQueueWaitMs = Number.POSITIVE_INFINITY, slowMs = 1000, maxWaitingBytes = Number.POSITIVE_INFINITY } = {}) {
+    this.#maxWaitingBytes = maxWaitingBytes;
     this.#perEndpoint = perEndpoint;
     this.#maxWaiting = maxWaiting;
     this.#maxWaitingTotal = maxWaitingTotal;
@@ -111,11 +113,14 @@ export class EndpointSlots {
     this.#slowMs = slowMs;
   }
 
-  /** Resolves with a release function once a slot is free, or with why the caller should go elsewhere (and for how long). */
-  acquire(endpoint: string, now = Date.now()): Promise<(() => void) | Refusal> {
+  /**
+   * Resolves with a release function once a slot is free, or with why the caller should go elsewhere (and for how
+   * long). `bytes`: what the caller holds while it waits (its rendered body), bounded per endpoint by `maxWaitingBytes`.
+   */
+  acquire(endpoint: string, now = Date.now(), bytes = 0): Promise<(() => void) | Refusal> {
     let slot = this.#slots.get(endpoint);
     // An endpoint becoming busy has `slowMs` to answer (an idle one has no slot: it is forgotten when its last request ends).
-    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], lastDoneAt: now, perSecond: undefined, windowStart: now, windowDone: 0 }));
+    if (!slot) this.#slots.set(endpoint, (slot = { inFlight: 0, waiting: [], waitingBytes: 0, lastDoneAt: now, perSecond: undefined, windowStart: now, windowDone: 0 }));
     const current = slot;
     const granted = () => {
       const since = Date.now();
@@ -133,7 +138,8 @@ export class EndpointSlots {
         const next = current.waiting.shift();
         if (next) {
           this.#waitingTotal -= 1;
-          next(true);
+          current.waitingBytes -= next.bytes;
+          next.wake(true);
         } else if (--current.inFlight === 0) this.#slots.delete(endpoint);
       };
     };
@@ -153,8 +159,13 @@ export class EndpointSlots {
         return Promise.resolve({ reason: `is behind: ${current.waiting.length} waiting would take ~${Math.round(expected / 1000)} s at its pace`, retryInMs: expected });
       }
     }
+    // However many may wait, what they hold may not grow without bound: 256 kB events render to bodies up to ~6× that.
+    if (current.waiting.length > 0 && current.waitingBytes + bytes > this.#maxWaitingBytes) {
+      return Promise.resolve({ reason: `holds ${Math.round(current.waitingBytes / 1024)} kB of bodies waiting` });
+    }
     this.#waitingTotal += 1;
-    return new Promise((resolve) => current.waiting.push((ok) => resolve(ok ? granted() : NOT_ANSWERING)));
+    current.waitingBytes += bytes;
+    return new Promise((resolve) => current.waiting.push({ bytes, wake: (ok) => resolve(ok ? granted() : NOT_ANSWERING) }));
   }
 
   /** Sends the waiters of endpoints that stopped answering elsewhere; notes the typical wait. */
@@ -193,7 +204,8 @@ export class EndpointSlots {
   #evictWaiters(slot: Slot): void {
     const evicted = slot.waiting.splice(0);
     this.#waitingTotal -= evicted.length;
-    for (const waiter of evicted) waiter(false);
+    slot.waitingBytes = 0;
+    for (const waiter of evicted) waiter.wake(false);
   }
 }
 
@@ -208,7 +220,8 @@ const PACE_WINDOW_MS = 1000;
 
 interface Slot {
   inFlight: number;
-  waiting: Array<(granted: boolean) => void>;
+  waiting: Array<{ bytes: number; wake: (granted: boolean) => void }>;
+  waitingBytes: number;
   lastDoneAt: number;
   /** How long the last request held its slot: a loaded machine answers later, which is not a stall. */
   holdMs?: number;

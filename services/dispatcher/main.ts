@@ -1,6 +1,6 @@
 /** npm run dispatcher — the dispatcher service as a process: settings from the environment, SIGTERM stops it cleanly. */
 import { z } from 'zod';
-import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
+import { baseSettings, byteSize, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { POOL_NAME, poolGroupId } from '../common/pools.ts';
@@ -24,6 +24,10 @@ export const dispatcherSettings = {
   DISPATCHER_MAX_WAITING_PER_ENDPOINT: integer(0, 100_000).default(500),
   /** Commands waiting for an endpoint or the wire, over all endpoints: past it, reading waits. */
   DISPATCHER_MAX_QUEUED: integer(1, 1_000_000).default(2500),
+  /** Bytes of commands and their rendered bodies held at once (in flight, waiting, being recorded): past it, reading waits. */
+  DISPATCHER_MAX_HELD_BYTES: byteSize('256MB').pipe(z.number().min(1024 * 1024, 'at least 1MB')),
+  /** Bytes of rendered bodies that may wait for one endpoint's slot: past it, that endpoint's overflow goes to the retry path. */
+  DISPATCHER_MAX_WAITING_BYTES_PER_ENDPOINT: byteSize('32MB').pipe(z.number().min(64 * 1024, 'at least 64kB')),
   /** With the waiting room half full, a command past an endpoint's waiting list waits only if, at the endpoint's recent pace, its turn comes within this. */
   DISPATCHER_MAX_QUEUE_WAIT: duration('10s'),
   /** A delivery not ended this long after it was created is dead-lettered as expired. Unset or 0: the retry schedule's total plus a quarter (at least 1h). */
@@ -53,6 +57,8 @@ if (import.meta.main) {
     maxInFlightPerEndpoint: config.DISPATCHER_MAX_IN_FLIGHT_PER_ENDPOINT,
     maxWaitingPerEndpoint: config.DISPATCHER_MAX_WAITING_PER_ENDPOINT,
     maxQueued: config.DISPATCHER_MAX_QUEUED,
+    maxHeldBytes: config.DISPATCHER_MAX_HELD_BYTES,
+    maxWaitingBytesPerEndpoint: config.DISPATCHER_MAX_WAITING_BYTES_PER_ENDPOINT,
     maxQueueWaitMs: config.DISPATCHER_MAX_QUEUE_WAIT,
     maxAgeMs: config.DISPATCHER_MAX_AGE ?? defaultMaxAgeMs(config.RETRY_SCHEDULE),
     disableAfterMs: config.DISPATCHER_DISABLE_AFTER,

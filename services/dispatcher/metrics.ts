@@ -8,6 +8,8 @@ export interface DispatcherGauges {
   inFlight: () => number;
   /** Commands read and not yet finished (on the wire, waiting for an endpoint, being recorded). */
   held: () => number;
+  /** Bytes of those commands and of their rendered bodies. */
+  heldBytes: () => number;
   /** Endpoints by breaker state (open, half-open). */
   breakers: () => Map<string, number>;
 }
@@ -26,6 +28,7 @@ export function dispatcherMetrics(registry: Registry, gauges: DispatcherGauges) 
   });
   new Gauge({ name: 'dispatcher_in_flight', help: 'Requests on the wire', registers: [registry], collect() { this.set(gauges.inFlight()); } });
   new Gauge({ name: 'dispatcher_commands_held', help: 'Commands read and not yet finished', registers: [registry], collect() { this.set(gauges.held()); } });
+  new Gauge({ name: 'dispatcher_held_bytes', help: 'Bytes of commands read and not yet finished, and of their rendered bodies', registers: [registry], collect() { this.set(gauges.heldBytes()); } });
   new Gauge({
     name: 'dispatcher_breakers',
     help: 'Endpoints whose circuit breaker is open or half-open',

@@ -114,4 +114,21 @@ describe('endpoint slots', () => {
       vi.useRealTimers();
     }
   });
+
+  it('item 3: bounds the bytes of bodies waiting for one endpoint; past it, its overflow goes elsewhere while others still wait', async () => {
+    const slots = new EndpointSlots(1, 1000, { slowMs: 60_000, maxWaitingBytes: 1000 });
+    const now = Date.now();
+    const first = await grant(slots.acquire('slow', now, 10));
+    const waiting = [slots.acquire('slow', now, 600), slots.acquire('slow', now, 300)];
+    // 900 bytes wait for 'slow'; 200 more would pass its 1,000: refused although its count bound is far away.
+    expect(await slots.acquire('slow', now, 200)).toEqual({ reason: 'holds 1 kB of bodies waiting' });
+    expect(await grant(slots.acquire('other', now, 5000))).toBeTypeOf('function');
+    expect(slots.waiting).toBe(2);
+    first();
+    (await grant(waiting[0]!))();
+    // The granted waiter's bytes left the waiting room: room again.
+    const next = slots.acquire('slow', now, 600);
+    (await grant(waiting[1]!))();
+    expect(await next).toBeTypeOf('function');
+  });
 });

@@ -32,8 +32,8 @@ class StandInConsumer extends EventEmitter {
   }
 
   /** Delivers records `from`..`to` of a partition, as a fetch would. */
-  deliver(topic: string, partition: number, from: number, to: number) {
-    const messages = Array.from({ length: to - from + 1 }, (_, index) => ({ offset: String(from + index), headers: {}, key: null, value: null }) as unknown as KafkaMessage);
+  deliver(topic: string, partition: number, from: number, to: number, valueBytes = 0) {
+    const messages = Array.from({ length: to - from + 1 }, (_, index) => ({ offset: String(from + index), headers: {}, key: null, value: valueBytes ? Buffer.alloc(valueBytes) : null }) as unknown as KafkaMessage);
     return this.#eachBatch!({
       batch: { topic, partition, messages },
       resolveOffset: () => undefined,
@@ -56,7 +56,7 @@ class StandInConsumer extends EventEmitter {
   }
 }
 
-function source(consumer: StandInConsumer) {
+function source(consumer: StandInConsumer, { maxHeldBytes = Number.POSITIVE_INFINITY, renderedBytes = 0 } = {}) {
   const handled: string[] = [];
   const pending = new Map<string, () => void>();
   const commandSource = new CommandSource({
@@ -65,9 +65,11 @@ function source(consumer: StandInConsumer) {
     concurrency: 1,
     dueAt: () => undefined,
     maxHeld: 100,
-    handle: (_topic, partition, message) => {
+    maxHeldBytes,
+    handle: (_topic, partition, message, hold) => {
       const key = `${partition}:${message.offset}`;
       handled.push(key);
+      hold(renderedBytes);
       return new Promise<void>((resolve) => pending.set(key, resolve));
     },
     onFatal: (error) => { throw error; },
@@ -126,6 +128,27 @@ describe('command source', () => {
     expect(consumer.maxCommitsInProgress).toBe(1);
     expect(consumer.commits.map((offsets) => offsets[0]!.offset)).toEqual(['1', '2']); // in order, never backwards
     consumer.slowCommits = false;
+    await commandSource.stop(Date.now());
+  });
+
+  it('item 3: reading waits while the records in hand and their rendered bodies hold maxHeldBytes, and goes on as room frees', async () => {
+    const consumer = new StandInConsumer();
+    // Records of 300 bytes whose handlers each hold a 500-byte body: with the first in hand (800 bytes, under the
+    // bound) the second starts; with 1,600 held the third waits.
+    const { commandSource, handled, finish } = source(consumer, { maxHeldBytes: 1000, renderedBytes: 500 });
+    await commandSource.start();
+    consumer.join({ commands: [0] });
+    const delivering = consumer.deliver('commands', 0, 0, 3, 300);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(handled).toEqual(['0:0', '0:1']);
+    expect(commandSource.heldBytes).toBe(1600);
+    await finish('0:0');
+    expect(handled).toEqual(['0:0', '0:1', '0:2']);
+    await finish('0:1', '0:2');
+    await delivering;
+    expect(handled).toEqual(['0:0', '0:1', '0:2', '0:3']);
+    await finish('0:3');
+    expect(commandSource.heldBytes).toBe(0);
     await commandSource.stop(Date.now());
   });
 });

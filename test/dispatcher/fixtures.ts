@@ -64,6 +64,8 @@ export const dispatcherSettings = (cluster: ClusterConfig, overrides: Partial<Di
   maxInFlightPerEndpoint: 10,
   maxWaitingPerEndpoint: 20,
   maxQueued: 1000,
+  maxHeldBytes: 256 * 1024 * 1024,
+  maxWaitingBytesPerEndpoint: 32 * 1024 * 1024,
   maxQueueWaitMs: 10_000,
   maxAgeMs: 60_000,
   disableAfterMs: 3_600_000,
