@@ -5,7 +5,7 @@
  */
 import avro from 'avsc';
 import { readFileSync } from 'node:fs';
-import type { DeliveryCommand, DeliveryLog, DispatcherPool, EventRule, EventType, WorkflowEvent } from './types.ts';
+import type { DeliveryCommand, DeliveryLog, DispatcherPool, EndpointHealth, EventRule, EventType, WorkflowEvent } from './types.ts';
 
 export type * from './types.ts';
 
@@ -21,7 +21,7 @@ export interface Contract<T> {
 }
 
 /** Files in dependency order: later schemas reference named types of earlier ones (EventType, WorkflowEvent). */
-const files = ['workflow-event', 'event-rule', 'delivery-command', 'delivery-log', 'dispatcher-pool'] as const;
+const files = ['workflow-event', 'event-rule', 'delivery-command', 'delivery-log', 'dispatcher-pool', 'endpoint-health'] as const;
 export type ContractFile = (typeof files)[number];
 
 const namedTypes: Record<string, avro.Type> = {};
@@ -50,6 +50,7 @@ export const contracts = {
   deliveryCommand: contract<DeliveryCommand>('delivery-command'),
   deliveryLog: contract<DeliveryLog>('delivery-log'),
   dispatcherPool: contract<DispatcherPool>('dispatcher-pool'),
+  endpointHealth: contract<EndpointHealth>('endpoint-health'),
 } as const;
 
 /** Every parsed contract in dependency order, for tools (type generation) that walk them all. */

@@ -175,7 +175,7 @@ export interface SigningSecretInput {
 
 export type PayloadFormat = 'standard' | 'harness_v1' | 'sharering';
 
-/** Deliver one event to one rule's endpoint. Keyed by delivery id; by rule id for a rule with a rate limit. */
+/** Deliver one event to one rule's endpoint. Keyed by the endpoint (the URL's origin), so each endpoint's commands share a partition number in every command and retry topic; by rule id when the writer does not know the endpoint. */
 export interface DeliveryCommand {
   /** Deterministic from event id and rule id: the same on every retry and every duplicate; sent as webhook-id. */
   deliveryId: string;
@@ -328,4 +328,24 @@ export interface DispatcherPoolInput {
   pool: string;
   tags?: Array<string>;
   updatedAt: number;
+}
+
+/** Since when a rule's endpoint has failed without a single success, kept by the dispatchers so the clock behind 'disable a rule failing for too long' survives restarts and rebalances. Compacted topic keyed by rule id; a tombstone when the endpoint succeeds again. */
+export interface EndpointHealth {
+  ruleId: string;
+  /** The URL that failed: a rule edited to another URL starts over. */
+  url: string;
+  failingSince: number;
+  /** The pool whose dispatcher saw the first failure. */
+  pool: string;
+}
+
+/** EndpointHealth as a producer writes it: fields with a schema default may be left out. */
+export interface EndpointHealthInput {
+  ruleId: string;
+  /** The URL that failed: a rule edited to another URL starts over. */
+  url: string;
+  failingSince: number;
+  /** The pool whose dispatcher saw the first failure. */
+  pool: string;
 }

@@ -13,14 +13,23 @@ export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: nu
 }
 
 /**
- * The Kafka key of a delivery's commands (first attempt and retries). By delivery id, so one busy rule's commands
- * spread over the pool's partitions and dispatchers; commands are handled concurrently anyway, so the only order kept
- * is a delivery's own. A rule with a rate limit, or one the caller does not know (a one-off resend), is keyed by rule
- * id: one dispatcher then paces its first attempts (each retry topic is assigned on its own, so its retries may be
- * paced by another).
+ * The Kafka key of a delivery's commands (first attempt and retries): the endpoint they go to, so all of an endpoint's
+ * commands, in the pool's command topic and in each retry topic, share a partition number, and the dispatchers'
+ * co-partitioned assignment gives that number to one dispatcher of the pool. Its per-endpoint limits (concurrency,
+ * waiting room, circuit breaker, a rule's rate limit) then hold for the whole pool, not once per dispatcher. A command
+ * whose endpoint the writer does not know is keyed by its rule id.
  */
-export function commandKey(command: Pick<DeliveryCommand, 'deliveryId' | 'ruleId'>, rule: Pick<EventRule, 'rateLimitPerSecond'> | undefined): string {
-  return rule && rule.rateLimitPerSecond === null ? command.deliveryId : command.ruleId;
+export function commandKey(command: Pick<DeliveryCommand, 'ruleId'>, endpoint: string | undefined): string {
+  return endpoint ?? command.ruleId;
+}
+
+/** The endpoint a URL belongs to: its origin (scheme, host and port), as breakers and limits count it. */
+export function endpointOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url; // a rule's URL is checked before it is kept; this keeps a key for one that slipped through
+  }
 }
 
 export interface AttemptEntry {

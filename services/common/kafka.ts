@@ -17,7 +17,7 @@ export type {
   Message, Producer, ProducerConfig, RecordMetadata, Transaction,
 } from 'kafkajs';
 
-const { Kafka: KafkaClient, logLevel, CompressionTypes } = kafkajs;
+const { Kafka: KafkaClient, logLevel, CompressionTypes, AssignerProtocol } = kafkajs;
 export { CompressionTypes };
 
 // kafkajs 2.2.4's request queue arms its throttle check with `throttledUntil - Date.now()`, a negative delay whenever it
@@ -232,3 +232,38 @@ export function isRecordTooLarge(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * A partition assigner that gives partition N of every subscribed topic to the same member: a dispatcher pool keys
+ * an endpoint's commands alike in its command topic and in every retry topic (deliveries.ts commandKey), so each
+ * endpoint is served by one member at a time and per-endpoint limits hold for the pool. It also assigns a topic only to
+ * members subscribed to it, so during a rolling deploy no partition goes to a member that will not read it. Members
+ * of an older version (round robin only) are answered with round robin until they are gone.
+ */
+export const coPartitionedAssigner: kafkajs.PartitionAssigner = ({ cluster }) => ({
+  name: 'CoPartitionedAssigner',
+  version: 1,
+  async assign({ members, topics }) {
+    const subscribed = new Map(members.map(({ memberId, memberMetadata }) => [memberId, new Set(AssignerProtocol.MemberMetadata.decode(memberMetadata)?.topics ?? [])]));
+    const sorted = [...subscribed.keys()].sort();
+    const assignment = new Map<string, Record<string, number[]>>(sorted.map((memberId) => [memberId, {}]));
+    for (const topic of topics) {
+      const readers = sorted.filter((memberId) => subscribed.get(memberId)!.has(topic));
+      if (readers.length === 0) continue;
+      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
+        const owner = assignment.get(readers[partitionId % readers.length]!)!;
+        (owner[topic] ??= []).push(partitionId);
+      }
+    }
+    return [...assignment].map(([memberId, topicPartitions]) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: topicPartitions, userData: Buffer.alloc(0) }),
+    }));
+  },
+  protocol({ topics }) {
+    return { name: 'CoPartitionedAssigner', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
+  },
+});
+
+/** The assigners a dispatcher group offers, preferred first; round robin is what members of older versions offer. */
+export const DISPATCHER_ASSIGNERS: kafkajs.PartitionAssigner[] = [coPartitionedAssigner, kafkajs.PartitionAssigners.roundRobin];

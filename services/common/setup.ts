@@ -24,6 +24,7 @@ export function subjectsOf(config: Pick<ClusterConfig, 'TOPIC_PREFIX' | 'RETRY_S
     ...commandTopics.map((topic): [string, Contract<unknown>] => [topic, contracts.deliveryCommand]),
     [names.deliveryLog, contracts.deliveryLog],
     [names.dispatcherPools, contracts.dispatcherPool],
+    [names.endpointHealth, contracts.endpointHealth],
   ];
 }
 

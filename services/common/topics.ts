@@ -23,6 +23,8 @@ export interface TopicNames {
   deliveryLog: string;
   dispatcherPools: string;
   dispatcherPoolsDlq: string;
+  /** Since when each failing rule's endpoint has failed, kept across dispatcher restarts. */
+  endpointHealth: string;
   /** Delivery commands of one dispatcher pool; the default pool has the bare name. */
   deliveries(pool?: string): string;
   /** The retry topic of one delay (and pool); one topic per distinct delay of the schedule. */
@@ -42,6 +44,7 @@ export function topicNames(prefix = ''): TopicNames {
     deliveryLog: name('delivery-log'),
     dispatcherPools: name('dispatcher-pools'),
     dispatcherPoolsDlq: name('dispatcher-pools.dlq'),
+    endpointHealth: name('endpoint-health'),
     deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
     retry: (delayMs, pool = DEFAULT_POOL) =>
       name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
@@ -76,11 +79,12 @@ export function topicSpecs({ prefix = '', partitions = 6, retryDelaysMs = [], po
   return [
     data(names.workflowEvents, retainDays(7)),
     data(names.workflowEventsDlq, retainDays(30)),
-    // Rules and pool announcements are tables: the latest value per key is all that matters, forever.
+    // Rules, pool announcements and endpoint health are tables: the latest value per key is all that matters, forever.
     data(names.eventRules, compacted),
     data(names.eventRulesDlq, retainDays(30)),
     { name: names.dispatcherPools, partitions: 1, configs: compacted },
     { name: names.dispatcherPoolsDlq, partitions: 1, configs: retainDays(30) },
+    { name: names.endpointHealth, partitions: 1, configs: compacted },
     ...[DEFAULT_POOL, ...pools].map((pool) => data(names.deliveries(pool), retainDays(7))),
     // A retry record must outlive its own delay by a comfortable margin, or it could expire before it is due.
     ...[DEFAULT_POOL, ...pools].flatMap((pool) =>

@@ -12,9 +12,10 @@ import { MAX_COMMAND_BYTES } from '../common/limits.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import type { RulesTable } from '../common/rules-table.ts';
 import type { AttemptRunner } from './attempt-runner.ts';
-import type { CircuitBreakers, RateLimiter, RuleHealth } from './isolation.ts';
+import type { CircuitBreakers, RateLimiter } from './isolation.ts';
 import { breakerOpened, decide, judge, ruleVersionPending, saturated, type Decision, type PolicySettings } from './policy.ts';
 import type { Recorder } from './recorder.ts';
+import type { RuleHealth } from './rule-health.ts';
 
 /** How long a command waits for the rules table to read the rule version it was matched on. */
 const RULE_VERSION_WAIT_MS = 10_000;
@@ -68,7 +69,7 @@ export class DeliveryHandler {
     return decide(command, rule, {
       breaker: { state: breakers.state(endpoint, now), openForMs: breakers.openFor(endpoint, now) },
       rateLimitWaitMs: rule?.rateLimitPerSecond ? rateLimiter.waitFor(rule.id, now) : 0,
-      failingSince: rule ? health.failingSince(rule.id) : undefined,
+      failingSince: rule ? health.failingSince(rule) : undefined,
     }, now, policy);
   }
 
@@ -108,11 +109,11 @@ export class DeliveryHandler {
     const now = Date.now();
     let verdict: ReturnType<typeof judge>;
     try {
-      verdict = judge(command, result, health.failingSince(rule.id), now, policy);
+      verdict = judge(command, result, health.failingSince(rule), now, policy);
     } catch (error) {
       return this.#unprocessable(command, rule, error);
     }
-    health.report(rule.id, verdict.ruleHealth, now);
+    const healthChange = health.report(rule, verdict.ruleHealth, now);
     const { followUp } = verdict;
     return recorder.record(command, rule, {
       outcome: verdict.outcome,
@@ -124,7 +125,7 @@ export class DeliveryHandler {
       response: result.kind === 'response' ? result.response : null,
     }, followUp.kind === 'retry' ? { ...followUp, attempt: command.attempt + 1 }
       : followUp.kind === 'disable' ? { ...followUp, url: rule.url, deadLetter: verdict.outcome === 'dead_lettered' }
-      : followUp);
+      : followUp, healthChange);
   }
 
   /** A command the policy could not decide on (a bug, or data no code path expected): kept, with the error, and the pool goes on. */

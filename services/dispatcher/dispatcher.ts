@@ -9,7 +9,7 @@
 import type { Registry } from 'prom-client';
 import { contracts } from '../../schemas/index.ts';
 import { formatBytes, type BaseConfig } from '../common/config.ts';
-import { createKafka, createProducer, GROUP_TIMEOUTS, headerValue, kafkaConnection, type Producer } from '../common/kafka.ts';
+import { createKafka, createProducer, DISPATCHER_ASSIGNERS, GROUP_TIMEOUTS, headerValue, kafkaConnection, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { OutputQueue } from '../common/output-batch.ts';
@@ -21,11 +21,12 @@ import { DEFAULT_POOL, retryTopicOf, topicNames, type TopicNames } from '../comm
 import { AttemptRunner } from './attempt-runner.ts';
 import { CommandSource } from './command-source.ts';
 import { DeliveryHandler } from './delivery-handler.ts';
-import { CircuitBreakers, EndpointSlots, RateLimiter, RuleHealth, Semaphore } from './isolation.ts';
+import { CircuitBreakers, EndpointSlots, RateLimiter, Semaphore } from './isolation.ts';
 import { dispatcherMetrics } from './metrics.ts';
 import type { PolicySettings } from './policy.ts';
 import { NOT_BEFORE_HEADER, Recorder } from './recorder.ts';
 import { RetryPolicy } from './retry-policy.ts';
+import { EndpointHealthTable, RuleHealth } from './rule-health.ts';
 import { Sender } from './sender.ts';
 import { createAddressGuard } from './ssrf.ts';
 
@@ -95,7 +96,8 @@ export class Dispatcher {
   readonly #breakers: CircuitBreakers;
   readonly #slots: EndpointSlots;
   readonly #wire: Semaphore;
-  readonly #health = new RuleHealth();
+  readonly #healthTable: EndpointHealthTable;
+  readonly #health: RuleHealth;
   readonly #rateLimiter = new RateLimiter();
   readonly #counters: ReturnType<typeof dispatcherMetrics>;
   #source: CommandSource | undefined;
@@ -137,6 +139,8 @@ export class Dispatcher {
     this.#registry = new SchemaRegistryClient(registryConnection(config));
     this.#producer = createProducer(this.#kafka);
     this.#rules = new RulesTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.eventRules, logger, groupPrefix: settings.groupId, onFatal });
+    this.#healthTable = new EndpointHealthTable({ kafka: this.#kafka, registry: this.#registry, topic: this.#names.endpointHealth, logger, groupPrefix: settings.groupId, onFatal });
+    this.#health = new RuleHealth(this.#healthTable, settings.pool);
     // A rule changed by anyone starts its failure clock over: an edited URL or a re-enabled rule gets a fresh chance.
     this.#rules.onChange(({ id }) => this.#health.forget(id));
     this.#onFatal = onFatal;
@@ -148,7 +152,9 @@ export class Dispatcher {
 
   notReadyReason(): string | undefined {
     if (this.#rules.failure) return `the rules table stopped following its topic: ${this.#rules.failure.message}`;
+    if (this.#healthTable.failure) return `the endpoint-health table stopped following its topic: ${this.#healthTable.failure.message}`;
     if (!this.#rules.bootstrapped) return 'reading the event-rules topic';
+    if (!this.#healthTable.bootstrapped) return 'reading the endpoint-health topic';
     return this.#source?.consuming ? undefined : 'joining the consumer group';
   }
 
@@ -182,10 +188,11 @@ export class Dispatcher {
     // A pool other than the default one brings its own command and retry topics.
     if (pool !== DEFAULT_POOL) await prepareCluster({ ...this.#config, KAFKA_CLIENT_ID: `${this.#config.KAFKA_CLIENT_ID}-${SERVICE}` }, this.#logger, [pool]);
     await this.#producer.connect();
-    const [commandCodec, logCodec, poolCodec] = await Promise.all([
+    const [commandCodec, logCodec, poolCodec, healthCodec] = await Promise.all([
       this.#registry.codec(`${this.#names.deliveries(pool)}-value`, contracts.deliveryCommand),
       this.#registry.codec(`${this.#names.deliveryLog}-value`, contracts.deliveryLog),
       this.#registry.codec(`${this.#names.dispatcherPools}-value`, contracts.dispatcherPool),
+      this.#registry.codec(`${this.#names.endpointHealth}-value`, contracts.endpointHealth),
     ]);
     this.#ruleWriter = await RuleWriter.create(this.#kafka, this.#registry, this.#names.eventRules);
     const recorder = new Recorder({
@@ -195,6 +202,7 @@ export class Dispatcher {
       outputs: new OutputQueue(this.#producer),
       commandCodec,
       logCodec,
+      healthCodec,
       ruleWriter: this.#ruleWriter,
       currentRule: (id) => this.#rules.get(id),
       logger: this.#logger,
@@ -215,13 +223,13 @@ export class Dispatcher {
       registry: this.#registry, rules: this.#rules, runner, recorder, breakers: this.#breakers, rateLimiter: this.#rateLimiter, health: this.#health, policy,
       onLatency: this.#counters.observeLatency,
     });
-    await this.#rules.start();
+    await Promise.all([this.#rules.start(), this.#healthTable.start()]);
     // Tells the matchers this pool exists and which tags it has (compacted: the latest announcement wins).
     await this.#producer.send({ topic: this.#names.dispatcherPools, acks: -1, messages: [{ key: pool, value: poolCodec.encode({ pool, tags, updatedAt: Date.now() }) }] });
     this.#logger.info({ pool, tags }, 'announced the pool');
     const retryDelays = await this.#retryTopics();
     this.#source = new CommandSource({
-      consumer: this.#kafka.consumer({ groupId: this.#settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 250 }),
+      consumer: this.#kafka.consumer({ groupId: this.#settings.groupId, allowAutoTopicCreation: false, ...GROUP_TIMEOUTS, maxWaitTimeInMs: 250, partitionAssigners: DISPATCHER_ASSIGNERS }),
       topics: [this.#names.deliveries(pool), ...retryDelays.keys()],
       concurrency: this.#settings.concurrency,
       dueAt: (topic, message) => {
@@ -246,7 +254,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     clearInterval(this.#sweepTimer);
     await this.#source?.stop(Date.now() + this.#settings.attemptTimeoutMs + 5000);
-    await this.#rules.stop();
+    await Promise.all([this.#rules.stop(), this.#healthTable.stop()]);
     await this.#ruleWriter?.close();
     await this.#producer.disconnect();
     await this.#sender.close();

@@ -282,22 +282,3 @@ export class RateLimiter {
     for (const [key, nextFree] of this.#nextFree) if (nextFree <= now) this.#nextFree.delete(key);
   }
 }
-
-/** Since when each rule's endpoint has failed without a single 2xx: the policy disables a rule failing for too long. */
-export class RuleHealth {
-  readonly #failingSince = new Map<string, number>();
-
-  failingSince(ruleId: string): number | undefined {
-    return this.#failingSince.get(ruleId);
-  }
-
-  report(ruleId: string, health: 'success' | 'failure' | 'none', now = Date.now()): void {
-    if (health === 'success') this.#failingSince.delete(ruleId);
-    else if (health === 'failure' && !this.#failingSince.has(ruleId)) this.#failingSince.set(ruleId, now);
-  }
-
-  /** A rule deleted, disabled or changed starts over. */
-  forget(ruleId: string): void {
-    this.#failingSince.delete(ruleId);
-  }
-}

@@ -1,11 +1,12 @@
 /**
- * The recorder: writes what a decision or an attempt leaves behind — the delivery-log record, and its follow-up (a
- * retry command, a dead-letter copy, a rule disabled with its reason) — and resolves only once Kafka acknowledged all
- * of it, so the command's offset is committed after its consequences are durable and never before.
+ * The recorder: writes what a decision or an attempt leaves behind — the delivery-log record, its follow-up (a retry
+ * command, a dead-letter copy, a rule disabled with its reason) and a change of the endpoint's failing-since clock —
+ * and resolves only once Kafka acknowledged all of it, so the command's offset is committed after its consequences
+ * are durable and never before.
  */
-import type { DeliveryCommand, DeliveryLog, EventRule } from '../../schemas/index.ts';
+import type { DeliveryCommand, DeliveryLog, EndpointHealth, EventRule } from '../../schemas/index.ts';
 import { deadLetter, deadLetterHeaders, fitted, type DeadLetterSource } from '../common/dead-letter.ts';
-import { commandKey, deliveryLogRecord, type AttemptEntry } from '../common/deliveries.ts';
+import { commandKey, deliveryLogRecord, endpointOf, type AttemptEntry } from '../common/deliveries.ts';
 import type { Message } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { RecordTooLargeError, type OutputQueue } from '../common/output-batch.ts';
@@ -14,6 +15,7 @@ import { RuleValidationError, type RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { DeadLetterReason } from './policy.ts';
+import type { HealthChange } from './rule-health.ts';
 
 export const NOT_BEFORE_HEADER = 'not-before';
 
@@ -37,6 +39,7 @@ export interface RecorderSettings {
   outputs: OutputQueue;
   commandCodec: Codec<DeliveryCommand>;
   logCodec: Codec<DeliveryLog>;
+  healthCodec: Codec<EndpointHealth>;
   ruleWriter: RuleWriter;
   /** The current version of a rule (the dispatcher's rules table). */
   currentRule: (id: string) => EventRule | undefined;
@@ -59,9 +62,10 @@ export class Recorder {
    * The delivery-log record of this attempt or decision, with its follow-up; resolves once all of it is acknowledged.
    * Records the broker refuses as too large end the delivery as dead-lettered `too-large` instead.
    */
-  async record(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, followUp: RecordedFollowUp = { kind: 'none' }): Promise<void> {
-    const { names, pool, outputs, logCodec } = this.#settings;
+  async record(command: DeliveryCommand, rule: EventRule | undefined, entry: AttemptEntry, followUp: RecordedFollowUp = { kind: 'none' }, health?: HealthChange): Promise<void> {
+    const { names, pool, outputs, logCodec, healthCodec } = this.#settings;
     const records: Array<readonly [string, Message]> = [];
+    if (health) records.push([names.endpointHealth, { key: health.ruleId, value: health.value && healthCodec.encode(health.value) }]);
     if (followUp.kind === 'retry') records.push([names.retry(followUp.topicDelayMs, pool), this.#retryMessage({ ...command, attempt: followUp.attempt, notBefore: followUp.notBefore }, rule)]);
     const dead = followUp.kind === 'dead-letter' ? followUp : followUp.kind === 'disable' && followUp.deadLetter ? { reason: 'rule-disabled', error: followUp.reason } : undefined;
     if (dead) records.push(this.#deadLetter(command, dead.reason, dead.error));
@@ -103,7 +107,7 @@ export class Recorder {
   }
 
   #retryMessage(command: DeliveryCommand, rule: EventRule | undefined): Message {
-    return { key: commandKey(command, rule), value: this.#settings.commandCodec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
+    return { key: commandKey(command, rule && endpointOf(rule.url)), value: this.#settings.commandCodec.encode(command), headers: { 'delivery-id': command.deliveryId, [NOT_BEFORE_HEADER]: String(command.notBefore) } };
   }
 
   /** An input record that could not be read as a command, kept byte for byte with the reason. */

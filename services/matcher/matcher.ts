@@ -241,7 +241,7 @@ export class Matcher {
         return [this.#names.deliveryLog, { key: command.deliveryId, value: this.#logCodec!.encode(log) }];
       }
       this.#counters.commandsOut.inc();
-      return [this.#names.deliveries(route.pool), { key: commandKey(command, rule), value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
+      return [this.#names.deliveries(route.pool), { key: commandKey(command, rule.endpoint), value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
     });
   }
 }

@@ -8,6 +8,7 @@
  *    `pipelines`: events of the listed pipelines (ids null: of any pipeline);
  *  - event types: the listed ones (null: all).
  */
+import { endpointOf } from '../common/deliveries.ts';
 import type { EventRule, RuleScope, WorkflowEvent } from '../../schemas/index.ts';
 import type { RuleChange } from '../common/rules-table.ts';
 import type { EntryVersion } from '../common/table.ts';
@@ -33,13 +34,14 @@ export interface MatchRule extends Readonly<EntryVersion> {
    */
   readonly buckets: string | readonly string[];
   readonly delegateSelectors: readonly string[];
-  /** Whether its commands are keyed by rule id (a rate-limited rule) or spread by delivery id: see commandKey(). */
-  readonly rateLimitPerSecond: number | null;
+  /** Its URL's origin: what its commands are keyed by (see commandKey()). */
+  readonly endpoint: string;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
-/** Each application id once: an application has many rules, and each decoded rule brings its own copy of the id. */
+/** Each application id and endpoint once: an application (an endpoint) has many rules, each decoded with its own copy. */
 const applications = new Map<string, string>();
+const endpoints = new Map<string, string>();
 
 const ANY = '*';
 const SEP = '\u0000';
@@ -61,9 +63,12 @@ function bucketsOf({ application, scope: { kind, ids }, eventTypes }: EventRule)
 
 /** The MatchRule of a rule at `version`. */
 export function matchRule(rule: EventRule, { partition, offset }: EntryVersion): MatchRule {
-  const { id, name, url, enabled, disabledReason, delegateSelectors, rateLimitPerSecond } = rule;
+  const { id, name, url, enabled, disabledReason, delegateSelectors } = rule;
   let application = applications.get(rule.application);
   if (application === undefined) applications.set(rule.application, (application = rule.application));
+  const origin = endpointOf(url);
+  let endpoint = endpoints.get(origin);
+  if (endpoint === undefined) endpoints.set(origin, (endpoint = origin));
   return {
     id,
     application,
@@ -73,7 +78,7 @@ export function matchRule(rule: EventRule, { partition, offset }: EntryVersion):
     disabledReason,
     buckets: enabled ? bucketsOf(rule) : NONE,
     delegateSelectors: delegateSelectors.length === 0 ? NONE : delegateSelectors,
-    rateLimitPerSecond,
+    endpoint,
     partition,
     offset,
   };

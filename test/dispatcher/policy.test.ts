@@ -5,7 +5,8 @@ import { checkRule } from '../../services/common/rules.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { AttemptRunner } from '../../services/dispatcher/attempt-runner.ts';
 import { sign } from '../../services/dispatcher/signing.ts';
-import { CircuitBreakers, RateLimiter, RuleHealth } from '../../services/dispatcher/isolation.ts';
+import { CircuitBreakers, RateLimiter } from '../../services/dispatcher/isolation.ts';
+import { RuleHealth } from '../../services/dispatcher/rule-health.ts';
 import { breakerVerdict, decide, judge, ruleVersionPending, saturated, type EndpointState, type PolicySettings } from '../../services/dispatcher/policy.ts';
 import { RetryPolicy } from '../../services/dispatcher/retry-policy.ts';
 import type { SendResult } from '../../services/dispatcher/sender.ts';
@@ -139,16 +140,36 @@ describe('breaker stuck half-open', () => {
 describe('rule health and defaults', () => {
   it('tracks failure without success per rule, and forgets a changed rule', () => {
     const health = new RuleHealth();
-    health.report('r', 'failure', 1);
-    health.report('r', 'failure', 5);
-    expect(health.failingSince('r')).toBe(1);
-    health.report('r', 'none', 6);
-    expect(health.failingSince('r')).toBe(1);
-    health.report('r', 'success', 7);
-    expect(health.failingSince('r')).toBeUndefined();
-    health.report('r', 'failure', 8);
+    const r = { id: 'r', url: 'https://a.example/hook', updatedAt: 0 };
+    expect(health.report(r, 'failure', 1)).toEqual({ ruleId: 'r', value: { ruleId: 'r', url: r.url, failingSince: 1, pool: '' } });
+    expect(health.report(r, 'failure', 5)).toBeUndefined(); // only the clock's start is written
+    expect(health.failingSince(r)).toBe(1);
+    health.report(r, 'none', 6);
+    expect(health.failingSince(r)).toBe(1);
+    expect(health.report(r, 'success', 7)).toEqual({ ruleId: 'r', value: null });
+    expect(health.failingSince(r)).toBeUndefined();
+    expect(health.report(r, 'success', 7)).toBeUndefined();
+    health.report(r, 'failure', 8);
     health.forget('r');
-    expect(health.failingSince('r')).toBeUndefined();
+    expect(health.failingSince(r)).toBeUndefined();
+  });
+
+  it('item 8: a clock saved by an earlier dispatcher goes on, unless the rule changed since or points elsewhere', () => {
+    const saved = new Map([['r', { ruleId: 'r', url: 'https://a.example/hook', failingSince: 1000, pool: 'default' }]]);
+    const health = new RuleHealth(saved);
+    const r = { id: 'r', url: 'https://a.example/hook', updatedAt: 500 };
+    expect(health.failingSince(r)).toBe(1000);
+    // Still failing: nothing new to write, the saved start stays the clock's.
+    expect(health.report(r, 'failure', 9000)).toBeUndefined();
+    expect(health.failingSince(r)).toBe(1000);
+    // What this dispatcher saw itself outranks the table (an edit reaches it as a rule change, which forgets it).
+    expect(health.failingSince({ ...r, url: 'https://b.example/hook' })).toBe(1000);
+    const fresh = new RuleHealth(saved);
+    expect(fresh.failingSince({ ...r, updatedAt: 2000 })).toBeUndefined(); // edited after the clock started
+    expect(fresh.failingSince({ ...r, url: 'https://b.example/hook' })).toBeUndefined();
+    // Recovered: a tombstone, and the saved entry no longer counts until the table reads it back.
+    expect(fresh.report(r, 'success', 9500)).toEqual({ ruleId: 'r', value: null });
+    expect(fresh.failingSince(r)).toBeUndefined();
   });
 
   it('the default maximum age is the schedule plus a quarter, at least an hour more', () => {
