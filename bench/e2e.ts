@@ -17,12 +17,9 @@
  * answer after --endpoint-latency, 1 % of them with 500, beside the single fast endpoint's phase of the same run.
  * Writes bench/results/e2e.json.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { contracts } from '../schemas/index.ts';
 import { loadConfig } from '../services/common/config.ts';
@@ -38,7 +35,7 @@ import { createPublisher } from '../services/producer/publisher.ts';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { progressLine } from '../services/common/progress.ts';
 import { benchEvent, benchRule } from './workload.ts';
-import { benchCluster, metric, percentile, ProcessMeter, progress, removeRun, serviceEnv, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
+import { benchCluster, floor, metric, percentile, ProcessMeter, progress, removeRun, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
 
 const USAGE = `
 usage: npm run bench -- [--events 20000] [--rules 2] [--rate 1000] [--rate-seconds 10] [--dispatchers 1]
@@ -230,22 +227,17 @@ const baseline = await consume(async (value) => {
 }, baselineEvents);
 
 // (d) The floor, each part in a process of its own so its CPU is its own.
-const floorScript = fileURLToPath(new URL('./floor.ts', import.meta.url));
-async function floor(...args: string[]): Promise<{ cpuMicrosPerUnit: number }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [floorScript, ...args], { env: serviceEnv(cluster) });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as { cpuMicrosPerUnit: number };
-}
 progress('reference (d): the floor — undici POST loop, kafkajs consume and produce…');
-const floorPost = await floor('post', '--url', receiver.url, '--requests', String(Math.min(expected, 20000)), '--connections', String(PER_ENDPOINT));
-const floorConsume = await floor('consume', '--topic', names.workflowEvents, '--records', String(eventCount));
+const floorPost = await floor(cluster, 'post', '--url', receiver.url, '--requests', String(Math.min(expected, 20000)), '--connections', String(PER_ENDPOINT));
+const floorConsume = await floor(cluster, 'consume', '--topic', names.workflowEvents, '--records', String(eventCount));
 // Into a scratch topic of the run's own (removed with the run's topics): its records are not Avro.
 const scratch = `${cluster.TOPIC_PREFIX}bench-floor`;
 const admin = kafka.admin();
 await admin.connect();
 await admin.createTopics({ topics: [{ topic: scratch, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
 await admin.disconnect();
-const floorProduce = await floor('produce', '--topic', scratch, '--records', String(Math.min(expected, 20000)));
-const floorWork = await floor('work', '--records', String(Math.min(expected, 20000)));
+const floorProduce = await floor(cluster, 'produce', '--topic', scratch, '--records', String(Math.min(expected, 20000)));
+const floorWork = await floor(cluster, 'work', '--records', String(Math.min(expected, 20000)));
 await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
 
 const dispatcherMicros = dispatcherNames.reduce((sum, name) => sum + fast.cpuMicrosPerDelivery[name]!, 0);

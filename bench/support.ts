@@ -2,13 +2,14 @@
  * What benchmarks share: a cluster (KAFKA_BROKERS + SCHEMA_REGISTRY_URL; else containers of the run's own where a
  * container runtime answers; else the local JVM stack, started or reused — stack/choose.ts), progress, results.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chooseStack } from '../stack/choose.ts';
 import { probeContainerRuntime } from '../stack/containers.ts';
 import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints } from '../stack/index.ts';
@@ -155,6 +156,16 @@ export async function startReceiver({ hang = false, delayMs = 0, failEvery = 0, 
       server.close(() => resolve());
     }),
   };
+}
+
+/**
+ * One of bench/floor.ts's measures (`post`, `consume`, `produce`, `work`) on `cluster`, in a process of its own so its
+ * CPU is its own: the least the libraries themselves spend per unit, to set a run's figures against.
+ */
+export async function floor(cluster: ClusterConfig, ...args: string[]): Promise<{ cpuMicrosPerUnit: number }> {
+  const script = fileURLToPath(new URL('./floor.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], { env: serviceEnv(cluster) });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { cpuMicrosPerUnit: number };
 }
 
 /** A metric's value from a Prometheus text page, summed over the label sets that carry every one of `labels`. */

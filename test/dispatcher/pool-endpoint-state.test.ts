@@ -2,7 +2,7 @@
  * Endpoint state across a pool (issue 24, item 8), on a real broker: per-endpoint limits hold for the pool, not once
  * per dispatcher, and the clock behind "disable a rule failing for too long" survives a restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { contracts, type WorkflowEvent } from '../../schemas/index.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
@@ -50,6 +50,7 @@ afterAll(async () => {
 describe('endpoint state across a pool', () => {
   it('item 8: an endpoint\'s concurrency cap holds for the pool: two dispatchers never send it more than the cap at once', async () => {
     const [first, second] = [await dispatcher(), await dispatcher()];
+    onTestFinished(async () => void (await Promise.all(running.splice(0).map((started) => started.stop()))));
     // Both members hold partitions once the group has rebalanced to two.
     await waitFor('the second member\'s join', async () => (await metricValue(first.metrics, 'dispatcher_rebalances_total')) >= 1 && second.notReadyReason() === undefined, 30_000);
     const endpoint = await receiver();
@@ -67,7 +68,6 @@ describe('endpoint state across a pool', () => {
     await waitFor('24 deliveries', () => endpoint.received.length >= 24, 30_000);
     // Keyed by delivery id, each dispatcher sent its share two at a time: four at once.
     expect(most).toBeLessThanOrEqual(settings.maxInFlightPerEndpoint);
-    await Promise.all(running.splice(0).map((started) => started.stop()));
   });
 
   it('item 8: the failing-since clock survives a restart: a rule failing across one is disabled on time, from its first failure', async () => {

@@ -108,20 +108,21 @@ describe('matcher against the real stack', () => {
     expect(versions).toEqual([{ partition, offset: versions[0]!.offset }, { partition, offset: versions[0]!.offset + 1 }]);
   });
 
-  it("spreads one busy rule's commands over the pool's partitions, and keeps a rate-limited rule's on one", async () => {
-    await io.rules.put(rule('busy', 'spread-app'), rule('paced', 'spread-app', { rateLimitPerSecond: 50 }));
-    await waitFor('rules in table', () => matcher!.rules.get('busy') !== undefined && matcher!.rules.get('paced') !== undefined);
-    const events = Array.from({ length: 24 }, () => shareringEvent('task_completed', { application: { id: 'spread-app' } }));
+  it("keys commands by their endpoint: two rules of one endpoint share its partition, another endpoint's rule gets its own key", async () => {
+    const endpoint = 'https://hooks.example.com';
+    await io.rules.put(rule('busy', 'spread-app', { url: `${endpoint}/a` }), rule('paced', 'spread-app', { url: `${endpoint}/b?x=1`, rateLimitPerSecond: 50 }), rule('other', 'spread-app', { url: 'https://other.example.com:8443/in' }));
+    await waitFor('rules in table', () => ['busy', 'paced', 'other'].every((id) => matcher!.rules.get(id) !== undefined));
+    const events = Array.from({ length: 12 }, () => shareringEvent('task_completed', { application: { id: 'spread-app' } }));
     await io.events.publish(events);
-    const ids = new Set(events.flatMap((event) => [deliveryId(event.eventId, 'busy'), deliveryId(event.eventId, 'paced')]));
+    const ids = new Set(events.flatMap((event) => ['busy', 'paced', 'other'].map((ruleId) => deliveryId(event.eventId, ruleId))));
     const records = await readTopic(cluster, topics.deliveries(), (received) => received.filter((record) => ids.has(headerValue(record.headers, 'delivery-id')!)).length >= ids.size);
     const mine = records.filter((record) => ids.has(headerValue(record.headers, 'delivery-id')!));
     const commands = await decodeAll(cluster, contracts.deliveryCommand, mine);
-    const keyed = mine.map((record, index) => ({ key: record.key!.toString(), command: commands[index]! }));
-    const busy = keyed.filter(({ command }) => command.ruleId === 'busy');
-    for (const { key, command } of busy) expect(key).toBe(command.deliveryId);
-    expect(new Set(busy.map(({ key }) => keyPartition(Buffer.from(key), cluster.TOPIC_PARTITIONS))).size).toBeGreaterThan(1);
-    expect(new Set(keyed.filter(({ command }) => command.ruleId === 'paced').map(({ key }) => key))).toEqual(new Set(['paced']));
+    const keysOf = (ruleId: string) => new Set(mine.filter((_, index) => commands[index]!.ruleId === ruleId).map((record) => record.key!.toString()));
+    // One key (so one partition in every command and retry topic) per endpoint, whatever the rule or its path.
+    expect(keysOf('busy')).toEqual(new Set([endpoint]));
+    expect(keysOf('paced')).toEqual(new Set([endpoint]));
+    expect(keysOf('other')).toEqual(new Set(['https://other.example.com:8443']));
   });
 });
 

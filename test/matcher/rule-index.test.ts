@@ -100,7 +100,7 @@ describe('the compact form the matcher keeps (matchRule)', () => {
     const kept = matchRule(whole, { partition: 2, offset: 41 });
     expect(kept).toEqual({
       id: 'r', application: harnessApp.id, name: 'rule r', url: whole.url, enabled: true, disabledReason: null,
-      buckets: `${harnessApp.id}\0workflows\0w\0workflow_started`, delegateSelectors: ['eu', '${workflow.id}'], rateLimitPerSecond: null, partition: 2, offset: 41,
+      buckets: `${harnessApp.id}\0workflows\0w\0workflow_started`, delegateSelectors: ['eu', '${workflow.id}'], endpoint: new URL(whole.url).origin, partition: 2, offset: 41,
     });
     expect(JSON.stringify(kept)).not.toMatch(/whsec_|t0ken/);
   });
