@@ -1,6 +1,7 @@
 /**
  * Every topic of the system, declared once with its partitions and configs, and created idempotently.
- * Names take an optional prefix so several deployments (or test files) share one cluster without colliding.
+ * Names take an optional prefix so several deployments (or test files) share one cluster without colliding; consumer
+ * group ids are as cluster-wide as topic names, so they take the same prefix (TopicNames.group).
  */
 import type { Admin, ITopicConfig } from './kafka.ts';
 import type { Logger } from './logger.ts';
@@ -27,6 +28,8 @@ export interface TopicNames {
   deliveries(pool?: string): string;
   /** The retry topic of one delay (and pool); one topic per distinct delay of the schedule. */
   retry(delayMs: number, pool?: string): string;
+  /** A consumer group id of this install (`matcher`, `console.dead-letters.<id>`): two installs never join each other's groups. */
+  group(base: string): string;
 }
 
 export const DEFAULT_POOL = 'default';
@@ -45,6 +48,7 @@ export function topicNames(prefix = ''): TopicNames {
     deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
     retry: (delayMs, pool = DEFAULT_POOL) =>
       name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
+    group: name,
   };
 }
 
