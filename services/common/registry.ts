@@ -82,7 +82,11 @@ export class SchemaRegistryClient {
 
   /** Sets the subject's compatibility level; the registry then refuses any new version that breaks it. */
   async setCompatibility(subject: string, level: Compatibility): Promise<void> {
-    const response = await this.#http('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+    const put = () => this.#http('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+    let response = await put();
+    // Two callers setting up at once (two installs, `npm start` beside `npm run setup`): Apicurio answers the slower
+    // one's create 409 "rule already exists"; a second PUT finds the rule and updates it.
+    if (response.status === 409) response = await put();
     if (response.status >= 300) throw new RegistryError(`setting ${level} on ${subject}: ${response.message}`, response.status);
   }
 
