@@ -111,7 +111,7 @@ describe('commands routed to a retired pool', () => {
     // At-least-once: under load a command can be written twice (a redelivered event or command), so the drain may
     // count more than six records; the deliveries are judged by their distinct ids.
     const commandsQueued = await topicSize(cluster, names.deliveries(pool));
-    expect((await rules('pools', 'list')).stdout).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\S+\\s+dispatcher\\.${pool}\\s+none \\(stopped\\?\\)$`, 'm'));
+    expect((await rules('pools', 'list')).stdout).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\S+\\s+${group.replaceAll('.', '\\.')}\\s+none \\(stopped\\?\\)$`, 'm'));
 
     const refused = await rules('pools', 'retire', 'default', '--force');
     expect(refused.code).toBe(1);
