@@ -20,8 +20,13 @@ export function assignedPartitions(assignment: Record<string, number[]>): Set<st
   return new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => partitionKey(topic, partition))));
 }
 
-/** Commits stop() tries before giving up (the process is going away; its records will be redelivered). */
+/**
+ * Commits stop() tries before giving up (the process is going away; its records will be redelivered), and how long it
+ * keeps starting new ones: a commit to an unreachable coordinator takes seconds, and a stop must end well within the
+ * service's stop timeout.
+ */
 const STOP_ATTEMPTS = 3;
+const STOP_RETRY_MS = 5000;
 
 export class OffsetCommitter {
   readonly #consumer: Pick<Consumer, 'commitOffsets'>;
@@ -64,13 +69,14 @@ export class OffsetCommitter {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    const began = Date.now();
     for (let attempt = 1; ; attempt += 1) {
       await this.flush();
       if (this.#pending.size === 0) return;
-      if (attempt >= STOP_ATTEMPTS) break;
+      if (attempt >= STOP_ATTEMPTS || Date.now() - began > STOP_RETRY_MS) break;
       await new Promise((resolve) => setTimeout(resolve, this.#intervalMs));
     }
-    this.#logger.warn({ partitions: this.#pending.size }, `offsets still not committed after ${STOP_ATTEMPTS} attempts; their records will be redelivered after a restart`);
+    this.#logger.warn({ partitions: this.#pending.size }, 'offsets still not committed when stopping; their records will be redelivered after a restart');
   }
 
   async #commit(): Promise<void> {
