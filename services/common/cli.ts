@@ -89,6 +89,15 @@ export function orExit<T>(step: () => T): T {
   }
 }
 
+/** orExit for a set-up step that is asynchronous (preparing the cluster before a long-running process). */
+export async function orExitAsync<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    process.exit(report(error));
+  }
+}
+
 /**
  * Runs a tool: `main` returns the exit code; an error it throws is reported as one line and exits 1, or the
  * CliError's code. `cleanup` runs either way (clients closed), then the process exits.

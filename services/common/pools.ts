@@ -5,13 +5,13 @@
  */
 import { contracts, type DispatcherPool, type ValidationIssue, type WorkflowEvent } from '../../schemas/index.ts';
 import { KafkaTable, type TableOptions } from './table.ts';
-import { DEFAULT_POOL } from './topics.ts';
+import { DEFAULT_POOL, type TopicNames } from './topics.ts';
 
 export const POOL_NAME = /^[a-z0-9-]+$/;
 
-/** The consumer group a pool's dispatchers read with unless DISPATCHER_GROUP_ID says otherwise. */
-export function poolGroupId(pool: string): string {
-  return pool === DEFAULT_POOL ? 'dispatcher' : `dispatcher.${pool}`;
+/** The consumer group a pool's dispatchers of this install read with unless DISPATCHER_GROUP_ID says otherwise. */
+export function poolGroupId(names: Pick<TopicNames, 'group'>, pool: string): string {
+  return names.group(pool === DEFAULT_POOL ? 'dispatcher' : `dispatcher.${pool}`);
 }
 
 export function checkPool(pool: DispatcherPool): { ok: true; value: DispatcherPool } | { ok: false; issues: ValidationIssue[] } {

@@ -14,7 +14,7 @@ const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
 /** Why a record cannot be used; consumers dead-letter it with this reason. */
-export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'malformed-avro' | 'unknown-event-type' | 'too-large' | 'invalid';
+export type DecodeFailure = 'not-wire-format' | 'unknown-schema-id' | 'wrong-schema' | 'unreadable-schema' | 'malformed-avro' | 'unknown-event-type' | 'too-large' | 'invalid';
 
 export class DecodeError extends Error {
   override name = 'DecodeError';
@@ -82,7 +82,11 @@ export class SchemaRegistryClient {
 
   /** Sets the subject's compatibility level; the registry then refuses any new version that breaks it. */
   async setCompatibility(subject: string, level: Compatibility): Promise<void> {
-    const response = await this.#http('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+    const put = () => this.#http('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+    let response = await put();
+    // Two callers setting up at once (two installs, `npm start` beside `npm run setup`): Apicurio answers the slower
+    // one's create 409 "rule already exists"; a second PUT finds the rule and updates it.
+    if (response.status === 409) response = await put();
     if (response.status >= 300) throw new RegistryError(`setting ${level} on ${subject}: ${response.message}`, response.status);
   }
 
@@ -113,12 +117,23 @@ export class SchemaRegistryClient {
     const listed = await this.#http('GET', '/subjects');
     if (listed.status >= 300) throw new RegistryError(`listing subjects: ${listed.message}`, listed.status);
     const subjects = (listed.body as string[]).filter((subject) => subject.startsWith(prefix));
-    for (const subject of subjects) {
-      for (const query of ['', '?permanent=true']) {
-        const deleted = await this.#http('DELETE', `/subjects/${encodeURIComponent(subject)}${query}`);
-        // 404: already gone (another cleanup, or a registry that deletes permanently at once).
-        if (deleted.status >= 300 && deleted.status !== 404) throw new RegistryError(`deleting ${subject}: ${deleted.message}`, deleted.status);
+    // A subject another one refers to (schema references) is refused until the referring one is gone: such refusals
+    // are tried again after the others, as long as each pass deletes something.
+    let remaining = subjects;
+    while (remaining.length > 0) {
+      const refused: Array<{ subject: string; error: RegistryError }> = [];
+      for (const subject of remaining) {
+        for (const query of ['', '?permanent=true']) {
+          const deleted = await this.#http('DELETE', `/subjects/${encodeURIComponent(subject)}${query}`);
+          // 404: already gone (another cleanup, or a registry that deletes permanently at once).
+          if (deleted.status >= 300 && deleted.status !== 404) {
+            refused.push({ subject, error: new RegistryError(`deleting ${subject}: ${deleted.message}`, deleted.status) });
+            break;
+          }
+        }
       }
+      if (refused.length === remaining.length) throw refused[0]!.error;
+      remaining = refused.map(({ subject }) => subject);
     }
     return subjects;
   }
@@ -138,7 +153,7 @@ export class SchemaRegistryClient {
 
   /**
    * Decodes a record written with any registered version of `contract`'s schema into the contract's shape.
-   * Throws DecodeError for input that can never be decoded, holds a timestamp no Date can, or is larger than `maxBytes` (dead-letter it), and
+   * Throws DecodeError for input that can never be decoded (its writer schema included), holds a timestamp no Date can, or is larger than `maxBytes` (dead-letter it), and
    * RegistryError when the registry is unreachable (retry later: the record is fine).
    */
   async decode<T>(contract: Contract<T>, buffer: Buffer | null, maxBytes = Infinity): Promise<T> {
@@ -166,8 +181,12 @@ export class SchemaRegistryClient {
     if (!resolver) {
       resolver = this.#buildResolver(contract, schemaId);
       this.#resolvers.set(key, resolver);
-      // A registry outage must not poison the cache: forget failures so the next record asks again.
-      resolver.catch(() => this.#resolvers.delete(key));
+      // A schema's text never changes under its id, so what it says about it (unreadable, another record) is kept and
+      // the next record of that id is refused without a request. A registry outage must not poison the cache, and
+      // neither may an id it does not know right now (an emptied registry whose contracts are registered again).
+      resolver.catch((error: unknown) => {
+        if (!(error instanceof DecodeError) || error.reason === 'unknown-schema-id') this.#resolvers.delete(key);
+      });
     }
     return resolver;
   }
@@ -176,11 +195,18 @@ export class SchemaRegistryClient {
     const response = await this.#http('GET', `/schemas/ids/${schemaId}`);
     if (response.status === 404) throw new DecodeError('unknown-schema-id', `schema id ${schemaId} is not in the registry`);
     if (response.status >= 300) throw new RegistryError(`fetching schema ${schemaId}: ${response.message}`, response.status);
-    const { schema, schemaType } = response.body as { schema: string; schemaType?: string };
+    const { schema, schemaType, references } = response.body as { schema: string; schemaType?: string; references?: unknown[] };
     if (schemaType && schemaType !== 'AVRO') {
       throw new DecodeError('wrong-schema', `schema ${schemaId} is ${schemaType}, expected Avro ${contract.name}`);
     }
-    const writer = avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
+    let writer: avro.Type;
+    try {
+      writer = avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
+    } catch (error) {
+      // The registry accepted it, but no record of it can be read here: bad data, not an outage to wait out.
+      const why = references?.length ? ' (it refers to other subjects, schema references, which this reader does not resolve)' : '';
+      throw new DecodeError('unreadable-schema', `schema ${schemaId} cannot be read${why}: ${(error as Error).message}`);
+    }
     if (writer.name !== contract.name) {
       throw new DecodeError('wrong-schema', `schema ${schemaId} is ${writer.name ?? writer.typeName}, expected ${contract.name}`);
     }

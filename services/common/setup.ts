@@ -36,6 +36,12 @@ export interface Prepared {
   subjects: string[];
 }
 
+/** Preparing the cluster failed in a way retrying did not cure; the message says what to do. */
+export class ClusterSetupError extends Error {
+  override name = 'ClusterSetupError';
+}
+
+/** Safe to run by several callers at once (two installs, `npm start` beside `npm run setup`). */
 export async function prepareCluster(config: ClusterConfig, logger: Logger, pools: readonly string[] = []): Promise<Prepared> {
   const admin = createKafka({ ...kafkaConnection(config), clientId: config.KAFKA_CLIENT_ID, logger }).admin();
   const specs = topicSpecs({ prefix: config.TOPIC_PREFIX, partitions: config.TOPIC_PARTITIONS, retryDelaysMs: config.RETRY_SCHEDULE, pools });
@@ -43,6 +49,12 @@ export async function prepareCluster(config: ClusterConfig, logger: Logger, pool
   await admin.connect();
   try {
     createdTopics = await ensureTopics(admin, specs, logger);
+  } catch (error) {
+    // kafkajs's aggregate says only "Topic creation errors"; the brokers' reasons are in its parts.
+    const parts = (error as { errors?: Error[] }).errors ?? [error as Error];
+    const reasons = [...new Set(parts.map((part) => part.message))].join('; ');
+    throw new ClusterSetupError(`creating the topics of TOPIC_PREFIX "${config.TOPIC_PREFIX}" on ${config.KAFKA_BROKERS.join(',')} failed: ${reasons}; `
+      + 'check that the brokers are up and this client may create topics, then run `npm run setup` again (safe to repeat)', { cause: error });
   } finally {
     await admin.disconnect();
   }

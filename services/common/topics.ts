@@ -1,8 +1,9 @@
 /**
  * Every topic of the system, declared once with its partitions and configs, and created idempotently.
- * Names take an optional prefix so several deployments (or test files) share one cluster without colliding.
+ * Names take an optional prefix so several deployments (or test files) share one cluster without colliding; consumer
+ * group ids are as cluster-wide as topic names, so they take the same prefix (TopicNames.group).
  */
-import type { Admin, ITopicConfig } from './kafka.ts';
+import { retryRetriable, type Admin, type ITopicConfig } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
@@ -29,6 +30,8 @@ export interface TopicNames {
   deliveries(pool?: string): string;
   /** The retry topic of one delay (and pool); one topic per distinct delay of the schedule. */
   retry(delayMs: number, pool?: string): string;
+  /** A consumer group id of this install (`matcher`, `console.dead-letters.<id>`): two installs never join each other's groups. */
+  group(base: string): string;
 }
 
 export const DEFAULT_POOL = 'default';
@@ -48,6 +51,7 @@ export function topicNames(prefix = ''): TopicNames {
     deliveries: (pool = DEFAULT_POOL) => name(pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`),
     retry: (delayMs, pool = DEFAULT_POOL) =>
       name(`${pool === DEFAULT_POOL ? 'webhook-deliveries' : `webhook-deliveries.${pool}`}.retry.${formatDuration(delayMs)}`),
+    group: name,
   };
 }
 
@@ -94,24 +98,51 @@ export function topicSpecs({ prefix = '', partitions = 6, retryDelaysMs = [], po
   ];
 }
 
-/** Creates the topics that do not exist yet; existing ones are left as they are. Returns the names it created. */
+/**
+ * Creates the topics that do not exist yet (existing ones are left as they are) and waits until every partition of
+ * every one has a leader, whoever created it. Safe beside another caller creating the same topics at the same moment
+ * (a second install, `npm start` beside `npm run setup`): a topic the other created first is not a failure, and what
+ * the brokers answer while its topics settle (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE: retriable) is asked
+ * again. Returns the names that were missing.
+ */
 export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], logger?: Logger): Promise<string[]> {
-  const existing = new Set(await admin.listTopics());
+  const existing = new Set(await retryRetriable(() => admin.listTopics()));
   const missing = specs.filter((spec) => !existing.has(spec.name));
-  if (missing.length === 0) return [];
-  const topics: ITopicConfig[] = missing.map((spec) => ({
-    topic: spec.name,
-    numPartitions: spec.partitions,
-    configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-  }));
-  try {
-    await admin.createTopics({ topics, waitForLeaders: true });
-  } catch (error) {
-    // Another instance may have created some of them in the meantime; only a topic still missing is an error.
-    const nowExisting = new Set(await admin.listTopics());
-    const stillMissing = missing.filter((spec) => !nowExisting.has(spec.name));
-    if (stillMissing.length > 0) throw error;
+  if (missing.length > 0) {
+    const topics: ITopicConfig[] = missing.map((spec) => ({
+      topic: spec.name,
+      numPartitions: spec.partitions,
+      configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+    }));
+    try {
+      // Leaders are awaited below for every topic: kafkajs's own wait gives up at the first topic its broker does not know yet.
+      await retryRetriable(() => admin.createTopics({ topics, waitForLeaders: false }));
+    } catch (error) {
+      // kafkajs reports topics created meanwhile by another caller only when some others were new; those are fine.
+      const errors = (error as { errors?: Array<{ type?: string; retriable?: boolean }> }).errors ?? [error as { type?: string; retriable?: boolean }];
+      if (!errors.every((each) => each.type === 'TOPIC_ALREADY_EXISTS' || each.retriable === true)) throw error;
+    }
+    logger?.info({ topics: missing.map((spec) => spec.name) }, 'created topics');
   }
-  logger?.info({ topics: missing.map((spec) => spec.name) }, 'created topics');
+  await waitForLeaders(admin, specs.map((spec) => spec.name), LEADER_TIMEOUT_MS);
   return missing.map((spec) => spec.name);
+}
+
+/** How long new topics may take to get their leaders: a healthy cluster needs well under a second. */
+const LEADER_TIMEOUT_MS = 30_000;
+
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let leaderless: string[] = topics;
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      leaderless = metadata.topics.filter(({ partitions }) => partitions.length === 0 || partitions.some((partition) => partition.leader < 0)).map(({ name }) => name);
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true) throw error;
+    }
+    if (leaderless.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`${leaderless.length} topic(s) still without a leader after ${timeoutMs} ms, ${leaderless[0]} among them`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

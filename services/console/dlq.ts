@@ -47,7 +47,7 @@ export async function readDeadDeliveries(kafka: Kafka, registry: SchemaRegistryC
   const ends = await admin.fetchTopicOffsets(topic);
   await admin.disconnect();
   const found: DeadDelivery[] = [];
-  await readRanges(kafka, drainRanges(topic, ends), async ({ partition, message }) => {
+  await readRanges(kafka, names, drainRanges(topic, ends), async ({ partition, message }) => {
     found.push(await deadLetterEntry(registry, topic, partition, message, true));
   });
   return found.sort((a, b) => a.at - b.at);

@@ -4,11 +4,13 @@ import { z } from 'zod';
 import { baseSettings, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
+import { topicNames } from '../common/topics.ts';
 import { loadAdminToken } from './auth.ts';
 import { Console } from './console.ts';
 
 export const consoleSettings = {
-  CONSOLE_GROUP_ID: z.string().min(1).default('console'),
+  /** Prefix of the console's consumer groups; defaults to the install's own, `<TOPIC_PREFIX>console`. */
+  CONSOLE_GROUP_ID: z.string().min(1).optional(),
   /** Loopback unless told otherwise: put TLS in front before exposing it (docs/security.md). */
   CONSOLE_HTTP_HOST: z.string().default('127.0.0.1'),
   CONSOLE_HTTP_PORT: integer(0, 65535).default(8080),
@@ -19,6 +21,9 @@ export const consoleSettings = {
   CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
 };
 
+export const consoleGroupId = (config: { CONSOLE_GROUP_ID?: string | undefined; TOPIC_PREFIX: string }) =>
+  config.CONSOLE_GROUP_ID ?? topicNames(config.TOPIC_PREFIX).group('console');
+
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() });
   const logger = createLogger('console', config.LOG_LEVEL, { format: config.LOG_FORMAT });
@@ -28,7 +33,7 @@ if (import.meta.main) {
   if (admin.generatedInto) process.stderr.write(`console admin token (shown once; kept in ${admin.generatedInto}, mode 0600): ${admin.token}\n`);
   else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');
   await runService(logger, () => new Console(config, {
-    groupId: config.CONSOLE_GROUP_ID, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
+    groupId: consoleGroupId(config), httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
     adminToken: admin.token, secureCookie: config.CONSOLE_SECURE_COOKIE,
   }, logger));
 }

@@ -137,7 +137,7 @@ export async function retirePool(io: RetirementIo, pool: string, options: Retire
     const drainedTo = new Map<string, DrainRange>();
     // A matcher may route a last few commands here before it applies the tombstone: drain until nothing more arrives.
     while (ranges.length > 0) {
-      await readRanges(kafka, ranges, async (source) => handle(await decoded(source, io.registry)));
+      await readRanges(kafka, names, ranges, async (source) => handle(await decoded(source, io.registry)));
       for (const range of ranges) drainedTo.set(`${range.topic}:${range.partition}`, range);
       await new Promise((resolve) => setTimeout(resolve, options.settleMs));
       ranges = (await Promise.all(state.topics.map(async (topic) => drainRanges(topic, await admin.fetchTopicOffsets(topic),

@@ -101,7 +101,7 @@ async function writer(): Promise<RuleWriter> {
 
 /** The rules as they are now: the whole event-rules topic, read to its end. */
 async function rulesTable(): Promise<RulesTable> {
-  const table = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: 'rules-cli' });
+  const table = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: names.group('rules-cli') });
   closers.push(() => table.stop());
   await table.start();
   return table;
@@ -109,7 +109,7 @@ async function rulesTable(): Promise<RulesTable> {
 
 /** The dispatcher pools as announced now: the whole dispatcher-pools topic, read to its end. */
 async function poolsTable(): Promise<PoolsTable> {
-  const table = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: 'rules-cli' });
+  const table = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: names.group('rules-cli') });
   closers.push(() => table.stop());
   await table.start();
   return table;
@@ -180,7 +180,7 @@ async function test(id: string | undefined): Promise<number> {
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(names.deliveryLog);
   await admin.disconnect();
-  const consumer = kafka.consumer({ groupId: `rules-cli-test-${randomUUID()}`, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({ groupId: names.group(`rules-cli-test-${randomUUID()}`), maxWaitTimeInMs: 250 });
   closers.push(() => consumer.disconnect());
   await consumer.connect();
   await consumer.subscribe({ topic: names.deliveryLog });
@@ -259,7 +259,7 @@ async function pools(action: string | undefined, pool: string | undefined): Prom
     closers.push(() => admin.disconnect());
     const rows = [['POOL', 'TAGS', 'ANNOUNCED', 'GROUP', 'MEMBERS']];
     for (const entry of announced) {
-      const state = await poolState(admin, names, entry.pool, poolGroupId(entry.pool), entry);
+      const state = await poolState(admin, names, entry.pool, poolGroupId(names, entry.pool), entry);
       rows.push([entry.pool, entry.tags.join(',') || '-', new Date(entry.updatedAt).toISOString(), state.group, state.members ? String(state.members) : 'none (stopped?)']);
     }
     const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -272,7 +272,7 @@ async function pools(action: string | undefined, pool: string | undefined): Prom
   let result: RetirementResult;
   try {
     result = await retirePool({ kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
-      group: values.group ?? poolGroupId(pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
+      group: values.group ?? poolGroupId(names, pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
       onProgress: (count) => drained.update(`dead-lettering ${count}`),
     });
   } catch (error) {

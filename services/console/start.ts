@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { orExit, parseCommandLine } from '../common/cli.ts';
+import { orExit, orExitAsync, parseCommandLine } from '../common/cli.ts';
 import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger, logRelay } from '../common/logger.ts';
 import { prepareCluster } from '../common/setup.ts';
@@ -47,7 +47,8 @@ const config = orExit(() => loadConfig({
 const demo = values.demo || config.DEMO;
 // The clients' own messages at warn and above only: topic lists and connection chatter are not the start-up's story.
 const logger = log.child({}, { level: 'warn' });
-await prepareCluster(config, logger, demo ? [DEMO_POOL] : []);
+// A failure is one line saying what to do, as from `npm run setup`, not a stack trace.
+await orExitAsync(() => prepareCluster(config, logger, demo ? [DEMO_POOL] : []));
 say('topics created and contracts registered');
 
 const supervisor = new Supervisor((line) => log.warn(line), logRelay(logging.LOG_FORMAT));

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DeadLetterSource } from '../common/dead-letter.ts';
 import type { Kafka } from '../common/kafka.ts';
+import type { TopicNames } from '../common/topics.ts';
 
 export interface DrainRange {
   topic: string;
@@ -27,11 +28,11 @@ export function drainRanges(topic: string, ends: ReadonlyArray<{ partition: numb
   });
 }
 
-/** Reads exactly the given ranges and hands every record to `handle`, in order per partition. */
-export async function readRanges(kafka: Kafka, ranges: DrainRange[], handle: (source: DeadLetterSource) => Promise<void>): Promise<void> {
+/** Reads exactly the given ranges and hands every record to `handle`, in order per partition, in a throw-away group of `names`' install. */
+export async function readRanges(kafka: Kafka, names: Pick<TopicNames, 'group'>, ranges: DrainRange[], handle: (source: DeadLetterSource) => Promise<void>): Promise<void> {
   if (ranges.length === 0) return;
   const pending = new Map(ranges.map((range) => [`${range.topic}:${range.partition}`, range]));
-  const consumer = kafka.consumer({ groupId: `console-reader-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({ groupId: names.group(`console-reader-${randomUUID()}`), allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topics: [...new Set(ranges.map((range) => range.topic))], fromBeginning: true });

@@ -4,11 +4,11 @@ import { baseSettings, byteSize, duration, integer, loadConfig } from '../common
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { POOL_NAME, poolGroupId } from '../common/pools.ts';
-import { DEFAULT_POOL } from '../common/topics.ts';
+import { DEFAULT_POOL, topicNames } from '../common/topics.ts';
 import { defaultMaxAgeMs, Dispatcher } from './dispatcher.ts';
 
 export const dispatcherSettings = {
-  /** Defaults to `dispatcher` for the default pool and `dispatcher.<pool>` for others. */
+  /** Defaults to the install's own group: `<TOPIC_PREFIX>dispatcher` for the default pool, `<TOPIC_PREFIX>dispatcher.<pool>` for others. */
   DISPATCHER_GROUP_ID: z.string().min(1).optional(),
   DISPATCHER_POOL: z.string().regex(POOL_NAME, 'lower-case letters, digits and dashes').default(DEFAULT_POOL),
   /** The pool's tags, comma-separated: a rule's delegate selectors must all be among them. */
@@ -41,11 +41,14 @@ export const dispatcherSettings = {
   DISPATCHER_LOG_BODY_BYTES: integer(0, 256 * 1024).default(16 * 1024),
 };
 
+export const dispatcherGroupId = (config: { DISPATCHER_GROUP_ID?: string | undefined; DISPATCHER_POOL: string; TOPIC_PREFIX: string }) =>
+  config.DISPATCHER_GROUP_ID ?? poolGroupId(topicNames(config.TOPIC_PREFIX), config.DISPATCHER_POOL);
+
 if (import.meta.main) {
   const config = loadConfig({ ...baseSettings, ...dispatcherSettings });
   const logger = createLogger('dispatcher', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   await runService(logger, (fatal) => new Dispatcher(config, {
-    groupId: config.DISPATCHER_GROUP_ID ?? poolGroupId(config.DISPATCHER_POOL),
+    groupId: dispatcherGroupId(config),
     pool: config.DISPATCHER_POOL,
     tags: config.DISPATCHER_TAGS,
     httpHost: config.DISPATCHER_HTTP_HOST,

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,9 +22,10 @@ const run = promisify(execFile);
 const cluster = testCluster('retire', { RETRY_SCHEDULE: [60_000] });
 const names = topicNames(cluster.TOPIC_PREFIX);
 const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
-// The pool's dispatchers use its default group (`dispatcher.<pool>`), as `pools list` and `pools retire` assume: a
-// random name keeps that group this file's own.
-const pool = `retiring-${randomBytes(4).toString('hex')}`;
+// The pool's dispatchers use its default group (`<prefix>dispatcher.<pool>`, this file's own), as `pools list` and
+// `pools retire` assume.
+const pool = 'retiring';
+const group = poolGroupId(names, pool);
 
 async function rules(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -48,7 +48,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   receiver.respond = () => 503;
   matcher = await startMatcher(cluster);
-  dispatcher = await startDispatcher(cluster, { pool, tags: ['retiring'], groupId: poolGroupId(pool), maxAgeMs: 600_000 });
+  dispatcher = await startDispatcher(cluster, { pool, tags: ['retiring'], groupId: group, maxAgeMs: 600_000 });
 });
 afterAll(async () => {
   await dispatcher?.stop();
@@ -94,10 +94,10 @@ describe('commands routed to a retired pool', () => {
 
     const listed = (await rules('pools', 'list')).stdout.trim().split('\n');
     expect(listed[0]).toMatch(/^POOL\s+TAGS\s+ANNOUNCED\s+GROUP\s+MEMBERS$/);
-    expect(listed.find((line) => line.startsWith(`${pool} `))).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+dispatcher\\.${pool}\\s+1$`));
+    expect(listed.find((line) => line.startsWith(`${pool} `))).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+${group.replaceAll('.', '\\.')}\\s+1$`));
     const live = await rules('pools', 'retire', pool);
     expect(live.code).toBe(1);
-    expect(live.stderr).toContain(`1 dispatcher(s) of pool "${pool}" are still members of consumer group dispatcher.${pool}: stop them first`);
+    expect(live.stderr).toContain(`1 dispatcher(s) of pool "${pool}" are still members of consumer group ${group}: stop them first`);
 
     // ...then its dispatchers stop for good; two more commands and an undecodable record land in its command topic.
     await dispatcher!.stop();
@@ -111,7 +111,7 @@ describe('commands routed to a retired pool', () => {
     // At-least-once: under load a command can be written twice (a redelivered event or command), so the drain may
     // count more than six records; the deliveries are judged by their distinct ids.
     const commandsQueued = await topicSize(cluster, names.deliveries(pool));
-    expect((await rules('pools', 'list')).stdout).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\S+\\s+dispatcher\\.${pool}\\s+none \\(stopped\\?\\)$`, 'm'));
+    expect((await rules('pools', 'list')).stdout).toMatch(new RegExp(`^${pool}\\s+retiring\\s+\\S+\\s+${group.replaceAll('.', '\\.')}\\s+none \\(stopped\\?\\)$`, 'm'));
 
     const refused = await rules('pools', 'retire', 'default', '--force');
     expect(refused.code).toBe(1);
