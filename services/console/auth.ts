@@ -4,8 +4,12 @@
  * wiring (cookies, status codes) is the server's.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ConfigError } from '../common/config.ts';
+
+/** The shortest admin token accepted (a generated one has 43 characters: 32 random bytes, base64url). */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
 export interface AdminToken {
   token: string;
@@ -13,19 +17,32 @@ export interface AdminToken {
   generatedInto?: string;
 }
 
-/** CONSOLE_TOKEN when set; otherwise the token in `file`, generated there (mode 0600) on the first start. */
-export async function loadAdminToken(configured: string | undefined, file: string): Promise<AdminToken> {
+/**
+ * CONSOLE_TOKEN when set (its length is checked with the other settings); otherwise the token in `file`, generated
+ * there (mode 0600) on the first start. A file holding a token shorter than ADMIN_TOKEN_MIN_LENGTH (an empty one, say)
+ * is a configuration error naming the file: it must not let `{"token":""}` in. Synchronous: it runs once, at start,
+ * before anything else.
+ */
+export function loadAdminToken(configured: string | undefined, file: string): AdminToken {
   if (configured) return { token: configured };
+  let token: string | undefined;
   try {
-    return { token: (await readFile(file, 'utf8')).trim() };
+    token = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`Invalid configuration:\n  CONSOLE_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const token = randomBytes(32).toString('base64url');
-  await mkdir(dirname(file), { recursive: true });
+  if (token !== undefined) {
+    if (token.length < ADMIN_TOKEN_MIN_LENGTH) {
+      // The length only, never the text: a wrong file could hold another secret.
+      throw new ConfigError(`Invalid configuration:\n  CONSOLE_TOKEN_FILE: ${file} holds a token of ${token.length} characters; the admin token must have at least ${ADMIN_TOKEN_MIN_LENGTH} (delete the file to have one generated, or set CONSOLE_TOKEN)`);
+    }
+    return { token };
+  }
+  const generated = randomBytes(32).toString('base64url');
+  mkdirSync(dirname(file), { recursive: true });
   // 'wx': two consoles starting at once must not overwrite each other's token.
-  await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  return { token, generatedInto: file };
+  writeFileSync(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
+  return { token: generated, generatedInto: file };
 }
 
 /** Equal strings, in time that does not depend on where they differ (both are hashed to the same length first). */
