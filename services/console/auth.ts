@@ -103,37 +103,52 @@ export class Sessions {
 }
 
 /**
- * Failed logins per client: after `freeFailures` failures within `windowMs`, every further attempt must wait —
- * 1 s after the fifth failure, doubling per failure up to 15 min — and is refused unheard until then.
+ * Slows down guessing the admin token, on every path that takes it (the login and `Authorization: Bearer`), for all
+ * clients together: behind the loopback bind or a TLS proxy every client has the same address, so counting per
+ * address would let any local process lock the admin out. Every token presented is checked, so the right one never
+ * waits; a wrong one is answered only after `failureDelayMs` and once it has taken a credit from a token bucket
+ * (`burst` credits, refilled at `perSecond`), in arrival order. At most `maxPending` wrong answers wait at a time;
+ * while that many do, further tokens are refused unheard (429), the right one too, which bounds the guesses checked
+ * to `burst` + `perSecond` per second + `maxPending` whatever the number of connections. It lasts only as long as a
+ * flood of that size does: nothing is locked after it.
  */
-export class LoginLimiter {
-  readonly #clients = new Map<string, { failures: number; firstAt: number; blockedUntil: number }>();
-  readonly #freeFailures: number;
-  readonly #windowMs: number;
+export class GuessLimiter {
+  readonly #intervalMs: number;
+  readonly #burst: number;
+  readonly #maxPending: number;
+  readonly #failureDelayMs: number;
+  /** When the bucket would be full again (GCRA's theoretical arrival time): each failure moves it one interval on. */
+  #fullAt = 0;
+  #pending = 0;
 
-  constructor({ freeFailures = 5, windowMs = 15 * 60_000 } = {}) {
-    this.#freeFailures = freeFailures;
-    this.#windowMs = windowMs;
+  constructor({ burst = 10, perSecond = 2, maxPending = 32, failureDelayMs = 500 } = {}) {
+    this.#intervalMs = 1000 / perSecond;
+    this.#burst = burst;
+    this.#maxPending = maxPending;
+    this.#failureDelayMs = failureDelayMs;
   }
 
-  /** Milliseconds `client` must still wait before its next attempt is heard (0: go ahead). */
-  waitMs(client: string, now = Date.now()): number {
-    const entry = this.#clients.get(client);
-    return entry ? Math.max(0, entry.blockedUntil - now) : 0;
+  /** Whether a token presented now is refused unheard: `maxPending` wrong ones are waiting already. */
+  get saturated(): boolean {
+    return this.#pending >= this.#maxPending;
   }
 
-  failed(client: string, now = Date.now()): void {
-    let entry = this.#clients.get(client);
-    if (!entry || now - entry.firstAt > this.#windowMs) {
-      entry = { failures: 0, firstAt: now, blockedUntil: 0 };
-      this.#clients.set(client, entry);
-    }
-    entry.failures += 1;
-    const over = entry.failures - this.#freeFailures;
-    if (over >= 0) entry.blockedUntil = now + Math.min(1000 * 2 ** over, 15 * 60_000);
+  /** Seconds until the next waiting answer goes out, so a token is heard again. */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.#intervalMs / 1000));
   }
 
-  succeeded(client: string): void {
-    this.#clients.delete(client);
+  /** A wrong token was presented: resolves when it may be answered. */
+  async failed(now = Date.now()): Promise<void> {
+    const waitMs = Math.max(this.#failureDelayMs, this.#waitMs(now));
+    this.#fullAt = Math.max(this.#fullAt, now) + this.#intervalMs;
+    this.#pending += 1;
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    this.#pending -= 1;
+  }
+
+  /** How long a failure at `now` waits for its credit. */
+  #waitMs(now: number): number {
+    return Math.max(0, Math.max(this.#fullAt, now) + this.#intervalMs - now - this.#burst * this.#intervalMs);
   }
 }

@@ -84,7 +84,7 @@ describe('console in headless Chromium', () => {
     expect(documented.sort()).toEqual([...console_.apiRoutes].sort());
   });
 
-  it('refuses a write without the CSRF token, and slows down a wrong token after five tries', async () => {
+  it('refuses a write without the CSRF token, and slows down a wrong token without locking the right one out', async () => {
     const login = await api('/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
     expect(login.status).toBe(201);
     const cookie = login.headers.get('set-cookie')!;
@@ -100,11 +100,10 @@ describe('console in headless Chromium', () => {
     expect(await topicSize(cluster, rulesTopic)).toBe(0);
 
     const attempt = (token: string) => api('/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const started = Date.now();
     for (let index = 0; index < 5; index += 1) expect((await attempt('guess')).status).toBe(401);
-    const slowed = await attempt(TOKEN);
-    expect(slowed.status).toBe(429);
-    expect(Number(slowed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5 * 450);
+    // Five wrong tokens from this address do not lock the right one out (test/console/auth.test.ts has the rest).
     expect((await attempt(TOKEN)).status).toBe(201);
   });
 
