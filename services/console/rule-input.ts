@@ -64,11 +64,12 @@ export function ruleFromFlags(flags: RuleFlags): RulePut {
     if (!flags[required]) issues.push({ field: `--${required}`, reason: 'is required' });
   }
   const headers: Record<string, string> = {};
-  for (const header of flags.header ?? []) {
+  (flags.header ?? []).forEach((header, index) => {
     const separator = header.indexOf('=');
-    if (separator <= 0) issues.push({ field: '--header', reason: `"${header}" must be NAME=VALUE` });
+    // Not quoted: without a `=` nothing tells the name from a value, which may be a credential.
+    if (separator <= 0) issues.push({ field: '--header', reason: `number ${index + 1} must be NAME=VALUE` });
     else headers[header.slice(0, separator)] = header.slice(separator + 1);
-  }
+  });
   const eventTypes = parseEventTypes(flags['event-types'] ?? 'all', issues);
   const scope = parseScope(flags.scope ?? 'all', issues);
   const rateLimit = flags['rate-limit'] === undefined ? null : Number(flags['rate-limit']);

@@ -1,7 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contracts } from '../../schemas/index.ts';
+import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
+import { createProducer } from '../../services/common/kafka.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { Console } from '../../services/console/console.ts';
@@ -10,7 +14,7 @@ import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
+import { testCluster, testLogger, topicSize, valid, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 
@@ -254,6 +258,36 @@ describe('console in headless Chromium', () => {
     } finally {
       await io.close();
       await failing.close();
+    }
+  });
+
+  it('never serves the credentials in a refused rule\'s URL: not in dead letters\' reasons, nor from records written before they were redacted', async () => {
+    const [password, token] = [`pw-${randomUUID()}`, `tk-${randomUUID()}`];
+    const io = await writers(cluster);
+    const raw = createProducer(io.kafka);
+    await raw.connect();
+    try {
+      matcher ??= await startMatcher(cluster);
+      const codec = await io.registry.codec(`${rulesTopic}-value`, contracts.eventRule);
+      const leaky = valid(contracts.eventRule, { ...rule('leaky-url', 'leaky-app'), url: `htps//ops:${password}@hooks.example.com/in?token=${token}`, updatedAt: Date.now() });
+      const rulesDlq = topicNames(cluster.TOPIC_PREFIX).eventRulesDlq;
+      await raw.send({ topic: rulesTopic, messages: [{ key: 'leaky-url', value: codec.encode(leaky) }] });
+      // As the matcher wrote it before validation stopped quoting URLs.
+      const old = { [DLQ_HEADERS.reason]: 'invalid', [DLQ_HEADERS.error]: `url: must be an absolute http(s) URL (got "https://ops:${password}@hooks.example.com/in?token=${token}")`, [DLQ_HEADERS.at]: new Date().toISOString() };
+      await raw.send({ topic: rulesDlq, messages: [{ key: 'old-leaky', value: null, headers: old }] });
+      const held = () => console_.deadLetters.topics().find((topic) => topic.topic === rulesDlq)!.records.filter((record) => record.key?.includes('leaky'));
+      await expect.poll(() => held().length, { timeout: 30_000 }).toBe(2);
+
+      const served = await (await api('/api/dead-letters', { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      expect(served).toContain('leaky-url');
+      expect(served).toContain('https://redacted:redacted@hooks.example.com/in?redacted');
+      for (const leak of [password, token]) expect(served).not.toContain(leak);
+      await page.goto(`${console_.url}#/dead-letters`);
+      await expect.poll(() => page.locator(`[data-topic="${rulesDlq}"]`).innerText()).toContain('does not parse');
+      for (const leak of [password, token]) expect(await page.content()).not.toContain(leak);
+    } finally {
+      await raw.disconnect();
+      await io.close();
     }
   });
 });

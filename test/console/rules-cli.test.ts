@@ -86,6 +86,10 @@ describe('npm run rules', () => {
       [await bad('types.json', JSON.stringify({ ...valid, eventTypes: ['deploy_done'] })), /eventTypes\.0: must be one of/],
       [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--secret', 'hunter2'), /secrets\.0\.secret: must be whsec_/],
       [await rules('put', '--id', 'x', '--application', 'a', '--url', 'https://h.example/x', '--event-types', 'workflow_started,nope'), /--name: is required[\s\S]*--event-types: unknown event type nope/],
+      // Credentials in a URL that does not parse, or in a header without its `=`, are never quoted.
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'htps//ops:hunter2@h.example/x?token=hunter2'), /url: must be an absolute http\(s\) URL \(this one does not parse/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'ftp://ops:hunter2@h.example/x'), /url: must be an absolute http\(s\) URL \(its scheme is ftp:\)/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--header', 'Authorization: Bearer hunter2'), /--header: number 1 must be NAME=VALUE/],
     ] as const;
     for (const [result, message] of cases) {
       expect(result.code).toBe(1);
