@@ -12,9 +12,10 @@ import type { Logger } from '../common/logger.ts';
 import { RuleValidationError } from '../common/rule-writer.ts';
 import { GuessLimiter, sameSecret, Sessions, type Session } from './auth.ts';
 import type { Console } from './console.ts';
-import { ApiError, ruleView } from './console.ts';
+import { ApiError } from './console.ts';
 import { openApiDocument } from './openapi.ts';
 import { RuleInputError } from './rule-input.ts';
+import { ruleView } from './rule-view.ts';
 
 export interface WebSettings {
   httpHost: string;

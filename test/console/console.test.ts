@@ -152,8 +152,11 @@ describe('console in headless Chromium', () => {
     await expect.poll(() => row.innerText()).toContain('Production deploys');
     expect(await row.locator('input[type=checkbox]').isChecked()).toBe(false);
     const ruleId = await row.getAttribute('data-rule-id');
-    // The secret is never served again.
-    expect(await (await page.request.get(`${console_.url}api/rules/${ruleId}`)).text()).not.toContain(secret.slice(6));
+    // The secret is never served again, nor a header value: header names come with the mask.
+    const served = await (await page.request.get(`${console_.url}api/rules/${ruleId}`)).text();
+    expect(served).not.toContain(secret.slice(6));
+    expect(served).not.toContain('deployments');
+    expect(JSON.parse(served)).toMatchObject({ headers: { 'X-Team': '[redacted]' } });
 
     await row.locator('.switch span').click();
     await expect.poll(() => console_.rules.get(ruleId!)?.enabled).toBe(true);
@@ -195,11 +198,20 @@ describe('console in headless Chromium', () => {
     await page.goto(`${console_.url}#/rules`);
     await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Edit' }).click();
     expect(await page.inputValue('#rule-url')).toBe(receiver.url);
+    // A saved header value is not shown; left empty, it stays.
+    expect(await page.inputValue('.header-name')).toBe('X-Team');
+    expect(await page.inputValue('.header-value')).toBe('');
+    expect(await page.getAttribute('.header-value', 'placeholder')).toMatch(/hidden; type to replace/);
     await page.fill('#rule-url', `${receiver.url}?v=2`);
     await screenshot('console-rule-edit.png');
     await page.click('#save-rule');
     await expect.poll(() => console_.rules.get(ruleId!)?.url).toBe(`${receiver.url}?v=2`);
     expect(console_.rules.get(ruleId!)).toMatchObject({ enabled: true, secrets: [{ secret }], headers: { 'X-Team': 'deployments' }, scope: { kind: 'workflows', ids: ['wf-1', 'wf-2'] }, eventTypes: ['workflow_completed'] });
+    // Typed over, a header value is replaced.
+    await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Edit' }).click();
+    await page.locator('.header-value').fill('releases');
+    await page.click('#save-rule');
+    await expect.poll(() => console_.rules.get(ruleId!)?.headers).toEqual({ 'X-Team': 'releases' });
 
     // Rotate: both secrets sign during the overlap.
     await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Rotate secret' }).click();
