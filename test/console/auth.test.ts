@@ -80,7 +80,8 @@ describe('guessing the admin token', () => {
     for (let index = 0; index < 3; index += 1) {
       const admin = await timed(login(TOKEN));
       expect(admin.status).toBe(201);
-      expect(admin.ms).toBeLessThan(400);
+      // Not behind the wrong ones, which wait 0.5 s and more by now (the bound is loose for a loaded machine).
+      expect(admin.ms).toBeLessThan(1000);
       expect((await timed(bearer(TOKEN))).status).toBe(200);
     }
     guessing = false;
