@@ -20,8 +20,8 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** undici's isValidHeaderValue (from Node's _http_common): tab, visible ASCII, space and obs-text (Latin-1) only. */
 const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_HEADER_BYTES = 8 * 1024;
-/** Fields whose values are credentials: never echoed in a validation issue. */
-const SECRET_FIELDS = /^(secrets|headers)(\.|$)/;
+/** Fields whose values are credentials or may carry them (a URL's `user:pass@` or query): never echoed in a validation issue. */
+const CONCEALED_FIELDS = /^(secrets|headers|url)(\.|$)/;
 
 /**
  * Why a rule header cannot go on a webhook request, or undefined when it can: undici's own checks (request.js
@@ -49,7 +49,7 @@ export function secretKey(secret: string): Buffer | undefined {
 
 /** Checks a rule from any source: its shape against the contract (defaults filled in), then ruleIssues. */
 export function checkRule(input: EventRuleInput | unknown): CheckedRule {
-  const result = validate(contracts.eventRule, input, { conceal: (field) => SECRET_FIELDS.test(field) });
+  const result = validate(contracts.eventRule, input, { conceal: (field) => CONCEALED_FIELDS.test(field) });
   if (!result.ok) return result;
   const issues = ruleIssues(result.value);
   return issues.length === 0 ? { ok: true, rule: result.value } : { ok: false, issues };
@@ -66,8 +66,10 @@ export function ruleIssues(rule: EventRule): ValidationIssue[] {
   if (!rule.id.trim()) issue('id', 'must not be empty');
   if (!rule.application.trim()) issue('application', 'must not be empty');
   if (!rule.name.trim()) issue('name', 'must not be empty');
+  // Never quote the URL: its query or `user:pass@` may hold credentials, and issues are logged and dead-lettered.
   const url = URL.parse(rule.url);
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) issue('url', `must be an absolute http(s) URL (got ${JSON.stringify(rule.url)})`);
+  if (!url) issue('url', 'must be an absolute http(s) URL (this one does not parse; it is not quoted, as it may hold credentials)');
+  else if (url.protocol !== 'https:' && url.protocol !== 'http:') issue('url', `must be an absolute http(s) URL (its scheme is ${url.protocol})`);
   else if (url.username || url.password) issue('url', 'must not carry credentials; put them in a header');
   else if (url.hash) issue('url', 'must not have a #fragment');
   if (rule.scope.ids !== null) {
@@ -106,16 +108,36 @@ export function activeSecrets(rule: EventRule, now = Date.now()): string[] {
 }
 
 /** What a redacted copy of a rule (e.g. in event-rules.dlq) replaces. */
-export const REDACTED_RULE_FIELDS = 'signing secrets, header values and URL credentials';
+export const REDACTED_RULE_FIELDS = "signing secrets, header values and the URL's credentials, query and fragment (all of it when it does not parse)";
+
+/**
+ * A URL as a record outside the rules topic may keep it: `user:pass@`, the query and the fragment replaced (any may
+ * hold a token), or all of it when it does not parse (then nothing says which part is which).
+ */
+export function redactUrl(text: string): string {
+  const url = URL.parse(text);
+  if (!url) return REDACTED;
+  if (url.username) url.username = 'redacted';
+  if (url.password) url.password = 'redacted';
+  if (url.search) url.search = 'redacted';
+  if (url.hash) url.hash = 'redacted';
+  return url.href;
+}
+
+/** Runs of `text` that may be URLs holding credentials: anything with `://`, `@` or `?` between quotes, spaces or brackets. */
+const URL_LIKE = /[^\s"'()<>]*(?::\/\/|@|\?)[^\s"'()<>]*/g;
+
+/**
+ * `text` with every URL-like run redacted as redactUrl does. For error texts written before validation stopped
+ * quoting URLs, which stay on the dead-letter topics until their retention ends.
+ */
+export const redactUrlsIn = (text: string): string => text.replace(URL_LIKE, redactUrl);
 
 /** A rule that can rest outside the rules topic: every credential it carries replaced by the redaction marker. */
 export function redactRule(rule: EventRule): EventRule {
-  const url = URL.parse(rule.url);
-  if (url?.username) url.username = 'redacted';
-  if (url?.password) url.password = 'redacted';
   return {
     ...rule,
-    url: url && (url.username || url.password) ? url.href : rule.url,
+    url: redactUrl(rule.url),
     headers: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, REDACTED])),
     secrets: rule.secrets.map(({ notAfter }) => ({ secret: REDACTED, notAfter })),
   };
@@ -123,6 +145,6 @@ export function redactRule(rule: EventRule): EventRule {
 
 /** A rule's URL as logs and the delivery log show it: no credentials, no query string (it may carry tokens). */
 export function loggableUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.origin}${parsed.pathname}`;
+  const parsed = URL.parse(url);
+  return parsed ? `${parsed.origin}${parsed.pathname}` : REDACTED;
 }

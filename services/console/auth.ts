@@ -4,8 +4,12 @@
  * wiring (cookies, status codes) is the server's.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ConfigError } from '../common/config.ts';
+
+/** The shortest admin token accepted (a generated one has 43 characters: 32 random bytes, base64url). */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
 export interface AdminToken {
   token: string;
@@ -13,19 +17,32 @@ export interface AdminToken {
   generatedInto?: string;
 }
 
-/** CONSOLE_TOKEN when set; otherwise the token in `file`, generated there (mode 0600) on the first start. */
-export async function loadAdminToken(configured: string | undefined, file: string): Promise<AdminToken> {
+/**
+ * CONSOLE_TOKEN when set (its length is checked with the other settings); otherwise the token in `file`, generated
+ * there (mode 0600) on the first start. A file holding a token shorter than ADMIN_TOKEN_MIN_LENGTH (an empty one, say)
+ * is a configuration error naming the file: it must not let `{"token":""}` in. Synchronous: it runs once, at start,
+ * before anything else.
+ */
+export function loadAdminToken(configured: string | undefined, file: string): AdminToken {
   if (configured) return { token: configured };
+  let token: string | undefined;
   try {
-    return { token: (await readFile(file, 'utf8')).trim() };
+    token = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`Invalid configuration:\n  CONSOLE_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const token = randomBytes(32).toString('base64url');
-  await mkdir(dirname(file), { recursive: true });
+  if (token !== undefined) {
+    if (token.length < ADMIN_TOKEN_MIN_LENGTH) {
+      // The length only, never the text: a wrong file could hold another secret.
+      throw new ConfigError(`Invalid configuration:\n  CONSOLE_TOKEN_FILE: ${file} holds a token of ${token.length} characters; the admin token must have at least ${ADMIN_TOKEN_MIN_LENGTH} (delete the file to have one generated, or set CONSOLE_TOKEN)`);
+    }
+    return { token };
+  }
+  const generated = randomBytes(32).toString('base64url');
+  mkdirSync(dirname(file), { recursive: true });
   // 'wx': two consoles starting at once must not overwrite each other's token.
-  await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  return { token, generatedInto: file };
+  writeFileSync(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
+  return { token: generated, generatedInto: file };
 }
 
 /** Equal strings, in time that does not depend on where they differ (both are hashed to the same length first). */
@@ -86,37 +103,52 @@ export class Sessions {
 }
 
 /**
- * Failed logins per client: after `freeFailures` failures within `windowMs`, every further attempt must wait —
- * 1 s after the fifth failure, doubling per failure up to 15 min — and is refused unheard until then.
+ * Slows down guessing the admin token, on every path that takes it (the login and `Authorization: Bearer`), for all
+ * clients together: behind the loopback bind or a TLS proxy every client has the same address, so counting per
+ * address would let any local process lock the admin out. Every token presented is checked, so the right one never
+ * waits; a wrong one is answered only after `failureDelayMs` and once it has taken a credit from a token bucket
+ * (`burst` credits, refilled at `perSecond`), in arrival order. At most `maxPending` wrong answers wait at a time;
+ * while that many do, further tokens are refused unheard (429), the right one too, which bounds the guesses checked
+ * to `burst` + `perSecond` per second + `maxPending` whatever the number of connections. It lasts only as long as a
+ * flood of that size does: nothing is locked after it.
  */
-export class LoginLimiter {
-  readonly #clients = new Map<string, { failures: number; firstAt: number; blockedUntil: number }>();
-  readonly #freeFailures: number;
-  readonly #windowMs: number;
+export class GuessLimiter {
+  readonly #intervalMs: number;
+  readonly #burst: number;
+  readonly #maxPending: number;
+  readonly #failureDelayMs: number;
+  /** When the bucket would be full again (GCRA's theoretical arrival time): each failure moves it one interval on. */
+  #fullAt = 0;
+  #pending = 0;
 
-  constructor({ freeFailures = 5, windowMs = 15 * 60_000 } = {}) {
-    this.#freeFailures = freeFailures;
-    this.#windowMs = windowMs;
+  constructor({ burst = 10, perSecond = 2, maxPending = 32, failureDelayMs = 500 } = {}) {
+    this.#intervalMs = 1000 / perSecond;
+    this.#burst = burst;
+    this.#maxPending = maxPending;
+    this.#failureDelayMs = failureDelayMs;
   }
 
-  /** Milliseconds `client` must still wait before its next attempt is heard (0: go ahead). */
-  waitMs(client: string, now = Date.now()): number {
-    const entry = this.#clients.get(client);
-    return entry ? Math.max(0, entry.blockedUntil - now) : 0;
+  /** Whether a token presented now is refused unheard: `maxPending` wrong ones are waiting already. */
+  get saturated(): boolean {
+    return this.#pending >= this.#maxPending;
   }
 
-  failed(client: string, now = Date.now()): void {
-    let entry = this.#clients.get(client);
-    if (!entry || now - entry.firstAt > this.#windowMs) {
-      entry = { failures: 0, firstAt: now, blockedUntil: 0 };
-      this.#clients.set(client, entry);
-    }
-    entry.failures += 1;
-    const over = entry.failures - this.#freeFailures;
-    if (over >= 0) entry.blockedUntil = now + Math.min(1000 * 2 ** over, 15 * 60_000);
+  /** Seconds until the next waiting answer goes out, so a token is heard again. */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.#intervalMs / 1000));
   }
 
-  succeeded(client: string): void {
-    this.#clients.delete(client);
+  /** A wrong token was presented: resolves when it may be answered. */
+  async failed(now = Date.now()): Promise<void> {
+    const waitMs = Math.max(this.#failureDelayMs, this.#waitMs(now));
+    this.#fullAt = Math.max(this.#fullAt, now) + this.#intervalMs;
+    this.#pending += 1;
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    this.#pending -= 1;
+  }
+
+  /** How long a failure at `now` waits for its credit. */
+  #waitMs(now: number): number {
+    return Math.max(0, Math.max(this.#fullAt, now) + this.#intervalMs - now - this.#burst * this.#intervalMs);
   }
 }

@@ -4,7 +4,7 @@
  * (RuleWriter to the compacted event-rules topic, CommandSender to a pool's topic), with an audit line per change.
  * A rule change is answered once this console's own rules table has applied it, so the page never shows stale state.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Gauge } from 'prom-client';
 import type { DeliveryLog, EventRule } from '../../schemas/index.ts';
 import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
@@ -43,13 +43,6 @@ export class ApiError extends Error {
     this.status = status;
   }
 }
-
-/** A rule as the API shows it: the signing secrets replaced by fingerprints (which cannot be turned back into them). */
-export type RuleView = Omit<EventRule, 'secrets'> & { secrets: Array<{ fingerprint: string; notAfter: number | null }> };
-export const ruleView = (rule: EventRule): RuleView => ({
-  ...rule,
-  secrets: rule.secrets.map(({ secret, notAfter }) => ({ fingerprint: createHash('sha256').update(secret).digest('hex').slice(0, 12), notAfter })),
-});
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

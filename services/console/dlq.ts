@@ -9,6 +9,7 @@ import { headerValue, type Kafka, type KafkaMessage } from '../common/kafka.ts';
 import type { DispatcherPool } from '../../schemas/index.ts';
 import { choosePool } from '../common/pools.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
+import { redactUrlsIn } from '../common/rules.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { CommandSender } from './command-sender.ts';
 import { drainRanges, readRanges } from './topic-ranges.ts';
@@ -20,6 +21,7 @@ export interface DeadDelivery {
   /** When it was dead-lettered (ms). */
   at: number;
   reason: string;
+  /** Why, with anything URL-like redacted (older records quote a refused rule's URL, credentials and all). */
   error: string;
   /** The service that dead-lettered it, and the topic it was refused from (when it was an input record). */
   service: string | undefined;
@@ -70,7 +72,7 @@ export async function deadLetterEntry(registry: SchemaRegistryClient, topic: str
     offset: message.offset,
     at: Date.parse(header(DLQ_HEADERS.at) ?? '') || Number(message.timestamp),
     reason: header(DLQ_HEADERS.reason) ?? 'unknown',
-    error: header(DLQ_HEADERS.error) ?? '',
+    error: redactUrlsIn(header(DLQ_HEADERS.error) ?? ''),
     service: header(DLQ_HEADERS.service),
     sourceTopic: header(DLQ_HEADERS.topic),
     key: message.key?.toString(),

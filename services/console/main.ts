@@ -1,11 +1,12 @@
 /** npm run console — the console service (rules, webhook logs, dead letters, JSON API, metrics) as a process. */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { orExit } from '../common/cli.ts';
 import { baseSettings, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { topicNames } from '../common/topics.ts';
-import { loadAdminToken } from './auth.ts';
+import { ADMIN_TOKEN_MIN_LENGTH, loadAdminToken } from './auth.ts';
 import { Console } from './console.ts';
 
 export const consoleSettings = {
@@ -15,7 +16,7 @@ export const consoleSettings = {
   CONSOLE_HTTP_HOST: z.string().default('127.0.0.1'),
   CONSOLE_HTTP_PORT: integer(0, 65535).default(8080),
   /** The admin token; when unset, one is generated at first start into CONSOLE_TOKEN_FILE (mode 0600). */
-  CONSOLE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  CONSOLE_TOKEN: z.string().min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters`).optional(),
   CONSOLE_TOKEN_FILE: z.string().default(fileURLToPath(new URL('../../.stack/console-token', import.meta.url))),
   /** Mark the session cookie Secure: set it when the console is reached through TLS. */
   CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
@@ -25,10 +26,13 @@ export const consoleGroupId = (config: { CONSOLE_GROUP_ID?: string | undefined; 
   config.CONSOLE_GROUP_ID ?? topicNames(config.TOPIC_PREFIX).group('console');
 
 if (import.meta.main) {
-  const config = loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() });
+  // CONSOLE_TOKEN_FILE is where the token is kept (and generated on the first start), so loadAdminToken reads it, not
+  // loadConfig's NAME_FILE convention, which would refuse a file not generated yet and not name it when it is too short.
+  const { CONSOLE_TOKEN_FILE: tokenFileSetting, ...env } = process.env;
+  const config = orExit(() => loadConfig({ ...baseSettings, ...consoleSettings, STACK_DIR: z.string().optional() }, env));
   const logger = createLogger('console', config.LOG_LEVEL, { format: config.LOG_FORMAT });
-  const tokenFile = config.STACK_DIR && !process.env.CONSOLE_TOKEN_FILE ? `${config.STACK_DIR}/console-token` : config.CONSOLE_TOKEN_FILE;
-  const admin = await loadAdminToken(config.CONSOLE_TOKEN, tokenFile);
+  const tokenFile = tokenFileSetting || (config.STACK_DIR ? `${config.STACK_DIR}/console-token` : config.CONSOLE_TOKEN_FILE);
+  const admin = orExit(() => loadAdminToken(config.CONSOLE_TOKEN, tokenFile));
   // Printed once, to the terminal only (never through the logger, whose lines are shipped elsewhere).
   if (admin.generatedInto) process.stderr.write(`console admin token (shown once; kept in ${admin.generatedInto}, mode 0600): ${admin.token}\n`);
   else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');

@@ -3,6 +3,7 @@
  * the server registers is described here, and nothing else.
  */
 import { EVENT_TYPES } from '../../schemas/index.ts';
+import { HEADER_MASK } from './rule-view.ts';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
@@ -40,7 +41,7 @@ export const openApiDocument = {
     '/api/rules/{id}': {
       parameters: [idParam],
       get: op('One rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }),
-      put: op('Update a rule; its secrets stay, `enabled` stays unless given', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 200: json(ref('Rule')), ...invalid, ...notFound, ...errors } }),
+      put: op('Update a rule; its secrets stay, `enabled` and `headers` stay unless given', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 200: json(ref('Rule')), ...invalid, ...notFound, ...errors } }),
       delete: op('Delete a rule (a tombstone on the event-rules topic)', 'Rules', { responses: { 204: { description: 'Deleted' }, ...notFound, ...errors } }),
     },
     '/api/rules/{id}/enable': { parameters: [idParam], post: op('Enable a rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }) },
@@ -107,7 +108,7 @@ export const openApiDocument = {
           scope: { type: 'object', properties: { kind: { enum: ['everything', 'workflows', 'pipelines'] }, ids: nullable({ type: 'array', items: { type: 'string' } }) } },
           eventTypes: nullable({ type: 'array', items: { enum: EVENT_TYPES } }),
           url: { type: 'string', format: 'uri' },
-          headers: { type: 'object', additionalProperties: { type: 'string' } },
+          headers: { type: 'object', additionalProperties: { type: 'string' }, description: `Write-only values: a rule shows each as ${HEADER_MASK}; sent back as ${HEADER_MASK}, a header keeps its value` },
           delegateSelectors: { type: 'array', items: { type: 'string' } },
           payloadFormat: { enum: ['standard', 'harness_v1', 'sharering'] },
           includeUserData: { type: 'boolean', default: true },

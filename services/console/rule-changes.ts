@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { contracts, type EventRule, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
-import { generateSecret, type RuleDraft, type RulePut } from './rule-input.ts';
+import { generateSecret, RuleInputError, type RuleDraft, type RulePut } from './rule-input.ts';
+import { HEADER_MASK } from './rule-view.ts';
 
 export interface ResolvedPut {
   draft: RuleDraft;
@@ -15,15 +16,33 @@ export interface ResolvedPut {
 
 /**
  * A put as operators mean it: a new rule starts disabled (unless it says otherwise) with a generated secret; an
- * update keeps the rule's secrets and its enabled state (with the reason it was disabled) unless the put sets them.
+ * update keeps the rule's secrets, its header values and its enabled state (with the reason it was disabled) unless
+ * the put sets them.
  */
 export function resolvePut(put: RulePut, existing: EventRule | undefined): ResolvedPut {
   const enabled = put.enabled ?? existing?.enabled ?? false;
   const disabledReason = put.enabled === undefined ? existing?.disabledReason ?? null : put.disabledReason ?? null;
-  if (put.secrets) return { draft: { ...put, enabled, disabledReason, secrets: put.secrets } };
-  if (existing) return { draft: { ...put, enabled, disabledReason, secrets: existing.secrets } };
+  const stated = { ...put, enabled, disabledReason, headers: resolveHeaders(put.headers, existing) };
+  if (put.secrets) return { draft: { ...stated, secrets: put.secrets } };
+  if (existing) return { draft: { ...stated, secrets: existing.secrets } };
   const generatedSecret = generateSecret();
-  return { draft: { ...put, enabled, disabledReason, secrets: [{ secret: generatedSecret, notAfter: null }] }, generatedSecret };
+  return { draft: { ...stated, secrets: [{ secret: generatedSecret, notAfter: null }] }, generatedSecret };
+}
+
+/**
+ * Header values are write-only (shown as HEADER_MASK), so a put keeps them as secrets are kept: none sent, the rule's
+ * own; one sent as the mask, the value the rule has under that name (HTTP names ignore case). Anything that is not a
+ * map of strings is left for checkRule to refuse, naming the field.
+ */
+function resolveHeaders(given: RulePut['headers'], existing: EventRule | undefined): Record<string, string> {
+  if (given === undefined) return existing?.headers ?? {};
+  if (typeof given !== 'object' || given === null) return given;
+  const current = new Map(Object.entries(existing?.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]));
+  const unknown = Object.keys(given).filter((name) => given[name] === HEADER_MASK && !current.has(name.toLowerCase()));
+  if (unknown.length) {
+    throw new RuleInputError(unknown.map((name) => ({ field: `headers.${name}`, reason: `is ${HEADER_MASK}, which keeps the value the rule has, but it has no such header; give its value` })));
+  }
+  return Object.fromEntries(Object.entries(given).map(([name, value]) => [name, value === HEADER_MASK ? current.get(name.toLowerCase())! : value]));
 }
 
 export function withEnabled(rule: EventRule, enabled: boolean): RuleDraft {

@@ -7,8 +7,11 @@ import { parse as parseYaml } from 'yaml';
 import { EVENT_TYPES, type EventRuleInput, type EventType, type ValidationIssue } from '../../schemas/index.ts';
 
 export type RuleDraft = Omit<EventRuleInput, 'updatedAt'>;
-/** A rule as a put states it: `enabled` and `secrets` left out mean "as they are" for an existing rule (see rule-changes.ts). */
-export type RulePut = Omit<RuleDraft, 'enabled' | 'secrets'> & Partial<Pick<RuleDraft, 'enabled' | 'secrets'>>;
+/**
+ * A rule as a put states it: `enabled`, `secrets` and `headers` left out mean "as they are" for an existing rule, and
+ * so does a header value sent as the mask (see rule-changes.ts).
+ */
+export type RulePut = Omit<RuleDraft, 'enabled' | 'secrets' | 'headers'> & Partial<Pick<RuleDraft, 'enabled' | 'secrets' | 'headers'>>;
 
 export class RuleInputError extends Error {
   override name = 'RuleInputError';
@@ -56,7 +59,7 @@ export interface RuleFlags {
   'rate-limit'?: string;
 }
 
-/** A rule from flags; without --secret, --enabled or --disabled those are left to resolvePut (kept, or defaulted). */
+/** A rule from flags; without --secret, --header, --enabled or --disabled those are left to resolvePut (kept, or defaulted). */
 export function ruleFromFlags(flags: RuleFlags): RulePut {
   const issues: ValidationIssue[] = [];
   if (flags.enabled && flags.disabled) issues.push({ field: '--enabled', reason: 'and --disabled contradict each other' });
@@ -64,11 +67,12 @@ export function ruleFromFlags(flags: RuleFlags): RulePut {
     if (!flags[required]) issues.push({ field: `--${required}`, reason: 'is required' });
   }
   const headers: Record<string, string> = {};
-  for (const header of flags.header ?? []) {
+  (flags.header ?? []).forEach((header, index) => {
     const separator = header.indexOf('=');
-    if (separator <= 0) issues.push({ field: '--header', reason: `"${header}" must be NAME=VALUE` });
+    // Not quoted: without a `=` nothing tells the name from a value, which may be a credential.
+    if (separator <= 0) issues.push({ field: '--header', reason: `number ${index + 1} must be NAME=VALUE` });
     else headers[header.slice(0, separator)] = header.slice(separator + 1);
-  }
+  });
   const eventTypes = parseEventTypes(flags['event-types'] ?? 'all', issues);
   const scope = parseScope(flags.scope ?? 'all', issues);
   const rateLimit = flags['rate-limit'] === undefined ? null : Number(flags['rate-limit']);
@@ -81,9 +85,9 @@ export function ruleFromFlags(flags: RuleFlags): RulePut {
     url: flags.url!,
     ...(flags.enabled || flags.disabled ? { enabled: !flags.disabled } : {}),
     ...(flags.secret?.length ? { secrets: flags.secret.map((secret) => ({ secret, notAfter: null })) } : {}),
+    ...(flags.header?.length ? { headers } : {}),
     scope,
     eventTypes,
-    headers,
     delegateSelectors: flags.selector ?? [],
     payloadFormat: normaliseFormat(flags.format ?? 'standard') as RuleDraft['payloadFormat'],
     includeUserData: !flags['no-user-data'],

@@ -24,6 +24,7 @@ import { POOL_RETIRED, poolState, retirePool, RetirementRefused, type Retirement
 import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
+import { HEADER_MASK, ruleView } from './rule-view.ts';
 
 
 const USAGE = `
@@ -33,8 +34,9 @@ usage: npm run rules -- <command> [flags]
   put --id ID --application APP --name NAME --url URL [--event-types a,b|all]
       [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]... [--secret whsec_...]...
       [--selector TAG]... [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled]
-      [--rate-limit N]      (an update keeps the rule's secrets and enabled state unless told otherwise)
-  get ID                    the rule as JSON, secrets masked
+      [--rate-limit N]      (an update keeps the rule's secrets, headers and enabled state unless told
+                            otherwise; --header K=${HEADER_MASK} keeps K's value and drops headers not given)
+  get ID                    the rule as JSON, secrets as fingerprints, header values as ${HEADER_MASK}
   list [--application APP]  a table
   enable ID | disable ID | delete ID | delete-application APP
   rotate-secret ID [--overlap 24h] [--secret whsec_...]
@@ -122,8 +124,11 @@ async function existing(id: string | undefined): Promise<EventRule> {
   return rule;
 }
 
-const masked = (secret: string) => `${secret.slice(0, 10)}…`;
-const show = (rule: EventRule) => ({ ...rule, secrets: rule.secrets.map(({ secret, notAfter }) => ({ secret: masked(secret), notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() });
+/** A rule as the console's API shows it (secrets fingerprinted, header values masked), with readable times. */
+const show = (rule: EventRule) => {
+  const view = ruleView(rule);
+  return { ...view, secrets: view.secrets.map(({ fingerprint, notAfter }) => ({ fingerprint, notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() };
+};
 
 async function sender(): Promise<CommandSender> {
   const created = await CommandSender.create(kafka, registry);

@@ -10,11 +10,12 @@ import { readFileSync } from 'node:fs';
 import { EVENT_TYPES, type DeliveryOutcome } from '../../schemas/index.ts';
 import type { Logger } from '../common/logger.ts';
 import { RuleValidationError } from '../common/rule-writer.ts';
-import { LoginLimiter, sameSecret, Sessions, type Session } from './auth.ts';
+import { GuessLimiter, sameSecret, Sessions, type Session } from './auth.ts';
 import type { Console } from './console.ts';
-import { ApiError, ruleView } from './console.ts';
+import { ApiError } from './console.ts';
 import { openApiDocument } from './openapi.ts';
 import { RuleInputError } from './rule-input.ts';
+import { ruleView } from './rule-view.ts';
 
 export interface WebSettings {
   httpHost: string;
@@ -69,7 +70,7 @@ declare module 'fastify' {
 
 export async function startWebServer(console: Console, settings: WebSettings, logger: Logger): Promise<WebServer> {
   const sessions = new Sessions();
-  const limiter = new LoginLimiter();
+  const guesses = new GuessLimiter();
   const app = fastify({ bodyLimit: 256 * 1024, logger: false });
   await app.register(cookie);
   app.decorateRequest('session', undefined);
@@ -79,6 +80,21 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
   });
 
   const deny = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ error });
+  /**
+   * Whether `given` is the admin token, for the login and a bearer alike; when not, `reply` is sent (401, or 429 while
+   * the limiter hears no token). A wrong token is audited, and answered only when the limiter lets it.
+   */
+  const admitted = async (given: unknown, request: FastifyRequest, reply: FastifyReply, via: 'login' | 'bearer'): Promise<boolean> => {
+    if (guesses.saturated) {
+      reply.code(429).header('retry-after', String(guesses.retryAfterSeconds)).send({ error: `too many wrong tokens are being tried; try again in ${guesses.retryAfterSeconds} s` });
+      return false;
+    }
+    if (typeof given === 'string' && sameSecret(given, settings.adminToken)) return true;
+    logger.warn({ audit: { action: 'login failed', via, ip: request.ip } }, 'audit: login failed');
+    await guesses.failed();
+    deny(reply, 401, 'wrong token');
+    return false;
+  };
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(SECURITY_HEADERS);
     const path = request.url.split('?')[0]!;
@@ -86,9 +102,8 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (bearer !== undefined) {
       // Scripts present the token itself: no cookie is involved, so no CSRF token is needed either.
-      if (sameSecret(bearer, settings.adminToken)) return;
-      limiter.failed(request.ip);
-      return deny(reply, 401, 'wrong token');
+      if (await admitted(bearer, request, reply, 'bearer')) return;
+      return reply;
     }
     request.session = sessions.get(request.cookies[SESSION_COOKIE]);
     if (!request.session) {
@@ -123,15 +138,7 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
 
   // Session
   app.post('/api/session', async (request, reply) => {
-    const wait = limiter.waitMs(request.ip);
-    if (wait > 0) return reply.code(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: `too many failed logins; try again in ${Math.ceil(wait / 1000)} s` });
-    const token = (request.body as { token?: unknown } | undefined)?.token;
-    if (typeof token !== 'string' || !sameSecret(token, settings.adminToken)) {
-      limiter.failed(request.ip);
-      logger.warn({ audit: { action: 'login failed', ip: request.ip } }, 'audit: login failed');
-      return deny(reply, 401, 'wrong token');
-    }
-    limiter.succeeded(request.ip);
+    if (!(await admitted((request.body as { token?: unknown } | undefined)?.token, request, reply, 'login'))) return reply;
     const session = sessions.create();
     logger.info({ audit: { action: 'login', ip: request.ip } }, 'audit: login');
     reply.setCookie(SESSION_COOKIE, session.id, { path: '/', httpOnly: true, sameSite: 'strict', secure: settings.secureCookie ?? false, maxAge: sessions.maxAgeMs / 1000 });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRule, headerProblem } from '../../services/common/rules.ts';
+import { checkRule, headerProblem, loggableUrl, redactRule, redactUrlsIn } from '../../services/common/rules.ts';
 import { newSecret, rule } from '../fixtures/rules.ts';
 
 let server: Server;
@@ -81,5 +81,39 @@ describe('rule validation', () => {
     expect(text).toContain('secrets.0');
     expect(text).not.toContain(secret.slice('whsec_'.length, 20));
     expect(text).not.toContain('42');
+  });
+
+  it('credentials in a URL: issues never quote it, a redacted copy keeps neither user:pass@ nor the query nor the fragment', () => {
+    const leaks = ['hunter2', 's3cr3t', 'fr4g'];
+    const valid = checkRule({ ...rule('r', 'app'), updatedAt: Date.now() });
+    if (!valid.ok) throw new Error('fixture');
+    const redactedUrl = (url: string) => redactRule({ ...valid.rule, url }).url;
+    const urls = [
+      'htps//ops:hunter2@hooks.example.com/in?token=s3cr3t', // no scheme: does not parse
+      'ftp://ops:hunter2@hooks.example.com/in?token=s3cr3t#fr4g',
+      'https://ops:hunter2@hooks.example.com/in?token=s3cr3t',
+      'https://hooks.example.com/in?token=s3cr3t#fr4g',
+      'https://hooks example.com/in?token=s3cr3t', // a space in the host: does not parse
+    ];
+    for (const url of urls) {
+      const checked = checkRule({ ...rule('r', 'app', { url }), updatedAt: Date.now() });
+      expect(checked.ok, url).toBe(false);
+      const issues = JSON.stringify(!checked.ok && checked.issues);
+      expect(issues, url).toMatch(/"field":"url"/);
+      const redacted = redactedUrl(url);
+      for (const leak of leaks) {
+        expect(issues, url).not.toContain(leak);
+        expect(redacted, url).not.toContain(leak);
+      }
+    }
+    // A value of the wrong type is not quoted either.
+    expect(JSON.stringify(checkRule({ ...rule('r', 'app'), url: ['https://h.example/?token=s3cr3t'], updatedAt: Date.now() }))).not.toContain('s3cr3t');
+    expect(redactedUrl('https://ops:hunter2@hooks.example.com/in?token=s3cr3t#fr4g')).toBe('https://redacted:redacted@hooks.example.com/in?redacted#redacted');
+    expect(redactedUrl('htps//ops:hunter2@hooks.example.com/in')).toBe('[redacted]');
+    expect(loggableUrl('not a url?token=s3cr3t')).toBe('[redacted]');
+    // Error texts written before issues stopped quoting URLs, as dead-letter topics still hold them.
+    const old = 'url: must be an absolute http(s) URL (got "htps//ops:hunter2@hooks.example.com/in?token=s3cr3t"); eventTypes: must list at least one event type, or be null for all';
+    expect(redactUrlsIn(old)).toBe('url: must be an absolute http(s) URL (got "[redacted]"); eventTypes: must list at least one event type, or be null for all');
+    expect(redactUrlsIn('gave up after 3 attempts; last: HTTP 503')).toBe('gave up after 3 attempts; last: HTTP 503');
   });
 });

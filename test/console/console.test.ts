@@ -1,7 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contracts } from '../../schemas/index.ts';
+import { DLQ_HEADERS } from '../../services/common/dead-letter.ts';
+import { createProducer } from '../../services/common/kafka.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { Console } from '../../services/console/console.ts';
@@ -10,7 +14,7 @@ import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
-import { testCluster, testLogger, topicSize, waitFor } from '../helpers.ts';
+import { testCluster, testLogger, topicSize, valid, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 
@@ -84,7 +88,7 @@ describe('console in headless Chromium', () => {
     expect(documented.sort()).toEqual([...console_.apiRoutes].sort());
   });
 
-  it('refuses a write without the CSRF token, and slows down a wrong token after five tries', async () => {
+  it('refuses a write without the CSRF token, and slows down a wrong token without locking the right one out', async () => {
     const login = await api('/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
     expect(login.status).toBe(201);
     const cookie = login.headers.get('set-cookie')!;
@@ -100,11 +104,10 @@ describe('console in headless Chromium', () => {
     expect(await topicSize(cluster, rulesTopic)).toBe(0);
 
     const attempt = (token: string) => api('/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const started = Date.now();
     for (let index = 0; index < 5; index += 1) expect((await attempt('guess')).status).toBe(401);
-    const slowed = await attempt(TOKEN);
-    expect(slowed.status).toBe(429);
-    expect(Number(slowed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5 * 450);
+    // Five wrong tokens from this address do not lock the right one out (test/console/auth.test.ts has the rest).
     expect((await attempt(TOKEN)).status).toBe(201);
   });
 
@@ -149,8 +152,11 @@ describe('console in headless Chromium', () => {
     await expect.poll(() => row.innerText()).toContain('Production deploys');
     expect(await row.locator('input[type=checkbox]').isChecked()).toBe(false);
     const ruleId = await row.getAttribute('data-rule-id');
-    // The secret is never served again.
-    expect(await (await page.request.get(`${console_.url}api/rules/${ruleId}`)).text()).not.toContain(secret.slice(6));
+    // The secret is never served again, nor a header value: header names come with the mask.
+    const served = await (await page.request.get(`${console_.url}api/rules/${ruleId}`)).text();
+    expect(served).not.toContain(secret.slice(6));
+    expect(served).not.toContain('deployments');
+    expect(JSON.parse(served)).toMatchObject({ headers: { 'X-Team': '[redacted]' } });
 
     await row.locator('.switch span').click();
     await expect.poll(() => console_.rules.get(ruleId!)?.enabled).toBe(true);
@@ -192,11 +198,20 @@ describe('console in headless Chromium', () => {
     await page.goto(`${console_.url}#/rules`);
     await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Edit' }).click();
     expect(await page.inputValue('#rule-url')).toBe(receiver.url);
+    // A saved header value is not shown; left empty, it stays.
+    expect(await page.inputValue('.header-name')).toBe('X-Team');
+    expect(await page.inputValue('.header-value')).toBe('');
+    expect(await page.getAttribute('.header-value', 'placeholder')).toMatch(/hidden; type to replace/);
     await page.fill('#rule-url', `${receiver.url}?v=2`);
     await screenshot('console-rule-edit.png');
     await page.click('#save-rule');
     await expect.poll(() => console_.rules.get(ruleId!)?.url).toBe(`${receiver.url}?v=2`);
     expect(console_.rules.get(ruleId!)).toMatchObject({ enabled: true, secrets: [{ secret }], headers: { 'X-Team': 'deployments' }, scope: { kind: 'workflows', ids: ['wf-1', 'wf-2'] }, eventTypes: ['workflow_completed'] });
+    // Typed over, a header value is replaced.
+    await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Edit' }).click();
+    await page.locator('.header-value').fill('releases');
+    await page.click('#save-rule');
+    await expect.poll(() => console_.rules.get(ruleId!)?.headers).toEqual({ 'X-Team': 'releases' });
 
     // Rotate: both secrets sign during the overlap.
     await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Rotate secret' }).click();
@@ -255,6 +270,36 @@ describe('console in headless Chromium', () => {
     } finally {
       await io.close();
       await failing.close();
+    }
+  });
+
+  it('never serves the credentials in a refused rule\'s URL: not in dead letters\' reasons, nor from records written before they were redacted', async () => {
+    const [password, token] = [`pw-${randomUUID()}`, `tk-${randomUUID()}`];
+    const io = await writers(cluster);
+    const raw = createProducer(io.kafka);
+    await raw.connect();
+    try {
+      matcher ??= await startMatcher(cluster);
+      const codec = await io.registry.codec(`${rulesTopic}-value`, contracts.eventRule);
+      const leaky = valid(contracts.eventRule, { ...rule('leaky-url', 'leaky-app'), url: `htps//ops:${password}@hooks.example.com/in?token=${token}`, updatedAt: Date.now() });
+      const rulesDlq = topicNames(cluster.TOPIC_PREFIX).eventRulesDlq;
+      await raw.send({ topic: rulesTopic, messages: [{ key: 'leaky-url', value: codec.encode(leaky) }] });
+      // As the matcher wrote it before validation stopped quoting URLs.
+      const old = { [DLQ_HEADERS.reason]: 'invalid', [DLQ_HEADERS.error]: `url: must be an absolute http(s) URL (got "https://ops:${password}@hooks.example.com/in?token=${token}")`, [DLQ_HEADERS.at]: new Date().toISOString() };
+      await raw.send({ topic: rulesDlq, messages: [{ key: 'old-leaky', value: null, headers: old }] });
+      const held = () => console_.deadLetters.topics().find((topic) => topic.topic === rulesDlq)!.records.filter((record) => record.key?.includes('leaky'));
+      await expect.poll(() => held().length, { timeout: 30_000 }).toBe(2);
+
+      const served = await (await api('/api/dead-letters', { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      expect(served).toContain('leaky-url');
+      expect(served).toContain('https://redacted:redacted@hooks.example.com/in?redacted');
+      for (const leak of [password, token]) expect(served).not.toContain(leak);
+      await page.goto(`${console_.url}#/dead-letters`);
+      await expect.poll(() => page.locator(`[data-topic="${rulesDlq}"]`).innerText()).toContain('does not parse');
+      for (const leak of [password, token]) expect(await page.content()).not.toContain(leak);
+    } finally {
+      await raw.disconnect();
+      await io.close();
     }
   });
 });

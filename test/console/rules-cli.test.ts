@@ -1,10 +1,14 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKafka, kafkaConnection } from '../../services/common/kafka.ts';
+import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
+import { RulesTable } from '../../services/common/rules-table.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
@@ -15,6 +19,7 @@ import { freePorts } from '../../stack/ports.ts';
 import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 
 const run = promisify(execFile);
+const fingerprint = (secret: string) => createHash('sha256').update(secret).digest('hex').slice(0, 12);
 const cluster = testCluster('rules-cli');
 const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
 const env = clusterEnv(cluster);
@@ -30,6 +35,18 @@ async function rulesWith(environment: NodeJS.ProcessEnv, ...args: string[]): Pro
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** A rule's headers as stored (values in clear, unlike what the CLI shows): the event-rules topic read to its end. */
+async function storedHeaders(id: string): Promise<Record<string, string> | undefined> {
+  const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'test-rules-reader', logger: testLogger });
+  const table = new RulesTable({ kafka, registry: new SchemaRegistryClient(registryConnection(cluster)), topic: topicNames(cluster.TOPIC_PREFIX).eventRules, logger: testLogger, groupPrefix: 'test' });
+  await table.start();
+  try {
+    return table.get(id)?.headers;
+  } finally {
+    await table.stop();
   }
 }
 
@@ -86,6 +103,10 @@ describe('npm run rules', () => {
       [await bad('types.json', JSON.stringify({ ...valid, eventTypes: ['deploy_done'] })), /eventTypes\.0: must be one of/],
       [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--secret', 'hunter2'), /secrets\.0\.secret: must be whsec_/],
       [await rules('put', '--id', 'x', '--application', 'a', '--url', 'https://h.example/x', '--event-types', 'workflow_started,nope'), /--name: is required[\s\S]*--event-types: unknown event type nope/],
+      // Credentials in a URL that does not parse, or in a header without its `=`, are never quoted.
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'htps//ops:hunter2@h.example/x?token=hunter2'), /url: must be an absolute http\(s\) URL \(this one does not parse/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'ftp://ops:hunter2@h.example/x'), /url: must be an absolute http\(s\) URL \(its scheme is ftp:\)/],
+      [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--header', 'Authorization: Bearer hunter2'), /--header: number 1 must be NAME=VALUE/],
     ] as const;
     for (const [result, message] of cases) {
       expect(result.code).toBe(1);
@@ -124,15 +145,19 @@ describe('npm run rules', () => {
     // The result and nothing else: stdout is the JSON document alone, and no library warning reaches stderr.
     const got = await rules('get', 'cli-1');
     expect(got.stderr).toBe('');
-    expect(JSON.parse(got.stdout)).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator', headers: { 'X-Team': 'ops' } });
+    // Header values are write-only, like secrets: the name with the mask.
+    expect(JSON.parse(got.stdout)).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator', headers: { 'X-Team': '[redacted]' } });
+    expect(got.stdout).not.toContain('ops"');
     // LOG_LEVEL=debug opens the logger (on stderr) again.
     expect(await rulesWith({ ...env, LOG_LEVEL: 'debug' }, 'get', 'cli-1')).toMatchObject({ code: 0, stderr: expect.stringContaining('"msg":"table bootstrapped"') });
     expect((await rules('enable', 'cli-1')).stdout).toContain('rule cli-1 enabled');
 
     const rotated = await rules('rotate-secret', 'cli-1', '--overlap', '1h');
     const fresh = /new signing secret \(shown once, store it now\): (whsec_\S+)/.exec(rotated.stdout)![1]!;
-    const shown = JSON.parse((await rules('get', 'cli-1')).stdout) as { enabled: boolean; secrets: Array<{ secret: string; notAfter: string | null }> };
-    expect(shown.secrets).toEqual([{ secret: `${secret.slice(0, 10)}…`, notAfter: expect.any(String) }, { secret: `${fresh.slice(0, 10)}…`, notAfter: null }]);
+    const shown = (await rules('get', 'cli-1')).stdout;
+    // Fingerprints (as the console shows them), never a part of the secret.
+    expect((JSON.parse(shown) as { secrets: unknown[] }).secrets).toEqual([{ fingerprint: fingerprint(secret), notAfter: expect.any(String) }, { fingerprint: fingerprint(fresh), notAfter: null }]);
+    for (const key of [secret, fresh]) expect(shown).not.toContain(key.slice('whsec_'.length, 'whsec_'.length + 4));
     expect((await rules('test', 'cli-1')).code).toBe(0);
     const signed = receiver.received.at(-1)!;
     for (const key of [secret, fresh]) expect(() => new Webhook(key).verify(signed.body, signed.headers as Record<string, string>)).not.toThrow();
@@ -143,20 +168,28 @@ describe('npm run rules', () => {
     expect((await rules('list')).stdout.trim()).toBe('no rules');
   });
 
-  it('rules put on an existing id keeps its secret and enabled state unless told otherwise', async () => {
-    const first = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep', '--url', receiver.url, '--enabled');
+  it('rules put on an existing id keeps its secret, header values and enabled state unless told otherwise', async () => {
+    const first = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep', '--url', receiver.url, '--enabled', '--header', 'Authorization=Bearer t0ken', '--header', 'X-Team=ops');
     const secret = /signing secret \(shown once, store it now\): (whsec_\S+)/.exec(first.stdout)![1]!;
     const updated = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep renamed', '--url', `${receiver.url}/v2`);
     expect(updated.code, updated.stderr).toBe(0);
     expect(updated.stdout).toContain('put rule keep (enabled)');
     expect(updated.stdout).not.toContain('signing secret');
     const kept = JSON.parse((await rules('get', 'keep')).stdout) as { name: string; enabled: boolean; secrets: Array<{ secret: string }> };
-    expect(kept).toMatchObject({ name: 'Keep renamed', enabled: true, secrets: [{ secret: `${secret.slice(0, 10)}…` }] });
+    expect(kept).toMatchObject({ name: 'Keep renamed', enabled: true, secrets: [{ fingerprint: fingerprint(secret) }], headers: { Authorization: '[redacted]', 'X-Team': '[redacted]' } });
+    const stored = () => storedHeaders('keep');
+    expect(await stored()).toEqual({ Authorization: 'Bearer t0ken', 'X-Team': 'ops' });
+    // The mask keeps a value (names ignore case); headers not given go; a header new to the rule needs its value.
+    expect((await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep renamed', '--url', `${receiver.url}/v2`, '--header', 'authorization=[redacted]', '--header', 'X-Env=prod')).code).toBe(0);
+    expect(await stored()).toEqual({ authorization: 'Bearer t0ken', 'X-Env': 'prod' });
+    const unknownMask = await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Keep renamed', '--url', receiver.url, '--header', 'X-New=[redacted]');
+    expect(unknownMask).toMatchObject({ code: 1, stderr: expect.stringContaining('headers.X-New: is [redacted], which keeps the value the rule has, but it has no such header') });
 
     const file = join(dir, 'keep.yaml');
     await writeFile(file, `id: keep\napplication: keep-app\nname: From a file\nurl: ${receiver.url}\nscope: {kind: everything}\n`);
     expect((await rules('put', '--file', file)).stdout).toContain('put rule keep (enabled)');
-    expect(JSON.parse((await rules('get', 'keep')).stdout)).toMatchObject({ name: 'From a file', enabled: true, secrets: [{ secret: `${secret.slice(0, 10)}…` }] });
+    expect(JSON.parse((await rules('get', 'keep')).stdout)).toMatchObject({ name: 'From a file', enabled: true, secrets: [{ fingerprint: fingerprint(secret) }], headers: { authorization: '[redacted]', 'X-Env': '[redacted]' } });
+    expect(await stored()).toEqual({ authorization: 'Bearer t0ken', 'X-Env': 'prod' });
 
     expect((await rules('put', '--id', 'keep', '--application', 'keep-app', '--name', 'Off', '--url', receiver.url, '--disabled')).stdout).toContain('put rule keep (disabled');
     expect((await rules('delete', 'keep')).code).toBe(0);

@@ -316,11 +316,14 @@ function ruleForm(rule) {
   const types = catalog.eventTypes.map((type) => h('input', { type: 'checkbox', value: type, checked: value.eventTypes?.includes(type) ?? false, disabled: value.eventTypes === null }));
   const events = h('div', { class: 'checks' }, h('label', { class: 'all' }, allEvents, 'All events'), ...types.map((box) => h('label', {}, box, box.value)));
 
+  // Header values are write-only: the API shows a saved one as a mask. Its row starts empty; left so, the mask goes
+  // back (dataset.kept) and the server keeps the value; typed over, the new value replaces it.
   const headerRows = h('div', { class: 'pairs', id: 'header-rows' });
-  const addHeader = (name = '', headerValue = '') => headerRows.append(h('div', { class: 'pair' },
-    h('input', { type: 'text', class: 'header-name', value: name, placeholder: 'Header name' }), h('input', { type: 'text', class: 'header-value', value: headerValue, placeholder: 'Value' }),
+  const addHeader = (name = '', mask) => headerRows.append(h('div', { class: 'pair', dataset: mask === undefined ? {} : { kept: mask } },
+    h('input', { type: 'text', class: 'header-name', value: name, placeholder: 'Header name', 'aria-label': 'Header name' }),
+    h('input', { type: 'text', class: 'header-value', value: '', placeholder: mask === undefined ? 'Value' : '•••••• saved, hidden; type to replace', 'aria-label': 'Header value' }),
     h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove header', onclick: (event) => event.target.closest('.pair').remove() }, '✕')));
-  Object.entries(value.headers).forEach(([name, headerValue]) => addHeader(name, headerValue));
+  Object.entries(value.headers).forEach(([name, mask]) => addHeader(name, mask));
 
   const enabled = h('input', { type: 'checkbox', id: 'rule-enabled', checked: value.enabled });
   const userData = h('input', { type: 'checkbox', id: 'rule-user-data', checked: value.includeUserData });
@@ -338,7 +341,8 @@ function ruleForm(rule) {
       scopeChoice('pipelines', 'Pipelines', 'Specific pipelines, or all pipelines'), scopeIdsRow)),
     field('eventTypes', 'Events', events),
     field('url', 'Webhook URL', input('url', { type: 'url', value: value.url, placeholder: 'https://example.com/webhooks' }), 'POSTed with webhook-id, webhook-timestamp and webhook-signature headers.'),
-    field('headers', 'Headers', h('div', {}, headerRows, h('button', { type: 'button', class: 'btn small', style: 'margin-top:8px', onclick: () => addHeader() }, '+ Add header')), 'Sent with every request; values are masked in the logs.'),
+    field('headers', 'Headers', h('div', {}, headerRows, h('button', { type: 'button', class: 'btn small', style: 'margin-top:8px', onclick: () => addHeader() }, '+ Add header')),
+      editing ? 'Values are write-only: saved ones are never shown. Leave one empty to keep it, or type a new value.' : 'Sent with every request. Values are write-only: once saved they are never shown again, here or in the logs.'),
     field('delegateSelectors', 'Delegate selectors', input('selectors', { value: value.delegateSelectors.join(', '), placeholder: 'e.g. eu-west, ${workflow.id}' }), 'A dispatcher pool with all of these tags sends the requests. Leave empty for any.'),
     h('div', { class: 'row2' }, field('payloadFormat', 'Payload format', format),
       field('rateLimitPerSecond', 'Rate limit (requests / s)', input('rate-limit', { type: 'number', min: '1', value: value.rateLimitPerSecond ?? '', placeholder: 'unlimited' }))),
@@ -360,7 +364,10 @@ function ruleForm(rule) {
       url: $('#rule-url').value.trim(),
       scope: { kind, ids: kind === 'everything' || scopeAll.checked ? null : list(scopeIds.value) },
       eventTypes: allEvents.checked ? null : types.filter((box) => box.checked).map((box) => box.value),
-      headers: Object.fromEntries([...headerRows.children].map((row) => [$('.header-name', row).value.trim(), $('.header-value', row).value]).filter(([name]) => name)),
+      headers: Object.fromEntries([...headerRows.children].map((row) => {
+        const typed = $('.header-value', row).value;
+        return [$('.header-name', row).value.trim(), typed === '' && row.dataset.kept !== undefined ? row.dataset.kept : typed];
+      }).filter(([name]) => name)),
       delegateSelectors: list($('#rule-selectors').value),
       payloadFormat: format.value,
       includeUserData: userData.checked,
