@@ -35,7 +35,7 @@ import { createPublisher } from '../services/producer/publisher.ts';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { progressLine } from '../services/common/progress.ts';
 import { benchEvent, benchRule } from './workload.ts';
-import { benchCluster, floor, metric, percentile, ProcessMeter, progress, removeRun, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
+import { benchCluster, floor, metric, produceFloor, percentile, ProcessMeter, progress, removeRun, stackPids, startReceiver, startService, type BenchReceiver, type ServiceProcess, writeResults } from './support.ts';
 
 const USAGE = `
 usage: npm run bench -- [--events 20000] [--rules 2] [--rate 1000] [--rate-seconds 10] [--dispatchers 1]
@@ -230,13 +230,7 @@ const baseline = await consume(async (value) => {
 progress('reference (d): the floor — undici POST loop, kafkajs consume and produce…');
 const floorPost = await floor(cluster, 'post', '--url', receiver.url, '--requests', String(Math.min(expected, 20000)), '--connections', String(PER_ENDPOINT));
 const floorConsume = await floor(cluster, 'consume', '--topic', names.workflowEvents, '--records', String(eventCount));
-// Into a scratch topic of the run's own (removed with the run's topics): its records are not Avro.
-const scratch = `${cluster.TOPIC_PREFIX}bench-floor`;
-const admin = kafka.admin();
-await admin.connect();
-await admin.createTopics({ topics: [{ topic: scratch, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
-await admin.disconnect();
-const floorProduce = await floor(cluster, 'produce', '--topic', scratch, '--records', String(Math.min(expected, 20000)));
+const floorProduce = await produceFloor(cluster, Math.min(expected, 20000));
 const floorWork = await floor(cluster, 'work', '--records', String(Math.min(expected, 20000)));
 await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
 

@@ -28,7 +28,7 @@ import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 import type { Endpoints } from '../stack/index.ts';
 import { progressLine } from '../services/common/progress.ts';
-import { benchCluster, floor, metric, percentile, ProcessMeter, progress, removeRun, startReceiver, startService, writeResults } from './support.ts';
+import { benchCluster, floor, metric, produceFloor, percentile, ProcessMeter, progress, removeRun, startReceiver, startService, writeResults } from './support.ts';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { slowScenario } from './isolation-slow.ts';
 
@@ -143,12 +143,7 @@ async function round(label: string) {
   await publisher.close();
   // The least kafkajs spends to read a record and write one, on this round's broker: what a deferral cannot go below.
   const consumed = await floor(cluster, 'consume', '--topic', topicNames(cluster.TOPIC_PREFIX).workflowEvents, '--records', String(eventCount));
-  const scratch = `${cluster.TOPIC_PREFIX}bench-floor`;
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic: scratch, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
-  await admin.disconnect();
-  const produced = await floor(cluster, 'produce', '--topic', scratch, '--records', String(Math.min(eventCount, 20000)));
+  const produced = await produceFloor(cluster, Math.min(eventCount, 20000));
   meter.stop();
   // No graceful stop: it would wait out the hanging requests, and nothing of this round is needed any more.
   for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');

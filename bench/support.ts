@@ -16,6 +16,7 @@ import { externalEndpoints, stackSettings, stackStatus, stackUp, type Endpoints 
 import { startPrivateStack } from '../stack/private.ts';
 import { freePort } from '../stack/ports.ts';
 import { connectionEnv, connectionSettings, loadConfig } from '../services/common/config.ts';
+import { createKafka, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { removeCluster, type ClusterConfig } from '../services/common/setup.ts';
 
@@ -166,6 +167,19 @@ export async function floor(cluster: ClusterConfig, ...args: string[]): Promise<
   const script = fileURLToPath(new URL('./floor.ts', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], { env: serviceEnv(cluster) });
   return JSON.parse(stdout.trim().split('\n').pop()!) as { cpuMicrosPerUnit: number };
+}
+
+/** The floor's produce measure, into a scratch topic of the run's own (removed with the run's topics: its records are not Avro). */
+export async function produceFloor(cluster: ClusterConfig, records: number): Promise<{ cpuMicrosPerUnit: number }> {
+  const topic = `${cluster.TOPIC_PREFIX}bench-floor`;
+  const admin = createKafka({ ...kafkaConnection(cluster), clientId: 'bench-floor', logger: createLogger('bench', 'warn') }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: cluster.TOPIC_PARTITIONS }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+  return floor(cluster, 'produce', '--topic', topic, '--records', String(records));
 }
 
 /** A metric's value from a Prometheus text page, summed over the label sets that carry every one of `labels`. */
