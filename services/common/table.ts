@@ -139,7 +139,7 @@ export class KafkaTable<T, S = T> {
   async start(): Promise<void> {
     const { topic, deadLetters } = this.#options;
     await this.#admin.connect();
-    for (const { partition, offset, low } of await this.#admin.fetchTopicOffsets(topic)) {
+    for (const { partition, offset, low } of await retryRetriable(() => this.#admin.fetchTopicOffsets(topic))) {
       if (BigInt(offset) > BigInt(low)) this.#pending.set(partition, BigInt(offset));
     }
     if (deadLetters) {
