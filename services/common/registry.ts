@@ -1,12 +1,19 @@
 /**
- * Avro over a Confluent-compatible schema registry (Confluent Schema Registry, Apicurio's /apis/ccompat/v7, …).
+ * Avro over a Confluent-compatible schema registry (Confluent Schema Registry, Apicurio's /apis/ccompat/v7, …), through
+ * @kafkajs/confluent-schema-registry: it registers, looks schemas up by id and by subject (schema references included),
+ * caches them, and sends every request through one HTTP agent (the CA), with basic auth, a timeout and retries.
  * Records use the Confluent wire format: magic byte 0, the 4-byte schema id, then the Avro binary body.
  * Decoding reads with the writer's schema and resolves into the reader's contract, so a producer on a newer
  * (BACKWARD-compatible) schema never breaks an older consumer, and a record of any other schema is refused.
  */
 import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
-import { Agent, request, type Dispatcher } from 'undici';
+import forge, { type Response as MappersmithResponse } from 'mappersmith';
+import BasicAuthMiddleware from 'mappersmith/middleware/basic-auth';
+import TimeoutMiddleware from 'mappersmith/middleware/timeout';
 import { timestampIssues, type Contract } from '../../schemas/index.ts';
 import type { ConnectionConfig } from './config.ts';
 
@@ -62,49 +69,87 @@ export function registryConnection(config: Pick<ConnectionConfig, Extract<keyof 
   };
 }
 
+/** Names this client in the registry's logs (User-Agent) and prefixes the library's error messages. */
+const CLIENT_ID = 'workflow-webhooks';
+
 const CERTIFICATE_ERROR = /certificate|self[- ]signed|issuer|unable to verify/i;
+/** The library's text for an answer it could not read as JSON, or for a request that got no answer at all. */
+const NOT_JSON = /^Error, status \d+: ?/;
+/** A socket error or the library's timeout: the registry never answered (the library reports these as HTTP 400). */
+const NO_ANSWER = /^Error, status 400: (?:(?:\w+ )?E[A-Z]{3,}\b|socket hang up|Timeout \(\d+ms\)|Client network socket disconnected)/;
+
+/** What the library rejects with: its ResponseError (an HTTP answer, or none) or one of its own errors. */
+interface LibraryError { name: string; message: string; status?: number; url?: string }
+
+/** A mappersmith answer that failed (HTTP 4xx/5xx, or none), in the shape of the library's ResponseError. */
+function answerError(answer: MappersmithResponse): LibraryError {
+  const data = answer.data<{ message?: string } | string | null>();
+  const message = typeof data === 'object' && data?.message ? data.message : `Error, status ${answer.status()}: ${answer.rawData() ?? ''}`;
+  return { name: 'ResponseError', message, status: answer.status() };
+}
+
+type SubjectsApi = ReturnType<typeof subjectsApi>;
 
 export class SchemaRegistryClient {
   readonly #url: string;
+  readonly #authenticated: boolean;
+  readonly #registry: SchemaRegistry;
+  /** What the library has no call for (listing and deleting subjects), on the same agent, auth and timeout. */
+  readonly #subjects: SubjectsApi;
   /** Resolvers per writer schema id and reader contract: built once, reused for every record. */
   readonly #resolvers = new Map<string, Promise<avro.Resolver>>();
 
-  readonly #retries: number;
-  readonly #authorization: string | undefined;
-  readonly #dispatcher: Dispatcher | undefined;
-
-  constructor({ registryUrl, registryAuth, registryCa }: RegistryConnection, { retries = 3 }: { retries?: number } = {}) {
+  /**
+   * `retries`: how often a request that failed without an answer (or with a 5xx) is sent again;
+   * `requestTimeoutMs`: how long one request may go without an answer before it is abandoned.
+   */
+  constructor({ registryUrl, registryAuth, registryCa }: RegistryConnection, { retries = 3, requestTimeoutMs = 15_000 }: { retries?: number; requestTimeoutMs?: number } = {}) {
     this.#url = registryUrl.replace(/\/+$/, '');
-    this.#retries = retries;
-    this.#authorization = registryAuth && `Basic ${Buffer.from(`${registryAuth.username}:${registryAuth.password}`).toString('base64')}`;
-    this.#dispatcher = registryCa === undefined ? undefined : new Agent({ connect: { ca: registryCa } });
-  }
-
-  /** Sets the subject's compatibility level; the registry then refuses any new version that breaks it. */
-  async setCompatibility(subject: string, level: Compatibility): Promise<void> {
-    const put = () => this.#http('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
-    let response = await put();
-    // Two callers setting up at once (two installs, `npm start` beside `npm run setup`): Apicurio answers the slower
-    // one's create 409 "rule already exists"; a second PUT finds the rule and updates it.
-    if (response.status === 409) response = await put();
-    if (response.status >= 300) throw new RegistryError(`setting ${level} on ${subject}: ${response.message}`, response.status);
+    this.#authenticated = registryAuth !== undefined;
+    const agent = this.#url.startsWith('https:') ? new HttpsAgent({ keepAlive: true, ca: registryCa }) : new HttpAgent({ keepAlive: true });
+    this.#registry = new SchemaRegistry({
+      host: this.#url,
+      clientId: CLIENT_ID,
+      agent,
+      ...(registryAuth ? { auth: registryAuth } : {}),
+      // Every call here is idempotent (a lookup, or registering a schema that then gets the same id), so POSTs are
+      // retried too, and so is a request that timed out. All the fields are given: the library merges them into a
+      // default shared by every client.
+      retry: {
+        retries, initialRetryTimeInSecs: 0.5, maxRetryTimeInSecs: 5, multiplier: 2, factor: 0.2, enableRetry: () => true,
+        validateRetry: (response) => response.status() >= 500 || response.error()?.name === 'TimeoutError',
+      },
+      // The cast: the library's types are mappersmith's CommonJS declarations, this module imports its ESM ones.
+      middlewares: [TimeoutMiddleware(requestTimeoutMs) as never],
+    });
+    this.#subjects = subjectsApi(this.#url, agent, registryAuth, requestTimeoutMs);
   }
 
   /**
    * Registers a contract under `subject` with BACKWARD compatibility (or the given level) and returns its id.
-   * An already registered schema is only looked up: services starting together then read, not write, and a
-   * write never waits longer than the request timeout.
+   * An already registered schema is only looked up: services starting together then read, not write, and credentials
+   * that may only read the registry suffice once setup has registered the contracts.
    */
   async register(subject: string, schema: object, compatibility: Compatibility = 'BACKWARD'): Promise<number> {
-    const body = { schema: JSON.stringify(schema) };
-    const existing = await this.#http('POST', `/subjects/${encodeURIComponent(subject)}`, body);
-    if (existing.status < 300) return (existing.body as { id: number }).id;
-    await this.setCompatibility(subject, compatibility);
-    // Registering the same schema again returns the same id, so a retried request is harmless.
-    const registered = await this.#http('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { ...body, schemaType: 'AVRO' });
-    if (registered.status < 300) return (registered.body as { id: number }).id;
-    const reason = registered.status === 409 ? 'the registry refused an incompatible schema: ' : '';
-    throw new RegistryError(`registering ${subject}: ${reason}${registered.message}`, registered.status);
+    const confluentSchema = { type: SchemaType.AVRO, schema: JSON.stringify(schema) } as const;
+    try {
+      return await this.#registry.getRegistryIdBySchema(subject, confluentSchema);
+    } catch (error) {
+      // The library turns the registry's 404 (no such subject, or not this schema in it) into its own error.
+      if ((error as LibraryError).name !== 'ConfluentSchemaRegistryError') throw this.#failure(`looking up ${subject}`, error);
+    }
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return (await this.#registry.register(confluentSchema, { subject, compatibility: COMPATIBILITY[compatibility] })).id;
+      } catch (error) {
+        const { status, url } = error as LibraryError;
+        // Two callers setting up at once (two installs, `npm start` beside `npm run setup`): both find no rule, and
+        // Apicurio answers the slower one's create 409 "rule already exists"; registering again finds the rule.
+        if (status === 409 && /^put /i.test(url ?? '') && attempt === 1) continue;
+        const reason = status === 409 ? 'the registry refused an incompatible schema: ' : '';
+        throw this.#failure(`registering ${subject}`, error, reason);
+      }
+    }
   }
 
   /**
@@ -114,22 +159,21 @@ export class SchemaRegistryClient {
    */
   async deleteSubjects(prefix: string): Promise<string[]> {
     if (!prefix) throw new RegistryError('refusing to delete subjects without a prefix: that would be every subject');
-    const listed = await this.#http('GET', '/subjects');
-    if (listed.status >= 300) throw new RegistryError(`listing subjects: ${listed.message}`, listed.status);
-    const subjects = (listed.body as string[]).filter((subject) => subject.startsWith(prefix));
+    const listed = await this.#subjects.Subjects.list().catch((answer: MappersmithResponse) => { throw this.#failure('listing subjects', answerError(answer)); });
+    const subjects = (listed.data() as string[]).filter((subject) => subject.startsWith(prefix));
     // A subject another one refers to (schema references) is refused until the referring one is gone: such refusals
     // are tried again after the others, as long as each pass deletes something.
     let remaining = subjects;
     while (remaining.length > 0) {
       const refused: Array<{ subject: string; error: RegistryError }> = [];
       for (const subject of remaining) {
-        for (const query of ['', '?permanent=true']) {
-          const deleted = await this.#http('DELETE', `/subjects/${encodeURIComponent(subject)}${query}`);
+        try {
+          await this.#subjects.Subjects.delete({ subject });
+          await this.#subjects.Subjects.delete({ subject, permanent: true });
+        } catch (answer) {
           // 404: already gone (another cleanup, or a registry that deletes permanently at once).
-          if (deleted.status >= 300 && deleted.status !== 404) {
-            refused.push({ subject, error: new RegistryError(`deleting ${subject}: ${deleted.message}`, deleted.status) });
-            break;
-          }
+          const error = answerError(answer as MappersmithResponse);
+          if (error.status !== 404) refused.push({ subject, error: this.#failure(`deleting ${subject}`, error) });
         }
       }
       if (refused.length === remaining.length) throw refused[0]!.error;
@@ -144,6 +188,7 @@ export class SchemaRegistryClient {
     const header = Buffer.alloc(HEADER_BYTES);
     header.writeUInt8(MAGIC_BYTE, 0);
     header.writeInt32BE(schemaId, 1);
+    // The library's encode() is asynchronous and looks the schema up for every record; this one is synchronous.
     return {
       subject,
       schemaId,
@@ -175,6 +220,10 @@ export class SchemaRegistryClient {
     return value;
   }
 
+  /**
+   * The library's decode() parses the reader's schema and builds a resolver for every record, and keeps no verdict on
+   * a schema it cannot read; these resolvers are built once per writer id, and such a verdict is kept too.
+   */
   #resolver(contract: Contract<unknown>, schemaId: number): Promise<avro.Resolver> {
     const key = `${schemaId}:${contract.name}`;
     let resolver = this.#resolvers.get(key);
@@ -192,77 +241,65 @@ export class SchemaRegistryClient {
   }
 
   async #buildResolver(contract: Contract<unknown>, schemaId: number): Promise<avro.Resolver> {
-    const response = await this.#http('GET', `/schemas/ids/${schemaId}`);
-    if (response.status === 404) throw new DecodeError('unknown-schema-id', `schema id ${schemaId} is not in the registry`);
-    if (response.status >= 300) throw new RegistryError(`fetching schema ${schemaId}: ${response.message}`, response.status);
-    const { schema, schemaType, references } = response.body as { schema: string; schemaType?: string; references?: unknown[] };
-    if (schemaType && schemaType !== 'AVRO') {
-      throw new DecodeError('wrong-schema', `schema ${schemaId} is ${schemaType}, expected Avro ${contract.name}`);
-    }
-    let writer: avro.Type;
+    let writer: unknown;
     try {
-      writer = avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
+      writer = await this.#registry.getSchema(schemaId);
     } catch (error) {
-      // The registry accepted it, but no record of it can be read here: bad data, not an outage to wait out.
-      const why = references?.length ? ' (it refers to other subjects, schema references, which this reader does not resolve)' : '';
-      throw new DecodeError('unreadable-schema', `schema ${schemaId} cannot be read${why}: ${(error as Error).message}`);
+      const { name, message, status, url } = error as LibraryError;
+      if (status === 404 && url?.includes('/schemas/ids/')) throw new DecodeError('unknown-schema-id', `schema id ${schemaId} is not in the registry`);
+      // The registry accepted it, but no record of it can be read here (avsc refuses it, or a subject version it refers
+      // to is gone): bad data, not an outage to wait out.
+      if (name === 'ConfluentSchemaRegistryArgumentError') throw new DecodeError('unreadable-schema', `schema ${schemaId} cannot be read: ${message}`);
+      if (status === 404) throw new DecodeError('unreadable-schema', `schema ${schemaId} refers to a schema the registry does not have (${url})`);
+      throw this.#failure(`fetching schema ${schemaId}`, error);
     }
-    if (writer.name !== contract.name) {
-      throw new DecodeError('wrong-schema', `schema ${schemaId} is ${writer.name ?? writer.typeName}, expected ${contract.name}`);
+    if (!avro.Type.isType(writer)) throw new DecodeError('wrong-schema', `schema ${schemaId} is not Avro, expected Avro ${contract.name}`);
+    const type = writer as avro.Type;
+    if (type.name !== contract.name) {
+      throw new DecodeError('wrong-schema', `schema ${schemaId} is ${type.name ?? type.typeName}, expected ${contract.name}`);
     }
     try {
-      return contract.type.createResolver(writer);
+      return contract.type.createResolver(type);
     } catch (error) {
       throw new DecodeError('wrong-schema', `schema ${schemaId} cannot be read as ${contract.name}: ${(error as Error).message}`);
     }
   }
 
   /**
-   * One registry call; a timeout or connection failure is retried (every call here is idempotent). Refused
-   * credentials and an untrusted certificate are not: they need a setting changed, and the error names it.
+   * A failed registry call as an error that says what to do. Refused credentials and an untrusted certificate need a
+   * setting changed, and the error names it; no error quotes a credential.
    */
-  async #http(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: unknown; message: string }> {
-    for (let attempt = 1; ; attempt += 1) {
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await request(`${this.#url}${path}`, {
-          method,
-          headers: {
-            'content-type': 'application/vnd.schemaregistry.v1+json',
-            accept: 'application/vnd.schemaregistry.v1+json, application/json',
-            ...(this.#authorization ? { authorization: this.#authorization } : {}),
-          },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          headersTimeout: 15_000,
-          bodyTimeout: 15_000,
-          ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
-        });
-      } catch (error) {
-        const seen = [(error as Error).message, ((error as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
-        if (CERTIFICATE_ERROR.test(seen)) {
-          throw new RegistryError(`schema registry at ${this.#url}: its TLS certificate is not trusted (${seen}); set SCHEMA_REGISTRY_CA_FILE to the CA that signed it`);
-        }
-        if (attempt > this.#retries) {
-          throw new RegistryError(`schema registry at ${this.#url} is unreachable (${seen}); is it running? (npm run stack:status)`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-        continue;
-      }
-      const text = await response.body.text();
-      if (response.statusCode === 401 || response.statusCode === 403) {
-        const which = this.#authorization ? 'refused the credentials of SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD' : 'needs credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD';
-        throw new RegistryError(`schema registry at ${this.#url} ${which} (HTTP ${response.statusCode})`, response.statusCode);
-      }
-      let parsed: unknown;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // Not the registry answering (a proxy's error page, plain HTTP sent to an HTTPS port, a wrong path).
-        return { status: response.statusCode, body: undefined, message: `HTTP ${response.statusCode}, not a schema registry's answer: ${text.replace(/<[^>]*>|\s+/g, ' ').trim().slice(0, 120)}` };
-      }
-      const message = (parsed as { message?: string } | undefined)?.message ?? text;
-      return { status: response.statusCode, body: parsed, message };
+  #failure(doing: string, error: unknown, reason = ''): RegistryError {
+    const { status, message } = error as LibraryError;
+    const detail = message.startsWith(`${CLIENT_ID} - `) ? message.slice(CLIENT_ID.length + 3) : message;
+    if (status === 401 || status === 403) {
+      const which = this.#authenticated ? 'refused the credentials of SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD' : 'needs credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD';
+      return new RegistryError(`schema registry at ${this.#url} ${which} (HTTP ${status})`, status);
     }
+    const seen = detail.replace(NOT_JSON, '');
+    if (CERTIFICATE_ERROR.test(seen)) {
+      return new RegistryError(`schema registry at ${this.#url}: its TLS certificate is not trusted (${seen}); set SCHEMA_REGISTRY_CA_FILE to the CA that signed it`);
+    }
+    if (NO_ANSWER.test(detail)) return new RegistryError(`schema registry at ${this.#url} is unreachable (${seen}); is it running? (npm run stack:status)`);
+    // Not the registry answering (a proxy's error page, plain HTTP sent to an HTTPS port, a wrong path).
+    if (NOT_JSON.test(detail)) return new RegistryError(`${doing}: HTTP ${status}, not a schema registry's answer: ${seen.replace(/<[^>]*>|\s+/g, ' ').trim().slice(0, 120)}`, status);
+    return new RegistryError(`${doing}: ${reason}${detail}`, status);
   }
 }
 
+/** Listing and deleting subjects, which the library has no call for, through the library's HTTP client (mappersmith). */
+function subjectsApi(host: string, agent: HttpAgent, auth: RegistryConnection['registryAuth'], timeoutMs: number) {
+  return forge({
+    clientId: CLIENT_ID,
+    host,
+    ignoreGlobalMiddleware: true,
+    middleware: [TimeoutMiddleware(timeoutMs), ...(auth ? [BasicAuthMiddleware(auth)] : [])],
+    gatewayConfigs: { HTTP: { configure: () => ({ agent }) } },
+    resources: {
+      Subjects: {
+        list: { method: 'get', path: '/subjects' },
+        delete: { method: 'delete', path: '/subjects/{subject}' },
+      },
+    },
+  });
+}

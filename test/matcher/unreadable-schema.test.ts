@@ -1,7 +1,8 @@
 /**
- * Issue 24, item 2: a writer schema the registry accepted but avsc cannot parse (a Confluent schema reference to
- * another subject, an invalid default) is bad data, not a registry outage: decode() refuses it as a DecodeError of its
- * own reason, and the matcher dead-letters its records and keeps matching, instead of retrying the batch forever.
+ * Issue 24, item 2: a writer schema the registry accepted but avsc cannot parse (an invalid default) is bad data, not a
+ * registry outage: decode() refuses it as a DecodeError of its own reason, and the matcher dead-letters its records and
+ * keeps matching, instead of retrying the batch forever. (Schema references to other subjects are resolved: see
+ * test/schemas/compatibility.test.ts.)
  */
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,29 +34,23 @@ afterAll(async () => {
 });
 
 /** Registers `schema` under `subject` through the registry's Confluent API, as another team's producer would. */
-async function registerRaw(subject: string, schema: object, references: object[] = []): Promise<number> {
+async function registerRaw(subject: string, schema: object): Promise<number> {
   const response = await fetch(`${cluster.SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(subject)}/versions`, {
     method: 'POST',
     headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
-    body: JSON.stringify({ schema: JSON.stringify(schema), schemaType: 'AVRO', references }),
+    body: JSON.stringify({ schema: JSON.stringify(schema), schemaType: 'AVRO' }),
   });
   const body = (await response.json()) as { id?: number; message?: string };
   if (!response.ok || body.id === undefined) throw new Error(`registering ${subject}: HTTP ${response.status} ${body.message}`);
   return body.id;
 }
 
-/** A schema that names a type of another subject: Confluent schema references, which avsc cannot resolve. */
-async function referencingSchemaId(): Promise<number> {
-  const extra = { type: 'record', name: 'Extra', namespace: 'com.example', fields: [{ name: 'note', type: 'string' }] };
-  await registerRaw(`${cluster.TOPIC_PREFIX}extra-value`, extra);
-  return registerRaw(`${cluster.TOPIC_PREFIX}referencing-value`, {
-    type: 'record', name: contracts.workflowEvent.name, fields: [{ name: 'extra', type: 'com.example.Extra' }],
-  }, [{ name: 'com.example.Extra', subject: `${cluster.TOPIC_PREFIX}extra-value`, version: 1 }]);
-}
-
-/** An invalid default the registry accepts anyway: a union's default must be of its first branch ("null"). */
+/** Invalid defaults the registry accepts anyway: a union's default must be of its first branch ("null"). */
 const badDefaultSchemaId = () => registerRaw(`${cluster.TOPIC_PREFIX}bad-default-value`, {
   type: 'record', name: contracts.workflowEvent.name, fields: [{ name: 'retries', type: ['null', 'int'], default: 5 }],
+});
+const otherBadDefaultSchemaId = () => registerRaw(`${cluster.TOPIC_PREFIX}bad-note-value`, {
+  type: 'record', name: contracts.workflowEvent.name, fields: [{ name: 'note', type: ['null', 'string'], default: 'none' }],
 });
 
 /** A record in the wire format under `schemaId`; its body does not matter, the schema cannot be read. */
@@ -88,14 +83,14 @@ async function countingProxy(): Promise<{ url: string; fetches: () => number; cl
 
 describe('a schema avsc cannot parse is bad data (issue 24, item 2)', () => {
   it('decode() refuses it as a DecodeError "unreadable-schema", and asks the registry about each such id once', async () => {
-    const [referencing, badDefault] = [await referencingSchemaId(), await badDefaultSchemaId()];
+    const [otherBadDefault, badDefault] = [await otherBadDefaultSchemaId(), await badDefaultSchemaId()];
     const proxy = await countingProxy();
     try {
       const registry = new SchemaRegistryClient({ registryUrl: proxy.url });
       for (let attempt = 0; attempt < 3; attempt += 1) {
-        const refused = await registry.decode(contracts.workflowEvent, wireRecord(referencing)).catch((error: unknown) => error);
+        const refused = await registry.decode(contracts.workflowEvent, wireRecord(otherBadDefault)).catch((error: unknown) => error);
         expect(refused).toBeInstanceOf(DecodeError);
-        expect(refused).toMatchObject({ reason: 'unreadable-schema', message: expect.stringMatching(/schema references/) });
+        expect(refused).toMatchObject({ reason: 'unreadable-schema', message: expect.stringMatching(/default/) });
         await expect(registry.decode(contracts.workflowEvent, wireRecord(badDefault))).rejects.toMatchObject({ reason: 'unreadable-schema', message: expect.stringMatching(/default/) });
       }
       expect(proxy.fetches()).toBe(2);
@@ -106,7 +101,7 @@ describe('a schema avsc cannot parse is bad data (issue 24, item 2)', () => {
 
   it('the matcher dead-letters its records with that reason and goes on matching the next valid event', async () => {
     // Registering again gives the same ids: the matcher's own registry client has not seen them.
-    const [referencing, badDefault] = [await referencingSchemaId(), await badDefaultSchemaId()];
+    const [otherBadDefault, badDefault] = [await otherBadDefaultSchemaId(), await badDefaultSchemaId()];
     await io.rules.put(rule('all', harnessApp.id));
     matcher = await startMatcher(cluster);
 
@@ -115,7 +110,7 @@ describe('a schema avsc cannot parse is bad data (issue 24, item 2)', () => {
     const valid = harnessEvent('workflow_started', { workflowExecutionId: 'unreadable-run' });
     const raw = createProducer(io.kafka);
     await raw.connect();
-    await raw.send({ topic: topics.workflowEvents, messages: [referencing, badDefault].map((id) => ({ key: 'unreadable-run', value: wireRecord(id) })) });
+    await raw.send({ topic: topics.workflowEvents, messages: [otherBadDefault, badDefault].map((id) => ({ key: 'unreadable-run', value: wireRecord(id) })) });
     await raw.disconnect();
     await io.events.publish(valid);
 
@@ -123,7 +118,7 @@ describe('a schema avsc cannot parse is bad data (issue 24, item 2)', () => {
     expect(pairs).toEqual([`${valid.eventId}→all`]);
     const dead = await readTopic(cluster, topics.workflowEventsDlq, 2);
     expect(dead.map((record) => headerValue(record.headers, DLQ_HEADERS.reason))).toEqual(['unreadable-schema', 'unreadable-schema']);
-    expect(dead[0]!.value).toEqual(wireRecord(referencing));
+    expect(dead[0]!.value).toEqual(wireRecord(otherBadDefault));
     expect(await metricValue(matcher.metrics, 'matcher_dead_lettered_total', { reason: 'unreadable-schema' })).toBe(2);
     expect(matcher.notReadyReason()).toBeUndefined();
   });

@@ -1,0 +1,152 @@
+/**
+ * SchemaRegistryClient over @kafkajs/confluent-schema-registry, against scripted registries on loopback (no stack):
+ * what it adds to the library, each next to the library alone doing without it, and the errors it turns into a setting
+ * to change.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { afterEach, describe, expect, it } from 'vitest';
+import { contracts } from '../../schemas/index.ts';
+import { DecodeError, RegistryError, SchemaRegistryClient } from '../../services/common/registry.ts';
+
+type Handler = (request: { method: string; path: string; body: string; authorization?: string }, response: ServerResponse) => void;
+const servers: Array<() => Promise<void>> = [];
+afterEach(async () => { await Promise.all(servers.splice(0).map((close) => close())); });
+
+/** An HTTP server on 127.0.0.1 answering with `handler`; its URL carries Apicurio's path prefix. */
+async function registry(handler: Handler): Promise<{ url: string; seen: string[] }> {
+  const seen: string[] = [];
+  const server = createServer((incoming: IncomingMessage, outgoing) => {
+    let body = '';
+    incoming.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+    incoming.on('end', () => {
+      const path = incoming.url!.replace(/^\/apis\/ccompat\/v7/, '');
+      seen.push(`${incoming.method} ${path}`);
+      handler({ method: incoming.method!, path, body, ...(incoming.headers.authorization ? { authorization: incoming.headers.authorization } : {}) }, outgoing);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/apis/ccompat/v7`, seen };
+}
+
+const json = (response: ServerResponse, status: number, body: unknown) => {
+  response.writeHead(status, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
+  response.end(JSON.stringify(body));
+};
+const notFound = (response: ServerResponse) => json(response, 404, { error_code: 40401, message: 'Subject not found' });
+const schema = contracts.eventRule.schema;
+const subject = 'rules-value';
+
+describe('SchemaRegistryClient adds to the library', () => {
+  it('looks a registered schema up without writing: credentials that may only read suffice', async () => {
+    // A registry that answers lookups and refuses every write, as one with read-only credentials does.
+    const readOnly: Handler = ({ method, path }, response) => {
+      if (method === 'POST' && path === `/subjects/${subject}`) return json(response, 200, { subject, version: 1, id: 7, schema: JSON.stringify(schema) });
+      if (method === 'GET' && path === `/config/${subject}`) return json(response, 200, { compatibilityLevel: 'BACKWARD' });
+      json(response, 403, { error_code: 40301, message: 'read-only credentials' });
+    };
+    const { url, seen } = await registry(readOnly);
+    await expect(new SchemaRegistryClient({ registryUrl: url }).register(subject, schema)).resolves.toBe(7);
+    expect(seen).toEqual([`POST /subjects/${subject}`]);
+    // The library's register() always writes a version.
+    await expect(new SchemaRegistry({ host: url }).register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject }))
+      .rejects.toMatchObject({ status: 403 });
+  });
+
+  it('registers again when another setup created the subject\'s compatibility rule first (Apicurio answers 409)', async () => {
+    // Both setups found no rule; the other one's create landed first, so this one's is refused once.
+    let rule: string | undefined;
+    let conflicts = 1;
+    const racing: Handler = ({ method, path, body }, response) => {
+      if (method === 'POST' && path === `/subjects/${subject}`) return notFound(response);
+      if (method === 'GET' && path === `/config/${subject}`) return rule ? json(response, 200, { compatibilityLevel: rule }) : json(response, 404, { error_code: 40408, message: 'no rule' });
+      if (method === 'POST' && path === `/subjects/${subject}/versions`) return json(response, 200, { id: 9 });
+      if (method === 'PUT' && path === `/config/${subject}`) {
+        rule = (JSON.parse(body) as { compatibility: string }).compatibility;
+        if (conflicts-- > 0) return json(response, 409, { error_code: 409, message: 'A rule named COMPATIBILITY already exists' });
+        return json(response, 200, { compatibility: rule });
+      }
+      notFound(response);
+    };
+    const { url } = await registry(racing);
+    await expect(new SchemaRegistry({ host: url }).register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject }))
+      .rejects.toMatchObject({ status: 409 });
+    conflicts = 1;
+    rule = undefined;
+    await expect(new SchemaRegistryClient({ registryUrl: url }).register(subject, schema)).resolves.toBe(9);
+    expect(rule).toBe('BACKWARD');
+  });
+
+  it('refuses what is not the wire format as a DecodeError, where the library throws a RangeError or fetches id 0', async () => {
+    const { url, seen } = await registry((_request, response) => notFound(response));
+    const client = new SchemaRegistryClient({ registryUrl: url });
+    for (const record of [null, Buffer.from([0, 0, 0]), Buffer.from('{"not":"avro"}')]) {
+      await expect(client.decode(contracts.eventRule, record)).rejects.toMatchObject({ name: 'DecodeError', reason: 'not-wire-format' });
+    }
+    await expect(client.decode(contracts.eventRule, Buffer.alloc(64), 32)).rejects.toMatchObject({ reason: 'too-large' });
+    expect(seen).toEqual([]);
+    await expect(new SchemaRegistry({ host: url }).decode(Buffer.from([0, 0, 0]))).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it('keeps the verdict on a schema it cannot read: one fetch for any number of its records', async () => {
+    const badDefault = { type: 'record', name: contracts.eventRule.name, fields: [{ name: 'retries', type: ['null', 'int'], default: 5 }] };
+    const { url, seen } = await registry(({ path }, response) => (path === '/schemas/ids/5' ? json(response, 200, { schema: JSON.stringify(badDefault) }) : notFound(response)));
+    const record = Buffer.from([0, 0, 0, 0, 5, 0]);
+    const client = new SchemaRegistryClient({ registryUrl: url });
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const refused = await client.decode(contracts.eventRule, record).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(DecodeError);
+      expect(refused).toMatchObject({ reason: 'unreadable-schema', message: expect.stringMatching(/^schema 5 cannot be read: .*default/) });
+    }
+    expect(seen).toEqual(['GET /schemas/ids/5']);
+    // The library keeps no failure: each record would ask the registry again.
+    const library = new SchemaRegistry({ host: url });
+    for (let attempt = 0; attempt < 2; attempt += 1) await expect(library.getSchema(5)).rejects.toThrow(/default/);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('an unknown id is not kept: the registry may know it later (an emptied registry whose contracts come back)', async () => {
+    const { url, seen } = await registry((_request, response) => json(response, 404, { error_code: 40403, message: 'Schema not found' }));
+    const client = new SchemaRegistryClient({ registryUrl: url });
+    const record = Buffer.from([0, 0, 0, 0, 6, 0]);
+    await expect(client.decode(contracts.eventRule, record)).rejects.toMatchObject({ reason: 'unknown-schema-id' });
+    await expect(client.decode(contracts.eventRule, record)).rejects.toMatchObject({ reason: 'unknown-schema-id' });
+    expect(seen).toEqual(['GET /schemas/ids/6', 'GET /schemas/ids/6']);
+  });
+});
+
+describe('SchemaRegistryClient errors say what to change, and quote no credential', () => {
+  it('refused or missing credentials name the settings; the library sends basic auth', async () => {
+    const { url } = await registry(({ authorization }, response) => {
+      if (authorization === `Basic ${Buffer.from('svc:right').toString('base64')}`) return json(response, 200, { id: 3 });
+      json(response, 401, { error_code: 401, message: 'Unauthorized' });
+    });
+    const attempt = (registryAuth?: { username: string; password: string }) =>
+      new SchemaRegistryClient({ registryUrl: url, ...(registryAuth ? { registryAuth } : {}) }, { retries: 0 }).register(subject, schema);
+    await expect(attempt({ username: 'svc', password: 'right' })).resolves.toBe(3);
+    const refused = await attempt({ username: 'svc', password: 'wrong-secret' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(RegistryError);
+    expect((refused as RegistryError).message).toBe(`schema registry at ${url} refused the credentials of SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD (HTTP 401)`);
+    await expect(attempt()).rejects.toThrow(`schema registry at ${url} needs credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD (HTTP 401)`);
+  });
+
+  it('a registry that is not there, one that does not answer in time, and an answer that is not a registry\'s', async () => {
+    const closed = await registry(() => undefined);
+    await servers.pop()!();
+    await expect(new SchemaRegistryClient({ registryUrl: closed.url }, { retries: 1 }).register(subject, schema))
+      .rejects.toThrow(new RegExp(`^schema registry at ${closed.url} is unreachable \\(connect ECONNREFUSED .*\\); is it running\\?`));
+
+    const silent = await registry(() => undefined);
+    const started = Date.now();
+    await expect(new SchemaRegistryClient({ registryUrl: silent.url }, { retries: 1, requestTimeoutMs: 200 }).register(subject, schema))
+      .rejects.toThrow(/is unreachable \(Timeout \(200ms\)\)/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(silent.seen).toEqual([`POST /subjects/${subject}`, `POST /subjects/${subject}`]);
+
+    const proxy = await registry((_request, response) => { response.writeHead(502, { 'content-type': 'text/html' }); response.end('<html><h1>502 Bad Gateway</h1></html>'); });
+    await expect(new SchemaRegistryClient({ registryUrl: proxy.url }, { retries: 0 }).register(subject, schema))
+      .rejects.toThrow(`looking up ${subject}: HTTP 502, not a schema registry's answer: 502 Bad Gateway`);
+  });
+});
