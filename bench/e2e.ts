@@ -9,7 +9,8 @@
  *   (d) the floor: CPU per request of a minimal undici loop POSTing pre-rendered, pre-signed bodies at the dispatcher's
  *       per-endpoint concurrency, kafkajs's CPU per record to consume and to produce in batches, and the dispatcher's
  *       own work per delivery without I/O (bench/floor.ts, each in a process of its own). Their sum is the least a
- *       dispatcher built from these libraries can spend per delivery.
+ *       dispatcher built from these libraries can spend per delivery. Beside kafkajs, @platformatic/kafka consumes the
+ *       same records and produces the same batches, for the Kafka client's future (measured, not used).
  * It also adds up every process's CPU per delivery (the broker's and registry's when the run owns them) into the
  * fastest the whole pipeline could go on this machine's cores.
  * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--endpoints N --endpoint-latency
@@ -232,6 +233,9 @@ const floorPost = await floor(cluster, 'post', '--url', receiver.url, '--request
 const floorConsume = await floor(cluster, 'consume', '--topic', names.workflowEvents, '--records', String(eventCount));
 const floorProduce = await produceFloor(cluster, Math.min(expected, 20000));
 const floorWork = await floor(cluster, 'work', '--records', String(Math.min(expected, 20000)));
+progress('reference (d): @platformatic/kafka consume and produce, the same records…');
+const platformaticConsume = await floor(cluster, 'consume', '--topic', names.workflowEvents, '--records', String(eventCount), '--client', 'platformatic');
+const platformaticProduce = await produceFloor(cluster, Math.min(expected, 20000), 'platformatic');
 await Promise.all([receiver.close(), ...slowReceivers.map((slow) => slow.close())]);
 
 const dispatcherMicros = dispatcherNames.reduce((sum, name) => sum + fast.cpuMicrosPerDelivery[name]!, 0);
@@ -261,6 +265,7 @@ const results = {
     floorMicros: {
       postPerRequest: floorPost.cpuMicrosPerUnit, consumePerRecord: floorConsume.cpuMicrosPerUnit, producePerRecord: floorProduce.cpuMicrosPerUnit,
       dispatcherWorkPerDelivery: floorWork.cpuMicrosPerUnit, dispatcherLowerBound: Number(lowerBoundMicros.toFixed(1)),
+      platformaticKafka: { consumePerRecord: platformaticConsume.cpuMicrosPerUnit, producePerRecord: platformaticProduce.cpuMicrosPerUnit },
     },
   },
   wholeRun: { cores, brokerMeasured: measuredBroker, cpuMicrosPerDelivery: wholeMicros, ceilingDeliveriesPerSecond: ceiling },
@@ -270,6 +275,10 @@ const results = {
     dispatcherCpuOfFloor: Number((dispatcherMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
     dispatcherLowerBoundOfFloor: Number((lowerBoundMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
     ceilingOfRawPost: Number((ceiling / rawPost).toFixed(2)),
+    platformaticOfKafkajs: {
+      consume: Number((platformaticConsume.cpuMicrosPerUnit / floorConsume.cpuMicrosPerUnit).toFixed(2)),
+      produce: Number((platformaticProduce.cpuMicrosPerUnit / floorProduce.cpuMicrosPerUnit).toFixed(2)),
+    },
     ...(many ? { manyEndpointsOfFast: Number((many.deliveriesPerSecond / fast.deliveriesPerSecond).toFixed(2)) } : {}),
   },
 };
@@ -292,6 +301,7 @@ peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) =
 (b) raw consume rate              ${rawConsume} events/s
 (c) eachMessage + fetch baseline  ${baseline}/s   → pipeline = ${results.ratios.ofBaseline} × baseline
 (d) floor, CPU µs                 undici POST ${floorPost.cpuMicrosPerUnit} per request · kafkajs consume ${floorConsume.cpuMicrosPerUnit} · produce ${floorProduce.cpuMicrosPerUnit} per record · dispatcher's own work ${floorWork.cpuMicrosPerUnit} per delivery
+  @platformatic/kafka, CPU µs     consume ${platformaticConsume.cpuMicrosPerUnit} · produce ${platformaticProduce.cpuMicrosPerUnit} per record → ${results.ratios.platformaticOfKafkajs.consume} × · ${results.ratios.platformaticOfKafkajs.produce} × kafkajs's
 wrote ${await writeResults('e2e', results)}`);
 await removeRun(cluster);
 process.exit(0);

@@ -5,16 +5,20 @@
  *   post     a minimal undici loop: pre-rendered, pre-signed bodies, POSTed over `--connections` connections with
  *            undici's low-level dispatch() (the dispatcher's own path) and nothing else: no Kafka, no log, no retry
  *   consume  kafkajs eachBatch over a topic, counting records (no Avro decode)
- *   produce  kafkajs sendBatch of `--records` command-sized records, 1,000 per request, acks=all
+ *   produce  kafkajs sendBatch of `--records` command-sized records, 1,000 per request, acks=all, idempotent
+ *            (`--client platformatic`: the same two measures with @platformatic/kafka, the pure-TypeScript client
+ *            weighed as kafkajs's successor: its consumer stream counting records, its idempotent send of the same
+ *            batches. Measured beside kafkajs, not used by the product)
  *   work     the dispatcher's own work per delivery without any I/O, with its own modules: decode the command through
  *            the registry client, render and sign it (AttemptRunner.prepare), build and encode its delivery-log record.
  *            A lower bound: the pipeline adds the promises, queues and offset tracking of concurrent handling, and
  *            the garbage of thousands of commands in hand
  *
- * Prints one JSON line: { mode, units, seconds, cpuMicrosPerUnit } (CPU = user + system of this process, from
- * process.cpuUsage(), over the measured phase only).
+ * Prints one JSON line: { mode, client, units, seconds, cpuMicrosPerUnit } (CPU = user + system of this process, from
+ * process.cpuUsage(), over the measured phase only; client is kafkajs or platformatic for consume and produce).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { Consumer, MessagesStreamModes, ProduceAcks, Producer, type ConnectionOptions } from '@platformatic/kafka';
 import { Agent, type Dispatcher } from 'undici';
 import { parseCommandLine } from '../services/common/cli.ts';
 import { baseSettings, connectionSettings, loadConfig } from '../services/common/config.ts';
@@ -39,8 +43,8 @@ const LOG_BODY_BYTES = loadConfig({ DISPATCHER_LOG_BODY_BYTES: dispatcherSetting
 
 const USAGE = `
 usage: node bench/floor.ts post --url URL [--requests 20000] [--connections 50]
-       node bench/floor.ts consume --topic T [--records 20000]
-       node bench/floor.ts produce --topic T [--records 20000] [--bytes 600]
+       node bench/floor.ts consume --topic T [--records 20000] [--client kafkajs|platformatic]
+       node bench/floor.ts produce --topic T [--records 20000] [--bytes 600] [--client kafkajs|platformatic]
        node bench/floor.ts work [--records 20000]
 
 The sender's floor for npm run bench (which runs it): CPU µs per unit of this process, as one JSON line. Kafka and
@@ -57,9 +61,15 @@ const { values, positionals } = parseCommandLine({
     topic: { type: 'string' },
     records: { type: 'string', default: '20000' },
     bytes: { type: 'string', default: '600' },
+    client: { type: 'string', default: 'kafkajs' },
   },
 }, USAGE, { post: [], consume: [], produce: [], work: [] });
 const mode = positionals[0];
+const client = values.client;
+if (client !== 'kafkajs' && client !== 'platformatic') {
+  process.stderr.write(`--client: kafkajs or platformatic, not ${client}\n`);
+  process.exit(2);
+}
 // stdout carries the result line only.
 const logger = createLogger('bench-floor', 'warn', { destination: process.stderr });
 
@@ -70,7 +80,7 @@ async function measure(units: number, work: () => Promise<void>): Promise<void> 
   await work();
   const seconds = (performance.now() - began) / 1000;
   const used = process.cpuUsage(cpu);
-  console.log(JSON.stringify({ mode, units, seconds: Number(seconds.toFixed(3)), cpuMicrosPerUnit: Number(((used.user + used.system) / units).toFixed(1)) }));
+  console.log(JSON.stringify({ mode, ...(mode === 'consume' || mode === 'produce' ? { client } : {}), units, seconds: Number(seconds.toFixed(3)), cpuMicrosPerUnit: Number(((used.user + used.system) / units).toFixed(1)) }));
 }
 
 async function post(): Promise<void> {
@@ -101,15 +111,27 @@ async function post(): Promise<void> {
 }
 
 /** The benchmark's cluster, from the environment it gives this process (bench/support.ts serviceEnv). */
-function kafkaClient() {
-  const config = loadConfig({ KAFKA_BROKERS: baseSettings.KAFKA_BROKERS, ...connectionSettings });
-  return createKafka({ ...kafkaConnection(config), clientId: 'bench-floor', logger });
+const cluster = () => kafkaConnection(loadConfig({ KAFKA_BROKERS: baseSettings.KAFKA_BROKERS, ...connectionSettings }));
+const kafkaClient = () => createKafka({ ...cluster(), clientId: 'bench-floor', logger });
+
+/** The same cluster, TLS and SASL settings as @platformatic/kafka takes them. */
+function platformaticConnection(): ConnectionOptions & { clientId: string; bootstrapBrokers: string[] } {
+  const { brokers, ssl, sasl } = cluster();
+  return {
+    clientId: 'bench-floor',
+    bootstrapBrokers: brokers,
+    ...(ssl ? { tls: ssl === true ? {} : ssl } : {}),
+    ...(sasl ? { sasl: { mechanism: sasl.mechanism.toUpperCase() as 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512', username: sasl.username, password: sasl.password } } : {}),
+  };
 }
 
+const floorGroup = () => `bench-floor-${randomBytes(4).toString('hex')}`;
+
 async function consume(): Promise<void> {
-  const kafka = kafkaClient();
   const limit = Number(values.records);
-  const consumer = kafka.consumer({ groupId: `bench-floor-${randomBytes(4).toString('hex')}` });
+  if (client === 'platformatic') return consumePlatformatic(limit);
+  const kafka = kafkaClient();
+  const consumer = kafka.consumer({ groupId: floorGroup() });
   await consumer.connect();
   await consumer.subscribe({ topic: values.topic!, fromBeginning: true });
   let count = 0;
@@ -130,17 +152,49 @@ async function consume(): Promise<void> {
   await consumer.disconnect();
 }
 
-async function produce(): Promise<void> {
-  const kafka = kafkaClient();
-  const count = Number(values.records);
+/** consume with @platformatic/kafka: its stream of records from the earliest offset, joining the group inside the measure as above. */
+async function consumePlatformatic(limit: number): Promise<void> {
+  const consumer = new Consumer({ ...platformaticConnection(), groupId: floorGroup() });
+  await measure(limit, async () => {
+    const stream = await consumer.consume({ topics: [values.topic!], mode: MessagesStreamModes.EARLIEST, autocommit: true });
+    await new Promise<void>((resolve, reject) => {
+      let count = 0;
+      stream.on('data', () => {
+        count += 1;
+        if (count === limit) resolve();
+      });
+      stream.on('error', reject);
+    });
+  });
+  await consumer.close(true);
+}
+
+/** The records a produce measure sends, 1,000 per request, whichever client sends them. */
+function* produceBatches(count: number): Generator<Array<{ key: Buffer; value: Buffer }>> {
   const value = randomBytes(Number(values.bytes));
-  const producer = createProducer(kafka);
+  const keys = Array.from({ length: 50 }, (_, index) => Buffer.from(`rule-${index}`));
+  for (let sent = 0; sent < count; sent += 1000) {
+    yield Array.from({ length: Math.min(1000, count - sent) }, (_, index) => ({ key: keys[(sent + index) % 50]!, value }));
+  }
+}
+
+async function produce(): Promise<void> {
+  const count = Number(values.records);
+  const topic = values.topic!;
+  if (client === 'platformatic') {
+    const producer = new Producer({ ...platformaticConnection(), idempotent: true, acks: ProduceAcks.ALL });
+    // Connected before the clock starts, as kafkajs's connect() is below.
+    await producer.metadata({ topics: [topic] });
+    await measure(count, async () => {
+      for (const batch of produceBatches(count)) await producer.send({ messages: batch.map((message) => ({ ...message, topic })) });
+    });
+    await producer.close();
+    return;
+  }
+  const producer = createProducer(kafkaClient());
   await producer.connect();
   await measure(count, async () => {
-    for (let sent = 0; sent < count; sent += 1000) {
-      const messages = Array.from({ length: Math.min(1000, count - sent) }, (_, index) => ({ key: `rule-${(sent + index) % 50}`, value }));
-      await producer.sendBatch({ acks: -1, topicMessages: [{ topic: values.topic!, messages }] });
-    }
+    for (const messages of produceBatches(count)) await producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages }] });
   });
   await producer.disconnect();
 }

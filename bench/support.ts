@@ -169,8 +169,11 @@ export async function floor(cluster: ClusterConfig, ...args: string[]): Promise<
   return JSON.parse(stdout.trim().split('\n').pop()!) as { cpuMicrosPerUnit: number };
 }
 
-/** The floor's produce measure, into a scratch topic of the run's own (removed with the run's topics: its records are not Avro). */
-export async function produceFloor(cluster: ClusterConfig, records: number): Promise<{ cpuMicrosPerUnit: number }> {
+/**
+ * The floor's produce measure with `client` (kafkajs, or @platformatic/kafka weighed beside it), into a scratch topic of
+ * the run's own (removed with the run's topics: its records are not Avro).
+ */
+export async function produceFloor(cluster: ClusterConfig, records: number, client: 'kafkajs' | 'platformatic' = 'kafkajs'): Promise<{ cpuMicrosPerUnit: number }> {
   const topic = `${cluster.TOPIC_PREFIX}bench-floor`;
   const admin = createKafka({ ...kafkaConnection(cluster), clientId: 'bench-floor', logger: createLogger('bench', 'warn') }).admin();
   await admin.connect();
@@ -179,7 +182,7 @@ export async function produceFloor(cluster: ClusterConfig, records: number): Pro
   } finally {
     await admin.disconnect();
   }
-  return floor(cluster, 'produce', '--topic', topic, '--records', String(records));
+  return floor(cluster, 'produce', '--topic', topic, '--records', String(records), '--client', client);
 }
 
 /** A metric's value from a Prometheus text page, summed over the label sets that carry every one of `labels`. */
