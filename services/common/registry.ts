@@ -167,13 +167,14 @@ export class SchemaRegistryClient {
     while (remaining.length > 0) {
       const refused: Array<{ subject: string; error: RegistryError }> = [];
       for (const subject of remaining) {
-        try {
-          await this.#subjects.Subjects.delete({ subject });
-          await this.#subjects.Subjects.delete({ subject, permanent: true });
-        } catch (answer) {
+        for (const permanent of [false, true]) {
           // 404: already gone (another cleanup, or a registry that deletes permanently at once).
-          const error = answerError(answer as MappersmithResponse);
-          if (error.status !== 404) refused.push({ subject, error: this.#failure(`deleting ${subject}`, error) });
+          const error = await this.#subjects.Subjects.delete({ subject, ...(permanent ? { permanent } : {}) })
+            .then(() => undefined, (answer: MappersmithResponse) => answerError(answer));
+          if (error && error.status !== 404) {
+            refused.push({ subject, error: this.#failure(`deleting ${subject}`, error) });
+            break;
+          }
         }
       }
       if (refused.length === remaining.length) throw refused[0]!.error;

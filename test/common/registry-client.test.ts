@@ -117,6 +117,32 @@ describe('SchemaRegistryClient adds to the library', () => {
   });
 });
 
+describe('deleteSubjects (no such call in the library)', () => {
+  it("deletes the prefix's subjects soft then permanently, with the client's credentials, a referenced one after the others", async () => {
+    const subjects = new Map([['run1.a-value', false], ['run1.b-value', false], ['other-value', false]]);
+    const auth = `Basic ${Buffer.from('svc:secret').toString('base64')}`;
+    const { url, seen } = await registry(({ method, path, authorization }, response) => {
+      if (authorization !== auth) return json(response, 401, { message: 'Unauthorized' });
+      if (method === 'GET' && path === '/subjects') return json(response, 200, [...subjects.keys()]);
+      const [, name, permanent] = /^\/subjects\/([^?]+)(\?permanent=true)?$/.exec(path) ?? [];
+      const subject = decodeURIComponent(name ?? '');
+      // run1.b-value refers to run1.a-value: a is refused while b is there; b was soft-deleted by another cleanup.
+      if (subject === 'run1.a-value' && subjects.has('run1.b-value')) return json(response, 422, { error_code: 42206, message: 'referenced' });
+      if (!subjects.has(subject) || (subject === 'run1.b-value' && !permanent)) return notFound(response);
+      if (permanent) subjects.delete(subject);
+      json(response, 200, [1]);
+    });
+    const client = new SchemaRegistryClient({ registryUrl: url, registryAuth: { username: 'svc', password: 'secret' } });
+    await expect(client.deleteSubjects('run1.')).resolves.toEqual(['run1.a-value', 'run1.b-value']);
+    expect([...subjects.keys()]).toEqual(['other-value']);
+    expect(seen.filter((request) => request.startsWith('DELETE'))).toEqual([
+      'DELETE /subjects/run1.a-value', 'DELETE /subjects/run1.b-value', 'DELETE /subjects/run1.b-value?permanent=true',
+      'DELETE /subjects/run1.a-value', 'DELETE /subjects/run1.a-value?permanent=true',
+    ]);
+    await expect(client.deleteSubjects('')).rejects.toThrow(/without a prefix/);
+  });
+});
+
 describe('SchemaRegistryClient errors say what to change, and quote no credential', () => {
   it('refused or missing credentials name the settings; the library sends basic auth', async () => {
     const { url } = await registry(({ authorization }, response) => {
