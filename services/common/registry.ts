@@ -277,14 +277,16 @@ export class SchemaRegistryClient {
       const which = this.#authenticated ? 'refused the credentials of SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD' : 'needs credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD';
       return new RegistryError(`schema registry at ${this.#url} ${which} (HTTP ${status})`, status);
     }
+    // A registry's own refusal (its JSON message): said as it is.
+    if (!NOT_JSON.test(detail)) return new RegistryError(`${doing}: ${reason}${detail}`, status);
     const seen = detail.replace(NOT_JSON, '');
-    if (CERTIFICATE_ERROR.test(seen)) {
+    // No answer: the TLS handshake failed, or the socket (a timeout).
+    if (status === 400 && CERTIFICATE_ERROR.test(seen) && !seen.includes('<')) {
       return new RegistryError(`schema registry at ${this.#url}: its TLS certificate is not trusted (${seen}); set SCHEMA_REGISTRY_CA_FILE to the CA that signed it`);
     }
     if (NO_ANSWER.test(detail)) return new RegistryError(`schema registry at ${this.#url} is unreachable (${seen}); is it running? (npm run stack:status)`);
     // Not the registry answering (a proxy's error page, plain HTTP sent to an HTTPS port, a wrong path).
-    if (NOT_JSON.test(detail)) return new RegistryError(`${doing}: HTTP ${status}, not a schema registry's answer: ${seen.replace(/<[^>]*>|\s+/g, ' ').trim().slice(0, 120)}`, status);
-    return new RegistryError(`${doing}: ${reason}${detail}`, status);
+    return new RegistryError(`${doing}: HTTP ${status}, not a schema registry's answer: ${seen.replace(/<[^>]*>|\s+/g, ' ').trim().slice(0, 120)}`, status);
   }
 }
 

@@ -3,12 +3,18 @@
  * what it adds to the library, each next to the library alone doing without it, and the errors it turns into a setting
  * to change.
  */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contracts } from '../../schemas/index.ts';
 import { DecodeError, RegistryError, SchemaRegistryClient } from '../../services/common/registry.ts';
+import { createCa, issueCertificate } from '../../stack/tls.ts';
 
 type Handler = (request: { method: string; path: string; body: string; authorization?: string }, response: ServerResponse) => void;
 const servers: Array<() => Promise<void>> = [];
@@ -174,5 +180,24 @@ describe('SchemaRegistryClient errors say what to change, and quote no credentia
     const proxy = await registry((_request, response) => { response.writeHead(502, { 'content-type': 'text/html' }); response.end('<html><h1>502 Bad Gateway</h1></html>'); });
     await expect(new SchemaRegistryClient({ registryUrl: proxy.url }, { retries: 0 }).register(subject, schema))
       .rejects.toThrow(`looking up ${subject}: HTTP 502, not a schema registry's answer: 502 Bad Gateway`);
+  });
+
+  it('over HTTPS: the CA given is trusted, another one is named as the setting to change; a refusal naming a certificate is not one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'registry-tls-'));
+    try {
+      const [ca, otherCa] = [await createCa(join(dir, 'ca'), 'registry-ca'), await createCa(join(dir, 'other'), 'other-ca')];
+      const certificate = await issueCertificate(ca, join(dir, 'ca'), 'registry', 'server');
+      const server = createTlsServer({ cert: readFileSync(certificate.cert), key: readFileSync(certificate.key) }, (_incoming, outgoing) =>
+        json(outgoing, 404, { error_code: 40401, message: "Subject 'certificates-value' not found" }));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+      const registryUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}/apis/ccompat/v7`;
+      const attempt = (caFile: string) => new SchemaRegistryClient({ registryUrl, registryCa: readFileSync(caFile, 'utf8') }, { retries: 0 }).register('certificates-value', schema);
+      await expect(attempt(otherCa.cert)).rejects.toThrow(new RegExp(`^schema registry at ${registryUrl}: its TLS certificate is not trusted \\(.*\\); set SCHEMA_REGISTRY_CA_FILE`));
+      // Trusted: the lookup reaches the registry (404), then the registration its answer refuses.
+      await expect(attempt(ca.cert)).rejects.toThrow("registering certificates-value: Subject 'certificates-value' not found");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
