@@ -35,6 +35,9 @@ export const connectionSettings = {
   SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional(),
   /** PEM CA bundle that signed the registry's HTTPS certificate (default: the system's CAs). */
   SCHEMA_REGISTRY_CA_FILE: pemFile('CERTIFICATE').optional(),
+  /** Client certificate and key for a registry behind mutual TLS. */
+  SCHEMA_REGISTRY_CERT_FILE: pemFile('CERTIFICATE').optional(),
+  SCHEMA_REGISTRY_KEY_FILE: privateKeyFile().optional(),
 };
 
 const MIN_RETRY_DELAY_MS = 100;
@@ -87,9 +90,10 @@ function connectionIssues(config: Partial<ConnectionConfig>): Array<{ path: stri
   const issues: Array<{ path: string; message: string }> = [];
   const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter((name) => config[name] !== undefined);
   if (config.KAFKA_SSL === false && tlsFiles.length > 0) issues.push({ path: 'KAFKA_SSL', message: `is false, but ${tlsFiles.join(', ')} asks for TLS` });
-  if ((config.KAFKA_SSL_CERT_FILE === undefined) !== (config.KAFKA_SSL_KEY_FILE === undefined)) {
-    const missing = config.KAFKA_SSL_CERT_FILE === undefined ? 'KAFKA_SSL_CERT_FILE' : 'KAFKA_SSL_KEY_FILE';
-    issues.push({ path: missing, message: 'mutual TLS needs both KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE' });
+  for (const [cert, key] of [['KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'], ['SCHEMA_REGISTRY_CERT_FILE', 'SCHEMA_REGISTRY_KEY_FILE']] as const) {
+    if ((config[cert] === undefined) !== (config[key] === undefined)) {
+      issues.push({ path: config[cert] === undefined ? cert : key, message: `mutual TLS needs both ${cert} and ${key}` });
+    }
   }
   if (config.KAFKA_SASL_MECHANISM !== undefined) {
     for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
@@ -106,8 +110,10 @@ function connectionIssues(config: Partial<ConnectionConfig>): Array<{ path: stri
     const url = new URL(config.SCHEMA_REGISTRY_URL);
     // A URL ends up in log lines and errors; credentials in it would too.
     if (url.username || url.password) issues.push({ path: 'SCHEMA_REGISTRY_URL', message: 'must not hold credentials: set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD' });
-    if (config.SCHEMA_REGISTRY_CA_FILE !== undefined && url.protocol !== 'https:') {
-      issues.push({ path: 'SCHEMA_REGISTRY_CA_FILE', message: `is set, but SCHEMA_REGISTRY_URL is ${url.protocol}// (use https://)` });
+    for (const name of ['SCHEMA_REGISTRY_CA_FILE', 'SCHEMA_REGISTRY_CERT_FILE', 'SCHEMA_REGISTRY_KEY_FILE'] as const) {
+      if (config[name] !== undefined && url.protocol !== 'https:') {
+        issues.push({ path: name, message: `is set, but SCHEMA_REGISTRY_URL is ${url.protocol}// (use https://)` });
+      }
     }
   }
   return issues;

@@ -11,6 +11,7 @@ import kafkajs from 'kafkajs';
 import type { ConnectionConfig, SaslMechanism } from './config.ts';
 import type { Logger } from './logger.ts';
 import { keyPartition } from './murmur2.ts';
+import { CERTIFICATE_ERROR, CLIENT_CERTIFICATE_REFUSED } from './tls-errors.ts';
 
 export type {
   Admin, Consumer, ConsumerConfig, EachBatchPayload, EachMessagePayload, IHeaders, ITopicConfig, Kafka, KafkaMessage,
@@ -101,9 +102,6 @@ export function createKafka({ brokers, ssl, sasl, clientId, logger, retries = 5,
   return kafka;
 }
 
-/** The broker refused (or wanted) our client certificate: a TLS alert from its side. */
-const CLIENT_CERTIFICATE_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate unknown)/i;
-const CERTIFICATE_ERROR = /certificate|self[- ]signed|issuer|CERT_|unable to verify/i;
 const NOT_TLS = /before secure TLS connection|wrong version number|packet length too long|ECONNRESET/i;
 
 /**

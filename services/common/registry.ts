@@ -16,6 +16,7 @@ import BasicAuthMiddleware from 'mappersmith/middleware/basic-auth';
 import TimeoutMiddleware from 'mappersmith/middleware/timeout';
 import { timestampIssues, type Contract } from '../../schemas/index.ts';
 import type { ConnectionConfig } from './config.ts';
+import { CERTIFICATE_ERROR, CLIENT_CERTIFICATE_REFUSED } from './tls-errors.ts';
 
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
@@ -57,22 +58,25 @@ export interface RegistryConnection {
   registryAuth?: { username: string; password: string };
   /** PEM CA bundle that signed the registry's HTTPS certificate, when it is not one the system trusts. */
   registryCa?: string;
+  /** PEM client certificate and unencrypted key, for a registry behind mutual TLS. */
+  registryCertificate?: { cert: string; key: string };
 }
 
 /** The registry connection the settings describe (config.ts has checked that the CA file is readable PEM). */
 export function registryConnection(config: Pick<ConnectionConfig, Extract<keyof ConnectionConfig, `SCHEMA_REGISTRY_${string}`>>): RegistryConnection {
   const { SCHEMA_REGISTRY_URL: registryUrl, SCHEMA_REGISTRY_USERNAME: username, SCHEMA_REGISTRY_PASSWORD: password, SCHEMA_REGISTRY_CA_FILE: caFile } = config;
+  const { SCHEMA_REGISTRY_CERT_FILE: certFile, SCHEMA_REGISTRY_KEY_FILE: keyFile } = config;
   return {
     registryUrl,
     ...(username !== undefined && password !== undefined ? { registryAuth: { username, password } } : {}),
     ...(caFile !== undefined ? { registryCa: readFileSync(caFile, 'utf8') } : {}),
+    ...(certFile !== undefined && keyFile !== undefined ? { registryCertificate: { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') } } : {}),
   };
 }
 
 /** Names this client in the registry's logs (User-Agent) and prefixes the library's error messages. */
 const CLIENT_ID = 'workflow-webhooks';
 
-const CERTIFICATE_ERROR = /certificate|self[- ]signed|issuer|unable to verify/i;
 /** The library's text for an answer it could not read as JSON, or for a request that got no answer at all. */
 const NOT_JSON = /^Error, status \d+: ?/;
 /** A socket error or the library's timeout: the registry never answered (the library reports these as HTTP 400). */
@@ -103,10 +107,10 @@ export class SchemaRegistryClient {
    * `retries`: how often a request that failed without an answer (or with a 5xx) is sent again;
    * `requestTimeoutMs`: how long one request may go without an answer before it is abandoned.
    */
-  constructor({ registryUrl, registryAuth, registryCa }: RegistryConnection, { retries = 3, requestTimeoutMs = 15_000 }: { retries?: number; requestTimeoutMs?: number } = {}) {
+  constructor({ registryUrl, registryAuth, registryCa, registryCertificate }: RegistryConnection, { retries = 3, requestTimeoutMs = 15_000 }: { retries?: number; requestTimeoutMs?: number } = {}) {
     this.#url = registryUrl.replace(/\/+$/, '');
     this.#authenticated = registryAuth !== undefined;
-    const agent = this.#url.startsWith('https:') ? new HttpsAgent({ keepAlive: true, ca: registryCa }) : new HttpAgent({ keepAlive: true });
+    const agent = this.#url.startsWith('https:') ? new HttpsAgent({ keepAlive: true, ca: registryCa, ...registryCertificate }) : new HttpAgent({ keepAlive: true });
     this.#registry = new SchemaRegistry({
       host: this.#url,
       clientId: CLIENT_ID,
@@ -281,6 +285,9 @@ export class SchemaRegistryClient {
     if (!NOT_JSON.test(detail)) return new RegistryError(`${doing}: ${reason}${detail}`, status);
     const seen = detail.replace(NOT_JSON, '');
     // No answer: the TLS handshake failed, or the socket (a timeout).
+    if (status === 400 && CLIENT_CERTIFICATE_REFUSED.test(seen)) {
+      return new RegistryError(`schema registry at ${this.#url} refused the client certificate (mutual TLS); set SCHEMA_REGISTRY_CERT_FILE and SCHEMA_REGISTRY_KEY_FILE to a certificate its CA trusts (${seen})`);
+    }
     if (status === 400 && CERTIFICATE_ERROR.test(seen) && !seen.includes('<')) {
       return new RegistryError(`schema registry at ${this.#url}: its TLS certificate is not trusted (${seen}); set SCHEMA_REGISTRY_CA_FILE to the CA that signed it`);
     }

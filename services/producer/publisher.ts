@@ -24,7 +24,7 @@ export const workflowEventSchema: object = contracts.workflowEvent.schema;
 
 /**
  * Where to publish: `brokers` (+ `ssl`, `sasl` for a secured cluster) and `registryUrl` (+ `registryAuth`,
- * `registryCa`). A service holding settings passes `...kafkaConnection(config), ...registryConnection(config)`.
+ * `registryCa`, `registryCertificate`). A service holding settings passes `...kafkaConnection(config), ...registryConnection(config)`.
  */
 export interface PublisherOptions extends KafkaConnection, RegistryConnection {
   /** Defaults to the workflow-events topic of `topicPrefix`. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { baseSettings, ConfigError, connectionEnv, loadConfig } from '../../services/common/config.ts';
 import { kafkaConnection } from '../../services/common/kafka.ts';
 import { registryConnection } from '../../services/common/registry.ts';
-import { createCa } from '../../stack/tls.ts';
+import { createCa, issueCertificate } from '../../stack/tls.ts';
 import { dispatcherSettings } from '../../services/dispatcher/main.ts';
 
 describe('configuration', () => {
@@ -54,6 +54,7 @@ describe('secured-cluster settings', () => {
 
   it('builds TLS, SASL and registry auth from files and _FILE secrets', async () => {
     const ca = await createCa(dir, 'ca');
+    const client = await issueCertificate(ca, dir, 'svc', 'client');
     writeFileSync(join(dir, 'password'), `${password}\n`);
     const config = loadConfig(baseSettings, {
       KAFKA_BROKERS: 'b-1.example:9096',
@@ -65,6 +66,8 @@ describe('secured-cluster settings', () => {
       SCHEMA_REGISTRY_USERNAME: 'key',
       SCHEMA_REGISTRY_PASSWORD: 'secret',
       SCHEMA_REGISTRY_CA_FILE: ca.cert,
+      SCHEMA_REGISTRY_CERT_FILE: client.cert,
+      SCHEMA_REGISTRY_KEY_FILE: client.key,
     });
     expect(kafkaConnection(config)).toEqual({
       brokers: ['b-1.example:9096'],
@@ -75,6 +78,7 @@ describe('secured-cluster settings', () => {
       registryUrl: 'https://registry.example/apis/ccompat/v7',
       registryAuth: { username: 'key', password: 'secret' },
       registryCa: expect.stringContaining('-----BEGIN CERTIFICATE-----'),
+      registryCertificate: { cert: expect.stringContaining('-----BEGIN CERTIFICATE-----'), key: expect.stringContaining('PRIVATE KEY-----') },
     });
     expect(kafkaConnection(loadConfig(baseSettings, { KAFKA_SSL: 'true' })).ssl).toBe(true);
     expect(kafkaConnection(loadConfig(baseSettings, {}))).toEqual({ brokers: ['127.0.0.1:9092'] });
@@ -118,6 +122,9 @@ describe('secured-cluster settings', () => {
       .toContain('SCHEMA_REGISTRY_USERNAME: basic auth needs both');
     expect(messageOf(() => loadConfig(baseSettings, { SCHEMA_REGISTRY_CA_FILE: join(dir, 'ca.crt') })))
       .toContain('SCHEMA_REGISTRY_CA_FILE: is set, but SCHEMA_REGISTRY_URL is http:// (use https://)');
+    const halfPair = messageOf(() => loadConfig(baseSettings, { SCHEMA_REGISTRY_CERT_FILE: join(dir, 'ca.crt') }));
+    expect(halfPair).toContain('SCHEMA_REGISTRY_KEY_FILE: mutual TLS needs both SCHEMA_REGISTRY_CERT_FILE and SCHEMA_REGISTRY_KEY_FILE');
+    expect(halfPair).toContain('SCHEMA_REGISTRY_CERT_FILE: is set, but SCHEMA_REGISTRY_URL is http:// (use https://)');
     const inUrl = messageOf(() => loadConfig(baseSettings, { SCHEMA_REGISTRY_URL: `https://key:${password}@registry.example/` }));
     expect(inUrl).toContain('SCHEMA_REGISTRY_URL: must not hold credentials');
     expect(inUrl).not.toContain(password);

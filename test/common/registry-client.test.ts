@@ -200,4 +200,24 @@ describe('SchemaRegistryClient errors say what to change, and quote no credentia
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('behind mutual TLS: the client certificate given is sent; without one the error names the settings', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'registry-mtls-'));
+    try {
+      const ca = await createCa(join(dir, 'ca'), 'registry-ca');
+      const [server, client] = [await issueCertificate(ca, join(dir, 'ca'), 'registry', 'server'), await issueCertificate(ca, join(dir, 'ca'), 'svc', 'client')];
+      const tls = createTlsServer({ cert: readFileSync(server.cert), key: readFileSync(server.key), ca: readFileSync(ca.cert), requestCert: true, rejectUnauthorized: true },
+        (_incoming, outgoing) => json(outgoing, 200, { id: 4 }));
+      await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+      servers.push(() => new Promise((resolve) => { tls.closeAllConnections(); tls.close(() => resolve()); }));
+      const registryUrl = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/apis/ccompat/v7`;
+      const registryCa = readFileSync(ca.cert, 'utf8');
+      const registryCertificate = { cert: readFileSync(client.cert, 'utf8'), key: readFileSync(client.key, 'utf8') };
+      await expect(new SchemaRegistryClient({ registryUrl, registryCa, registryCertificate }).register(subject, schema)).resolves.toBe(4);
+      await expect(new SchemaRegistryClient({ registryUrl, registryCa }, { retries: 0 }).register(subject, schema))
+        .rejects.toThrow(`schema registry at ${registryUrl} refused the client certificate (mutual TLS); set SCHEMA_REGISTRY_CERT_FILE and SCHEMA_REGISTRY_KEY_FILE to a certificate its CA trusts`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
