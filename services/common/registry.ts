@@ -7,6 +7,7 @@
  * (BACKWARD-compatible) schema never breaks an older consumer, and a record of any other schema is refused.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout } from 'node:timers/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
@@ -150,6 +151,12 @@ export class SchemaRegistryClient {
         // Two callers setting up at once (two installs, `npm start` beside `npm run setup`): both find no rule, and
         // Apicurio answers the slower one's create 409 "rule already exists"; registering again finds the rule.
         if (status === 409 && /^put /i.test(url ?? '') && attempt === 1) continue;
+        // The other caller's schema is in but its BACKWARD rule not yet (Apicurio reports NONE meanwhile, and the
+        // library refuses a level that differs): wait for that caller's next request.
+        if ((error as LibraryError).name === 'ConfluentSchemaRegistryCompatibilityError' && attempt <= 10) {
+          await setTimeout(100 * attempt);
+          continue;
+        }
         const reason = status === 409 ? 'the registry refused an incompatible schema: ' : '';
         throw this.#failure(`registering ${subject}`, error, reason);
       }
