@@ -38,6 +38,7 @@ const SERVICE = 'matcher';
 function matcherMetrics(registry: Registry, ruleCounts: () => { all: number; enabled: number }) {
   return {
     eventsIn: new Counter({ name: 'matcher_events_in_total', help: 'Workflow events read', registers: [registry] }),
+    eventsDone: new Counter({ name: 'matcher_events_done_total', help: 'Workflow events whose outputs Kafka acknowledged', registers: [registry] }),
     matches: new Counter({ name: 'matcher_matches_total', help: 'Events that matched at least one rule', registers: [registry] }),
     commandsOut: new Counter({ name: 'matcher_commands_out_total', help: 'Delivery commands written', registers: [registry] }),
     unroutable: new Counter({ name: 'matcher_unroutable_total', help: 'Matches no dispatcher pool could take (logged as failed)', registers: [registry] }),
@@ -175,12 +176,15 @@ export class Matcher {
     let failure: unknown;
     let handled: string | undefined;
     let settled: string | undefined;
+    let unsettled = 0;
     const settle = async () => {
       await Promise.all(pending);
       pending = [];
       if (failure !== undefined) throw failure;
       if (handled === undefined || handled === settled) return;
       settled = handled;
+      this.#counters.eventsDone.inc(unsettled);
+      unsettled = 0;
       resolveOffset(handled);
       this.#committer.set(topic, partition, String(BigInt(handled) + 1n));
       this.#counters.lag.set({ partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(handled) - 1));
@@ -208,6 +212,7 @@ export class Matcher {
         pending.push(sent.catch((error: unknown) => void (failure ??= error)));
       }
       handled = message.offset;
+      unsettled += 1;
       // Outputs pile up faster than Kafka takes them (or one event matched thousands of rules): wait for this batch's.
       if (this.#outputs.backlogged) await settle();
     }

@@ -49,7 +49,7 @@ describe('matcher against the real stack', () => {
     for (const command of commands) {
       expect(command).toMatchObject({ attempt: 1, deliveryId: deliveryId(command.event.eventId, command.ruleId) });
     }
-    await waitFor('events counted', async () => (await metricValue(matcher!.metrics, 'matcher_events_in_total')) === harness.length + sharering.length);
+    await waitFor('events counted', async () => (await metricValue(matcher!.metrics, 'matcher_events_done_total')) === harness.length + sharering.length);
     expect(await topicSize(cluster, topics.deliveries())).toBe(expected.length);
   });
 
@@ -67,8 +67,9 @@ describe('matcher against the real stack', () => {
 
   it('applies enable, disable, update and delete while running', async () => {
     const count = async () => topicSize(cluster, topics.deliveries());
-    const processed = async (n: number) => waitFor(`${n} events processed`, async () => (await metricValue(matcher!.metrics, 'matcher_events_in_total')) >= n);
-    let seen = await metricValue(matcher!.metrics, 'matcher_events_in_total');
+    // Done, not just read: a command is counted once Kafka acknowledged it, so the topic's size is final.
+    const processed = async (n: number) => waitFor(`${n} events processed`, async () => (await metricValue(matcher!.metrics, 'matcher_events_done_total')) >= n);
+    let seen = await metricValue(matcher!.metrics, 'matcher_events_done_total');
     const send = async (type: Parameters<typeof shareringEvent>[0]) => {
       await io.events.publish(shareringEvent(type, { application: { id: 'live-app' } }));
       await processed(++seen);
