@@ -2,7 +2,7 @@
  * `npm run bench:isolation -- --scenario slow`: does one endpoint that answers only after 10 s hold back the healthy
  * ones, or make the dispatcher hold without bound? Events go out at a fixed rate (1,000/s by default), a tenth of
  * them near the producer's size limit, each delivered to the healthy endpoints — alone, then beside the slow one
- * (which also gets every event), on fresh topics, receivers and services each round. Goals, against the phase without
+ * (which also gets every event), each phase on fresh topics, receivers and services. Goals, against the phase without
  * the slow endpoint in the same round: healthy p99 event→POST ≤ 1.5 ×, healthy deliveries/s ≥ 0.95 ×, and the
  * dispatcher's held bytes and RSS bounded (printed). Writes bench/results/isolation-slow.json.
  */
@@ -54,97 +54,96 @@ interface PhaseResult {
   deferredToRetry: number;
 }
 
+/**
+ * One phase on fresh topics with fresh services: a phase that did not keep up leaves a backlog, which must not become
+ * the next phase's load.
+ */
+async function phase(options: SlowScenarioOptions, endpoints: Endpoints | undefined, application: string, withSlow: boolean): Promise<{ result: PhaseResult; endpoints: Endpoints }> {
+  const cluster = { ...(await benchCluster(`isolation-slow-${application}`, endpoints)), RETRY_SCHEDULE: [5000, 300_000] };
+  await prepareCluster(cluster, logger);
+  const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
+  progress(`${application}: starting matcher and dispatcher (production defaults)…`);
+  const matcher = await startService('matcher', cluster);
+  const dispatcher = await startService('dispatcher', cluster);
+  const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const latencies: number[] = [];
+  const healthy = await Promise.all(Array.from({ length: options.healthy }, () => startReceiver({
+    onBody(body) {
+      // The event time travels in the payload: the standard format's `timestamp`, near the start of the body.
+      const timestamp = Date.parse(/"timestamp":"([^"]+)"/.exec(body.subarray(0, 512).toString())?.[1] ?? '');
+      if (!Number.isNaN(timestamp)) latencies.push(Date.now() - timestamp);
+    },
+  })));
+  const slow: BenchReceiver[] = withSlow ? [await startReceiver({ delayMs: options.slowMs })] : [];
+  await writer.put(...healthy.map((receiver, index) => rule(application, `healthy-${index}`, receiver.url, secret)), ...slow.map((receiver) => rule(application, 'slow', receiver.url, secret)));
+  // The rules reach the matcher's table within its fetch wait; events before that would match nothing.
+  await sleep(2000);
+  const received = () => healthy.reduce((sum, receiver) => sum + receiver.received, 0);
+  const meter = new ProcessMeter({ dispatcher: dispatcher.child.pid! });
+  const scrape = async () => (await fetch(`http://127.0.0.1:${dispatcher.port}/metrics`)).text();
+  let peakHeldBytes = 0;
+  const sampler = setInterval(() => void scrape().then((page) => (peakHeldBytes = Math.max(peakHeldBytes, metric(page, 'dispatcher_held_bytes'))), () => undefined), 500);
+
+  const tickMs = 10;
+  const perTick = Math.max(1, Math.round((options.rate * tickMs) / 1000));
+  const ticks = Math.round((options.seconds * 1000) / tickMs);
+  const started = performance.now();
+  let sent = 0;
+  const line = progressLine();
+  for (let tick = 0; tick < ticks; tick += 1) {
+    const events = Array.from({ length: perTick }, (): WorkflowEventInput => {
+      sent += 1;
+      return {
+        eventId: `${application}-${sent}-${randomUUID().slice(0, 8)}`, type: 'workflow_completed', occurredAt: Date.now(), application: { id: application },
+        workflow: { id: 'wf', name: sent % options.largeEvery === 0 ? LARGE_NAME : 'wf' }, workflowExecutionId: `run-${sent % 1000}`, status: 'SUCCESS',
+      };
+    });
+    void publisher.publish(events);
+    if (tick % 100 === 0) line.update(`bench › ${application}: ${sent} events sent, healthy deliveries ${received()}`);
+    // Paced against the clock (not sleep to sleep), so the rate holds and nothing bursts.
+    await sleep(Math.max(0, started + (tick + 1) * tickMs - performance.now()));
+  }
+  const target = sent * options.healthy;
+  const drainDeadline = performance.now() + DRAIN_LIMIT_MS;
+  while (received() < target && performance.now() < drainDeadline) {
+    line.update(`bench › ${application}: healthy deliveries ${received()}/${target}`);
+    await sleep(200);
+  }
+  line.done();
+  const elapsed = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  const sorted = latencies.sort((a, b) => a - b);
+  const result: PhaseResult = {
+    healthyDeliveries: received(),
+    healthyDeliveriesPerSecond: Math.round(received() / elapsed),
+    complete: received() >= target,
+    healthyLatencyMs: { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99) },
+    peakHeldBytes,
+    peakRssMB: meter.peakRssMB().dispatcher ?? NaN,
+    slowDelivered: slow.reduce((sum, receiver) => sum + receiver.received, 0),
+    deferredToRetry: metric(await scrape(), 'dispatcher_attempts_total', { outcome: 'retrying' }),
+  };
+  meter.stop();
+  // No graceful stop: it would wait out the slow endpoint's requests (and any backlog), none of which is measured.
+  for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
+  await Promise.allSettled([publisher.close(), writer.close(), ...[...healthy, ...slow].map((receiver) => receiver.close())]);
+  await removeRun(cluster);
+  return { result, endpoints: { brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL } };
+}
+
 export async function slowScenario(options: SlowScenarioOptions): Promise<void> {
   let endpoints: Endpoints | undefined;
   const rounds: Array<{ alone: PhaseResult; beside: PhaseResult; p99Ratio: number; throughputRatio: number }> = [];
   for (let index = 1; index <= options.rounds; index += 1) {
-    const label = `round ${index}/${options.rounds}`;
-    const cluster = { ...(await benchCluster('isolation-slow', endpoints)), RETRY_SCHEDULE: [5000, 300_000] };
-    endpoints = { brokers: cluster.KAFKA_BROKERS, registryUrl: cluster.SCHEMA_REGISTRY_URL };
-    await prepareCluster(cluster, logger);
-    const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'bench', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);
-    progress(`${label}: starting matcher and dispatcher (production defaults)…`);
-    const matcher = await startService('matcher', cluster);
-    const dispatcher = await startService('dispatcher', cluster);
-    const publisher = await createPublisher({ ...kafkaConnection(cluster), ...registryConnection(cluster), topicPrefix: cluster.TOPIC_PREFIX, logger, maxBatchSize: 1000 });
-    const secret = `whsec_${randomBytes(32).toString('base64')}`;
-
-    /** Events of `application` at the fixed rate for `seconds`, delivered to fresh healthy receivers (and the slow one). */
-    const phase = async (application: string, seconds: number, withSlow: boolean): Promise<PhaseResult> => {
-      const latencies: number[] = [];
-      const healthy = await Promise.all(Array.from({ length: options.healthy }, () => startReceiver({
-        onBody(body) {
-          // The event time travels in the payload: the standard format's `timestamp`, near the start of the body.
-          const timestamp = Date.parse(/"timestamp":"([^"]+)"/.exec(body.subarray(0, 512).toString())?.[1] ?? '');
-          if (!Number.isNaN(timestamp)) latencies.push(Date.now() - timestamp);
-        },
-      })));
-      const slow: BenchReceiver[] = withSlow ? [await startReceiver({ delayMs: options.slowMs })] : [];
-      await writer.put(...healthy.map((receiver, index) => rule(application, `healthy-${index}`, receiver.url, secret)), ...slow.map((receiver) => rule(application, 'slow', receiver.url, secret)));
-      // The rules reach the matcher's table within its fetch wait; events before that would match nothing.
-      await sleep(2000);
-      const received = () => healthy.reduce((sum, receiver) => sum + receiver.received, 0);
-      const meter = new ProcessMeter({ dispatcher: dispatcher.child.pid! });
-      const scrape = async () => (await fetch(`http://127.0.0.1:${dispatcher.port}/metrics`)).text();
-      const retryingBefore = metric(await scrape(), 'dispatcher_attempts_total', { outcome: 'retrying' });
-      let peakHeldBytes = 0;
-      const sampler = setInterval(() => void scrape().then((page) => (peakHeldBytes = Math.max(peakHeldBytes, metric(page, 'dispatcher_held_bytes'))), () => undefined), 500);
-
-      const tickMs = 10;
-      const perTick = Math.max(1, Math.round((options.rate * tickMs) / 1000));
-      const ticks = Math.round((seconds * 1000) / tickMs);
-      const started = performance.now();
-      let sent = 0;
-      for (let tick = 0; tick < ticks; tick += 1) {
-        const events = Array.from({ length: perTick }, (): WorkflowEventInput => {
-          sent += 1;
-          return {
-            eventId: `${application}-${sent}-${randomUUID().slice(0, 8)}`, type: 'workflow_completed', occurredAt: Date.now(), application: { id: application },
-            workflow: { id: 'wf', name: sent % options.largeEvery === 0 ? LARGE_NAME : 'wf' }, workflowExecutionId: `run-${sent % 1000}`, status: 'SUCCESS',
-          };
-        });
-        void publisher.publish(events);
-        // Paced against the clock (not sleep to sleep), so the rate holds and nothing bursts.
-        await sleep(Math.max(0, started + (tick + 1) * tickMs - performance.now()));
-      }
-      const target = sent * options.healthy;
-      const line = progressLine();
-      const drainDeadline = performance.now() + DRAIN_LIMIT_MS;
-      while (received() < target && performance.now() < drainDeadline) {
-        line.update(`bench › ${application}: healthy deliveries ${received()}/${target}`);
-        await sleep(200);
-      }
-      line.done();
-      const elapsed = (performance.now() - started) / 1000;
-      clearInterval(sampler);
-      const sorted = latencies.sort((a, b) => a - b);
-      const result: PhaseResult = {
-        healthyDeliveries: received(),
-        healthyDeliveriesPerSecond: Math.round(received() / elapsed),
-        complete: received() >= target,
-        healthyLatencyMs: { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99) },
-        peakHeldBytes,
-        peakRssMB: meter.peakRssMB().dispatcher ?? NaN,
-        slowDelivered: slow.reduce((sum, receiver) => sum + receiver.received, 0),
-        deferredToRetry: metric(await scrape(), 'dispatcher_attempts_total', { outcome: 'retrying' }) - retryingBefore,
-      };
-      meter.stop();
-      await Promise.all([...healthy, ...slow].map((receiver) => receiver.close()));
-      return result;
-    };
-
-    await phase('warmup', Math.min(10, options.seconds), false);
-    const alone = await phase('alone', options.seconds, false);
-    const beside = await phase('beside', options.seconds, true);
-    await publisher.close();
-    await writer.close();
-    // No graceful stop: it would wait out the slow endpoint's requests, and nothing of this round is needed any more.
-    for (const child of [matcher.child, dispatcher.child]) child.kill('SIGKILL');
-    await removeRun(cluster);
-    const p99Ratio = Number((beside.healthyLatencyMs.p99 / alone.healthyLatencyMs.p99).toFixed(2));
-    const throughputRatio = Number((beside.healthyDeliveriesPerSecond / alone.healthyDeliveriesPerSecond).toFixed(3));
-    progress(`${label}: healthy p99 ${alone.healthyLatencyMs.p99} → ${beside.healthyLatencyMs.p99} ms (${p99Ratio} ×), deliveries/s ${alone.healthyDeliveriesPerSecond} → ${beside.healthyDeliveriesPerSecond} (${throughputRatio} ×)`);
-    rounds.push({ alone, beside, p99Ratio, throughputRatio });
+    progress(`round ${index}/${options.rounds}`);
+    const alone = await phase(options, endpoints, 'alone', false);
+    endpoints = alone.endpoints;
+    const beside = (await phase(options, endpoints, 'beside', true)).result;
+    const p99Ratio = Number((beside.healthyLatencyMs.p99 / alone.result.healthyLatencyMs.p99).toFixed(2));
+    const throughputRatio = Number((beside.healthyDeliveriesPerSecond / alone.result.healthyDeliveriesPerSecond).toFixed(3));
+    progress(`round ${index}/${options.rounds}: healthy p99 ${alone.result.healthyLatencyMs.p99} → ${beside.healthyLatencyMs.p99} ms (${p99Ratio} ×), deliveries/s ${alone.result.healthyDeliveriesPerSecond} → ${beside.healthyDeliveriesPerSecond} (${throughputRatio} ×)`);
+    rounds.push({ alone: alone.result, beside, p99Ratio, throughputRatio });
   }
 
   const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 0.5);
