@@ -15,8 +15,11 @@ import { CERTIFICATE_ERROR, CLIENT_CERTIFICATE_REFUSED } from './tls-errors.ts';
 
 export type {
   Admin, Consumer, ConsumerConfig, EachBatchPayload, EachMessagePayload, IHeaders, ITopicConfig, Kafka, KafkaMessage,
-  Message, Producer, ProducerConfig, RecordMetadata, Transaction,
+  Message, ProducerConfig, RecordMetadata,
 } from 'kafkajs';
+
+/** What the services do with a producer (createProducer's). */
+export type Producer = Pick<kafkajs.Producer, 'connect' | 'disconnect' | 'send' | 'sendBatch'>;
 
 const { Kafka: KafkaClient, logLevel, CompressionTypes, AssignerProtocol } = kafkajs;
 export { CompressionTypes };
@@ -166,15 +169,90 @@ const javaCompatiblePartitioner: kafkajs.ICustomPartitioner = () => {
 
 /**
  * A producer with the settings every service wants: the Java client's murmur2 partitioner (so keys land where other
- * clients would put them) and, unless a transactional id is set, idempotence so retries never duplicate or reorder.
+ * clients would put them) and idempotence so retries never duplicate or reorder — kept sound after a failed send
+ * (see RenewingProducer).
  */
-export function createProducer(kafka: kafkajs.Kafka, config: kafkajs.ProducerConfig = {}): kafkajs.Producer {
-  return kafka.producer({
-    createPartitioner: javaCompatiblePartitioner,
-    idempotent: true,
-    maxInFlightRequests: 5,
-    ...config,
-  });
+export function createProducer(kafka: kafkajs.Kafka, config: kafkajs.ProducerConfig = {}): Producer {
+  return new RenewingProducer(() => kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true, maxInFlightRequests: 5, ...config }));
+}
+
+/**
+ * An idempotent producer whose sequence numbers are never trusted after a send failed. kafkajs rewinds the sequence of
+ * every partition of a failed request, also of those the broker appended (one record too large fails the request for
+ * all; sendMessages.js), so the next batch to such a partition reuses numbers already written: refused as out of order
+ * from then on, or, when its count happens to match, acknowledged as a duplicate and silently dropped. So the send after
+ * a failure goes through a fresh producer (a new producer id, sequences from 0); the old one is disconnected once the
+ * sends it still carries have settled.
+ */
+class RenewingProducer implements Producer {
+  readonly #create: () => kafkajs.Producer;
+  #current: kafkajs.Producer;
+  #stale = false;
+  #renewal: Promise<kafkajs.Producer> | undefined;
+  /** Per producer, the sends it carries: a retired producer is disconnected once they have settled. */
+  readonly #sending = new Map<kafkajs.Producer, Set<Promise<unknown>>>();
+  readonly #retiring = new Set<Promise<void>>();
+
+  constructor(create: () => kafkajs.Producer) {
+    this.#create = create;
+    this.#current = create();
+  }
+
+  connect(): Promise<void> {
+    return this.#current.connect();
+  }
+
+  async disconnect(): Promise<void> {
+    await this.#renewal?.catch(() => undefined);
+    await Promise.all([...this.#retiring]);
+    await this.#current.disconnect();
+  }
+
+  send(record: kafkajs.ProducerRecord): Promise<kafkajs.RecordMetadata[]> {
+    return this.#through((producer) => producer.send(record));
+  }
+
+  sendBatch(batch: kafkajs.ProducerBatch): Promise<kafkajs.RecordMetadata[]> {
+    return this.#through((producer) => producer.sendBatch(batch));
+  }
+
+  async #through<T>(operation: (producer: kafkajs.Producer) => Promise<T>): Promise<T> {
+    const producer = this.#stale ? await this.#renew() : this.#current;
+    const sending = operation(producer);
+    let carried = this.#sending.get(producer);
+    if (!carried) this.#sending.set(producer, (carried = new Set()));
+    carried.add(sending);
+    try {
+      return await sending;
+    } catch (error) {
+      if (producer === this.#current) this.#stale = true;
+      throw error;
+    } finally {
+      carried.delete(sending);
+    }
+  }
+
+  /** One fresh producer for all sends waiting on it; a failed connect leaves the producer stale for the next send. */
+  #renew(): Promise<kafkajs.Producer> {
+    this.#renewal ??= (async () => {
+      const fresh = this.#create();
+      try {
+        await fresh.connect();
+      } finally {
+        this.#renewal = undefined;
+      }
+      const old = this.#current;
+      this.#current = fresh;
+      this.#stale = false;
+      const retired = Promise.allSettled([...(this.#sending.get(old) ?? [])]).then(() => old.disconnect()).catch(() => undefined).finally(() => {
+        this.#sending.delete(old);
+        this.#retiring.delete(retired);
+      });
+      this.#retiring.add(retired);
+      return fresh;
+    })();
+    return this.#renewal;
+  }
 }
 
 /**
