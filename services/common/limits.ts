@@ -18,6 +18,12 @@ export const MAX_TABLE_ENTRY_BYTES = 64 * 1024;
  */
 export const MAX_RECORD_BYTES = 1_000_000;
 
+/**
+ * What one produce request carries at most (a larger record goes alone). Kafka limits each partition's record batch
+ * to `max.message.bytes`, so a request bounded by count alone (500 events near MAX_EVENT_BYTES) is refused whole.
+ */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
 /** Per-record framing in a record batch (length, attributes, deltas, header counts), generously rounded up. */
 const RECORD_OVERHEAD_BYTES = 80;
 

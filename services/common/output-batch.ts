@@ -4,7 +4,7 @@
  * commits its input offsets only after send() resolved: that ordering is what makes the pipeline at-least-once.
  */
 import { isRecordTooLarge, type Message, type Producer } from './kafka.ts';
-import { recordBytes } from './limits.ts';
+import { MAX_REQUEST_BYTES, recordBytes } from './limits.ts';
 
 export class OutputBatch {
   readonly #producer: Producer;
@@ -13,7 +13,7 @@ export class OutputBatch {
   #bytes = 0;
   #count = 0;
 
-  constructor(producer: Producer, maxBytes = 512 * 1024) {
+  constructor(producer: Producer, maxBytes = MAX_REQUEST_BYTES) {
     this.#producer = producer;
     this.#maxBytes = maxBytes;
   }

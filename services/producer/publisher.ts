@@ -1,12 +1,13 @@
 /**
  * The producer SDK a workflow engine embeds: validate, encode through the registry, and publish workflow and task
  * events to Kafka. Events are keyed by workflow execution id so one execution's events stay in order, sent by an
- * idempotent producer, and batched: calls within `lingerMs` share one produce request. This module is the public
+ * idempotent producer, and batched: calls within `lingerMs` share one produce request (of at most `maxBatchSize`
+ * events and MAX_REQUEST_BYTES). This module is the public
  * surface of the `@workflow-webhooks/producer` package (packages/producer-sdk builds it).
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { CompressionTypes, createKafka, createProducer, type KafkaConnection, type Message, type Producer } from '../common/kafka.ts';
-import { MAX_EVENT_BYTES } from '../common/limits.ts';
+import { MAX_EVENT_BYTES, MAX_REQUEST_BYTES, recordBytes } from '../common/limits.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { SchemaRegistryClient, type Codec, type RegistryConnection } from '../common/registry.ts';
 import { topicNames } from '../common/topics.ts';
@@ -98,6 +99,8 @@ export class Publisher {
   readonly #lingerMs: number;
   readonly #maxBatchSize: number;
   #buffer: Pending[] = [];
+  #bufferBytes = 0;
+  #previous: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   #closed = false;
@@ -165,7 +168,11 @@ export class Publisher {
       // The record keeps the producer's own time, not occurredAt: brokers refuse record times far ahead of their clock
       // (Kafka 4: one hour by default), and time-based retention would delete a backfilled event at once.
       const message: Message = { key: eventKey(event), value, headers: { 'event-type': event.type } };
+      const bytes = recordBytes(message);
+      // A request would grow past the limit: this event starts the next one.
+      if (this.#bufferBytes + bytes > MAX_REQUEST_BYTES) this.#flushBuffer();
       this.#buffer.push({ event, message, settle: (error) => (error === undefined ? resolve() : reject(error)) });
+      this.#bufferBytes += bytes;
       if (this.#buffer.length >= this.#maxBatchSize) this.#flushBuffer();
       else this.#timer ??= setTimeout(() => this.#flushBuffer(), this.#lingerMs);
     });
@@ -176,9 +183,12 @@ export class Publisher {
     this.#timer = undefined;
     const batch = this.#buffer;
     this.#buffer = [];
+    this.#bufferBytes = 0;
     if (batch.length === 0) return;
-    const sending = this.#producer
-      .send({ topic: this.topic, messages: batch.map((pending) => pending.message), compression: CompressionTypes.None })
+    // After the request before it: concurrent kafkajs sends may reach the broker in either order, and one execution's
+    // events must stay in the order published.
+    const sending = this.#previous
+      .then(() => this.#producer.send({ topic: this.topic, messages: batch.map((pending) => pending.message), compression: CompressionTypes.None }))
       .then(
         () => batch.forEach((pending) => pending.settle()),
         (error: Error) => {
@@ -187,6 +197,7 @@ export class Publisher {
         },
       )
       .finally(() => this.#inFlight.delete(sending));
+    this.#previous = sending;
     this.#inFlight.add(sending);
   }
 

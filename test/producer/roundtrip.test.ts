@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts, EVENT_TYPES, validate, type WorkflowEvent } from '../../schemas/index.ts';
 import { kafkaConnection, headerValue } from '../../services/common/kafka.ts';
+import { MAX_EVENT_BYTES } from '../../services/common/limits.ts';
 import { registryConnection } from '../../services/common/registry.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
@@ -53,6 +54,22 @@ describe('producer SDK → real broker → real registry', () => {
       }
     } finally {
       await ordered.close();
+    }
+  });
+
+  it('publishes forty events at the size limit in one call, one execution (so one partition): requests are bounded in bytes, not only in count', async () => {
+    const run = testCluster('big', { TOPIC_PREFIX: `${cluster.TOPIC_PREFIX}big.` });
+    await prepareCluster(run, testLogger);
+    const big = await createPublisher({ ...kafkaConnection(run), ...registryConnection(run), topicPrefix: run.TOPIC_PREFIX, logger: testLogger });
+    try {
+      const events = Array.from({ length: 40 }, (_, index) =>
+        harnessEvent('workflow_completed', { workflowExecutionId: 'big-run', occurredAt: 1_700_000_000_000 + index, workflow: { id: 'wf', name: 'x'.repeat(MAX_EVENT_BYTES - 4096) } }));
+      await expect(big.publish(events)).resolves.toEqual({ published: 40 });
+      // In order and none twice: each bounded request went once, after the one before it.
+      const decoded = await decodeAll(run, contracts.workflowEvent, await readTopic(run, topicNames(run.TOPIC_PREFIX).workflowEvents, events.length));
+      expect(decoded.map((event) => event.eventId)).toEqual(events.map((event) => event.eventId));
+    } finally {
+      await big.close();
     }
   });
 });
