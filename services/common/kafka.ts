@@ -189,8 +189,8 @@ class RenewingProducer implements Producer {
   #current: kafkajs.Producer;
   #stale = false;
   #renewal: Promise<kafkajs.Producer> | undefined;
-  /** Per producer, the sends it carries: a retired producer is disconnected once they have settled. */
-  readonly #sending = new Map<kafkajs.Producer, Set<Promise<unknown>>>();
+  /** The sends the current producer carries: a retired producer is disconnected once they have settled. */
+  #carried = new Set<Promise<unknown>>();
   readonly #retiring = new Set<Promise<void>>();
 
   constructor(create: () => kafkajs.Producer) {
@@ -218,9 +218,8 @@ class RenewingProducer implements Producer {
 
   async #through<T>(operation: (producer: kafkajs.Producer) => Promise<T>): Promise<T> {
     const producer = this.#stale ? await this.#renew() : this.#current;
+    const carried = this.#carried;
     const sending = operation(producer);
-    let carried = this.#sending.get(producer);
-    if (!carried) this.#sending.set(producer, (carried = new Set()));
     carried.add(sending);
     try {
       return await sending;
@@ -241,13 +240,9 @@ class RenewingProducer implements Producer {
       } finally {
         this.#renewal = undefined;
       }
-      const old = this.#current;
-      this.#current = fresh;
-      this.#stale = false;
-      const retired = Promise.allSettled([...(this.#sending.get(old) ?? [])]).then(() => old.disconnect()).catch(() => undefined).finally(() => {
-        this.#sending.delete(old);
-        this.#retiring.delete(retired);
-      });
+      const [old, carried] = [this.#current, this.#carried];
+      [this.#current, this.#carried, this.#stale] = [fresh, new Set(), false];
+      const retired = Promise.allSettled([...carried]).then(() => old.disconnect()).catch(() => undefined).finally(() => this.#retiring.delete(retired));
       this.#retiring.add(retired);
       return fresh;
     })();

@@ -2,8 +2,8 @@
  * The producer SDK a workflow engine embeds: validate, encode through the registry, and publish workflow and task
  * events to Kafka. Events are keyed by workflow execution id so one execution's events stay in order, sent by an
  * idempotent producer, and batched: calls within `lingerMs` share one produce request (of at most `maxBatchSize`
- * events and MAX_REQUEST_BYTES). This module is the public
- * surface of the `@workflow-webhooks/producer` package (packages/producer-sdk builds it).
+ * events and MAX_REQUEST_BYTES). This module is the public surface of the `@workflow-webhooks/producer` package
+ * (packages/producer-sdk builds it).
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { CompressionTypes, createKafka, createProducer, type KafkaConnection, type Message, type Producer } from '../common/kafka.ts';
@@ -100,9 +100,9 @@ export class Publisher {
   readonly #maxBatchSize: number;
   #buffer: Pending[] = [];
   #bufferBytes = 0;
+  /** The last produce request: each waits for the one before it, so the last settles after all of them. */
   #previous: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
-  readonly #inFlight = new Set<Promise<void>>();
   #closed = false;
 
   /** The registry id of the WorkflowEvent schema every record carries. */
@@ -187,7 +187,7 @@ export class Publisher {
     if (batch.length === 0) return;
     // After the request before it: concurrent kafkajs sends may reach the broker in either order, and one execution's
     // events must stay in the order published.
-    const sending = this.#previous
+    this.#previous = this.#previous
       .then(() => this.#producer.send({ topic: this.topic, messages: batch.map((pending) => pending.message), compression: CompressionTypes.None }))
       .then(
         () => batch.forEach((pending) => pending.settle()),
@@ -195,16 +195,13 @@ export class Publisher {
           this.#logger.error({ err: error, events: batch.length }, 'produce failed after retries');
           batch.forEach((pending) => pending.settle(error));
         },
-      )
-      .finally(() => this.#inFlight.delete(sending));
-    this.#previous = sending;
-    this.#inFlight.add(sending);
+      );
   }
 
   /** Sends whatever is buffered and waits for every outstanding produce request. */
   async flush(): Promise<void> {
     this.#flushBuffer();
-    await Promise.allSettled([...this.#inFlight]);
+    await this.#previous;
   }
 
   /** Flushes, then disconnects. Safe to call twice. */
