@@ -189,6 +189,8 @@ export interface DeliveryCommand {
   createdAt: number;
   /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
   ruleVersion: null | RuleVersion;
+  /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
+  sample: boolean;
 }
 
 /** DeliveryCommand as a producer writes it: fields with a schema default may be left out. */
@@ -205,6 +207,8 @@ export interface DeliveryCommandInput {
   createdAt: number;
   /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
   ruleVersion?: null | RuleVersionInput;
+  /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
+  sample?: boolean;
 }
 
 export interface RuleVersion {

@@ -7,9 +7,12 @@ import type { AttemptRequest, AttemptResponse, DeliveryCommand, DeliveryLog, Del
 import { deliveryId } from './delivery-id.ts';
 import { loggableUrl } from './rules.ts';
 
-/** A first attempt of delivering `event` to `rule`, due now. `ruleVersion` is where the matched rule sits on its topic. */
-export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: number, ruleVersion: RuleVersion | null = null): DeliveryCommand {
-  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion };
+/**
+ * A first attempt of delivering `event` to `rule`, due now. `ruleVersion` is where the matched rule sits on its topic;
+ * `sample` marks an operator's Test, which goes out even while the rule is disabled.
+ */
+export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: number, { ruleVersion = null, sample = false }: { ruleVersion?: RuleVersion | null; sample?: boolean } = {}): DeliveryCommand {
+  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion, sample };
 }
 
 /**

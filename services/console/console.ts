@@ -175,13 +175,16 @@ export class Console {
     return ids;
   }
 
-  /** The Test button: a sample event through the dispatcher to this rule only; its delivery-log record, or null on timeout. */
+  /**
+   * The Test button: a sample event through the dispatcher to this rule only — also while the rule is disabled, so it
+   * can be tried before it goes live; its delivery-log record, or null on timeout.
+   */
   async testRule(id: string): Promise<{ deliveryId: string; pool: string; entry: DeliveryLog | null }> {
     const rule = this.rule(id);
     const event = sampleEvent(rule);
     const route = choosePool(rule, event, this.#pools.values());
     if (!route.ok) throw new ApiError(409, route.error);
-    const command = newDeliveryCommand(event, rule.id, Date.now());
+    const command = newDeliveryCommand(event, rule.id, Date.now(), { sample: true });
     const logged = this.logs.next(command.deliveryId, this.#settings.testTimeoutMs ?? 30_000);
     await this.#sender!.send(this.names.deliveries(route.pool), command);
     this.#audit('rule tested', { ruleId: id, deliveryId: command.deliveryId });

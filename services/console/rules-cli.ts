@@ -202,8 +202,9 @@ async function test(id: string | undefined): Promise<number> {
   });
   for (const { partition, offset } of ends) consumer.seek({ topic: names.deliveryLog, partition, offset });
 
-  await (await sender()).send(names.deliveries(route.pool), newDeliveryCommand(event, rule.id, Date.now()));
-  console.error(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}; waiting for its delivery-log record…`);
+  await (await sender()).send(names.deliveries(route.pool), newDeliveryCommand(event, rule.id, Date.now(), { sample: true }));
+  const disabled = rule.enabled ? '' : ' (the rule is disabled; a Test goes out anyway)';
+  console.error(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}${disabled}; waiting for its delivery-log record…`);
 
   const log = await outcome;
   if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${route.pool}" running?`);

@@ -3,7 +3,7 @@
  * current rule, endpoint state, clock, settings) — no Kafka, no HTTP, no timers — so every path is unit-tested as data.
  *
  * Every delivery ends: delivered, dead-lettered (exhausted, expired, unsigned, refused by the HTTP client), skipped
- * (rule deleted or disabled), or its rule is disabled with a reason. Deferrals (open breaker, saturated endpoint, rate
+ * (rule deleted, or disabled and the command not an operator's Test), or its rule is disabled with a reason. Deferrals (open breaker, saturated endpoint, rate
  * limit) count toward the delivery's maximum age, measured from when the matcher created it.
  */
 import type { DeliveryCommand, EventRule } from '../../schemas/index.ts';
@@ -43,10 +43,11 @@ export type Decision =
 /** Before sending: go, wait, or end the delivery here. `rule` is the current version, undefined when deleted. */
 export function decide(command: DeliveryCommand, rule: EventRule | undefined, endpoint: EndpointState, now: number, settings: PolicySettings): Decision {
   if (!rule) return { kind: 'skip', reason: 'the rule was deleted' };
-  if (!rule.enabled) return { kind: 'skip', reason: `the rule is disabled${rule.disabledReason ? ` (${rule.disabledReason})` : ''}` };
+  // An operator's Test tries a rule before it goes live (or while it is off); matched events wait for it to be on.
+  if (!rule.enabled && !command.sample) return { kind: 'skip', reason: `the rule is disabled${rule.disabledReason ? ` (${rule.disabledReason})` : ''}` };
   const expired = expiry(command, now, settings);
   if (expired) return expired;
-  const failing = failingTooLong(endpoint.failingSince, now, settings);
+  const failing = rule.enabled ? failingTooLong(endpoint.failingSince, now, settings) : undefined;
   if (failing) return { kind: 'disable', reason: failing };
   if (activeSecrets(rule, now).length === 0) {
     return { kind: 'dead-letter', reason: 'unsigned', error: 'every signing secret of the rule has expired; add one (rules rotate-secret) and replay' };

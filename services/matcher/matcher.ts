@@ -238,7 +238,7 @@ export class Matcher {
     this.#counters.matches.inc();
     const now = Date.now();
     return rules.map((rule): [string, Message] => {
-      const command = newDeliveryCommand(event, rule.id, now, { partition: rule.partition, offset: rule.offset });
+      const command = newDeliveryCommand(event, rule.id, now, { ruleVersion: { partition: rule.partition, offset: rule.offset } });
       const route = choosePool(rule, event, this.#pools.values());
       if (!route.ok) {
         this.#counters.unroutable.inc();

@@ -111,7 +111,7 @@ describe('console in headless Chromium', () => {
     expect((await attempt(TOKEN)).status).toBe(201);
   });
 
-  it('logs in, adds a rule (disabled), switches it on, tests it, finds the attempt in the logs, edits, rotates and deletes it', async () => {
+  it('logs in, adds a rule (disabled), tests it before it goes live, finds the attempt in the logs, switches it on, edits, rotates and deletes it', async () => {
     await page.goto(console_.url);
     expect(page.url()).toMatch(/\/login$/);
     await screenshot('console-login.png');
@@ -158,12 +158,10 @@ describe('console in headless Chromium', () => {
     expect(served).not.toContain('deployments');
     expect(JSON.parse(served)).toMatchObject({ headers: { 'X-Team': '[redacted]' } });
 
-    await row.locator('.switch span').click();
-    await expect.poll(() => console_.rules.get(ruleId!)?.enabled).toBe(true);
-    await expect.poll(() => row.locator('input[type=checkbox]').isChecked()).toBe(true);
-    await screenshot('console-rules.png');
 
+    // A new rule is off, and can be tried before it goes live: Test sends its sample anyway, and says so.
     await row.getByRole('button', { name: 'Test' }).click();
+    expect(await page.locator('.modal').innerText()).toContain('The rule is disabled: a Test goes out anyway');
     await expect.poll(() => page.locator('#test-result').innerText(), { timeout: 25_000 }).toMatch(/Delivered[\s\S]*HTTP status\s+200/);
     expect(verified).toHaveLength(1);
     await screenshot('console-test-result.png');
@@ -196,6 +194,11 @@ describe('console in headless Chromium', () => {
 
     // Edit the URL: the secret and the enabled state stay.
     await page.goto(`${console_.url}#/rules`);
+    const row2 = page.locator('#rules tbody tr').first();
+    await row2.locator('.switch span').click();
+    await expect.poll(() => console_.rules.get(ruleId!)?.enabled).toBe(true);
+    await expect.poll(() => row2.locator('input[type=checkbox]').isChecked()).toBe(true);
+    await screenshot('console-rules.png');
     await page.locator('#rules tbody tr').first().getByRole('button', { name: 'Edit' }).click();
     expect(await page.inputValue('#rule-url')).toBe(receiver.url);
     // A saved header value is not shown; left empty, it stays.

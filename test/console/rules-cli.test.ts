@@ -137,9 +137,13 @@ describe('npm run rules', () => {
     const request = receiver.received.at(-1)!;
     expect(new Webhook(secret).verify(request.body, request.headers as Record<string, string>)).toMatchObject({ eventType: 'workflow_end', version: 'v1' });
 
+    // A rule can be tried before it goes live: Test sends its sample whatever the toggle, and says so.
+    const before = receiver.received.length;
     const disabledTest = await rules('test', 'cli-2');
-    expect(disabledTest.code).toBe(1);
-    expect(disabledTest.stdout).toMatch(/skipped: the rule is disabled/);
+    expect(disabledTest.code, disabledTest.stderr).toBe(0);
+    expect(disabledTest.stderr).toContain('(the rule is disabled; a Test goes out anyway)');
+    expect(disabledTest.stdout).toMatch(/delivered: HTTP 200/);
+    expect(receiver.received).toHaveLength(before + 1);
 
     expect((await rules('disable', 'cli-1')).stdout).toContain('rule cli-1 disabled');
     // The result and nothing else: stdout is the JSON document alone, and no library warning reaches stderr.

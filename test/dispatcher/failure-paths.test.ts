@@ -84,7 +84,7 @@ describe('dispatcher failure paths', () => {
     // The version the rule will have once written: the end of its partition now.
     const partition = keyPartition(Buffer.from('late'), ends.length);
     const offset = Number(ends.find((entry) => entry.partition === partition)!.offset);
-    const command = newDeliveryCommand(event('late-app'), 'late', Date.now(), { partition, offset });
+    const command = newDeliveryCommand(event('late-app'), 'late', Date.now(), { ruleVersion: { partition, offset } });
     await sendCommands(command);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await pipeline.io.rules.put(rule('late', 'late-app', { url: receiver.url }));

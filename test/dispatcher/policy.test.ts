@@ -34,6 +34,14 @@ describe('policy: before sending', () => {
     expect(decide(command(), validRule({ enabled: false, disabledReason: '410 Gone' }), healthy, T0, settings)).toEqual({ kind: 'skip', reason: 'the rule is disabled (410 Gone)' });
   });
 
+  it('an operator\'s Test goes out to a disabled rule (tried before it goes live), and never disables it again', () => {
+    const sample = { ...command(), sample: true };
+    const off = validRule({ enabled: false, disabledReason: 'disabled by an operator' });
+    expect(decide(sample, off, healthy, T0, settings)).toEqual({ kind: 'send' });
+    expect(decide(sample, off, { ...healthy, failingSince: T0 - 25 * 60 * MINUTE }, T0, settings)).toEqual({ kind: 'send' });
+    expect(decide(sample, undefined, healthy, T0, settings)).toEqual({ kind: 'skip', reason: 'the rule was deleted' });
+  });
+
   it('deferrals never end: a delivery past its maximum age is dead-lettered as expired, whatever defers it', () => {
     const old = command(T0 - 61 * MINUTE);
     const open: EndpointState = { ...healthy, breaker: { state: 'open', openForMs: 30_000 } };

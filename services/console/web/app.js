@@ -228,7 +228,8 @@ async function refreshRules() {
 
 async function testRule(rule) {
   const result = h('div', { id: 'test-result' }, h('p', { class: 'pending' }, `Sending a sample ${rule.eventTypes?.[0] ?? 'workflow_started'} event through the dispatcher…`));
-  modal(`Test “${rule.name}”`, 'A sample event goes to this rule only; its delivery-log record shows what happened.', result, (close) => [
+  const live = rule.enabled ? '' : ' The rule is disabled: a Test goes out anyway, events do not until you switch it on.';
+  modal(`Test “${rule.name}”`, `A sample event goes to this rule only; its delivery-log record shows what happened.${live}`, result, (close) => [
     h('button', { class: 'btn', onclick: () => { close(); location.hash = `#/logs?deliveryId=${encodeURIComponent(result.dataset.deliveryId ?? '')}`; } }, 'Open in Webhook logs'),
     h('button', { class: 'btn primary', onclick: close }, 'Close')]);
   try {
