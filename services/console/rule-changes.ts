@@ -45,12 +45,14 @@ function resolveHeaders(given: RulePut['headers'], existing: EventRule | undefin
   return Object.fromEntries(Object.entries(given).map(([name, value]) => [name, value === HEADER_MASK ? current.get(name.toLowerCase())! : value]));
 }
 
-export function withEnabled(rule: EventRule, enabled: boolean): RuleDraft {
+// A change is a new version: the drafts below drop the rule's updatedAt, so the writer stamps it now. Kept, a reader
+// waiting for "updatedAt at least the written one" would take the old copy for the change.
+export function withEnabled({ updatedAt: _, ...rule }: EventRule, enabled: boolean): RuleDraft {
   return { ...rule, enabled, disabledReason: enabled ? null : 'disabled by an operator' };
 }
 
 /** A new secret that signs from now on; the old ones keep signing for the overlap (so receivers can switch), expired ones go. */
-export function withRotatedSecret(rule: EventRule, fresh: string, overlapMs: number, now = Date.now()): RuleDraft {
+export function withRotatedSecret({ updatedAt: _, ...rule }: EventRule, fresh: string, overlapMs: number, now = Date.now()): RuleDraft {
   const kept = rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret, notAfter }) => ({ secret, notAfter: notAfter ?? now + overlapMs }));
   return { ...rule, secrets: [...kept, { secret: fresh, notAfter: null }] };
 }
