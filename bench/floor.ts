@@ -35,7 +35,7 @@ import { CircuitBreakers, EndpointSlots, Semaphore } from '../services/dispatche
 import { Sender } from '../services/dispatcher/sender.ts';
 import { sign } from '../services/dispatcher/signing.ts';
 import { dispatcherSettings } from '../services/dispatcher/main.ts';
-import { createAddressGuard } from '../services/dispatcher/ssrf.ts';
+import { createAddressGuard } from '../services/common/ssrf.ts';
 import { benchEvent, benchRule } from './workload.ts';
 
 /** The dispatcher's default: the floor does the work a dispatcher does. */

@@ -325,6 +325,8 @@ export interface DispatcherPool {
   pool: string;
   tags: Array<string>;
   updatedAt: number;
+  /** The pool's SSRF allowlist (DISPATCHER_ALLOW_NETWORKS: CIDR ranges and host names it dials although not public), so a rule whose URL the pool may not dial is flagged when it is saved; null from a dispatcher that does not announce it. */
+  allowNetworks: null | Array<string>;
 }
 
 /** DispatcherPool as a producer writes it: fields with a schema default may be left out. */
@@ -332,6 +334,8 @@ export interface DispatcherPoolInput {
   pool: string;
   tags?: Array<string>;
   updatedAt: number;
+  /** The pool's SSRF allowlist (DISPATCHER_ALLOW_NETWORKS: CIDR ranges and host names it dials although not public), so a rule whose URL the pool may not dial is flagged when it is saved; null from a dispatcher that does not announce it. */
+  allowNetworks?: null | Array<string>;
 }
 
 /** Since when a rule's endpoint has failed without a single success, kept by the dispatchers so the clock behind 'disable a rule failing for too long' survives restarts and rebalances. Compacted topic keyed by rule id; a tombstone when the endpoint succeeds again. */

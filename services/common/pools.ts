@@ -54,7 +54,7 @@ export function resolveSelectors(selectors: readonly string[], event: WorkflowEv
 }
 
 /** The pool for (rule, event): the default pool without selectors, else the first pool (by name) with every tag. */
-export function choosePool(rule: { readonly delegateSelectors: readonly string[] }, event: WorkflowEvent, pools: Iterable<DispatcherPool>): { ok: true; pool: string } | { ok: false; error: string } {
+export function choosePool(rule: { readonly delegateSelectors: readonly string[] }, event: WorkflowEvent, pools: Iterable<Pick<DispatcherPool, 'pool' | 'tags'>>): { ok: true; pool: string } | { ok: false; error: string } {
   if (rule.delegateSelectors.length === 0) return { ok: true, pool: DEFAULT_POOL };
   const resolved = resolveSelectors(rule.delegateSelectors, event);
   if (!resolved.ok) return resolved;

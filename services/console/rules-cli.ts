@@ -14,6 +14,7 @@ import { parseDuration } from '../common/duration.ts';
 import { progressLine } from '../common/progress.ts';
 import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
 import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
+import { unreachableWarnings } from '../common/reachability.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
@@ -136,6 +137,12 @@ async function sender(): Promise<CommandSender> {
   return created;
 }
 
+/** After a save: why the rule will not be delivered as the pools stand, if it will not (the rule is saved either way). */
+async function warnUnreachable(rule: EventRule): Promise<void> {
+  const warnings = await unreachableWarnings(rule, sampleEvent(rule), (await poolsTable()).values());
+  for (const warning of warnings) console.error(`warning: saved, but it will not be delivered: ${warning}`);
+}
+
 async function put(): Promise<void> {
   let input: RulePut;
   if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
@@ -144,12 +151,14 @@ async function put(): Promise<void> {
   const [rule] = await (await writer()).put(draft);
   console.log(`put rule ${rule!.id} (${rule!.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule!.id + '`'})`);
   if (generatedSecret) console.log(`signing secret (shown once, store it now): ${generatedSecret}`);
+  await warnUnreachable(rule!);
 }
 
 async function setEnabled(id: string | undefined, enabled: boolean): Promise<void> {
   const rule = await existing(id);
-  await (await writer()).put(withEnabled(rule, enabled));
+  const [saved] = await (await writer()).put(withEnabled(rule, enabled));
   console.log(`rule ${rule.id} ${enabled ? 'enabled' : 'disabled'}`);
+  if (enabled) await warnUnreachable(saved!);
 }
 
 async function rotateSecret(id: string | undefined): Promise<void> {

@@ -28,7 +28,7 @@ import { NOT_BEFORE_HEADER, Recorder } from './recorder.ts';
 import { RetryPolicy } from './retry-policy.ts';
 import { EndpointHealthTable, RuleHealth } from './rule-health.ts';
 import { Sender } from './sender.ts';
-import { createAddressGuard } from './ssrf.ts';
+import { createAddressGuard } from '../common/ssrf.ts';
 
 export interface DispatcherSettings {
   groupId: string;
@@ -224,8 +224,9 @@ export class Dispatcher {
       onLatency: this.#counters.observeLatency,
     });
     await Promise.all([this.#rules.start(), this.#healthTable.start()]);
-    // Tells the matchers this pool exists and which tags it has (compacted: the latest announcement wins).
-    await this.#producer.send({ topic: this.#names.dispatcherPools, acks: -1, messages: [{ key: pool, value: poolCodec.encode({ pool, tags, updatedAt: Date.now() }) }] });
+    // Tells the matchers this pool exists and which tags it has, and the console what it may dial (compacted: the
+    // latest announcement wins).
+    await this.#producer.send({ topic: this.#names.dispatcherPools, acks: -1, messages: [{ key: pool, value: poolCodec.encode({ pool, tags, updatedAt: Date.now(), allowNetworks: this.#settings.allowNetworks }) }] });
     this.#logger.info({ pool, tags }, 'announced the pool');
     const retryDelays = await this.#retryTopics();
     this.#source = new CommandSource({

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { AttemptResponse } from '../../schemas/index.ts';
 import { utf8Prefix } from '../common/deliveries.ts';
-import { BlockedAddressError, type AddressGuard } from './ssrf.ts';
+import { BlockedAddressError, type AddressGuard } from '../common/ssrf.ts';
 
 export interface SenderSettings {
   guard: AddressGuard;

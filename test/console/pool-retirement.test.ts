@@ -70,7 +70,7 @@ describe('commands routed to a retired pool: what is drained, and when retiring 
       .toEqual(['webhook-deliveries.eu', 'webhook-deliveries.eu.retry.5s']);
   });
   it('refuses the default pool even with --force, an unknown pool, and live members unless --force', () => {
-    const state = { pool: 'eu', announcement: { pool: 'eu', tags: [], updatedAt: 1 }, topics: ['webhook-deliveries.eu'], group: 'dispatcher.eu', members: 0 };
+    const state = { pool: 'eu', announcement: { pool: 'eu', tags: [], updatedAt: 1, allowNetworks: null }, topics: ['webhook-deliveries.eu'], group: 'dispatcher.eu', members: 0 };
     expect(retirementRefusal({ ...state, pool: 'default' }, true)).toMatch(/default pool cannot be retired/);
     expect(retirementRefusal({ ...state, announcement: undefined, topics: [] }, true)).toBe('no pool "eu": it has no announcement and no command topic');
     expect(retirementRefusal({ ...state, members: 2 }, false)).toMatch(/^2 dispatcher\(s\) of pool "eu" are still members of consumer group dispatcher\.eu: stop them first/);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareCluster } from '../../services/common/setup.ts';
-import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
+import { createAddressGuard } from '../../services/common/ssrf.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errors } from 'undici';
 import { classifyFailure, Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
-import { createAddressGuard } from '../../services/dispatcher/ssrf.ts';
+import { createAddressGuard } from '../../services/common/ssrf.ts';
 import { freePort } from '../../stack/ports.ts';
 
 const routes: Record<string, (request: IncomingMessage, response: ServerResponse) => void> = {

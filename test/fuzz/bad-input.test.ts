@@ -75,8 +75,8 @@ describe('fuzzing every input topic', () => {
 
     // The default pool's own key among them: refused, so the last valid announcement (the running dispatcher's) stays.
     const badPools: Message[] = [
-      { key: 'default', value: poolCodec.encode({ pool: 'default', tags: [' '], updatedAt: 1 }) },
-      { key: 'Bad Pool!', value: poolCodec.encode({ pool: 'Bad Pool!', tags: [], updatedAt: 1 }) },
+      { key: 'default', value: poolCodec.encode({ pool: 'default', tags: [' '], updatedAt: 1, allowNetworks: null }) },
+      { key: 'Bad Pool!', value: poolCodec.encode({ pool: 'Bad Pool!', tags: [], updatedAt: 1, allowNetworks: null }) },
       { key: 'garbage', value: notWireFormat(48) },
     ];
 

@@ -11,6 +11,13 @@ import ipaddr from 'ipaddr.js';
 export class BlockedAddressError extends Error {
   override name = 'BlockedAddressError';
   readonly code = 'ESSRFBLOCKED';
+  /** Why, without the advice: "127.0.0.1 is loopback". */
+  readonly detail: string;
+
+  constructor(hostname: string, detail: string) {
+    super(`refused to connect to ${hostname}: ${detail} (not a public address; allow it with DISPATCHER_ALLOW_NETWORKS)`);
+    this.detail = detail;
+  }
 }
 
 export interface SsrfPolicy {
@@ -46,7 +53,7 @@ export function createAddressGuard({ allow }: SsrfPolicy): AddressGuard {
         if (reason === undefined) return candidate;
         reasons.push(`${candidate.address} is ${reason}`);
       }
-      throw new BlockedAddressError(`refused to connect to ${hostname}: ${reasons.join(', ') || 'no address'} (not a public address; allow it with DISPATCHER_ALLOW_NETWORKS)`);
+      throw new BlockedAddressError(hostname, reasons.join(', ') || 'no address');
     },
   };
 }
