@@ -47,12 +47,22 @@ export function secretKey(secret: string): Buffer | undefined {
   return key.length >= 24 && key.length <= 64 ? key : undefined;
 }
 
-/** Checks a rule from any source: its shape against the contract (defaults filled in), then ruleIssues. */
+/**
+ * Checks a rule from any source: its shape against the contract (defaults filled in), then ruleIssues, then what a
+ * new write is refused for although a rule already on the topic keeps working with it (a header named twice).
+ */
 export function checkRule(input: EventRuleInput | unknown): CheckedRule {
   const result = validate(contracts.eventRule, input, { conceal: (field) => CONCEALED_FIELDS.test(field) });
   if (!result.ok) return result;
-  const issues = ruleIssues(result.value);
+  const issues = [...ruleIssues(result.value), ...repeatedHeaders(result.value.headers)];
   return issues.length === 0 ? { ok: true, rule: result.value } : { ok: false, issues };
+}
+
+/** HTTP header names ignore case: `X-A` and `x-a` are one header, and a request would carry two values for it. */
+function repeatedHeaders(headers: Record<string, string>): ValidationIssue[] {
+  const byName = Map.groupBy(Object.keys(headers), (name) => name.toLowerCase());
+  return [...byName.values()].filter((names) => names.length > 1)
+    .map((names) => ({ field: `headers.${names[1]}`, reason: `names the same header as ${names.filter((name) => name !== names[1]).join(', ')} (header names ignore case); keep one` }));
 }
 
 /**

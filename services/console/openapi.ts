@@ -36,19 +36,19 @@ export const openApiDocument = {
     '/api/catalog': { get: op('Event types, payload formats and applications, for forms', 'Meta', { responses: { 200: json({ type: 'object', properties: { eventTypes: { type: 'array', items: { type: 'string' } }, payloadFormats: { type: 'array', items: { type: 'string' } }, applications: { type: 'array', items: { type: 'string' } } } }), ...errors } }) },
     '/api/rules': {
       get: op('List event rules', 'Rules', { responses: { 200: json({ type: 'object', properties: { rules: { type: 'array', items: ref('Rule') } } }), ...errors } }),
-      post: op('Create a rule (disabled unless `enabled: true`); the generated signing secret is in this response only', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'whsec_…, shown once' } } }, 'Created'), ...invalid, ...errors } }),
+      post: op('Create a rule (disabled unless `enabled: true`) signing with `secret` if given, else a generated secret, which is in this response only', 'Rules', { requestBody: body({ allOf: [ref('RuleInput'), { type: 'object', properties: { secret: { type: 'string', description: 'A signing secret of your own (whsec_ + base64 of 24–64 bytes), as ShareRing\'s signing key; generated when left out' } } }] }), responses: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...errors } }),
     },
     '/api/rules/{id}': {
       parameters: [idParam],
       get: op('One rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }),
-      put: op('Update a rule; its secrets stay, `enabled` and `headers` stay unless given', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 200: json(ref('Rule')), ...invalid, ...notFound, ...errors } }),
+      put: op('Update a rule; its secrets stay, `enabled` and `headers` stay unless given', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 200: json(ref('SavedRule')), ...invalid, ...notFound, ...errors } }),
       delete: op('Delete a rule (a tombstone on the event-rules topic)', 'Rules', { responses: { 204: { description: 'Deleted' }, ...notFound, ...errors } }),
     },
-    '/api/rules/{id}/enable': { parameters: [idParam], post: op('Enable a rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }) },
-    '/api/rules/{id}/disable': { parameters: [idParam], post: op('Disable a rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }) },
+    '/api/rules/{id}/enable': { parameters: [idParam], post: op('Enable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...errors } }) },
+    '/api/rules/{id}/disable': { parameters: [idParam], post: op('Disable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...errors } }) },
     '/api/rules/{id}/rotate-secret': {
       parameters: [idParam],
-      post: op('Add a new signing secret; the old ones keep signing for the overlap', 'Rules', { requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] } } } } } }, responses: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The new whsec_…, shown once' } } }), ...invalid, ...notFound, ...errors } }),
+      post: op('Add a new signing secret; the old ones keep signing for the overlap', 'Rules', { requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] }, secret: { type: 'string', description: 'The new secret, your own; generated when left out' } } } } } }, responses: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' } } }), ...invalid, ...notFound, ...errors } }),
     },
     '/api/rules/{id}/test': {
       parameters: [idParam],
@@ -122,6 +122,8 @@ export const openApiDocument = {
           secrets: { type: 'array', items: { type: 'object', properties: { fingerprint: { type: 'string', description: 'First 12 hex digits of the secret\'s SHA-256; never the secret' }, notAfter: nullable({ type: 'integer' }) } } },
         } }],
       },
+      Warnings: { type: 'array', items: { type: 'string' }, description: 'Why the saved rule will not be delivered as the announced pools stand (no pool has its delegate selectors, or its pool may not dial the URL), naming the setting; empty when nothing stands in the way. The rule is saved either way.' },
+      SavedRule: { allOf: [ref('Rule'), { type: 'object', properties: { warnings: ref('Warnings') } }] },
       Attempt: { type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, request and response bodies up to DISPATCHER_LOG_BODY_BYTES each, with the whole body\'s size and SHA-256.' },
       LogWindow: { type: 'object', properties: { capacity: { type: 'integer' }, held: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }) } },
     },

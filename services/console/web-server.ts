@@ -7,7 +7,7 @@
 import cookie from '@fastify/cookie';
 import fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { EVENT_TYPES, type DeliveryOutcome } from '../../schemas/index.ts';
+import { EVENT_TYPES, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
 import type { Logger } from '../common/logger.ts';
 import { RuleValidationError } from '../common/rule-writer.ts';
 import { GuessLimiter, sameSecret, Sessions, type Session } from './auth.ts';
@@ -156,16 +156,19 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
   app.get('/api/catalog', () => ({ eventTypes: EVENT_TYPES, payloadFormats: ['standard', 'harness_v1', 'sharering'], applications: [...new Set([...console.rules.values()].map((rule) => rule.application))].sort() }));
   app.get('/api/rules', () => ({ rules: [...console.rules.values()].sort((a, b) => a.application.localeCompare(b.application) || a.name.localeCompare(b.name)).map(ruleView) }));
   app.get('/api/rules/:id', (request) => ruleView(console.rule(id(request))));
+  // A saved rule comes back with why it will not be delivered, if it will not: the operator hears it at once.
+  const saved = async (rule: EventRule) => ({ ...ruleView(rule), warnings: await console.warnings(rule) });
   app.post('/api/rules', async (request, reply) => {
     const { rule, secret } = await console.createRule(request.body);
-    return reply.code(201).send({ rule: ruleView(rule), secret });
+    return reply.code(201).send({ rule: ruleView(rule), secret, warnings: await console.warnings(rule) });
   });
-  app.put('/api/rules/:id', async (request) => ruleView(await console.updateRule(id(request), request.body)));
-  app.post('/api/rules/:id/enable', async (request) => ruleView(await console.setEnabled(id(request), true)));
-  app.post('/api/rules/:id/disable', async (request) => ruleView(await console.setEnabled(id(request), false)));
+  app.put('/api/rules/:id', async (request) => saved(await console.updateRule(id(request), request.body)));
+  app.post('/api/rules/:id/enable', async (request) => saved(await console.setEnabled(id(request), true)));
+  app.post('/api/rules/:id/disable', async (request) => saved(await console.setEnabled(id(request), false)));
   app.post('/api/rules/:id/rotate-secret', async (request) => {
-    const overlap = (request.body as { overlap?: unknown } | undefined)?.overlap ?? '24h';
-    const { rule, secret } = await console.rotateSecret(id(request), String(overlap));
+    const { overlap = '24h', secret: given } = (request.body ?? {}) as { overlap?: unknown; secret?: unknown };
+    if (given !== undefined && typeof given !== 'string') throw new RuleInputError([{ field: 'secret', reason: 'must be a string: whsec_ followed by base64 of 24 to 64 random bytes' }]);
+    const { rule, secret } = await console.rotateSecret(id(request), String(overlap), given?.trim() || undefined);
     return { rule: ruleView(rule), secret };
   });
   app.post('/api/rules/:id/test', (request) => console.testRule(id(request)));

@@ -52,6 +52,12 @@ describe('rule validation', () => {
     expect(headerProblem('x-euro', '\u20ac')).toMatch(/value/);
   });
 
+  it('a header named twice in different case (X-A and x-a) is refused, naming the second', () => {
+    const checked = checkRule({ ...rule('r', 'app', { headers: { 'X-A': '1', 'x-b': '2', 'x-a': '3' } }), updatedAt: Date.now() });
+    expect(checked).toEqual({ ok: false, issues: [{ field: 'headers.x-a', reason: 'names the same header as X-A (header names ignore case); keep one' }] });
+    expect(checkRule({ ...rule('r', 'app', { headers: { 'X-A': '1', 'x-b': '2' } }), updatedAt: Date.now() }).ok).toBe(true);
+  });
+
   it('headers undici refuses: hop-by-hop and dispatcher-owned headers are refused even where undici would send them', () => {
     for (const [name, value] of [['te', 'trailers'], ['trailer', 'x-sum'], ['proxy-connection', 'close'], ['connection', 'close'], ['host', 'example.com'], ['webhook-signature', 'v1,x']] as const) {
       expect(refusedHeader(name, value), name).toBe(true);

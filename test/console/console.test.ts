@@ -305,4 +305,32 @@ describe('console in headless Chromium', () => {
       await io.close();
     }
   });
+
+  it('flags a rule no pool will deliver when it is saved, naming the setting: no pool has its selectors, or its pool may not dial the URL', async () => {
+    const strict = await startDispatcher(cluster, { pool: 'strict', tags: ['strict'], allowNetworks: [], groupId: `${cluster.TOPIC_PREFIX}dispatcher.strict` });
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const input = { id: 'reach', name: 'Reach', application: 'reach-app', url: receiver.url, scope: { kind: 'everything', ids: null } };
+    try {
+      const created = await api('/api/rules', { method: 'POST', headers, body: JSON.stringify({ ...input, delegateSelectors: ['nowhere'] }) });
+      expect(created.status).toBe(201);
+      expect((await created.json() as { warnings: string[] }).warnings).toEqual([expect.stringMatching(/^no dispatcher pool has all of the tags \[nowhere\].*DISPATCHER_TAGS/)]);
+      const update = async () => (await (await api('/api/rules/reach', { method: 'PUT', headers, body: JSON.stringify({ ...input, delegateSelectors: ['strict'] }) })).json() as { warnings: string[] }).warnings;
+      // Once the strict pool's announcement is read: it may not dial loopback.
+      await expect.poll(update).toEqual([expect.stringMatching(/^pool "strict" may not dial this URL \(127\.0\.0\.1 is loopback, not a public address\): allow it in DISPATCHER_ALLOW_NETWORKS/)]);
+      // Saved all the same; the default pool (loopback allowed) would deliver it, so that says nothing.
+      expect(console_.rules.get('reach')).toMatchObject({ delegateSelectors: ['strict'] });
+      expect(await (await api('/api/rules/reach', { method: 'PUT', headers, body: JSON.stringify({ ...input, delegateSelectors: [] }) })).json()).toMatchObject({ warnings: [] });
+      await api('/api/rules/reach', { method: 'PUT', headers, body: JSON.stringify({ ...input, delegateSelectors: ['strict'] }) });
+
+      // The page says so when the rule is switched on.
+      await page.goto(`${console_.url}#/rules`);
+      const row = page.locator('#rules tbody tr[data-rule-id=reach]');
+      await row.locator('.switch span').click();
+      await expect.poll(() => page.locator('.toast.warn').innerText()).toMatch(/Reach is saved, but it will not be delivered: pool "strict" may not dial this URL .*DISPATCHER_ALLOW_NETWORKS/);
+      await screenshot('console-rule-unreachable.png');
+    } finally {
+      await api('/api/rules/reach', { method: 'DELETE', headers });
+      await strict.stop();
+    }
+  });
 });

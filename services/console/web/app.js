@@ -32,8 +32,12 @@ const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${sc
 function toast(message, kind = '') {
   const node = h('div', { class: `toast ${kind}`, role: 'status' }, message);
   $('#toasts').append(node);
-  setTimeout(() => node.remove(), 3500);
+  // A warning says what to change: long enough to read it.
+  setTimeout(() => node.remove(), kind === 'warn' ? 12_000 : 3500);
 }
+
+/** A saved rule's warnings (why it will not be delivered as the pools stand), as one sentence for a toast. */
+const undeliverable = (name, warnings) => `${name} is saved, but it will not be delivered: ${warnings.join('; ')}`;
 
 class ApiFailure extends Error {
   constructor(status, body) {
@@ -49,8 +53,9 @@ async function api(method, path, body) {
   if (method !== 'GET') headers['x-csrf-token'] = csrfToken;
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
   if (response.status === 401) {
+    // Signed out (or the session ended): the page is leaving for the login, so nothing waiting on this goes on.
     location.assign('/login');
-    throw new ApiFailure(401, { error: 'signed out' });
+    return new Promise(() => {});
   }
   const parsed = response.status === 204 ? {} : await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiFailure(response.status, parsed);
@@ -66,38 +71,83 @@ function emptyRow(columns, title, text) {
 }
 
 // ---------- overlays ----------
-function closeOverlays() {
-  document.querySelectorAll('.scrim, .drawer, .modal').forEach((node) => node.remove());
+// A drawer or modal takes the focus (its first field, else itself), keeps Tab inside, closes on Escape, and gives the
+// focus back to what opened it.
+const overlays = [];
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+const focusables = (root) => [...root.querySelectorAll(FOCUSABLE)].filter((node) => node.getClientRects().length > 0);
+
+function showOverlay(scrim, panel, onDismiss) {
+  const entry = { scrim, panel, onDismiss, opener: document.activeElement };
+  overlays.push(entry);
+  Object.assign(panel, { tabIndex: -1 });
+  panel.setAttribute('aria-modal', 'true');
+  document.body.append(scrim, panel);
+  (focusables(panel).find((node) => node.matches('input, select, textarea')) ?? panel).focus();
+  return entry;
 }
+
+function closeOverlay(entry) {
+  const index = overlays.indexOf(entry);
+  if (index < 0) return;
+  overlays.splice(index, 1);
+  entry.scrim.remove();
+  entry.panel.remove();
+  entry.onDismiss?.();
+  if (entry.opener?.isConnected) entry.opener.focus();
+}
+
+function closeOverlays() {
+  while (overlays.length) closeOverlay(overlays.at(-1));
+}
+
+document.addEventListener('keydown', (event) => {
+  const top = overlays.at(-1);
+  if (!top) return;
+  if (event.key === 'Escape') {
+    event.preventDefault();
+    closeOverlay(top);
+  } else if (event.key === 'Tab') {
+    const targets = focusables(top.panel);
+    if (targets.length === 0) return event.preventDefault();
+    const [first, last] = [targets[0], targets.at(-1)];
+    const inside = top.panel.contains(document.activeElement);
+    if (!inside || (event.shiftKey && document.activeElement === first) || (!event.shiftKey && document.activeElement === last)) {
+      event.preventDefault();
+      (event.shiftKey ? last : first).focus();
+    }
+  }
+});
 
 function drawer(title, subtitle, body, footer = []) {
   closeOverlays();
-  const scrim = h('div', { class: 'scrim', onclick: closeOverlays });
   const panel = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': title },
     h('header', {}, h('div', {}, h('h2', {}, title), subtitle ? h('p', {}, subtitle) : null), h('button', { class: 'btn ghost', onclick: closeOverlays, 'aria-label': 'Close' }, '✕')),
     h('div', { class: 'body' }, body),
     footer.length ? h('footer', {}, ...footer) : null);
-  document.body.append(scrim, panel);
+  showOverlay(h('div', { class: 'scrim', onclick: closeOverlays }), panel);
   return panel;
 }
 
-function modal(title, text, content, buttons) {
-  document.querySelectorAll('.modal, .modal-scrim').forEach((node) => node.remove());
-  const scrim = h('div', { class: 'scrim modal-scrim' });
-  const close = () => { scrim.remove(); box.remove(); };
+/** `onDismiss` runs however the modal closes: a button's `close`, or Escape. */
+function modal(title, text, content, buttons, onDismiss) {
+  overlays.filter((entry) => entry.panel.classList.contains('modal')).forEach(closeOverlay);
+  let entry;
+  const close = () => closeOverlay(entry);
   const box = h('div', { class: 'modal', role: 'dialog', 'aria-label': title },
     h('div', { class: 'body' }, h('h2', {}, title), text ? h('p', {}, text) : null, content),
     h('footer', {}, ...buttons(close)));
-  document.body.append(scrim, box);
+  entry = showOverlay(h('div', { class: 'scrim modal-scrim' }), box, onDismiss);
   return box;
 }
 
 function confirmModal(title, text, action, label, content = null) {
   return new Promise((resolve) => {
+    let confirmed = false;
     modal(title, text, content, (close) => [
-      h('button', { class: 'btn', onclick: () => { close(); resolve(false); } }, 'Cancel'),
-      h('button', { class: `btn ${action}`, id: 'confirm', onclick: () => { close(); resolve(true); } }, label),
-    ]);
+      h('button', { class: 'btn', onclick: close }, 'Cancel'),
+      h('button', { class: `btn ${action}`, id: 'confirm', onclick: () => { confirmed = true; close(); } }, label),
+    ], () => resolve(confirmed));
   });
 }
 
@@ -117,8 +167,9 @@ function copyButton(text) {
   return button;
 }
 
-function showSecret(title, secret, text) {
+function showSecret(title, secret, text, warnings = []) {
   modal(title, text, h('div', {},
+    ...warnings.map((warning) => h('div', { class: 'note bad save-warning', style: 'margin:12px 0' }, `It will not be delivered yet: ${warning}`)),
     h('div', { class: 'secret-box' }, h('code', { id: 'secret-value' }, secret), copyButton(secret)),
     h('div', { class: 'note warn', style: 'margin-top:12px' }, 'This is the only time the secret is shown. Store it in your receiver\'s configuration now; the console keeps only a fingerprint.')),
   (close) => [h('button', { class: 'btn primary', id: 'secret-done', onclick: close }, 'I have stored it')]);
@@ -150,7 +201,11 @@ async function overview() {
   charts.success = new Chart($('#success-chart'), {
     type: 'bar',
     data: { labels: [], datasets: [{ label: 'Success %', data: [], backgroundColor: '#4f46e5', borderRadius: 4 }, { label: 'p95 ms', data: [], backgroundColor: '#a5b4fc', borderRadius: 4, xAxisID: 'ms' }] },
-    options: { animation: false, maintainAspectRatio: false, indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: { x: { min: 0, max: 100, position: 'top' }, ms: { beginAtZero: true, position: 'bottom' } } },
+    options: { animation: false, maintainAspectRatio: false, indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: {
+      x: { min: 0, max: 100, position: 'top' }, ms: { beginAtZero: true, position: 'bottom' },
+      // Long rule names would push the bars off a narrow screen: the axis shows their start, the tooltip all of it.
+      y: { ticks: { callback(value) { const label = this.getLabelForValue(value); return label.length > 24 ? `${label.slice(0, 23)}…` : label; } } },
+    } },
   });
   return refreshOverview;
 }
@@ -202,8 +257,9 @@ async function refreshRules() {
     const toggle = h('input', { type: 'checkbox', checked: rule.enabled, 'aria-label': `Enable ${rule.name}`, onchange: async () => {
       toggle.disabled = true;
       try {
-        await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/${toggle.checked ? 'enable' : 'disable'}`);
-        toast(`${rule.name} ${toggle.checked ? 'enabled' : 'disabled'}`);
+        const saved = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/${toggle.checked ? 'enable' : 'disable'}`);
+        if (saved.enabled && saved.warnings.length) toast(undeliverable(rule.name, saved.warnings), 'warn');
+        else toast(`${rule.name} ${toggle.checked ? 'enabled' : 'disabled'}`);
       } catch (error) {
         toggle.checked = !toggle.checked;
         toast(error.message, 'bad');
@@ -249,14 +305,18 @@ async function testRule(rule) {
 }
 
 function rotateDialog(rule) {
+  const own = h('input', { type: 'text', id: 'new-secret', class: 'mono', autocomplete: 'off', spellcheck: false, placeholder: 'whsec_…' });
   const overlap = h('select', { id: 'overlap' }, ...[['1h', '1 hour'], ['24h', '24 hours'], ['7d', '7 days']].map(([value, label]) => h('option', { value, selected: value === '24h' }, label)));
   modal('Rotate signing secret', `A new secret signs “${rule.name}” from now on. During the overlap every request carries a signature for the old secret too, so receivers can switch without failing.`,
-    h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'overlap' }, 'Old secret keeps signing for'), overlap),
+    h('div', {}, h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'overlap' }, 'Old secret keeps signing for'), overlap),
+      h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'new-secret' }, 'New secret (optional)'), own, h('div', { class: 'hint' }, 'Your own signing key; generated and shown once when left empty.'))),
     (close) => [h('button', { class: 'btn', onclick: close }, 'Cancel'), h('button', { class: 'btn primary', id: 'rotate', onclick: async () => {
       close();
       try {
-        const { secret } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/rotate-secret`, { overlap: overlap.value });
-        showSecret('New signing secret', secret, `Rule “${rule.name}” now signs with this secret; the previous one also signs for ${overlap.selectedOptions[0].textContent}.`);
+        const { secret } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/rotate-secret`, { overlap: overlap.value, ...(own.value.trim() ? { secret: own.value.trim() } : {}) });
+        const overlapText = overlap.selectedOptions[0].textContent;
+        if (secret) showSecret('New signing secret', secret, `Rule “${rule.name}” now signs with this secret; the previous one also signs for ${overlapText}.`);
+        else toast(`${rule.name} now signs with the secret you gave; the previous one also signs for ${overlapText}`);
         await refreshRules();
       } catch (error) {
         toast(error.message, 'bad');
@@ -299,11 +359,11 @@ function deleteApplicationDialog() {
 function ruleForm(rule) {
   const editing = Boolean(rule);
   const value = rule ?? { name: '', application: catalog.applications[0] ?? '', url: '', scope: { kind: 'everything', ids: null }, eventTypes: null, headers: {}, delegateSelectors: [], payloadFormat: 'standard', includeUserData: true, rateLimitPerSecond: null, enabled: false };
-  const field = (key, label, control, hint) => h('div', { class: 'field', dataset: { field: key } }, h('label', {}, label), control, hint ? h('div', { class: 'hint' }, hint) : null, h('div', { class: 'error', hidden: true }));
+  const field = (key, label, control, hint) => h('div', { class: 'field', dataset: { field: key } }, h('label', { for: control.matches('input, select') ? control.id : undefined }, label), control, hint ? h('div', { class: 'hint' }, hint) : null, h('div', { class: 'error', hidden: true, 'aria-live': 'polite' }));
   const input = (name, attrs = {}) => h('input', { type: 'text', name, id: `rule-${name}`, ...attrs });
 
   const scopeChoice = (kind, title, text) => h('label', { class: 'choice' }, h('input', { type: 'radio', name: 'scope-kind', value: kind, checked: value.scope.kind === kind, onchange: syncScope }), h('div', {}, h('b', {}, title), h('span', {}, text)));
-  const scopeIds = input('scope-ids', { value: value.scope.ids?.join(', ') ?? '', placeholder: 'ids, comma-separated' });
+  const scopeIds = input('scope-ids', { value: value.scope.ids?.join(', ') ?? '', placeholder: 'ids, comma-separated', 'aria-label': 'Workflow or pipeline ids' });
   const scopeAll = h('input', { type: 'checkbox', id: 'scope-all', checked: value.scope.ids === null, onchange: syncScope });
   const scopeIdsRow = h('div', { class: 'toggle-line', style: 'margin-top:4px' }, h('label', { class: 'toggle-line', style: 'gap:6px;white-space:nowrap' }, scopeAll, h('span', { id: 'scope-all-label' }, 'All')), scopeIds);
   function syncScope() {
@@ -336,6 +396,7 @@ function ruleForm(rule) {
     h('div', { class: 'row2' }, field('name', 'Name', input('name', { value: value.name, placeholder: 'Production deploys' })),
       field('application', 'Application', input('application', { value: value.application, placeholder: 'application id', disabled: editing }), editing ? null : 'The rule only sees this application\'s events.')),
     editing ? null : field('id', 'Rule id (optional)', input('id', { placeholder: 'derived from the name' })),
+    editing ? null : field('secrets', 'Signing secret (optional)', input('secret', { class: 'mono', autocomplete: 'off', spellcheck: false, placeholder: 'whsec_… — generated when left empty' }), 'Your own signing key, if your receiver already has one; otherwise one is generated and shown once.'),
     field('scope', 'Send events of', h('div', { class: 'choices' },
       scopeChoice('everything', 'Send me everything', 'Every workflow and pipeline of the application'),
       scopeChoice('workflows', 'Workflows', 'Specific workflows, or all workflows'),
@@ -355,8 +416,28 @@ function ruleForm(rule) {
   syncScope();
 
   async function submit() {
-    form.querySelectorAll('.field').forEach((node) => { node.classList.remove('invalid'); $('.error', node).hidden = true; });
+    // Each attempt shows its own errors only.
+    form.querySelectorAll('.field').forEach((node) => { node.classList.remove('invalid'); Object.assign($('.error', node), { hidden: true, textContent: '' }); });
     generalError.hidden = true;
+    const showIssues = (issues) => {
+      const unplaced = [];
+      const byField = new Map();
+      for (const issue of issues) {
+        const key = issue.field.split('.')[0];
+        const holder = form.querySelector(`.field[data-field="${key === 'secret' ? 'secrets' : key}"]`);
+        if (!holder) unplaced.push(`${issue.field}: ${issue.reason}`);
+        else byField.set(holder, [...(byField.get(holder) ?? []), fieldLabel(issue)]);
+      }
+      for (const [holder, messages] of byField) {
+        holder.classList.add('invalid');
+        Object.assign($('.error', holder), { hidden: false }).replaceChildren(...[...new Set(messages)].map((message) => h('div', {}, message)));
+      }
+      if (unplaced.length) Object.assign(generalError, { hidden: false, textContent: unplaced.join('; ') });
+      form.querySelector('.field.invalid')?.scrollIntoView({ block: 'center' });
+    };
+    // A header row with a value but no name would be lost on the way (no name, no header): say so instead.
+    const unnamed = [...headerRows.children].map((row, index) => ({ row, index })).filter(({ row }) => !$('.header-name', row).value.trim() && ($('.header-value', row).value !== '' || row.dataset.kept !== undefined));
+    if (unnamed.length) return showIssues(unnamed.map(({ index }) => ({ field: `headers.row ${index + 1}`, reason: 'has no header name; name it or remove the row' })));
     const kind = form.querySelector('input[name=scope-kind]:checked').value;
     const list = (text) => text.split(',').map((item) => item.trim()).filter(Boolean);
     const body = {
@@ -376,35 +457,25 @@ function ruleForm(rule) {
       enabled: enabled.checked,
     };
     if (!editing && $('#rule-id').value.trim()) body.id = $('#rule-id').value.trim();
+    if (!editing && $('#rule-secret').value.trim()) body.secret = $('#rule-secret').value.trim();
     save.disabled = true;
     try {
       if (editing) {
-        await api('PUT', `/api/rules/${encodeURIComponent(rule.id)}`, body);
+        const saved = await api('PUT', `/api/rules/${encodeURIComponent(rule.id)}`, body);
         closeOverlays();
-        toast(`${body.name} saved`);
+        if (saved.warnings.length) toast(undeliverable(body.name, saved.warnings), 'warn');
+        else toast(`${body.name} saved`);
       } else {
         const created = await api('POST', '/api/rules', body);
         closeOverlays();
-        showSecret('Rule created: its signing secret', created.secret, `“${created.rule.name}” is ${created.rule.enabled ? 'enabled' : 'disabled: switch it on in the list when your endpoint is ready'}. Receivers verify requests with this secret (any Standard Webhooks library).`);
+        if (!created.secret) toast(created.warnings.length ? undeliverable(created.rule.name, created.warnings) : `${created.rule.name} created; it signs with the secret you gave`, created.warnings.length ? 'warn' : '');
+        else showSecret('Rule created: its signing secret', created.secret, `“${created.rule.name}” is ${created.rule.enabled ? 'enabled' : 'disabled: switch it on in the list when your endpoint is ready'}. Receivers verify requests with this secret (any Standard Webhooks library).`, created.warnings);
       }
       await refreshRules();
     } catch (error) {
       const issues = error.body?.issues ?? [];
-      const unplaced = [];
-      for (const issue of issues) {
-        const key = issue.field.split('.')[0];
-        const holder = form.querySelector(`.field[data-field="${key === 'scope' ? 'scope' : key}"]`);
-        if (!holder) { unplaced.push(`${issue.field}: ${issue.reason}`); continue; }
-        holder.classList.add('invalid');
-        const message = $('.error', holder);
-        message.hidden = false;
-        message.textContent = message.textContent && !message.textContent.endsWith(issue.reason) ? `${message.textContent}; ${fieldLabel(issue)}` : fieldLabel(issue);
-      }
-      if (unplaced.length || issues.length === 0) {
-        generalError.hidden = false;
-        generalError.textContent = unplaced.length ? unplaced.join('; ') : error.message;
-      }
-      form.querySelector('.field.invalid')?.scrollIntoView({ block: 'center' });
+      if (issues.length) showIssues(issues);
+      else Object.assign(generalError, { hidden: false, textContent: error.message });
     } finally {
       save.disabled = false;
     }
@@ -447,11 +518,14 @@ async function refreshLogs() {
   const selected = body.querySelector('tr.selected')?.dataset.key;
   body.replaceChildren(...(entries.length ? entries.map((entry) => {
     const key = `${entry.deliveryId}/${entry.attempt}`;
-    return h('tr', { class: `clickable attempt${key === selected ? ' selected' : ''}`, dataset: { key, deliveryId: entry.deliveryId, outcome: entry.outcome }, onclick: (event) => {
+    const open = (event) => {
       body.querySelectorAll('tr.selected').forEach((row) => row.classList.remove('selected'));
       event.currentTarget.classList.add('selected');
       attemptDrawer(entry);
-    } },
+    };
+    return h('tr', { class: `clickable attempt${key === selected ? ' selected' : ''}`, tabindex: '0', 'aria-label': `Attempt ${entry.attempt} of ${entry.eventType} to ${entry.ruleName ?? entry.ruleId}: ${OUTCOME_LABEL[entry.outcome] ?? entry.outcome}`,
+      dataset: { key, deliveryId: entry.deliveryId, outcome: entry.outcome }, onclick: open,
+      onkeydown: (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); open(event); } } },
       h('td', { class: 'mono' }, fmtTime(entry.attemptedAt)), h('td', {}, h('span', { class: 'tag' }, entry.eventType), h('div', { class: 'sub mono truncate' }, entry.eventId)),
       h('td', { class: 'mono truncate', title: entry.url ?? '' }, entry.url ?? '–'), h('td', {}, outcomeBadge(entry.outcome)),
       h('td', { class: 'num' }, entry.httpStatus ?? '–'), h('td', { class: 'num' }, fmtMs(entry.latencyMs)), h('td', { class: 'num' }, entry.attempt),
@@ -515,7 +589,7 @@ async function deadLettersPage() {
   selectedDead.clear();
   page.replaceChildren(
     pageHead('Dead letters', 'Records a service could not process, kept with the reason. Deliveries can be replayed: they go back to their rule\'s pool with the same delivery id, so receivers still de-duplicate.',
-      h('select', { id: 'replay-rule', style: 'width:220px' }, h('option', { value: '' }, 'Replay all of a rule…')),
+      h('select', { id: 'replay-rule', style: 'width:220px', 'aria-label': 'Rule to replay' }, h('option', { value: '' }, 'Replay all of a rule…')),
       h('button', { class: 'btn', id: 'replay-rule-button', onclick: async () => {
         const ruleId = $('#replay-rule').value;
         if (!ruleId) return toast('Choose a rule first', 'bad');
@@ -572,6 +646,7 @@ const pages = { overview, rules: rulesPage, logs: logsPage, 'dead-letters': dead
 async function route() {
   clearInterval(timer);
   closeOverlays();
+  $('#toasts').replaceChildren();
   const [name, search] = (location.hash.slice(2) || 'rules').split('?');
   const render = pages[name] ?? rulesPage;
   document.querySelectorAll('.nav a').forEach((link) => link.classList.toggle('active', link.dataset.page === (pages[name] ? name : 'rules')));
@@ -592,6 +667,8 @@ $('#logout').addEventListener('click', async (event) => {
   location.assign('/login');
 });
 window.addEventListener('hashchange', route);
+// Back to a page kept from before Sign out: load it again, so the server sends the login instead.
+window.addEventListener('pageshow', (event) => { if (event.persisted) location.reload(); });
 (async () => {
   ({ csrfToken } = await api('GET', '/api/session'));
   catalog = await api('GET', '/api/catalog');
