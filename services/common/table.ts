@@ -6,11 +6,16 @@
  * reason, once: a watermark kept as the offsets of a member-less consumer group survives restarts. Values that carry
  * secrets (rules) are dead-lettered redacted, or without a value when they cannot be decoded: secrets rest nowhere
  * but the table's own topic.
+ *
+ * Tables written by several writers at once (rules: operators, the CLI, the dispatcher disabling one) take conditional
+ * writes: a message with a `based-on` header names the version of the entry it was made from, and is applied only if
+ * that version is still in force. Every reader reads one log in one order, so all refuse the same stale writes: a
+ * change made from an old copy never undoes a newer one, nor brings back a deleted entry.
  */
 import { randomUUID } from 'node:crypto';
 import type { Contract, ValidationIssue } from '../../schemas/index.ts';
 import { deadLetter, REDACTED } from './dead-letter.ts';
-import { onFatalCrash, retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
+import { headerValue, onFatalCrash, retryRetriable, type Admin, type Consumer, type Kafka, type KafkaMessage, type Producer } from './kafka.ts';
 import { MAX_TABLE_ENTRY_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
 import { DecodeError, type Codec, type SchemaRegistryClient } from './registry.ts';
@@ -20,6 +25,13 @@ export interface EntryVersion {
   partition: number;
   offset: number;
 }
+
+/** The header of a conditional write: the version (versionOf) of the entry it was based on, or NO_ENTRY. */
+export const BASED_ON_HEADER = 'based-on';
+/** `based-on` of a write made where the entry did not exist (a create, or a deleted entry's tombstone repeated). */
+export const NO_ENTRY = 'none';
+/** How many refused conditional writes a table remembers, for their writers to ask about. */
+const REMEMBERED_STALE_WRITES = 1000;
 
 export interface TableChange<T> {
   id: string;
@@ -57,6 +69,8 @@ export interface TableOptions<T, S = T> {
    * hold that. Applied once per value, after validation. Without it, the table keeps the value (S is T).
    */
   keep?: (value: T, version: EntryVersion) => S;
+  /** An entry's version, for conditional writes (see above); without it, `based-on` headers are ignored. */
+  versionOf?: (entry: S) => number;
 }
 
 export class KafkaTable<T, S = T> {
@@ -78,6 +92,10 @@ export class KafkaTable<T, S = T> {
   #onBootstrapFailed: ((error: Error) => void) | undefined;
   #failed: Error | undefined;
   #invalid = 0;
+  /** Ids deleted since start: a conditional write based on a version of one is stale (the entry is gone). */
+  readonly #deleted = new Set<string>();
+  /** The latest refused conditional writes, as `partition:offset`, oldest first. */
+  readonly #staleWrites = new Set<string>();
   #redactedCodec: Promise<Codec<T>> | undefined;
 
   constructor(options: TableOptions<T, S>) {
@@ -114,6 +132,11 @@ export class KafkaTable<T, S = T> {
   /** Whether the table has applied the topic up to and including `offset` of `partition`. */
   reached({ partition, offset }: EntryVersion): boolean {
     return (this.#positions.get(partition) ?? 0) > offset;
+  }
+
+  /** Whether the conditional write at `version` was refused as stale (asked once reached; remembers the latest 1,000). */
+  wasStale({ partition, offset }: EntryVersion): boolean {
+    return this.#staleWrites.has(`${partition}:${offset}`);
   }
 
   /** Waits (at most `timeoutMs`) until reached(version); tells whether it was. */
@@ -193,7 +216,8 @@ export class KafkaTable<T, S = T> {
   async #apply(partition: number, message: KafkaMessage): Promise<void> {
     const key = message.key?.toString();
     if (message.value === null) {
-      return key ? this.#set(key, undefined) : this.#refuse(partition, message, undefined, 'no-key', `${this.#options.name} messages must be keyed by id`);
+      if (!key) return this.#refuse(partition, message, undefined, 'no-key', `${this.#options.name} messages must be keyed by id`);
+      return this.#isStale(key, partition, message) ? undefined : this.#set(key, undefined);
     }
     let decoded: T;
     try {
@@ -210,15 +234,37 @@ export class KafkaTable<T, S = T> {
     }
     const id = this.#options.idOf(checked.value);
     if (id !== key) return this.#refuse(partition, message, decoded, 'key-mismatch', `key "${key}" differs from id "${id}"`);
+    if (this.#isStale(id, partition, message)) return;
     // Keyed by the value's own id string, not the message key's copy of it: one string per entry, not two.
     this.#set(id, this.#keep(checked.value, { partition, offset: Number(message.offset) }));
   }
 
+  /**
+   * A conditional write whose base is not the version in force: refused, a lost race rather than bad data (no dead
+   * letter). An id this table has never seen takes any base: its history may have been compacted away.
+   */
+  #isStale(id: string, partition: number, message: KafkaMessage): boolean {
+    const basedOn = this.#options.versionOf && headerValue(message.headers, BASED_ON_HEADER);
+    if (basedOn === undefined) return false;
+    const entry = this.#entries.get(id);
+    const inForce = entry !== undefined ? String(this.#options.versionOf!(entry)) : this.#deleted.has(id) ? NO_ENTRY : undefined;
+    if (inForce === undefined || inForce === basedOn) return false;
+    this.#staleWrites.add(`${partition}:${message.offset}`);
+    if (this.#staleWrites.size > REMEMBERED_STALE_WRITES) this.#staleWrites.delete(this.#staleWrites.values().next().value!);
+    this.#options.logger.info({ table: this.#options.name, partition, offset: message.offset, key: id, basedOn, inForce }, 'conditional write refused: the entry changed since the copy it was made from');
+    return true;
+  }
+
   #set(id: string, current: S | undefined): void {
     const previous = this.#entries.get(id);
-    if (current !== undefined) this.#entries.set(id, current);
-    else if (previous === undefined) return;
-    else this.#entries.delete(id);
+    if (current !== undefined) {
+      this.#entries.set(id, current);
+      this.#deleted.delete(id);
+    } else if (previous === undefined) return;
+    else {
+      this.#entries.delete(id);
+      this.#deleted.add(id);
+    }
     for (const listener of this.#listeners) listener({ id, previous, current });
   }
 

@@ -4,9 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { EVENT_TYPES, type EventRuleInput, type EventType, type ValidationIssue } from '../../schemas/index.ts';
+import { EVENT_TYPES, type EventType, type ValidationIssue } from '../../schemas/index.ts';
+import type { RuleDraft } from '../common/rule-writer.ts';
 
-export type RuleDraft = Omit<EventRuleInput, 'updatedAt'>;
+export type { RuleDraft };
+
 /**
  * A rule as a put states it: `enabled`, `secrets` and `headers` left out mean "as they are" for an existing rule, and
  * so does a header value sent as the mask (see rule-changes.ts).

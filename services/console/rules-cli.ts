@@ -16,7 +16,7 @@ import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
 import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
 import { unreachableWarnings } from '../common/reachability.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
-import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
+import { RuleValidationError, RuleWriter, StaleRuleError } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
@@ -96,17 +96,23 @@ const kafka: Kafka = createKafka({ ...kafkaConnection(config), clientId: `${conf
 const registry = new SchemaRegistryClient(registryConnection(config));
 const closers: Array<() => Promise<void>> = [];
 
+/** A writer whose changes are made from, and read back in, rulesTable(). */
 async function writer(): Promise<RuleWriter> {
-  const created = await RuleWriter.create(kafka, registry, names.eventRules);
+  const created = await RuleWriter.create(kafka, registry, names.eventRules, await rulesTable());
   closers.push(() => created.close());
   return created;
 }
 
-/** The rules as they are now: the whole event-rules topic, read to its end. */
-async function rulesTable(): Promise<RulesTable> {
-  const table = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: names.group('rules-cli') });
-  closers.push(() => table.stop());
-  await table.start();
+let table: Promise<RulesTable> | undefined;
+
+/** The rules as they are now: the whole event-rules topic, read to its end (once per run), and followed on. */
+function rulesTable(): Promise<RulesTable> {
+  table ??= (async () => {
+    const started = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: names.group('rules-cli') });
+    closers.push(() => started.stop());
+    await started.start();
+    return started;
+  })();
   return table;
 }
 
@@ -147,8 +153,9 @@ async function put(): Promise<void> {
   let input: RulePut;
   if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
   else input = ruleFromFlags(values);
-  const { draft, generatedSecret } = resolvePut(input, typeof input.id === 'string' ? (await rulesTable()).get(input.id) : undefined);
-  const [rule] = await (await writer()).put(draft);
+  const current = typeof input.id === 'string' ? (await rulesTable()).get(input.id) : undefined;
+  const { draft, generatedSecret } = resolvePut(input, current);
+  const rule = await (await writer()).change(draft.id, current, draft);
   console.log(`put rule ${rule!.id} (${rule!.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule!.id + '`'})`);
   if (generatedSecret) console.log(`signing secret (shown once, store it now): ${generatedSecret}`);
   await warnUnreachable(rule!);
@@ -156,7 +163,7 @@ async function put(): Promise<void> {
 
 async function setEnabled(id: string | undefined, enabled: boolean): Promise<void> {
   const rule = await existing(id);
-  const [saved] = await (await writer()).put(withEnabled(rule, enabled));
+  const saved = await (await writer()).change(rule.id, rule, withEnabled(rule, enabled));
   console.log(`rule ${rule.id} ${enabled ? 'enabled' : 'disabled'}`);
   if (enabled) await warnUnreachable(saved!);
 }
@@ -166,7 +173,7 @@ async function rotateSecret(id: string | undefined): Promise<void> {
   const now = Date.now();
   const overlapMs = parseDuration(values.overlap!);
   const fresh = values.secret?.[0] ?? generateSecret();
-  await (await writer()).put(withRotatedSecret(rule, fresh, overlapMs, now));
+  await (await writer()).change(rule.id, rule, withRotatedSecret(rule, fresh, overlapMs, now));
   console.log(`rule ${rule.id}: new secret added; the old one(s) sign until ${new Date(now + overlapMs).toISOString()}`);
   if (!values.secret) console.log(`new signing secret (shown once, store it now): ${fresh}`);
 }
@@ -318,14 +325,19 @@ async function main(): Promise<number> {
       await setEnabled(argument, command === 'enable');
       return 0;
     case 'delete':
-      await (await writer()).delete((await existing(argument)).id);
-      console.log(`rule ${argument} deleted`);
+      const rule = await existing(argument);
+      await (await writer()).change(rule.id, rule, null);
+      console.log(`rule ${rule.id} deleted`);
       return 0;
     case 'delete-application': {
       if (!argument) throw new CliError('which application? give its id');
-      const ids = [...(await rulesTable()).values()].filter((rule) => rule.application === argument).map((rule) => rule.id);
-      if (ids.length) await (await writer()).delete(...ids);
-      console.log(`deleted ${ids.length} rule(s) of application ${argument}`);
+      const rules = [...(await rulesTable()).values()].filter((rule) => rule.application === argument);
+      const rulesWriter = await writer();
+      // One by one: a rule changed meanwhile stops the run, naming it, with the ones before it deleted and said so.
+      for (const [index, rule] of rules.entries()) {
+        await rulesWriter.change(rule.id, rule, null).catch((error: Error) => { throw new CliError(`deleted ${index} of ${rules.length} rule(s) of application ${argument}; ${error.message}`); });
+      }
+      console.log(`deleted ${rules.length} rule(s) of application ${argument}`);
       return 0;
     }
     case 'rotate-secret':
@@ -349,6 +361,7 @@ await runCli(async () => {
     if (error instanceof RuleInputError || error instanceof RuleValidationError) {
       throw new CliError(`invalid rule, nothing published: ${error.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; ')}`);
     }
+    if (error instanceof StaleRuleError) throw new CliError(error.message);
     throw error;
   }
 }, () => Promise.allSettled(closers.reverse().map((close) => close())));

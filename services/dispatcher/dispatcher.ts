@@ -194,7 +194,7 @@ export class Dispatcher {
       this.#registry.codec(`${this.#names.dispatcherPools}-value`, contracts.dispatcherPool),
       this.#registry.codec(`${this.#names.endpointHealth}-value`, contracts.endpointHealth),
     ]);
-    this.#ruleWriter = await RuleWriter.create(this.#kafka, this.#registry, this.#names.eventRules);
+    this.#ruleWriter = await RuleWriter.create(this.#kafka, this.#registry, this.#names.eventRules, this.#rules);
     const recorder = new Recorder({
       service: SERVICE,
       pool,

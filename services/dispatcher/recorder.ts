@@ -11,7 +11,7 @@ import type { Message } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { RecordTooLargeError, type OutputQueue } from '../common/output-batch.ts';
 import type { Codec } from '../common/registry.ts';
-import { RuleValidationError, type RuleWriter } from '../common/rule-writer.ts';
+import { RuleValidationError, StaleRuleError, type RuleWriter } from '../common/rule-writer.ts';
 import { loggableUrl } from '../common/rules.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { DeadLetterReason } from './policy.ts';
@@ -121,9 +121,16 @@ export class Recorder {
     const current = this.#settings.currentRule(ruleId);
     if (!current?.enabled || current.url !== url || this.#disabled.has(current)) return;
     this.#disabled.add(current);
+    const { updatedAt: _, ...draft } = current;
     try {
-      await this.#settings.ruleWriter.put({ ...current, enabled: false, disabledReason: reason, updatedAt: Date.now() });
+      // Made from this table's copy: should an operator have changed or deleted the rule since (a new secret, a new
+      // URL), the disable is refused rather than writing the old copy back. The next failure judges the new version.
+      await this.#settings.ruleWriter.change(ruleId, current, { ...draft, enabled: false, disabledReason: reason });
     } catch (error) {
+      if (error instanceof StaleRuleError) {
+        this.#settings.logger.info({ ruleId, url: loggableUrl(url), reason }, 'not disabled: the rule changed since the failure was judged');
+        return;
+      }
       // A rule no longer valid as it stands (every secret expired since it was written, say) cannot be rewritten; its
       // deliveries end anyway. Only a failed write to Kafka is worth starting over for.
       if (!(error instanceof RuleValidationError)) throw error;

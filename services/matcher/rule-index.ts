@@ -36,6 +36,8 @@ export interface MatchRule extends Readonly<EntryVersion> {
   readonly delegateSelectors: readonly string[];
   /** Its URL's origin: what its commands are keyed by (see commandKey()). */
   readonly endpoint: string;
+  /** The version conditional rule writes are judged by (a number inline in the object: no allocation). */
+  readonly updatedAt: number;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -63,7 +65,7 @@ function bucketsOf({ application, scope: { kind, ids }, eventTypes }: EventRule)
 
 /** The MatchRule of a rule at `version`. */
 export function matchRule(rule: EventRule, { partition, offset }: EntryVersion): MatchRule {
-  const { id, name, url, enabled, disabledReason, delegateSelectors } = rule;
+  const { id, name, url, enabled, disabledReason, delegateSelectors, updatedAt } = rule;
   let application = applications.get(rule.application);
   if (application === undefined) applications.set(rule.application, (application = rule.application));
   const origin = endpointOf(url);
@@ -81,6 +83,7 @@ export function matchRule(rule: EventRule, { partition, offset }: EntryVersion):
     endpoint,
     partition,
     offset,
+    updatedAt,
   };
 }
 

@@ -95,12 +95,13 @@ describe('rule matching (both seeds: application, enabled, scope, event types)',
 });
 
 describe('the compact form the matcher keeps (matchRule)', () => {
-  it('keeps what matching, routing (pool, command key) and the no-pool log record read, and the version; no secret or header', () => {
+  it('keeps what matching, routing (pool, command key) and the no-pool log record read, the version and updatedAt (conditional writes); no secret or header', () => {
     const whole = wholeRule(rule('r', harnessApp.id, { headers: { authorization: 'Bearer t0ken' }, delegateSelectors: ['eu', '${workflow.id}'], scope: { kind: 'workflows', ids: ['w'] }, eventTypes: ['workflow_started'] }));
     const kept = matchRule(whole, { partition: 2, offset: 41 });
     expect(kept).toEqual({
       id: 'r', application: harnessApp.id, name: 'rule r', url: whole.url, enabled: true, disabledReason: null,
       buckets: `${harnessApp.id}\0workflows\0w\0workflow_started`, delegateSelectors: ['eu', '${workflow.id}'], endpoint: new URL(whole.url).origin, partition: 2, offset: 41,
+      updatedAt: whole.updatedAt,
     });
     expect(JSON.stringify(kept)).not.toMatch(/whsec_|t0ken/);
   });
