@@ -2,7 +2,8 @@
  * The console service: what its pages and JSON API act on. It reads the event-rules and dispatcher-pools tables, the
  * delivery log, the pools' command topics and every dead-letter topic, and changes things only as the rules CLI does
  * (RuleWriter to the compacted event-rules topic, CommandSender to a pool's topic), with an audit line per change.
- * A rule change is answered once this console's own rules table has applied it, so the page never shows stale state.
+ * A rule change is made from the copy this console's rules table holds and answered once that table applied it, so
+ * the page never shows stale state; a change someone else made first is refused (409), never overwritten.
  */
 import { randomBytes } from 'node:crypto';
 import { Gauge } from 'prom-client';
@@ -16,7 +17,7 @@ import { createMetrics } from '../common/ops-server.ts';
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { unreachableWarnings } from '../common/reachability.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
-import { RuleWriter } from '../common/rule-writer.ts';
+import { RuleWriter, StaleRuleError, type RuleDraft } from '../common/rule-writer.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
 import { CommandSender } from './command-sender.ts';
@@ -59,7 +60,6 @@ export class Console {
   readonly #commands: RecentCommands;
   readonly #kafka: ReturnType<typeof createKafka>;
   readonly #registry: SchemaRegistryClient;
-  readonly #ruleWaiters = new Set<(id: string, rule: EventRule | undefined) => void>();
   #writer: RuleWriter | undefined;
   #sender: CommandSender | undefined;
   #web: WebServer | undefined;
@@ -72,7 +72,6 @@ export class Console {
     this.#registry = new SchemaRegistryClient(registryConnection(config));
     const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
-    this.rules.onChange(({ id, current }) => this.#ruleWaiters.forEach((waiter) => waiter(id, current)));
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
     this.logs = new DeliveryLogStore(this.#kafka, this.#registry, this.names.deliveryLog, logger, settings.groupId);
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, settings.groupId);
@@ -109,7 +108,7 @@ export class Console {
 
   async start(): Promise<void> {
     this.#web = await startWebServer(this, this.#settings, this.#logger);
-    this.#writer = await RuleWriter.create(this.#kafka, this.#registry, this.names.eventRules);
+    this.#writer = await RuleWriter.create(this.#kafka, this.#registry, this.names.eventRules, this.rules);
     this.#sender = await CommandSender.create(this.#kafka, this.#registry);
     await Promise.all([this.rules.start(), this.#pools.start()]);
     await Promise.all([this.logs.start(), this.deadLetters.start(), this.#commands.start()]);
@@ -139,20 +138,24 @@ export class Console {
     const id = given ?? `${slug || 'rule'}-${randomBytes(3).toString('hex')}`;
     if (this.rules.get(id)) throw new RuleInputError([{ field: 'id', reason: `a rule with id "${id}" already exists` }]);
     const { draft, generatedSecret } = resolvePut({ ...put, id, ...(secret === undefined ? {} : { secrets: [{ secret, notAfter: null }] }) }, undefined);
-    return { rule: await this.#put('rule created', draft), secret: generatedSecret };
+    return { rule: await this.#save('rule created', undefined, draft), secret: generatedSecret };
   }
 
-  /** Every field but the secrets; `enabled` as given, else as it was. */
-  async updateRule(id: string, input: unknown): Promise<EventRule> {
+  /** Every field but the secrets; `enabled` as given, else as it was. `version`: the updatedAt the caller edited. */
+  async updateRule(id: string, input: unknown, version?: number): Promise<EventRule> {
     const existing = this.rule(id);
+    if (version !== undefined && version !== existing.updatedAt) {
+      throw new ApiError(409, `rule "${id}" was changed by someone else since you loaded it (now the version of ${new Date(existing.updatedAt).toISOString()}); nothing was applied: reload it and redo the change`);
+    }
     const { id: given, secret, ...put } = ruleInput(input);
     if (given !== undefined && given !== id) throw new RuleInputError([{ field: 'id', reason: 'cannot change; create a new rule instead' }]);
     if (secret !== undefined) throw new RuleInputError([{ field: 'secret', reason: 'is set when a rule is created; change it with rotate-secret' }]);
-    return this.#put('rule updated', resolvePut({ ...put, id }, existing).draft);
+    return this.#save('rule updated', existing, resolvePut({ ...put, id }, existing).draft);
   }
 
   setEnabled(id: string, enabled: boolean): Promise<EventRule> {
-    return this.#put(enabled ? 'rule enabled' : 'rule disabled', withEnabled(this.rule(id), enabled));
+    const rule = this.rule(id);
+    return this.#save(enabled ? 'rule enabled' : 'rule disabled', rule, withEnabled(rule, enabled));
   }
 
   /** A new signing secret (the operator's own, else generated and returned once); the old ones sign for the overlap. */
@@ -164,23 +167,24 @@ export class Console {
       throw new RuleInputError([{ field: 'overlap', reason: (error as Error).message }]);
     }
     const secret = given ?? generateSecret();
-    return { rule: await this.#put('secret rotated', withRotatedSecret(this.rule(id), secret, overlapMs)), secret: given === undefined ? secret : undefined };
+    const rule = this.rule(id);
+    return { rule: await this.#save('secret rotated', rule, withRotatedSecret(rule, secret, overlapMs)), secret: given === undefined ? secret : undefined };
   }
 
   async deleteRule(id: string): Promise<void> {
-    this.rule(id);
-    await this.#writer!.delete(id);
+    await this.#change(id, this.rule(id), null);
     this.#audit('rule deleted', { ruleId: id });
-    await this.#applied(id, (rule) => rule === undefined);
   }
 
+  /** Deletes every rule of `application`; one changed by someone else meanwhile stays, and the answer says so (409). */
   async deleteApplication(application: string): Promise<string[]> {
-    const ids = [...this.rules.values()].filter((rule) => rule.application === application).map((rule) => rule.id);
-    if (ids.length === 0) return ids;
-    await this.#writer!.delete(...ids);
-    this.#audit('application rules deleted', { application, ruleIds: ids });
-    await Promise.all(ids.map((id) => this.#applied(id, (rule) => rule === undefined)));
-    return ids;
+    const rules = [...this.rules.values()].filter((rule) => rule.application === application);
+    const results = await Promise.allSettled(rules.map((rule) => this.#change(rule.id, rule, null)));
+    const deleted = rules.filter((_, index) => results[index]!.status === 'fulfilled').map((rule) => rule.id);
+    if (deleted.length) this.#audit('application rules deleted', { application, ruleIds: deleted });
+    const failed = results.flatMap((result) => (result.status === 'rejected' ? [result.reason] : []));
+    if (failed.length) throw failed.every((error) => error instanceof ApiError) ? new ApiError(409, `deleted ${deleted.length} of ${rules.length}; ${failed.map((error) => error.message).join('; ')}`) : failed[0];
+    return deleted;
   }
 
   /**
@@ -226,29 +230,20 @@ export class Console {
     return { replayed, refused: plan.refused.map(({ entry, why }) => ({ position: `${entry.topic}:${entry.partition}:${entry.offset}`, why })) };
   }
 
-  async #put(action: string, draft: Parameters<RuleWriter['put']>[0]): Promise<EventRule> {
-    const [written] = await this.#writer!.put(draft);
-    this.#audit(action, { ruleId: written!.id, application: written!.application, enabled: written!.enabled });
-    await this.#applied(written!.id, (rule) => rule !== undefined && rule.updatedAt >= written!.updatedAt);
-    return this.rules.get(written!.id) ?? written!;
+  /** A rule written from the copy `basedOn` this console holds, with its audit line; the rule as it then stands. */
+  async #save(action: string, basedOn: EventRule | undefined, draft: RuleDraft): Promise<EventRule> {
+    const saved = (await this.#change(draft.id, basedOn, draft))!;
+    this.#audit(action, { ruleId: saved.id, application: saved.application, enabled: saved.enabled });
+    return saved;
   }
 
-  /** Resolves once this console's rules table shows `id` as `done` says (or after 10 s: the write itself was acknowledged). */
-  #applied(id: string, done: (rule: EventRule | undefined) => boolean): Promise<void> {
-    if (done(this.rules.get(id))) return Promise.resolve();
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#ruleWaiters.delete(waiter);
-        resolve();
-      };
-      const waiter = (changed: string, rule: EventRule | undefined) => { if (changed === id && done(rule)) finish(); };
-      const timer = setTimeout(() => {
-        this.#logger.warn({ ruleId: id }, 'a rule change was acknowledged by Kafka but not seen in the rules table within 10 s');
-        finish();
-      }, 10_000);
-      this.#ruleWaiters.add(waiter);
-    });
+  /** One change through the writer (see RuleWriter.change); a change someone else made first is a 409 that names it. */
+  async #change(id: string, basedOn: EventRule | undefined, next: RuleDraft | null): Promise<EventRule | undefined> {
+    try {
+      return await this.#writer!.change(id, basedOn, next);
+    } catch (error) {
+      throw error instanceof StaleRuleError ? new ApiError(409, error.message) : error;
+    }
   }
 
   /** One line per change: what, which rule, when (pino's time). Never a secret: only ids and flags are passed here. */

@@ -13,6 +13,8 @@ const errors = {
 };
 const notFound = { 404: json(ref('Error'), 'Not found') };
 const invalid = { 422: json(ref('InvalidRule'), 'Invalid rule; nothing was published') };
+/** Rule writes are conditional on the copy they were made from (see RuleWriter.change). */
+const conflict = { 409: json(ref('Error'), 'The rule was changed or deleted by someone else meanwhile; nothing was applied') };
 const body = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const op = (summary: string, tag: string, extra: object) => ({ summary, tags: [tag], ...extra });
@@ -36,19 +38,19 @@ export const openApiDocument = {
     '/api/catalog': { get: op('Event types, payload formats and applications, for forms', 'Meta', { responses: { 200: json({ type: 'object', properties: { eventTypes: { type: 'array', items: { type: 'string' } }, payloadFormats: { type: 'array', items: { type: 'string' } }, applications: { type: 'array', items: { type: 'string' } } } }), ...errors } }) },
     '/api/rules': {
       get: op('List event rules', 'Rules', { responses: { 200: json({ type: 'object', properties: { rules: { type: 'array', items: ref('Rule') } } }), ...errors } }),
-      post: op('Create a rule (disabled unless `enabled: true`) signing with `secret` if given, else a generated secret, which is in this response only', 'Rules', { requestBody: body({ allOf: [ref('RuleInput'), { type: 'object', properties: { secret: { type: 'string', description: 'A signing secret of your own (whsec_ + base64 of 24–64 bytes), as ShareRing\'s signing key; generated when left out' } } }] }), responses: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...errors } }),
+      post: op('Create a rule (disabled unless `enabled: true`) signing with `secret` if given, else a generated secret, which is in this response only', 'Rules', { requestBody: body({ allOf: [ref('RuleInput'), { type: 'object', properties: { secret: { type: 'string', description: 'A signing secret of your own (whsec_ + base64 of 24–64 bytes), as ShareRing\'s signing key; generated when left out' } } }] }), responses: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...conflict, ...errors } }),
     },
     '/api/rules/{id}': {
       parameters: [idParam],
       get: op('One rule', 'Rules', { responses: { 200: json(ref('Rule')), ...notFound, ...errors } }),
-      put: op('Update a rule; its secrets stay, `enabled` and `headers` stay unless given', 'Rules', { requestBody: body(ref('RuleInput')), responses: { 200: json(ref('SavedRule')), ...invalid, ...notFound, ...errors } }),
-      delete: op('Delete a rule (a tombstone on the event-rules topic)', 'Rules', { responses: { 204: { description: 'Deleted' }, ...notFound, ...errors } }),
+      put: op('Update a rule; its secrets stay, `enabled` and `headers` stay unless given. With `If-Match` (the ETag GET gives), refused with 409 once someone else changed it', 'Rules', { parameters: [{ name: 'If-Match', in: 'header', required: false, schema: { type: 'string', examples: ['"1796394621152"'] } }], requestBody: body(ref('RuleInput')), responses: { 200: json(ref('SavedRule')), ...invalid, ...notFound, ...conflict, ...errors } }),
+      delete: op('Delete a rule (a tombstone on the event-rules topic)', 'Rules', { responses: { 204: { description: 'Deleted' }, ...notFound, ...conflict, ...errors } }),
     },
-    '/api/rules/{id}/enable': { parameters: [idParam], post: op('Enable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...errors } }) },
-    '/api/rules/{id}/disable': { parameters: [idParam], post: op('Disable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...errors } }) },
+    '/api/rules/{id}/enable': { parameters: [idParam], post: op('Enable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...conflict, ...errors } }) },
+    '/api/rules/{id}/disable': { parameters: [idParam], post: op('Disable a rule', 'Rules', { responses: { 200: json(ref('SavedRule')), ...notFound, ...conflict, ...errors } }) },
     '/api/rules/{id}/rotate-secret': {
       parameters: [idParam],
-      post: op('Add a new signing secret; the old ones keep signing for the overlap', 'Rules', { requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] }, secret: { type: 'string', description: 'The new secret, your own; generated when left out' } } } } } }, responses: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' } } }), ...invalid, ...notFound, ...errors } }),
+      post: op('Add a new signing secret; the old ones keep signing for the overlap', 'Rules', { requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] }, secret: { type: 'string', description: 'The new secret, your own; generated when left out' } } } } } }, responses: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' } } }), ...invalid, ...notFound, ...conflict, ...errors } }),
     },
     '/api/rules/{id}/test': {
       parameters: [idParam],
@@ -56,7 +58,7 @@ export const openApiDocument = {
     },
     '/api/applications/{application}/rules': {
       parameters: [{ name: 'application', in: 'path', required: true, schema: { type: 'string' } }],
-      delete: op('Delete every rule of an application', 'Rules', { responses: { 200: json({ type: 'object', properties: { deleted: { type: 'array', items: { type: 'string' } } } }), ...errors } }),
+      delete: op('Delete every rule of an application', 'Rules', { responses: { 200: json({ type: 'object', properties: { deleted: { type: 'array', items: { type: 'string' } } } }), ...conflict, ...errors } }),
     },
     '/api/logs': {
       get: op('Delivery attempts, newest first, from the console\'s window of the delivery log', 'Webhook logs', {

@@ -153,16 +153,27 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
 
   // Rules
   const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  const ifMatch = (request: FastifyRequest): number | undefined => {
+    const given = request.headers['if-match'];
+    if (given === undefined) return undefined;
+    const version = /^"(\d+)"$/.exec(given.trim())?.[1];
+    if (version === undefined) throw new ApiError(400, 'If-Match: must be the rule\'s ETag as GET /api/rules/{id} gives it, a quoted version number');
+    return Number(version);
+  };
   app.get('/api/catalog', () => ({ eventTypes: EVENT_TYPES, payloadFormats: ['standard', 'harness_v1', 'sharering'], applications: [...new Set([...console.rules.values()].map((rule) => rule.application))].sort() }));
   app.get('/api/rules', () => ({ rules: [...console.rules.values()].sort((a, b) => a.application.localeCompare(b.application) || a.name.localeCompare(b.name)).map(ruleView) }));
-  app.get('/api/rules/:id', (request) => ruleView(console.rule(id(request))));
+  // A rule's ETag is its version: an update sent with If-Match is refused (409) once someone else changed the rule.
+  app.get('/api/rules/:id', (request, reply) => {
+    const rule = console.rule(id(request));
+    return reply.header('etag', `"${rule.updatedAt}"`).send(ruleView(rule));
+  });
   // A saved rule comes back with why it will not be delivered, if it will not: the operator hears it at once.
   const saved = async (rule: EventRule) => ({ ...ruleView(rule), warnings: await console.warnings(rule) });
   app.post('/api/rules', async (request, reply) => {
     const { rule, secret } = await console.createRule(request.body);
     return reply.code(201).send({ rule: ruleView(rule), secret, warnings: await console.warnings(rule) });
   });
-  app.put('/api/rules/:id', async (request) => saved(await console.updateRule(id(request), request.body)));
+  app.put('/api/rules/:id', async (request) => saved(await console.updateRule(id(request), request.body, ifMatch(request))));
   app.post('/api/rules/:id/enable', async (request) => saved(await console.setEnabled(id(request), true)));
   app.post('/api/rules/:id/disable', async (request) => saved(await console.setEnabled(id(request), false)));
   app.post('/api/rules/:id/rotate-secret', async (request) => {

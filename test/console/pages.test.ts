@@ -231,6 +231,28 @@ describe('console pages at any width, by keyboard, and for assistive technology'
     expect(console_.rules.get('form-checks')?.headers).toEqual({ 'X-A': 'no name' });
   });
 
+  it('an edit made from a copy someone changed since is refused, saying so, and overwrites nothing', async () => {
+    await open('rules');
+    await page.locator('#rules tbody tr[data-rule-id=form-checks]').getByRole('button', { name: 'Edit' }).click();
+    await page.fill('#rule-name', 'Mine');
+    // Someone else saves the rule while the form is open.
+    const etag = async () => (await fetch(new URL('/api/rules/form-checks', console_.url), { headers: { authorization: `Bearer ${TOKEN}` } })).headers.get('etag');
+    const before = await etag();
+    expect((await api('PUT', '/api/rules/form-checks', { name: 'Changed elsewhere', application: 'form-app', url: receiver.url, scope: { kind: 'everything', ids: null } })).status).toBe(200);
+    expect(await etag()).not.toBe(before);
+    await page.click('#save-rule');
+    await expect.poll(() => page.locator('#form-error').innerText()).toMatch(/rule "form-checks" was changed by someone else since you loaded it .*reload it and redo the change/);
+    expect(console_.rules.get('form-checks')?.name).toBe('Changed elsewhere');
+    await page.keyboard.press('Escape');
+
+    // A script does the same with the ETag GET gives.
+    const put = (ifMatch: string) => fetch(new URL('/api/rules/form-checks', console_.url), { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'if-match': ifMatch }, body: JSON.stringify({ name: 'Scripted', application: 'form-app', url: receiver.url, scope: { kind: 'everything', ids: null } }) });
+    expect((await put(before!)).status).toBe(409);
+    expect((await put('yesterday')).status).toBe(400);
+    expect((await put((await etag())!)).status).toBe(200);
+    expect(console_.rules.get('form-checks')?.name).toBe('Scripted');
+  });
+
   it('Sign out, then Back: the login page, and nothing thrown', async () => {
     await open('rules');
     errors.length = 0;

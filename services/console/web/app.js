@@ -47,8 +47,8 @@ class ApiFailure extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { accept: 'application/json' };
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-csrf-token'] = csrfToken;
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
@@ -461,7 +461,8 @@ function ruleForm(rule) {
     save.disabled = true;
     try {
       if (editing) {
-        const saved = await api('PUT', `/api/rules/${encodeURIComponent(rule.id)}`, body);
+        // Based on the copy this form opened with: a change someone made since is answered 409, not overwritten.
+        const saved = await api('PUT', `/api/rules/${encodeURIComponent(rule.id)}`, body, { 'if-match': `"${rule.updatedAt}"` });
         closeOverlays();
         if (saved.warnings.length) toast(undeliverable(body.name, saved.warnings), 'warn');
         else toast(`${body.name} saved`);
