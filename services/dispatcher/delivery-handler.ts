@@ -83,7 +83,8 @@ export class DeliveryHandler {
       case 'disable':
         return recorder.record(command, rule, { outcome: 'dead_lettered', error: `the rule was disabled: ${decision.reason}` }, { kind: 'disable', reason: decision.reason, url: rule!.url, deadLetter: true });
       case 'defer': {
-        const next = this.#parts.policy.retry.wait(decision.waitMs);
+        const { retry } = this.#parts.policy;
+        const next = decision.estimate ? retry.waitAbout(decision.waitMs) : retry.wait(decision.waitMs);
         return recorder.record(command, rule, { outcome: 'retrying', error: decision.reason, nextAttemptAt: next.notBefore }, { kind: 'retry', ...next, attempt: command.attempt });
       }
       case 'send':

@@ -38,7 +38,8 @@ export type Decision =
   | { kind: 'skip'; reason: string }
   | { kind: 'dead-letter'; reason: DeadLetterReason; error: string }
   | { kind: 'disable'; reason: string }
-  | { kind: 'defer'; waitMs: number; reason: string };
+  /** `estimate`: waitMs is when a busy endpoint or a rate limit should have room, best met by the nearest retry topic. */
+  | { kind: 'defer'; waitMs: number; reason: string; estimate?: true };
 
 /** Before sending: go, wait, or end the delivery here. `rule` is the current version, undefined when deleted. */
 export function decide(command: DeliveryCommand, rule: EventRule | undefined, endpoint: EndpointState, now: number, settings: PolicySettings): Decision {
@@ -55,7 +56,7 @@ export function decide(command: DeliveryCommand, rule: EventRule | undefined, en
   if (endpoint.breaker.state === 'open') return deferral(command, now, endpoint.breaker.openForMs, 'circuit breaker open for the endpoint', settings);
   // A short wait paces the rule in place; a backlog longer than the first retry delay goes to the retry path.
   if (endpoint.rateLimitWaitMs > settings.retry.delays[0]!) {
-    return { kind: 'defer', waitMs: endpoint.rateLimitWaitMs, reason: `rate limit of ${rule.rateLimitPerSecond}/s reached` };
+    return { kind: 'defer', waitMs: endpoint.rateLimitWaitMs, reason: `rate limit of ${rule.rateLimitPerSecond}/s reached`, estimate: true };
   }
   return { kind: 'send' };
 }
@@ -80,7 +81,7 @@ const formatVersion = ({ ruleVersion }: DeliveryCommand) => (ruleVersion ? `part
  * again when its pace tells (a slow endpoint), else until its requests in flight have had their answer or timed out.
  */
 export function saturated(command: DeliveryCommand, now: number, detail: string, retryInMs: number | undefined, settings: PolicySettings): Decision {
-  if (retryInMs !== undefined) return { kind: 'defer', waitMs: retryInMs, reason: `endpoint saturated: ${detail}` };
+  if (retryInMs !== undefined) return { kind: 'defer', waitMs: retryInMs, reason: `endpoint saturated: ${detail}`, estimate: true };
   return deferral(command, now, settings.attemptTimeoutMs, `endpoint saturated: ${detail}`, settings);
 }
 

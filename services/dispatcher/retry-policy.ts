@@ -51,7 +51,20 @@ export class RetryPolicy {
 
   /** A wait of at least `minimumMs` (capped at the longest delay), in the smallest retry topic that fits. */
   wait(minimumMs: number, now = Date.now()): RetryDecision {
-    const topicDelayMs = this.#topicDelays.find((delay) => delay >= minimumMs) ?? this.#topicDelays.at(-1)!;
+    return this.#in(this.#topicDelays.find((delay) => delay >= minimumMs) ?? this.#topicDelays.at(-1)!, now);
+  }
+
+  /**
+   * A wait of about `estimateMs` (when a busy endpoint should have room): in the retry topic whose delay is nearest
+   * on a log scale. The smallest that fits may be far later — with the default schedule, 5 min for a 24 s estimate —
+   * while one that comes back early costs a second look, at most a few.
+   */
+  waitAbout(estimateMs: number, now = Date.now()): RetryDecision {
+    const distance = (delay: number) => Math.abs(Math.log(delay / Math.max(estimateMs, 1)));
+    return this.#in(this.#topicDelays.reduce((best, delay) => (distance(delay) < distance(best) ? delay : best)), now);
+  }
+
+  #in(topicDelayMs: number, now: number): RetryDecision {
     const jitterMs = Math.floor(Math.random() * this.#jitter * topicDelayMs);
     return { topicDelayMs, notBefore: now + topicDelayMs + jitterMs };
   }

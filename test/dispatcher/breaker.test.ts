@@ -71,6 +71,15 @@ describe('retry policy', () => {
     expect(policy.afterFailure(4, undefined, 0)).toBeUndefined();
     expect(policy.maxAttempts).toBe(4);
   });
+  // A busy endpoint due to have room in ~24 s waited 5 min: the smallest topic that fits was the next one past it.
+  it('waits about an estimate in the nearest topic (log scale), not the next one past it', () => {
+    expect(policy.wait(24_000, 0).topicDelayMs).toBe(300_000);
+    expect(policy.waitAbout(24_000, 0)).toMatchObject({ topicDelayMs: 5000 });
+    expect(policy.waitAbout(24_000, 0).notBefore).toBeLessThan(5500);
+    expect(policy.waitAbout(60_000, 0).topicDelayMs).toBe(300_000);
+    expect(policy.waitAbout(0, 0).topicDelayMs).toBe(5000);
+    expect(policy.waitAbout(10 * 3_600_000, 0).topicDelayMs).toBe(1_800_000);
+  });
   it('honours Retry-After by moving to a longer delay, never past the longest', () => {
     expect(policy.afterFailure(1, 60_000, 0)!.topicDelayMs).toBe(300_000);
     expect(policy.afterFailure(1, 10 * 3_600_000, 0)!.topicDelayMs).toBe(1_800_000);

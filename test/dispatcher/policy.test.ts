@@ -50,7 +50,8 @@ describe('policy: before sending', () => {
     }
     expect(saturated(command(T0 - 59 * MINUTE), T0, 'busy', undefined, settings)).toMatchObject({ kind: 'defer' });
     // A slow endpoint that will have room in ~6 s: back then, not at the schedule's next step.
-    expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', waitMs: 6000 });
+    // When it should have room is an estimate: the delivery goes to the retry topic nearest it (RetryPolicy.waitAbout).
+    expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', waitMs: 6000, estimate: true });
   });
 
   it('deferrals never end: an open breaker defers to the next step of the schedule counted from creation, so deferrals per delivery are bounded by the schedule', () => {
