@@ -5,7 +5,7 @@
  */
 import avro from 'avsc';
 import { readFileSync } from 'node:fs';
-import type { DeliveryCommand, DeliveryLog, DispatcherPool, EndpointHealth, EventRule, EventType, WorkflowEvent } from './types.ts';
+import type { DeliveryCommand, DeliveryLog, DeliveryOutcome, DispatcherPool, EndpointHealth, EventRule, EventType, PayloadFormat, WorkflowEvent } from './types.ts';
 
 export type * from './types.ts';
 
@@ -60,6 +60,12 @@ export const allContractTypes: readonly avro.Type[] = files.map((file) => parsed
 export const EVENT_TYPES = (namedTypes['workflowhooks.EventType'] as avro.types.EnumType).symbols.filter(
   (symbol): symbol is Exclude<EventType, 'unknown'> => symbol !== 'unknown',
 );
+
+const symbols = (name: string): readonly string[] => (namedTypes[`workflowhooks.${name}`] as avro.types.EnumType).symbols;
+
+/** The payload formats a rule may choose, and a delivery attempt's outcomes: forms, filters and the API list these. */
+export const PAYLOAD_FORMATS = symbols('PayloadFormat') as readonly PayloadFormat[];
+export const DELIVERY_OUTCOMES = symbols('DeliveryOutcome') as readonly DeliveryOutcome[];
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `application.id` or `environments.0.id`. */

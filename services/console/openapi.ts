@@ -2,7 +2,7 @@
  * The console's JSON API as an OpenAPI 3.1 document, served at /api/openapi.json. A test checks that every /api route
  * the server registers is described here, and nothing else.
  */
-import { EVENT_TYPES } from '../../schemas/index.ts';
+import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS } from '../../schemas/index.ts';
 import { HEADER_MASK } from './rule-view.ts';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -63,7 +63,7 @@ export const openApiDocument = {
     '/api/logs': {
       get: op('Delivery attempts, newest first, from the console\'s window of the delivery log', 'Webhook logs', {
         parameters: ['rule', 'endpoint', 'eventType', 'eventId', 'deliveryId'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })).concat(
-          { name: 'outcome', in: 'query', schema: { type: 'string', enum: ['delivered', 'retrying', 'failed', 'dead_lettered', 'blocked', 'skipped'] } } as never,
+          { name: 'outcome', in: 'query', schema: { type: 'string', enum: DELIVERY_OUTCOMES } } as never,
           ...['since', 'until'].map((name) => ({ name, in: 'query', schema: { type: 'integer', description: 'ms since the epoch' } }) as never),
           { name: 'limit', in: 'query', schema: { type: 'integer', default: 200, maximum: 1000 } } as never),
         responses: { 200: json({ type: 'object', properties: { window: ref('LogWindow'), entries: { type: 'array', items: ref('Attempt') } } }), ...errors },
@@ -112,7 +112,7 @@ export const openApiDocument = {
           url: { type: 'string', format: 'uri' },
           headers: { type: 'object', additionalProperties: { type: 'string' }, description: `Write-only values: a rule shows each as ${HEADER_MASK}; sent back as ${HEADER_MASK}, a header keeps its value` },
           delegateSelectors: { type: 'array', items: { type: 'string' } },
-          payloadFormat: { enum: ['standard', 'harness_v1', 'sharering'] },
+          payloadFormat: { enum: PAYLOAD_FORMATS },
           includeUserData: { type: 'boolean', default: true },
           rateLimitPerSecond: nullable({ type: 'integer', minimum: 1 }),
         },

@@ -7,7 +7,7 @@
 import cookie from '@fastify/cookie';
 import fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { EVENT_TYPES, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
+import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
 import type { Logger } from '../common/logger.ts';
 import { RuleValidationError } from '../common/rule-writer.ts';
 import { GuessLimiter, sameSecret, Sessions, type Session } from './auth.ts';
@@ -34,7 +34,7 @@ export interface WebServer {
 }
 
 const SESSION_COOKIE = 'console_session';
-const OUTCOMES = new Set<DeliveryOutcome>(['delivered', 'retrying', 'failed', 'dead_lettered', 'blocked', 'skipped']);
+const OUTCOMES = new Set<DeliveryOutcome>(DELIVERY_OUTCOMES);
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const file = (path: string | URL, type: string) => ({ type, body: readFileSync(path) });
@@ -160,7 +160,7 @@ export async function startWebServer(console: Console, settings: WebSettings, lo
     if (version === undefined) throw new ApiError(400, 'If-Match: must be the rule\'s ETag as GET /api/rules/{id} gives it, a quoted version number');
     return Number(version);
   };
-  app.get('/api/catalog', () => ({ eventTypes: EVENT_TYPES, payloadFormats: ['standard', 'harness_v1', 'sharering'], applications: [...new Set([...console.rules.values()].map((rule) => rule.application))].sort() }));
+  app.get('/api/catalog', () => ({ eventTypes: EVENT_TYPES, payloadFormats: PAYLOAD_FORMATS, applications: [...new Set([...console.rules.values()].map((rule) => rule.application))].sort() }));
   app.get('/api/rules', () => ({ rules: [...console.rules.values()].sort((a, b) => a.application.localeCompare(b.application) || a.name.localeCompare(b.name)).map(ruleView) }));
   // A rule's ETag is its version: an update sent with If-Match is refused (409) once someone else changed the rule.
   app.get('/api/rules/:id', (request, reply) => {
