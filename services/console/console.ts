@@ -74,7 +74,7 @@ export class Console {
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
     this.logs = new DeliveryLogStore(this.#kafka, this.#registry, this.names.deliveryLog, logger, settings.groupId);
-    this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, settings.groupId);
+    this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
     const commandTopics = new RegExp(`^${escapeRegExp(this.names.deliveries())}(\\.(?!dlq$)[^.]+)?$`);
     this.#commands = new RecentCommands(this.#kafka, this.#registry, commandTopics, logger, settings.groupId);
     const { logs, deadLetters } = this;
@@ -102,7 +102,10 @@ export class Console {
     return `http://127.0.0.1:${this.#web?.port}/`;
   }
 
+  /** Why the console is not ready: it is still reading its rules, or something it shows stopped following its topic. */
   get ready(): string | undefined {
+    const sources = { 'event-rules table': this.rules, 'dispatcher-pools table': this.#pools, 'delivery-log window': this.logs, 'dead-letters window': this.deadLetters, 'commands window': this.#commands };
+    for (const [name, source] of Object.entries(sources)) if (source.failure) return `the ${name} stopped following its topic for good: ${source.failure.message}`;
     return this.rules.bootstrapped ? undefined : 'reading the event-rules topic';
   }
 

@@ -3,11 +3,12 @@
  * own and kept up to date, the latest records of each topic in memory (a bounded window) with their reasons.
  * Delivery commands are decoded so they can be replayed; other topics' records are shown as they are.
  */
-import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from '../common/kafka.ts';
+import type { Kafka } from '../common/kafka.ts';
+import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/registry.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { deadLetterEntry, type DeadDelivery } from './dlq.ts';
+import { TopicWindow } from './topic-window.ts';
 
 export interface DeadLetterTopic {
   topic: string;
@@ -21,12 +22,12 @@ export interface DeadLetterTopic {
 
 export class DeadLetterStore {
   readonly #topics: Map<string, DeadLetterTopic>;
-  readonly #consumer: Consumer;
+  readonly #window: TopicWindow;
   readonly #registry: SchemaRegistryClient;
   readonly #capacity: number;
   readonly #commandsTopic: string;
 
-  constructor(kafka: Kafka, registry: SchemaRegistryClient, names: TopicNames, groupPrefix: string, capacity = 10_000) {
+  constructor(kafka: Kafka, registry: SchemaRegistryClient, names: TopicNames, logger: Logger, groupPrefix: string, capacity = 10_000) {
     this.#registry = registry;
     this.#capacity = capacity;
     this.#commandsTopic = names.deliveriesDlq;
@@ -37,29 +38,29 @@ export class DeadLetterStore {
       topic(names.eventRulesDlq, 'rule messages that failed validation (the previous version stayed in force)'),
       topic(names.dispatcherPoolsDlq, 'dispatcher-pool announcements that could not be used'),
     ]);
-    this.#consumer = kafka.consumer({ groupId: `${groupPrefix}.dead-letters.${randomUUID()}`, maxWaitTimeInMs: 500 });
+    this.#window = new TopicWindow(kafka, { name: 'dead-letters', topics: [...this.#topics.keys()], groupPrefix, logger, onRecord: async ({ topic, partition, message }) => {
+      const held = this.#topics.get(topic)!;
+      held.total += 1;
+      held.records.push(await deadLetterEntry(this.#registry, topic, partition, message, topic === this.#commandsTopic));
+      if (held.records.length > this.#capacity * 1.1) held.records.splice(0, held.records.length - this.#capacity);
+    } });
+  }
+
+  /** Why the window stopped following the dead-letter topics for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#window.failure;
   }
 
   get capacity(): number {
     return this.#capacity;
   }
 
-  async start(): Promise<void> {
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [...this.#topics.keys()], fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ topic, partition, message }) => {
-        const held = this.#topics.get(topic)!;
-        held.total += 1;
-        held.records.push(await deadLetterEntry(this.#registry, topic, partition, message, topic === this.#commandsTopic));
-        if (held.records.length > this.#capacity * 1.1) held.records.splice(0, held.records.length - this.#capacity);
-      },
-    });
+  start(): Promise<void> {
+    return this.#window.start();
   }
 
   stop(): Promise<void> {
-    return this.#consumer.disconnect();
+    return this.#window.stop();
   }
 
   topics(): DeadLetterTopic[] {

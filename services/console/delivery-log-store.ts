@@ -3,11 +3,11 @@
  * from the delivery-log topic from its beginning by a consumer group of this instance's own, plus the aggregates the
  * charts show (deliveries per second, success rate and latency per rule and endpoint).
  */
-import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryLog, type DeliveryOutcome } from '../../schemas/index.ts';
-import type { Consumer, Kafka } from '../common/kafka.ts';
+import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
+import { TopicWindow } from './topic-window.ts';
 
 export interface LogQuery {
   ruleId?: string;
@@ -53,42 +53,40 @@ const percentile = (sorted: number[], p: number): number | null => (sorted.lengt
 export class DeliveryLogStore {
   readonly #entries: DeliveryLog[] = [];
   readonly #capacity: number;
-  readonly #consumer: Consumer;
+  readonly #window: TopicWindow;
   readonly #registry: SchemaRegistryClient;
-  readonly #topic: string;
   readonly #logger: Logger;
   readonly #waiters = new Map<string, Set<(entry: DeliveryLog) => void>>();
 
   constructor(kafka: Kafka, registry: SchemaRegistryClient, topic: string, logger: Logger, groupPrefix: string, capacity = 50_000) {
     this.#registry = registry;
-    this.#topic = topic;
     this.#logger = logger;
     this.#capacity = capacity;
-    this.#consumer = kafka.consumer({ groupId: `${groupPrefix}.delivery-log.${randomUUID()}`, maxWaitTimeInMs: 500 });
+    this.#window = new TopicWindow(kafka, { name: 'delivery-log', topics: [topic], groupPrefix, logger, onRecord: async ({ message }) => {
+      try {
+        this.add(await this.#registry.decode(contracts.deliveryLog, message.value));
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.#logger.warn({ offset: message.offset, reason: error.reason }, 'skipping an undecodable delivery-log record');
+      }
+    } });
+  }
+
+  /** Why the window stopped following the delivery log for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#window.failure;
   }
 
   get size(): number {
     return this.#entries.length;
   }
 
-  async start(): Promise<void> {
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topic: this.#topic, fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message }) => {
-        try {
-          this.add(await this.#registry.decode(contracts.deliveryLog, message.value));
-        } catch (error) {
-          if (!(error instanceof DecodeError)) throw error;
-          this.#logger.warn({ offset: message.offset, reason: error.reason }, 'skipping an undecodable delivery-log record');
-        }
-      },
-    });
+  start(): Promise<void> {
+    return this.#window.start();
   }
 
   stop(): Promise<void> {
-    return this.#consumer.disconnect();
+    return this.#window.stop();
   }
 
   add(entry: DeliveryLog): void {

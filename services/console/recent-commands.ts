@@ -3,51 +3,49 @@
  * delivery (its event is not in the delivery log). Bounded like the delivery-log window; a delivery older than that
  * can still be replayed from the dead-letter topic if it ended there.
  */
-import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryCommand } from '../../schemas/index.ts';
-import type { Consumer, Kafka } from '../common/kafka.ts';
+import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
+import { TopicWindow } from './topic-window.ts';
 
 export class RecentCommands {
   readonly #commands = new Map<string, DeliveryCommand>();
-  readonly #consumer: Consumer;
+  readonly #window: TopicWindow;
   readonly #registry: SchemaRegistryClient;
-  readonly #topics: RegExp;
   readonly #logger: Logger;
   readonly #capacity: number;
 
   /** `topics` matches every pool's command topic (not the retry or dead-letter ones). */
   constructor(kafka: Kafka, registry: SchemaRegistryClient, topics: RegExp, logger: Logger, groupPrefix: string, capacity = 50_000) {
     this.#registry = registry;
-    this.#topics = topics;
     this.#logger = logger;
     this.#capacity = capacity;
-    this.#consumer = kafka.consumer({ groupId: `${groupPrefix}.commands.${randomUUID()}`, maxWaitTimeInMs: 500 });
+    this.#window = new TopicWindow(kafka, { name: 'commands', topics: [topics], groupPrefix, logger, onRecord: async ({ message }) => {
+      try {
+        const command = await this.#registry.decode(contracts.deliveryCommand, message.value);
+        // Map order is insertion order: deleting first keeps the newest last, so the oldest go first.
+        this.#commands.delete(command.deliveryId);
+        this.#commands.set(command.deliveryId, command);
+        if (this.#commands.size > this.#capacity) this.#commands.delete(this.#commands.keys().next().value!);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.#logger.debug({ offset: message.offset, reason: error.reason }, 'skipping an undecodable command');
+      }
+    } });
   }
 
-  async start(): Promise<void> {
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#topics], fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message }) => {
-        try {
-          const command = await this.#registry.decode(contracts.deliveryCommand, message.value);
-          // Map order is insertion order: deleting first keeps the newest last, so the oldest go first.
-          this.#commands.delete(command.deliveryId);
-          this.#commands.set(command.deliveryId, command);
-          if (this.#commands.size > this.#capacity) this.#commands.delete(this.#commands.keys().next().value!);
-        } catch (error) {
-          if (!(error instanceof DecodeError)) throw error;
-          this.#logger.debug({ offset: message.offset, reason: error.reason }, 'skipping an undecodable command');
-        }
-      },
-    });
+  /** Why the window stopped following the command topics for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#window.failure;
+  }
+
+  start(): Promise<void> {
+    return this.#window.start();
   }
 
   stop(): Promise<void> {
-    return this.#consumer.disconnect();
+    return this.#window.stop();
   }
 
   get(deliveryId: string): DeliveryCommand | undefined {
