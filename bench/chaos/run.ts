@@ -15,7 +15,7 @@ import { registryConnection, SchemaRegistryClient } from '../../services/common/
 import { RuleWriter } from '../../services/common/rule-writer.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
-import { generateSecret } from '../../services/console/rule-input.ts';
+import { generateSecret } from '../../services/common/rules.ts';
 import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
 import { chooseStack } from '../../stack/choose.ts';
 import { probeContainerRuntime } from '../../stack/containers.ts';

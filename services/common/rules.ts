@@ -2,6 +2,7 @@
  * What makes an EventRule valid beyond its Avro shape. The rules table refuses (and dead-letters) rule messages that
  * fail here, and the rules CLI refuses to publish them; both get the field and the reason.
  */
+import { randomBytes } from 'node:crypto';
 import { REDACTED } from './dead-letter.ts';
 import { contracts, validate, type EventRule, type EventRuleInput, type ValidationIssue } from '../../schemas/index.ts';
 
@@ -38,6 +39,9 @@ export function headerProblem(name: string, value: string): string | undefined {
 }
 
 export type CheckedRule = { ok: true; rule: EventRule } | { ok: false; issues: ValidationIssue[] };
+
+/** A new signing secret: 32 random bytes, as Standard Webhooks libraries expect them. */
+export const generateSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** The key bytes of a secret, or undefined when it is not `whsec_<base64>` of 24 to 64 bytes. */
 export function secretKey(secret: string): Buffer | undefined {

@@ -18,6 +18,7 @@ import { choosePool, PoolsTable } from '../common/pools.ts';
 import { unreachableWarnings } from '../common/reachability.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleWriter, StaleRuleError, type RuleDraft } from '../common/rule-writer.ts';
+import { generateSecret } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
 import { CommandSender } from './command-sender.ts';
@@ -26,7 +27,7 @@ import { DeliveryLogStore } from './delivery-log-store.ts';
 import { filterDeadDeliveries, planReplay, sendReplays, type DlqFilter } from './dlq.ts';
 import { RecentCommands } from './recent-commands.ts';
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
-import { generateSecret, RuleInputError, type RulePut } from './rule-input.ts';
+import { RuleInputError, type RulePut } from './rule-input.ts';
 import { startWebServer, type WebServer, type WebSettings } from './web-server.ts';
 
 export interface ConsoleSettings extends WebSettings {

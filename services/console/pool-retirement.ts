@@ -15,7 +15,6 @@ import { DEFAULT_POOL, type TopicNames } from '../common/topics.ts';
 import { drainRanges, readRanges, type DrainRange } from './topic-ranges.ts';
 
 export const POOL_RETIRED = 'pool-retired';
-const SERVICE = 'rules-cli';
 
 export interface PoolState {
   pool: string;
@@ -55,11 +54,11 @@ export type DrainedRecord = { source: DeadLetterSource; command: DeliveryCommand
  * What a drained record leaves behind: its dead-letter copy (byte for byte, with the reason headers the dispatcher's
  * dead letters carry) and, for a decodable command, its `dead_lettered` log record.
  */
-export function retiredRecords(pool: string, drained: DrainedRecord, rule: EventRule | undefined, now = Date.now()): { deadLetter: Message; log: DeliveryLog | undefined } {
-  if ('error' in drained) return { deadLetter: deadLetter(drained.source, SERVICE, drained.error.reason, drained.error.message), log: undefined };
+export function retiredRecords(service: string, pool: string, drained: DrainedRecord, rule: EventRule | undefined, now = Date.now()): { deadLetter: Message; log: DeliveryLog | undefined } {
+  if ('error' in drained) return { deadLetter: deadLetter(drained.source, service, drained.error.reason, drained.error.message), log: undefined };
   const { command, source } = drained;
   const error = `pool "${pool}" was retired before this delivery ended; replay it through another pool`;
-  const copy = deadLetter(source, SERVICE, POOL_RETIRED, error);
+  const copy = deadLetter(source, service, POOL_RETIRED, error);
   return {
     deadLetter: { ...copy, headers: { ...copy.headers, 'delivery-id': command.deliveryId } },
     log: deliveryLogRecord(command, rule, { outcome: 'dead_lettered', error }, pool, now),
@@ -67,6 +66,8 @@ export function retiredRecords(pool: string, drained: DrainedRecord, rule: Event
 }
 
 export interface RetirementIo {
+  /** Who retires the pool: named in the dead letters' headers. */
+  service: string;
   kafka: Kafka;
   registry: SchemaRegistryClient;
   names: TopicNames;
@@ -121,7 +122,7 @@ export async function retirePool(io: RetirementIo, pool: string, options: Retire
     const outputs = new OutputBatch(producer);
     const result: RetirementResult = { tombstoned: state.announcement !== undefined, topics: state.topics, deadLettered: 0, undecodable: 0 };
     const handle = async (drained: DrainedRecord) => {
-      const { deadLetter: copy, log } = retiredRecords(pool, drained, 'command' in drained ? io.rule(drained.command.ruleId) : undefined);
+      const { deadLetter: copy, log } = retiredRecords(io.service, pool, drained, 'command' in drained ? io.rule(drained.command.ruleId) : undefined);
       outputs.add(names.deliveriesDlq, copy);
       if (log) outputs.add(names.deliveryLog, { key: log.deliveryId, value: logCodec.encode(log) });
       else result.undecodable += 1;

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { contracts, type EventRule, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
-import { generateSecret, RuleInputError, type RuleDraft, type RulePut } from './rule-input.ts';
+import { generateSecret } from '../common/rules.ts';
+import { RuleInputError, type RuleDraft, type RulePut } from './rule-input.ts';
 import { HEADER_MASK } from './rule-view.ts';
 
 export interface ResolvedPut {

@@ -2,7 +2,6 @@
  * Rules as operators write them — a JSON or YAML file, or command-line flags — turned into EventRule input.
  * Nothing here publishes; every error names the field (or flag) and why.
  */
-import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { EVENT_TYPES, type EventType, type ValidationIssue } from '../../schemas/index.ts';
 import type { RuleDraft } from '../common/rule-writer.ts';
@@ -23,8 +22,6 @@ export class RuleInputError extends Error {
     this.issues = issues;
   }
 }
-
-export const generateSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** `harness-v1` as operators write it, `harness_v1` as Avro spells it. */
 const normaliseFormat = (format: unknown): unknown => (format === 'harness-v1' ? 'harness_v1' : format);

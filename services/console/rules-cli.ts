@@ -17,14 +17,14 @@ import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
 import { unreachableWarnings } from '../common/reachability.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
 import { RuleValidationError, RuleWriter, StaleRuleError } from '../common/rule-writer.ts';
-import { loggableUrl } from '../common/rules.ts';
+import { generateSecret, loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
 import { CommandSender } from './command-sender.ts';
 import { POOL_RETIRED, poolState, retirePool, RetirementRefused, type RetirementResult } from './pool-retirement.ts';
 import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
 import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
-import { generateSecret, parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
+import { parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
 import { HEADER_MASK, ruleView } from './rule-view.ts';
 
 
@@ -293,7 +293,7 @@ async function pools(action: string | undefined, pool: string | undefined): Prom
   const drained = progressLine();
   let result: RetirementResult;
   try {
-    result = await retirePool({ kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
+    result = await retirePool({ service: 'rules-cli', kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
       group: values.group ?? poolGroupId(names, pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
       onProgress: (count) => drained.update(`dead-lettering ${count}`),
     });

@@ -6,15 +6,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import type { EventType, WorkflowEventInput } from '../../schemas/index.ts';
-import type { BaseConfig } from '../common/config.ts';
-import { kafkaConnection, createKafka } from '../common/kafka.ts';
-import type { Logger } from '../common/logger.ts';
-import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
-import { RuleWriter } from '../common/rule-writer.ts';
-import { topicNames } from '../common/topics.ts';
-import { createPublisher } from '../producer/publisher.ts';
-import { generateSecret } from './rule-input.ts';
+import type { EventType, WorkflowEventInput } from '../schemas/index.ts';
+import type { BaseConfig } from '../services/common/config.ts';
+import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
+import type { Logger } from '../services/common/logger.ts';
+import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
+import { RuleWriter } from '../services/common/rule-writer.ts';
+import { generateSecret } from '../services/common/rules.ts';
+import { topicNames } from '../services/common/topics.ts';
+import { createPublisher } from '../services/producer/publisher.ts';
 
 export const DEMO_POOL = 'demo';
 export const DEMO_APPLICATION = 'demo-app';

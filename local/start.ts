@@ -6,11 +6,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { orExit, orExitAsync, parseCommandLine } from '../common/cli.ts';
-import { baseSettings, duration, integer, loadConfig } from '../common/config.ts';
-import { createLogger, logRelay } from '../common/logger.ts';
-import { prepareCluster } from '../common/setup.ts';
-import { externalEndpoints, stackSettings, stackUp } from '../../stack/index.ts';
+import { orExit, orExitAsync, parseCommandLine } from '../services/common/cli.ts';
+import { baseSettings, duration, integer, loadConfig } from '../services/common/config.ts';
+import { createLogger, logRelay } from '../services/common/logger.ts';
+import { prepareCluster } from '../services/common/setup.ts';
+import { externalEndpoints, stackSettings, stackUp } from '../stack/index.ts';
 import { DEMO_POOL, startDemo, type Demo } from './demo.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -52,15 +52,15 @@ await orExitAsync(() => prepareCluster(config, logger, demo ? [DEMO_POOL] : []))
 say('topics created and contracts registered');
 
 const supervisor = new Supervisor((line) => log.warn(line), logRelay(logging.LOG_FORMAT));
-supervisor.start({ name: 'matcher', script: script('../matcher/main.ts'), env });
-supervisor.start({ name: 'dispatcher', script: script('../dispatcher/main.ts'), env });
-supervisor.start({ name: 'console', script: script('./main.ts'), env });
+supervisor.start({ name: 'matcher', script: script('../services/matcher/main.ts'), env });
+supervisor.start({ name: 'dispatcher', script: script('../services/dispatcher/main.ts'), env });
+supervisor.start({ name: 'console', script: script('../services/console/main.ts'), env });
 let demoRun: Demo | undefined;
 if (demo) {
   // The demo pool alone may dial loopback: the default pool keeps the SSRF guard's public-only policy.
   supervisor.start({
     name: 'dispatcher-demo',
-    script: script('../dispatcher/main.ts'),
+    script: script('../services/dispatcher/main.ts'),
     env: { ...env, DISPATCHER_POOL: DEMO_POOL, DISPATCHER_TAGS: DEMO_POOL, DISPATCHER_ALLOW_NETWORKS: '127.0.0.0/8,::1/128', DISPATCHER_HTTP_PORT: String(config.DEMO_DISPATCHER_HTTP_PORT) },
   });
   const demoReady = async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Supervisor } from '../../services/console/supervisor.ts';
+import { Supervisor } from '../../local/supervisor.ts';
 
 describe('supervisor', () => {
   it('restarts a child that crashes, with backoff, and stops the one that runs', { timeout: 30_000 }, async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { freePorts } from '../../stack/ports.ts';
 import { clusterEnv, testCluster } from '../helpers.ts';
 
-const start = join(import.meta.dirname, '../../services/console/start.ts');
+const start = join(import.meta.dirname, '../../local/start.ts');
 
 describe('npm start -- --demo', () => {
   it('delivers signed sample events to its local receiver, which verifies them, and stops cleanly on Ctrl-C', { timeout: 120_000 }, async () => {
