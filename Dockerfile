@@ -10,4 +10,4 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY schemas ./schemas
 COPY services ./services
 USER node
-CMD ["node", "services/console/setup.ts"]
+CMD ["node", "services/cli/setup.ts"]

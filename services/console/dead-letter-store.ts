@@ -7,7 +7,7 @@ import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/registry.ts';
 import type { TopicNames } from '../common/topics.ts';
-import { deadLetterEntry, type DeadDelivery } from './dlq.ts';
+import { deadLetterEntry, type DeadDelivery } from '../operator/dlq.ts';
 import { TopicWindow } from './topic-window.ts';
 
 export interface DeadLetterTopic {

@@ -70,7 +70,7 @@ describe('installs share a cluster safely (issue 24, item 7)', () => {
   it('a real failure to create the topics is one line saying what to do, from npm run setup and npm start', { timeout: 60_000 }, async () => {
     // Longer than Kafka's 249-character limit on topic names: refused by the broker, not retriable.
     const env = clusterEnv(testCluster('refused'), { TOPIC_PREFIX: `${'x'.repeat(240)}.`, LOG_FORMAT: 'json' });
-    for (const [script, path] of [['setup', '../../services/console/setup.ts'], ['start', '../../local/start.ts']]) {
+    for (const [script, path] of [['setup', '../../services/cli/setup.ts'], ['start', '../../local/start.ts']]) {
       const { code, stderr } = await run(new URL(path!, import.meta.url).pathname, env);
       expect(code, script).toBe(1);
       expect(stderr.trim().split('\n'), script).toEqual([expect.stringMatching(/^error: creating the topics of TOPIC_PREFIX "x+\." on \S+ failed: .*invalid topic.*; check that the brokers are up and this client may create topics, then run `npm run setup` again/i)]);

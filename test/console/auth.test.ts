@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Console } from '../../services/console/console.ts';
-import { startWebServer, type WebServer } from '../../services/console/web-server.ts';
+import { startWebServer, type ServedConsole, type WebServer } from '../../services/console/web-server.ts';
 import { testLogger } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -53,7 +52,7 @@ describe('guessing the admin token', () => {
   });
   /** The web server alone: the token paths never reach the console behind it. */
   const listen = async () => {
-    server = await startWebServer({} as Console, { httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN }, testLogger);
+    server = await startWebServer({} as ServedConsole, { httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN }, testLogger);
     const url = `http://127.0.0.1:${server.port}`;
     return {
       login: (token: string) => fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) }),

@@ -9,7 +9,6 @@ import { createProducer } from '../../services/common/kafka.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { Console } from '../../services/console/console.ts';
-import { openApiDocument } from '../../services/console/openapi.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
@@ -83,9 +82,23 @@ describe('console in headless Chromium', () => {
     expect((await api('/api/rules', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
   });
 
-  it('describes every API route in /api/openapi.json', async () => {
-    const documented = Object.entries(openApiDocument.paths).flatMap(([path, methods]) => Object.keys(methods).filter((key) => key !== 'parameters').map((method) => `${method.toUpperCase()} ${path}`));
+  it('describes every API route in /api/openapi.json, from the schemas fastify validates by', async () => {
+    const document = await (await api('/api/openapi.json', { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>>; components: { schemas: Record<string, unknown> } };
+    expect(document.openapi).toBe('3.1.0');
+    const documented = Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
     expect(documented.sort()).toEqual([...console_.apiRoutes].sort());
+    expect(Object.keys(document.components.schemas)).toEqual(expect.arrayContaining(['Rule', 'SavedRule', 'Attempt', 'Error', 'Invalid']));
+    expect(document.paths['/api/rules']!.post!.requestBody).toBeDefined();
+    for (const [route, methods] of Object.entries(document.paths)) for (const [method, operation] of Object.entries(methods)) expect(Object.keys(operation.responses), `${method} ${route}`).not.toHaveLength(0);
+    // What the document says is what is checked: a body of the wrong type is refused, field named, nothing written.
+    const bearer = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const wrongType = await api('/api/rules', { method: 'POST', headers: bearer, body: JSON.stringify({ name: 'typed', application: 'a', url: 'https://hooks.example.com/x', scope: { kind: 'everything', ids: null }, enabled: 'yes' }) });
+    expect(wrongType.status).toBe(422);
+    expect(await wrongType.json()).toMatchObject({ issues: [{ field: 'enabled', reason: 'must be boolean' }] });
+    expect([...console_.rules.values()].some((rule) => rule.name === 'typed')).toBe(false);
+    const badLimit = await api('/api/logs?limit=5000', { headers: bearer });
+    expect(badLimit.status).toBe(400);
+    expect(await badLimit.json()).toMatchObject({ issues: [{ field: 'limit', reason: 'must be <= 1000' }] });
   });
 
   it('refuses a write without the CSRF token, and slows down a wrong token without locking the right one out', async () => {

@@ -134,12 +134,12 @@ describe('the commands the docs show', () => {
   });
 
   it('tells a command that exists from one that does not (the check can fail)', () => {
-    const scripts = { rules: 'node services/console/rules-cli.ts', test: 'vitest run' };
+    const scripts = { rules: 'node services/cli/rules-cli.ts', test: 'vitest run' };
     expect(judge(['npm', 'run', 'rulez', '--', 'list'], scripts).problem).toMatch(/no script "rulez"/);
     expect(judge(['npm', 'run', 'rules', 'list'], scripts).problem).toMatch(/after `--`/);
     expect(judge(['curl', 'http://127.0.0.1:8080/'], scripts).problem).toMatch(/neither an npm script/);
     expect(judge(['npm', 'start', '--workspace', 'nope'], scripts).problem).toMatch(/no workspace package/);
-    expect(judge(['npm', 'run', 'rules', '--', 'list', '--application', 'a'], scripts)).toEqual({ cli: { args: ['services/console/rules-cli.ts', 'list', '--application', 'a'] } });
+    expect(judge(['npm', 'run', 'rules', '--', 'list', '--application', 'a'], scripts)).toEqual({ cli: { args: ['services/cli/rules-cli.ts', 'list', '--application', 'a'] } });
     expect(commandsOf('```sh\nFOO=1 npm run rules -- get "my rule" \\\n  --x # a comment\nexport A=1 B=2\n```\n')).toEqual([['npm', 'run', 'rules', '--', 'get', 'my rule', '--x'], ['export', 'A=1', 'B=2']]);
   });
 

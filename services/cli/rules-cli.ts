@@ -3,29 +3,28 @@
  * Its result goes to stdout, progress and errors to stderr (one line, exit code 1; 2 for a command line it does not
  * understand); `--help` prints the usage below.
  */
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { contracts, type DeliveryLog, type EventRule } from '../../schemas/index.ts';
+import { userInfo } from 'node:os';
+import type { EventRule } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
 import { cliLogger, CliError, orExit, parseCommandLine, runCli, USAGE_EXIT_CODE } from '../common/cli.ts';
-import { deliveryId } from '../common/delivery-id.ts';
-import { newDeliveryCommand } from '../common/deliveries.ts';
 import { parseDuration } from '../common/duration.ts';
-import { progressLine } from '../common/progress.ts';
 import { kafkaConnection, createKafka, type Kafka } from '../common/kafka.ts';
-import { choosePool, poolGroupId, PoolsTable } from '../common/pools.ts';
-import { unreachableWarnings } from '../common/reachability.ts';
+import { createLogger } from '../common/logger.ts';
+import { poolGroupId, PoolsTable } from '../common/pools.ts';
+import { progressLine } from '../common/progress.ts';
 import { registryConnection, SchemaRegistryClient } from '../common/registry.ts';
-import { RuleValidationError, RuleWriter, StaleRuleError } from '../common/rule-writer.ts';
-import { generateSecret, loggableUrl } from '../common/rules.ts';
+import { RuleValidationError, RuleWriter } from '../common/rule-writer.ts';
+import { loggableUrl } from '../common/rules.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames } from '../common/topics.ts';
-import { CommandSender } from './command-sender.ts';
-import { POOL_RETIRED, poolState, retirePool, RetirementRefused, type RetirementResult } from './pool-retirement.ts';
-import { filterDeadDeliveries, planReplay, readDeadDeliveries, sendReplays, type DlqFilter } from './dlq.ts';
-import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
-import { parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from './rule-input.ts';
-import { HEADER_MASK, ruleView } from './rule-view.ts';
+import { ActionError, OperatorActions, type Actor, type OperatorResources, type Saved } from '../operator/actions.ts';
+import { CommandSender } from '../operator/command-sender.ts';
+import { DeliveryLogTail } from '../operator/delivery-log-tail.ts';
+import { filterDeadDeliveries, readDeadDeliveries, type DlqFilter } from '../operator/dlq.ts';
+import { POOL_RETIRED, poolState, RetirementRefused, type RetirementResult } from '../operator/pool-retirement.ts';
+import { parseRuleFile, ruleFromFlags, RuleInputError, type RulePut } from '../operator/rule-input.ts';
+import { HEADER_MASK, ruleView } from '../operator/rule-view.ts';
 
 
 const USAGE = `
@@ -94,41 +93,52 @@ const logger = cliLogger('rules', config.LOG_LEVEL, config.LOG_FORMAT);
 const names = topicNames(config.TOPIC_PREFIX);
 const kafka: Kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-rules-cli`, logger, retries: 3 });
 const registry = new SchemaRegistryClient(registryConnection(config));
-const closers: Array<() => Promise<void>> = [];
+const closers: Array<() => Promise<unknown>> = [];
 
-/** A writer whose changes are made from, and read back in, rulesTable(). */
-async function writer(): Promise<RuleWriter> {
-  const created = await RuleWriter.create(kafka, registry, names.eventRules, await rulesTable());
-  closers.push(() => created.close());
-  return created;
-}
+/** `open` on first use only, so a command starts just what it needs; each open registers its own close. */
+const once = <T>(open: () => Promise<T>): (() => Promise<T>) => {
+  let opened: Promise<T> | undefined;
+  return () => (opened ??= open());
+};
+const tables = { kafka, registry, logger, groupPrefix: names.group('rules-cli') };
+const resources: OperatorResources = {
+  kafka, registry, names,
+  // The rules and the pools as they are now: their whole topics, read to the end (once per run), then followed.
+  rules: once(async () => {
+    const table = new RulesTable({ ...tables, topic: names.eventRules });
+    closers.push(() => table.stop());
+    await table.start();
+    return table;
+  }),
+  pools: once(async () => {
+    const table = new PoolsTable({ ...tables, topic: names.dispatcherPools });
+    closers.push(() => table.stop());
+    await table.start();
+    return table;
+  }),
+  writer: once(async () => {
+    const writer = await RuleWriter.create(kafka, registry, names.eventRules, await resources.rules());
+    closers.push(() => writer.close());
+    return writer;
+  }),
+  sender: once(async () => {
+    const sender = await CommandSender.create(kafka, registry);
+    closers.push(() => sender.close());
+    return sender;
+  }),
+  deliveryLog: once(async () => {
+    const tail = await DeliveryLogTail.start(kafka, registry, names, 'rules-cli');
+    closers.push(() => tail.stop());
+    return tail;
+  }),
+};
+// The audit lines of the changes made here, as the console writes its own: on stderr, whatever LOG_LEVEL says.
+const actions = new OperatorActions(resources, createLogger('rules-cli', 'info', { format: config.LOG_FORMAT, destination: process.stderr }));
+const actor: Actor = { by: 'rules-cli', user: userInfo().username };
 
-let table: Promise<RulesTable> | undefined;
-
-/** The rules as they are now: the whole event-rules topic, read to its end (once per run), and followed on. */
-function rulesTable(): Promise<RulesTable> {
-  table ??= (async () => {
-    const started = new RulesTable({ kafka, registry, topic: names.eventRules, logger, groupPrefix: names.group('rules-cli') });
-    closers.push(() => started.stop());
-    await started.start();
-    return started;
-  })();
-  return table;
-}
-
-/** The dispatcher pools as announced now: the whole dispatcher-pools topic, read to its end. */
-async function poolsTable(): Promise<PoolsTable> {
-  const table = new PoolsTable({ kafka, registry, topic: names.dispatcherPools, logger, groupPrefix: names.group('rules-cli') });
-  closers.push(() => table.stop());
-  await table.start();
-  return table;
-}
-
-async function existing(id: string | undefined): Promise<EventRule> {
+function ruleId(id: string | undefined): string {
   if (!id) throw new CliError('which rule? give its id');
-  const rule = (await rulesTable()).get(id);
-  if (!rule) throw new CliError(`no rule with id "${id}"`);
-  return rule;
+  return id;
 }
 
 /** A rule as the console's API shows it (secrets fingerprinted, header values masked), with readable times. */
@@ -137,15 +147,8 @@ const show = (rule: EventRule) => {
   return { ...view, secrets: view.secrets.map(({ fingerprint, notAfter }) => ({ fingerprint, notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() };
 };
 
-async function sender(): Promise<CommandSender> {
-  const created = await CommandSender.create(kafka, registry);
-  closers.push(() => created.close());
-  return created;
-}
-
 /** After a save: why the rule will not be delivered as the pools stand, if it will not (the rule is saved either way). */
-async function warnUnreachable(rule: EventRule): Promise<void> {
-  const warnings = await unreachableWarnings(rule, sampleEvent(rule), (await poolsTable()).values());
+function warn({ warnings }: Saved): void {
   for (const warning of warnings) console.error(`warning: saved, but it will not be delivered: ${warning}`);
 }
 
@@ -153,29 +156,23 @@ async function put(): Promise<void> {
   let input: RulePut;
   if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
   else input = ruleFromFlags(values);
-  const current = typeof input.id === 'string' ? (await rulesTable()).get(input.id) : undefined;
-  const { draft, generatedSecret } = resolvePut(input, current);
-  const rule = await (await writer()).change(draft.id, current, draft);
-  console.log(`put rule ${rule!.id} (${rule!.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule!.id + '`'})`);
-  if (generatedSecret) console.log(`signing secret (shown once, store it now): ${generatedSecret}`);
-  await warnUnreachable(rule!);
+  const saved = await actions.put(actor, input);
+  const { rule } = saved;
+  console.log(`put rule ${rule.id} (${rule.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule.id + '`'})`);
+  if (saved.secret) console.log(`signing secret (shown once, store it now): ${saved.secret}`);
+  warn(saved);
 }
 
-async function setEnabled(id: string | undefined, enabled: boolean): Promise<void> {
-  const rule = await existing(id);
-  const saved = await (await writer()).change(rule.id, rule, withEnabled(rule, enabled));
-  console.log(`rule ${rule.id} ${enabled ? 'enabled' : 'disabled'}`);
-  if (enabled) await warnUnreachable(saved!);
+async function setEnabled(id: string, enabled: boolean): Promise<void> {
+  const saved = await actions.setEnabled(actor, id, enabled);
+  console.log(`rule ${id} ${enabled ? 'enabled' : 'disabled'}`);
+  if (enabled) warn(saved);
 }
 
-async function rotateSecret(id: string | undefined): Promise<void> {
-  const rule = await existing(id);
-  const now = Date.now();
-  const overlapMs = parseDuration(values.overlap!);
-  const fresh = values.secret?.[0] ?? generateSecret();
-  await (await writer()).change(rule.id, rule, withRotatedSecret(rule, fresh, overlapMs, now));
-  console.log(`rule ${rule.id}: new secret added; the old one(s) sign until ${new Date(now + overlapMs).toISOString()}`);
-  if (!values.secret) console.log(`new signing secret (shown once, store it now): ${fresh}`);
+async function rotateSecret(id: string): Promise<void> {
+  const { secret, until } = await actions.rotateSecret(actor, id, parseDuration(values.overlap!), values.secret?.[0]);
+  console.log(`rule ${id}: new secret added; the old one(s) sign until ${new Date(until).toISOString()}`);
+  if (secret) console.log(`new signing secret (shown once, store it now): ${secret}`);
 }
 
 function list(table: RulesTable): void {
@@ -190,40 +187,13 @@ function list(table: RulesTable): void {
 }
 
 /** The Harness seed's Test button: one sample event through the dispatcher to this rule only, then its log record. */
-async function test(id: string | undefined): Promise<number> {
-  const rule = await existing(id);
-  const event = sampleEvent(rule);
-  const route = choosePool(rule, event, (await poolsTable()).values());
-  if (!route.ok) throw new CliError(route.error);
-
-  const id2 = deliveryId(event.eventId, rule.id);
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(names.deliveryLog);
-  await admin.disconnect();
-  const consumer = kafka.consumer({ groupId: names.group(`rules-cli-test-${randomUUID()}`), maxWaitTimeInMs: 250 });
-  closers.push(() => consumer.disconnect());
-  await consumer.connect();
-  await consumer.subscribe({ topic: names.deliveryLog });
-  const timeoutMs = parseDuration(values.timeout!);
-  const outcome = new Promise<DeliveryLog | undefined>((resolve, reject) => {
-    const timer = setTimeout(() => resolve(undefined), timeoutMs);
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.key?.toString() !== id2) return;
-        clearTimeout(timer);
-        resolve(await registry.decode(contracts.deliveryLog, message.value));
-      },
-    }).catch(reject);
+async function test(id: string): Promise<number> {
+  const rule = await actions.rule(id);
+  const { entry: log, pool } = await actions.test(actor, id, parseDuration(values.timeout!), (through) => {
+    const disabled = rule.enabled ? '' : ' (the rule is disabled; a Test goes out anyway)';
+    console.error(`sent a sample event to rule ${rule.id} through pool ${through}${disabled}; waiting for its delivery-log record…`);
   });
-  for (const { partition, offset } of ends) consumer.seek({ topic: names.deliveryLog, partition, offset });
-
-  await (await sender()).send(names.deliveries(route.pool), newDeliveryCommand(event, rule.id, Date.now(), { sample: true }));
-  const disabled = rule.enabled ? '' : ' (the rule is disabled; a Test goes out anyway)';
-  console.error(`sent a sample ${event.type} event to rule ${rule.id} through pool ${route.pool}${disabled}; waiting for its delivery-log record…`);
-
-  const log = await outcome;
-  if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${route.pool}" running?`);
+  if (!log) throw new CliError(`no delivery-log record within ${values.timeout}: is a dispatcher of pool "${pool}" running?`);
   const details = [log.httpStatus === null ? undefined : `HTTP ${log.httpStatus}`, log.latencyMs === null ? undefined : `${log.latencyMs} ms`, log.error ?? undefined].filter(Boolean).join(', ');
   console.log(`${log.outcome}${details ? `: ${details}` : ''} → ${log.url ?? '(no URL)'}`);
   return log.outcome === 'delivered' ? 0 : 1;
@@ -254,25 +224,23 @@ async function dlq(action: string | undefined): Promise<number> {
   }
   if (action !== 'replay') throw new CliError('usage: npm run rules -- dlq list|replay [filters]');
   if (!values.all && !values.rule && !values.since && !values.offset) throw new CliError('say what to replay: --offset P:O, --rule ID, --since …, or --all');
-  const [table, pools] = [await rulesTable(), await poolsTable()];
-  const plan = planReplay(entries, (id) => table.get(id), pools.values(), names);
-  for (const { entry, why } of plan.refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
   const bar = progressLine();
-  const done = await sendReplays(plan, await sender(), (sent) => {
+  const { replayed, refused } = await actions.replay(actor, entries, (sent, of) => {
     const width = 30;
-    const filled = Math.round((sent / plan.replay.length) * width);
-    bar.update(`replaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${plan.replay.length}`);
+    const filled = Math.round((sent / of) * width);
+    bar.update(`replaying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${sent}/${of}`);
   });
   bar.done();
-  console.log(`replayed ${done}, not replayed ${plan.refused.length}`);
-  return plan.refused.length === 0 ? 0 : 1;
+  for (const { entry, why } of refused) console.log(`not replayed ${entry.partition}:${entry.offset}: ${why}`);
+  console.log(`replayed ${replayed}, not replayed ${refused.length}`);
+  return refused.length === 0 ? 0 : 1;
 }
 
 /** How long a retirement waits for matchers to apply the tombstone before it checks that no command arrived after. */
 const RETIRE_SETTLE_MS = 3000;
 
 async function pools(action: string | undefined, pool: string | undefined): Promise<number> {
-  const table = await poolsTable();
+  const table = await resources.pools();
   if (action === 'list') {
     const announced = [...table.values()].sort((a, b) => a.pool.localeCompare(b.pool));
     if (announced.length === 0) return console.log('no dispatcher pools have announced themselves'), 0;
@@ -289,11 +257,10 @@ async function pools(action: string | undefined, pool: string | undefined): Prom
     return 0;
   }
   if (action !== 'retire' || !pool) throw new CliError('usage: npm run rules -- pools list | pools retire <pool> [--group G] [--force [--timeout 30s]]');
-  const rules = await rulesTable();
   const drained = progressLine();
   let result: RetirementResult;
   try {
-    result = await retirePool({ service: 'rules-cli', kafka, registry, names, announcement: (name) => table.get(name), rule: (id) => rules.get(id) }, pool, {
+    result = await actions.retirePool(actor, pool, {
       group: values.group ?? poolGroupId(names, pool), force: values.force ?? false, emptyTimeoutMs: parseDuration(values.timeout!), settleMs: RETIRE_SETTLE_MS,
       onProgress: (count) => drained.update(`dead-lettering ${count}`),
     });
@@ -315,36 +282,30 @@ async function main(): Promise<number> {
       await put();
       return 0;
     case 'get':
-      console.log(JSON.stringify(show(await existing(argument)), null, 2));
+      console.log(JSON.stringify(show(await actions.rule(ruleId(argument))), null, 2));
       return 0;
     case 'list':
-      list(await rulesTable());
+      list(await resources.rules());
       return 0;
     case 'enable':
     case 'disable':
-      await setEnabled(argument, command === 'enable');
+      await setEnabled(ruleId(argument), command === 'enable');
       return 0;
     case 'delete':
-      const rule = await existing(argument);
-      await (await writer()).change(rule.id, rule, null);
-      console.log(`rule ${rule.id} deleted`);
+      await actions.delete(actor, ruleId(argument));
+      console.log(`rule ${argument} deleted`);
       return 0;
     case 'delete-application': {
       if (!argument) throw new CliError('which application? give its id');
-      const rules = [...(await rulesTable()).values()].filter((rule) => rule.application === argument);
-      const rulesWriter = await writer();
-      // One by one: a rule changed meanwhile stops the run, naming it, with the ones before it deleted and said so.
-      for (const [index, rule] of rules.entries()) {
-        await rulesWriter.change(rule.id, rule, null).catch((error: Error) => { throw new CliError(`deleted ${index} of ${rules.length} rule(s) of application ${argument}; ${error.message}`); });
-      }
-      console.log(`deleted ${rules.length} rule(s) of application ${argument}`);
+      const deleted = await actions.deleteApplication(actor, argument);
+      console.log(`deleted ${deleted.length} rule(s) of application ${argument}`);
       return 0;
     }
     case 'rotate-secret':
-      await rotateSecret(argument);
+      await rotateSecret(ruleId(argument));
       return 0;
     case 'test':
-      return test(argument);
+      return test(ruleId(argument));
     case 'dlq':
       return dlq(argument);
     case 'pools':
@@ -361,7 +322,7 @@ await runCli(async () => {
     if (error instanceof RuleInputError || error instanceof RuleValidationError) {
       throw new CliError(`invalid rule, nothing published: ${error.issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; ')}`);
     }
-    if (error instanceof StaleRuleError) throw new CliError(error.message);
+    if (error instanceof ActionError) throw new CliError(error.message);
     throw error;
   }
 }, () => Promise.allSettled(closers.reverse().map((close) => close())));

@@ -21,7 +21,7 @@ import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 const run = promisify(execFile);
 const fingerprint = (secret: string) => createHash('sha256').update(secret).digest('hex').slice(0, 12);
 const cluster = testCluster('rules-cli');
-const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
+const cli = join(import.meta.dirname, '../../services/cli/rules-cli.ts');
 const env = clusterEnv(cluster);
 
 async function rules(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -99,6 +99,7 @@ describe('npm run rules', () => {
       [await bad('broken.json', '{"id": '), /broken\.json: is not valid JSON/],
       [await bad('broken.yaml', 'id: [unclosed'), /broken\.yaml: is not valid YAML/],
       [await bad('unknown.json', JSON.stringify({ ...valid, colour: 'blue' })), /colour: unknown field/],
+      [await bad('no-id.json', JSON.stringify({ ...valid, id: undefined })), /id: is required: a put creates or updates the rule with this id/],
       [await bad('url.yaml', `id: x\napplication: a\nname: n\nurl: not a url\nscope: {kind: everything}\nsecrets: [{secret: ${newSecret()}}]\n`), /url: must be an absolute http\(s\) URL/],
       [await bad('types.json', JSON.stringify({ ...valid, eventTypes: ['deploy_done'] })), /eventTypes\.0: must be one of/],
       [await rules('put', '--id', 'x', '--application', 'a', '--name', 'n', '--url', 'https://h.example/x', '--secret', 'hunter2'), /secrets\.0\.secret: must be whsec_/],
@@ -122,6 +123,10 @@ describe('npm run rules', () => {
       '--event-types', 'workflow_completed', '--scope', 'workflows:wf-1,wf-2', '--header', 'X-Team=ops', '--format', 'harness-v1', '--enabled');
     expect(put.code).toBe(0);
     const secret = /signing secret \(shown once, store it now\): (whsec_\S+)/.exec(put.stdout)![1]!;
+    // A change made here is an audit line as one made in the console is (docs/security.md), on stderr, never a secret.
+    const audit = (result: { stderr: string }) => result.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => (JSON.parse(line) as { audit: Record<string, unknown> }).audit);
+    expect(audit(put)).toEqual([{ action: 'rule created', by: 'rules-cli', user: expect.any(String), ruleId: 'cli-1', application: 'cli-app', enabled: true }]);
+    expect(put.stderr).not.toContain(secret.slice('whsec_'.length));
     const file = join(dir, 'rule.yaml');
     await writeFile(file, `id: cli-2\napplication: cli-app\nname: Tasks\nurl: ${receiver.url}\nscope: {kind: everything}\neventTypes: [task_started]\npayloadFormat: sharering\nsecrets: [{secret: ${newSecret()}}]\n`);
     expect((await rules('put', '--file', file)).stdout).toContain('put rule cli-2 (disabled');
@@ -166,7 +171,12 @@ describe('npm run rules', () => {
     const signed = receiver.received.at(-1)!;
     for (const key of [secret, fresh]) expect(() => new Webhook(key).verify(signed.body, signed.headers as Record<string, string>)).not.toThrow();
 
-    expect((await rules('delete', 'cli-2')).stdout).toContain('rule cli-2 deleted');
+    const deleted = await rules('delete', 'cli-2');
+    expect(deleted.stdout).toContain('rule cli-2 deleted');
+    expect(audit(deleted)).toEqual([{ action: 'rule deleted', by: 'rules-cli', user: expect.any(String), ruleId: 'cli-2' }]);
+    expect(audit(rotated)).toEqual([expect.objectContaining({ action: 'secret rotated', ruleId: 'cli-1' })]);
+    expect(audit(tested)).toEqual([expect.objectContaining({ action: 'rule tested', ruleId: 'cli-1', deliveryId: expect.any(String) })]);
+    expect(rotated.stderr).not.toContain(fresh.slice('whsec_'.length));
     expect((await rules('get', 'cli-2')).stderr).toContain('no rule with id "cli-2"');
     expect((await rules('delete-application', 'cli-app')).stdout).toContain('deleted 1 rule(s) of application cli-app');
     expect((await rules('list')).stdout.trim()).toBe('no rules');

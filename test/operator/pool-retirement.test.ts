@@ -7,8 +7,8 @@ import { createProducer, headerValue } from '../../services/common/kafka.ts';
 import { poolGroupId } from '../../services/common/pools.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
-import { poolTopics, retirementRefusal } from '../../services/console/pool-retirement.ts';
-import { drainRanges } from '../../services/console/topic-ranges.ts';
+import { poolTopics, retirementRefusal } from '../../services/operator/pool-retirement.ts';
+import { drainRanges } from '../../services/operator/topic-ranges.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 import { readLog, startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
@@ -21,7 +21,7 @@ const run = promisify(execFile);
 // A long first retry delay keeps the failed first attempts waiting in the pool's retry topic when it is retired.
 const cluster = testCluster('retire', { RETRY_SCHEDULE: [60_000] });
 const names = topicNames(cluster.TOPIC_PREFIX);
-const cli = join(import.meta.dirname, '../../services/console/rules-cli.ts');
+const cli = join(import.meta.dirname, '../../services/cli/rules-cli.ts');
 // The pool's dispatchers use its default group (`<prefix>dispatcher.<pool>`, this file's own), as `pools list` and
 // `pools retire` assume.
 const pool = 'retiring';

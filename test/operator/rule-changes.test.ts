@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withEnabled, withRotatedSecret } from '../../services/console/rule-changes.ts';
+import { withEnabled, withRotatedSecret } from '../../services/operator/rule-changes.ts';
 import { contracts } from '../../schemas/index.ts';
 import { rule } from '../fixtures/rules.ts';
 import { valid } from '../helpers.ts';

@@ -1,0 +1,162 @@
+/**
+ * The JSON schemas of the console's API: fastify validates each request against its route's schema, and
+ * @fastify/swagger builds /api/openapi.json from the same schemas, so the document cannot drift from the routes.
+ * Enumerations come from the Avro contracts. Responses are documented only: the views (ruleView, the masked log
+ * records) decide what is shown, never a serializer's filter.
+ */
+import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS } from '../../schemas/index.ts';
+import { HEADER_MASK } from '../operator/rule-view.ts';
+
+const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] });
+const ref = (name: string) => ({ $ref: `${name}#` });
+const string = { type: 'string' };
+const SECRET = 'whsec_ followed by base64 of 24 to 64 random bytes';
+
+/** Shared schemas, registered with app.addSchema; the OpenAPI document lists them as components. */
+export const sharedSchemas = [
+  { $id: 'Error', type: 'object', required: ['error'], properties: { error: string } },
+  {
+    $id: 'Invalid', type: 'object', description: 'What is wrong, field by field; nothing was changed',
+    properties: { error: string, issues: { type: 'array', items: { type: 'object', properties: { field: { type: 'string', examples: ['url', 'scope.ids', 'headers.X-Team'] }, reason: string } } } },
+  },
+  {
+    $id: 'Rule', type: 'object', description: 'An EventRule (schemas/event-rule.avsc) as shown: secrets as fingerprints, header values masked',
+    properties: {
+      id: string, application: string, name: string, enabled: { type: 'boolean' }, disabledReason: nullable(string),
+      scope: { type: 'object', properties: { kind: { enum: ['everything', 'workflows', 'pipelines'] }, ids: nullable({ type: 'array', items: string }) } },
+      eventTypes: nullable({ type: 'array', items: { enum: EVENT_TYPES } }),
+      url: string,
+      headers: { type: 'object', additionalProperties: { const: HEADER_MASK } },
+      delegateSelectors: { type: 'array', items: string },
+      payloadFormat: { enum: PAYLOAD_FORMATS },
+      includeUserData: { type: 'boolean' },
+      rateLimitPerSecond: nullable({ type: 'integer' }),
+      updatedAt: { type: 'integer', description: 'The version: ms since the epoch of the last change; the ETag of GET /api/rules/{id}' },
+      secrets: { type: 'array', items: { type: 'object', properties: { fingerprint: { type: 'string', description: 'First 12 hex digits of the secret\'s SHA-256; never the secret' }, notAfter: nullable({ type: 'integer' }) } } },
+    },
+  },
+  { $id: 'Warnings', type: 'array', items: string, description: 'Why the saved rule will not be delivered as the announced pools stand (no pool has its delegate selectors, or its pool may not dial the URL), naming the setting; empty when nothing stands in the way. The rule is saved either way.' },
+  { $id: 'SavedRule', allOf: [ref('Rule'), { type: 'object', properties: { warnings: ref('Warnings') } }] },
+  { $id: 'Attempt', type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, request and response bodies up to DISPATCHER_LOG_BODY_BYTES each, with the whole body\'s size and SHA-256.', additionalProperties: true },
+  { $id: 'LogWindow', type: 'object', properties: { capacity: { type: 'integer' }, held: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }) } },
+] as const;
+
+/**
+ * A rule's fields as a request gives them (EventRule without secrets and updatedAt). Types only: the rule's checks
+ * (checkRule, shared with the CLI and the services) judge the rest, and name unknown fields rather than drop them.
+ */
+const ruleInput = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', description: 'Derived from the name when left out (create only)' },
+    application: string,
+    name: string,
+    enabled: { type: 'boolean', default: false },
+    scope: { type: 'object', properties: { kind: string, ids: nullable({ type: 'array', items: string }) } },
+    eventTypes: nullable({ type: 'array', items: string }),
+    url: string,
+    headers: { type: 'object', additionalProperties: string, description: `Write-only values: a rule shows each as ${HEADER_MASK}; sent back as ${HEADER_MASK}, a header keeps its value` },
+    delegateSelectors: { type: 'array', items: string },
+    payloadFormat: string,
+    includeUserData: { type: 'boolean', default: true },
+    rateLimitPerSecond: nullable({ type: 'integer', minimum: 1 }),
+  },
+};
+
+const json = (schema: object, description = 'OK') => ({ description, ...schema });
+const error = (description: string) => ({ description, ...ref('Error') });
+const denied = { 401: error('No session and no bearer token'), 403: error('A write with a session but without its x-csrf-token') };
+const notFound = { 404: error('Not found') };
+const conflict = { 409: error('The rule was changed or deleted by someone else meanwhile, or no dispatcher pool fits it; nothing was applied') };
+const invalid = { 422: { description: 'Invalid; nothing was changed', ...ref('Invalid') } };
+const idParams = { type: 'object', required: ['id'], properties: { id: string } };
+const route = (tag: string, summary: string, schema: object) => ({ tags: [tag], summary, ...schema });
+
+export const routeSchemas = {
+  login: route('Session', 'Log in with the admin token', {
+    security: [],
+    body: { type: 'object', required: ['token'], properties: { token: string } },
+    response: { 201: json({ type: 'object', properties: { csrfToken: string } }, 'Logged in; sets the HttpOnly session cookie'), 401: error('Wrong token'), 429: error('Too many wrong tokens are being tried; see Retry-After') },
+  }),
+  session: route('Session', 'The session\'s CSRF token', { response: { 200: json({ type: 'object', properties: { csrfToken: nullable(string) } }), ...denied } }),
+  logout: route('Session', 'Log out', { response: { 204: { description: 'Logged out', type: 'null' }, ...denied } }),
+  openapi: route('Meta', 'This document', { response: { 200: json({ type: 'object', additionalProperties: true }) } }),
+  catalog: route('Meta', 'Event types, payload formats and applications, for forms', {
+    response: { 200: json({ type: 'object', properties: { eventTypes: { type: 'array', items: string }, payloadFormats: { type: 'array', items: string }, applications: { type: 'array', items: string } } }), ...denied },
+  }),
+  listRules: route('Rules', 'List event rules', { response: { 200: json({ type: 'object', properties: { rules: { type: 'array', items: ref('Rule') } } }), ...denied } }),
+  createRule: route('Rules', 'Create a rule (disabled unless `enabled: true`) signing with `secret` if given, else a generated secret, which is in this response only', {
+    body: { ...ruleInput, properties: { ...ruleInput.properties, secret: { type: 'string', description: `A signing secret of your own (${SECRET}), as ShareRing's signing key; generated when left out` } } },
+    response: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...conflict, ...denied },
+  }),
+  getRule: route('Rules', 'One rule; its ETag is its version', { params: idParams, response: { 200: json(ref('Rule')), ...notFound, ...denied } }),
+  updateRule: route('Rules', 'Update a rule; its secrets stay, `enabled` and `headers` stay unless given. With `If-Match` (the ETag GET gives), refused with 409 once someone else changed it', {
+    params: idParams,
+    headers: { type: 'object', properties: { 'if-match': { type: 'string', description: 'The rule\'s ETag as GET /api/rules/{id} gives it: a quoted version number', examples: ['"1796394621152"'] } } },
+    body: ruleInput,
+    response: { 200: json(ref('SavedRule')), 400: error('If-Match is not an ETag of this API'), ...invalid, ...notFound, ...conflict, ...denied },
+  }),
+  deleteRule: route('Rules', 'Delete a rule (a tombstone on the event-rules topic)', { params: idParams, response: { 204: { description: 'Deleted', type: 'null' }, ...notFound, ...conflict, ...denied } }),
+  enableRule: route('Rules', 'Enable a rule', { params: idParams, response: { 200: json(ref('SavedRule')), ...notFound, ...conflict, ...denied } }),
+  disableRule: route('Rules', 'Disable a rule', { params: idParams, response: { 200: json(ref('SavedRule')), ...notFound, ...conflict, ...denied } }),
+  rotateSecret: route('Rules', 'Add a new signing secret; the old ones keep signing for the overlap', {
+    params: idParams,
+    body: nullable({ type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] }, secret: { type: 'string', description: `The new secret, your own (${SECRET}); generated when left out` } } }),
+    response: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' } } }), ...invalid, ...notFound, ...conflict, ...denied },
+  }),
+  testRule: route('Rules', 'Send a sample event to this rule only (also while it is disabled) and wait (up to 30 s) for its delivery-log record', {
+    params: idParams,
+    response: { 200: json({ type: 'object', properties: { deliveryId: string, pool: string, entry: nullable(ref('Attempt')) } }), ...notFound, 409: error('No dispatcher pool fits the rule\'s selectors'), ...denied },
+  }),
+  deleteApplication: route('Rules', 'Delete every rule of an application', {
+    params: { type: 'object', required: ['application'], properties: { application: string } },
+    response: { 200: json({ type: 'object', properties: { deleted: { type: 'array', items: string } } }), ...conflict, ...denied },
+  }),
+  logs: route('Webhook logs', 'Delivery attempts, newest first, from the console\'s window of the delivery log', {
+    querystring: {
+      type: 'object',
+      properties: {
+        rule: string, endpoint: { type: 'string', description: 'The target URL as logged' }, eventType: string, eventId: string, deliveryId: string,
+        outcome: { enum: DELIVERY_OUTCOMES },
+        since: { type: 'integer', description: 'ms since the epoch' }, until: { type: 'integer', description: 'ms since the epoch' },
+        limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+      },
+    },
+    response: { 200: json({ type: 'object', properties: { window: ref('LogWindow'), entries: { type: 'array', items: ref('Attempt') } } }), 400: error('A query parameter out of its range'), ...denied },
+  }),
+  attempt: route('Webhook logs', 'One attempt with its request and response', {
+    params: { type: 'object', required: ['deliveryId', 'attempt'], properties: { deliveryId: string, attempt: { type: 'integer', minimum: 1 } } },
+    response: { 200: json(ref('Attempt')), ...notFound, ...denied },
+  }),
+  stats: route('Webhook logs', 'Deliveries per second, success rate and latency per rule and endpoint (last 5 min)', { response: { 200: json({ type: 'object', additionalProperties: true }), ...denied } }),
+  resend: route('Webhook logs', 'Deliver a recent delivery again (same delivery id, attempt 1)', {
+    params: { type: 'object', required: ['deliveryId'], properties: { deliveryId: string } },
+    response: { 200: json({ type: 'object', properties: { pool: string } }), ...notFound, 409: error('No pool fits'), ...denied },
+  }),
+  deadLetters: route('Dead letters', 'Every dead-letter topic with its latest records and their reasons', { response: { 200: json({ type: 'object', additionalProperties: true }), ...denied } }),
+  replay: route('Dead letters', 'Replay dead-lettered deliveries (same delivery id, attempt 1) chosen by position, rule or delivery id', {
+    body: { type: 'object', properties: { positions: { type: 'array', items: { type: 'string', description: 'topic:partition:offset' } }, ruleId: string, deliveryId: string } },
+    response: {
+      200: json({ type: 'object', properties: { replayed: { type: 'integer' }, refused: { type: 'array', items: { type: 'object', properties: { position: string, why: string } } } } }),
+      400: error('Nothing selected'), ...notFound, ...invalid, ...denied,
+    },
+  }),
+};
+
+/** The document's frame; @fastify/swagger adds the paths and components from the routes and shared schemas. */
+export const openApiFrame: NonNullable<FastifyDynamicSwaggerOptions['openapi']> = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Workflow webhooks console API',
+    version: '1',
+    description: 'Event rules, tests, webhook logs and dead letters. Authenticate with `Authorization: Bearer <admin token>` (scripts) or a session cookie from POST /api/session plus the `x-csrf-token` header on every write (the console\'s own pages). Rule changes go to the compacted event-rules topic; a change is answered once the console has applied it.',
+  },
+  security: [{ bearer: [] }, { session: [] }],
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'The admin token (CONSOLE_TOKEN or the generated console-token file)' },
+      session: { type: 'apiKey', in: 'cookie', name: 'console_session', description: 'From POST /api/session; writes also need the x-csrf-token header' },
+    },
+  },
+};
