@@ -12,7 +12,7 @@ import { kafkaConnection, createKafka } from '../services/common/kafka.ts';
 import type { Logger } from '../services/common/logger.ts';
 import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { RuleWriter } from '../services/common/rule-writer.ts';
-import { generateSecret } from '../services/common/rules.ts';
+import { generateSigningKey } from '../services/common/signing-keys.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { createPublisher } from '../services/producer/publisher.ts';
 
@@ -47,7 +47,7 @@ export interface Demo {
 
 /** `poolReady` resolves once the demo pool's dispatcher is up, so the first events already find their pool. */
 export async function startDemo(config: BaseConfig, port: number, eventIntervalMs: number, logger: Logger, say: (line: string) => void, poolReady: () => Promise<void>): Promise<Demo> {
-  const secret = generateSecret();
+  const secret = generateSigningKey();
   const verifier = new Webhook(secret);
   const receiver = createServer((request, response) => {
     const chunks: Buffer[] = [];

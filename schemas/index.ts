@@ -5,7 +5,7 @@
  */
 import avro from 'avsc';
 import { readFileSync } from 'node:fs';
-import type { DeliveryCommand, DeliveryLog, DeliveryOutcome, DispatcherPool, EndpointHealth, EventRule, EventType, PayloadFormat, WorkflowEvent } from './types.ts';
+import type { DeliveryCommand, DeliveryLog, DeliveryOutcome, DispatcherPool, EndpointHealth, EventRule, EventType, PayloadFormat, SignatureScheme, WorkflowEvent } from './types.ts';
 
 export type * from './types.ts';
 
@@ -66,6 +66,7 @@ const symbols = (name: string): readonly string[] => (namedTypes[`workflowhooks.
 /** The payload formats a rule may choose, and a delivery attempt's outcomes: forms, filters and the API list these. */
 export const PAYLOAD_FORMATS = symbols('PayloadFormat') as readonly PayloadFormat[];
 export const DELIVERY_OUTCOMES = symbols('DeliveryOutcome') as readonly DeliveryOutcome[];
+export const SIGNATURE_SCHEMES = symbols('SignatureScheme') as readonly SignatureScheme[];
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `application.id` or `environments.0.id`. */

@@ -106,8 +106,10 @@ export interface EventRule {
   eventTypes: null | Array<EventType>;
   url: string;
   headers: Record<string, string>;
-  /** Standard Webhooks signing secrets (whsec_<base64>); during a rotation the request carries one signature per secret still valid. */
+  /** Standard Webhooks signing keys: whsec_<base64> (HMAC, v1) or whsk_<base64 of an ed25519 seed> (v1a); during a rotation the request carries one signature per key still valid. */
   secrets: Array<SigningSecret>;
+  /** What the rule's current keys are: v1 (HMAC-SHA256, a secret the receiver shares) or v1a (ed25519: the receiver holds only the public key, whpk_). Keys past their notAfter may be of the other scheme during a rotation. */
+  signatureScheme: SignatureScheme;
   /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
   delegateSelectors: Array<string>;
   payloadFormat: PayloadFormat;
@@ -132,8 +134,10 @@ export interface EventRuleInput {
   eventTypes?: null | Array<EventType>;
   url: string;
   headers?: Record<string, string>;
-  /** Standard Webhooks signing secrets (whsec_<base64>); during a rotation the request carries one signature per secret still valid. */
+  /** Standard Webhooks signing keys: whsec_<base64> (HMAC, v1) or whsk_<base64 of an ed25519 seed> (v1a); during a rotation the request carries one signature per key still valid. */
   secrets: Array<SigningSecretInput>;
+  /** What the rule's current keys are: v1 (HMAC-SHA256, a secret the receiver shares) or v1a (ed25519: the receiver holds only the public key, whpk_). Keys past their notAfter may be of the other scheme during a rotation. */
+  signatureScheme?: SignatureScheme;
   /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
   delegateSelectors?: Array<string>;
   payloadFormat?: PayloadFormat;
@@ -172,6 +176,8 @@ export interface SigningSecretInput {
   /** Set on the old secret during a rotation; ignored from then on. */
   notAfter?: null | number;
 }
+
+export type SignatureScheme = 'v1' | 'v1a';
 
 export type PayloadFormat = 'standard' | 'harness_v1' | 'sharering';
 

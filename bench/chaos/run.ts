@@ -15,7 +15,7 @@ import { registryConnection, SchemaRegistryClient } from '../../services/common/
 import { RuleWriter } from '../../services/common/rule-writer.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
-import { generateSecret } from '../../services/common/rules.ts';
+import { generateSigningKey } from '../../services/common/signing-keys.ts';
 import { createPublisher, type Publisher } from '../../services/producer/publisher.ts';
 import { chooseStack } from '../../stack/choose.ts';
 import { probeContainerRuntime } from '../../stack/containers.ts';
@@ -118,7 +118,7 @@ export async function runChaos(options: Partial<ChaosOptions> = {}, progress: (l
     const cluster = { ...(await benchCluster('chaos', stack.endpoints)), RETRY_SCHEDULE: [1000, 2000], ...(settings.secured ? await securedConnection(stack) : {}) };
     await prepareCluster(cluster, logger);
     const eventIds = Array.from({ length: settings.events }, (_, index) => `chaos-${index}`);
-    const rules = Array.from({ length: settings.rules }, (_, index) => ({ id: `chaos-${index}`, secret: generateSecret() }));
+    const rules = Array.from({ length: settings.rules }, (_, index) => ({ id: `chaos-${index}`, secret: generateSigningKey() }));
     const ledger = new DeliveryLedger(eventIds, rules.map((rule) => rule.id));
     for (const rule of rules) receivers.push(await startReceiver({ onBody: ledger.recorder(rule.id, rule.secret) }));
     const writer = await RuleWriter.create(createKafka({ ...kafkaConnection(cluster), clientId: 'chaos', logger }), new SchemaRegistryClient(registryConnection(cluster)), topicNames(cluster.TOPIC_PREFIX).eventRules);

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import type { EventRule } from '../../schemas/index.ts';
+import { SIGNATURE_SCHEMES, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
 import { cliLogger, CliError, orExit, parseCommandLine, runCli, USAGE_EXIT_CODE } from '../common/cli.ts';
 import { parseDuration } from '../common/duration.ts';
@@ -32,14 +32,15 @@ usage: npm run rules -- <command> [flags]
 
   put --file rule.json|rule.yaml
   put --id ID --application APP --name NAME --url URL [--event-types a,b|all]
-      [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]... [--secret whsec_...]...
+      [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]... [--secret whsec_...]... [--scheme v1|v1a]
       [--selector TAG]... [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled]
       [--rate-limit N]      (an update keeps the rule's secrets, headers and enabled state unless told
                             otherwise; --header K=${HEADER_MASK} keeps K's value and drops headers not given)
   get ID                    the rule as JSON, secrets as fingerprints, header values as ${HEADER_MASK}
   list [--application APP]  a table
   enable ID | disable ID | delete ID | delete-application APP
-  rotate-secret ID [--overlap 24h] [--secret whsec_...]
+  rotate-secret ID [--overlap 24h] [--secret whsec_...] [--scheme v1|v1a]
+                            (v1: HMAC, a secret shown once; v1a: ed25519, the receiver gets the public key)
   test ID [--timeout 30s]   a sample event through the dispatcher to this rule only (exit 1 unless delivered)
   dlq list [--rule ID] [--since 2h|ISO] [--until ISO] [--reason exhausted]
   dlq replay (--offset P:O | --rule ID | --since ... [--until ...] | --all) [--reason R]
@@ -68,6 +69,7 @@ const { positionals, values } = parseCommandLine({
     scope: { type: 'string' },
     header: { type: 'string', multiple: true },
     secret: { type: 'string', multiple: true },
+    scheme: { type: 'string' },
     selector: { type: 'string', multiple: true },
     format: { type: 'string' },
     'no-user-data': { type: 'boolean' },
@@ -144,8 +146,19 @@ function ruleId(id: string | undefined): string {
 /** A rule as the console's API shows it (secrets fingerprinted, header values masked), with readable times. */
 const show = (rule: EventRule) => {
   const view = ruleView(rule);
-  return { ...view, secrets: view.secrets.map(({ fingerprint, notAfter }) => ({ fingerprint, notAfter: notAfter && new Date(notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() };
+  return { ...view, secrets: view.secrets.map((key) => ({ ...key, notAfter: key.notAfter && new Date(key.notAfter).toISOString() })), updatedAt: new Date(rule.updatedAt).toISOString() };
 };
+
+/** A v1a rule's current public key: what its receivers verify with (it is not a secret: it cannot sign). */
+function printPublicKey(rule: EventRule): void {
+  const current = ruleView(rule).secrets.findLast((key) => key.notAfter === null);
+  if (current?.publicKey) console.log(`public key (give it to the receiver; it verifies v1a signatures, it cannot sign): ${current.publicKey}`);
+}
+
+function signatureScheme(text: string | undefined): SignatureScheme | undefined {
+  if (text === undefined || (SIGNATURE_SCHEMES as readonly string[]).includes(text)) return text as SignatureScheme | undefined;
+  throw new CliError(`--scheme: "${text}" is not a signature scheme (one of ${SIGNATURE_SCHEMES.join(', ')}); see --help`, USAGE_EXIT_CODE);
+}
 
 /** After a save: why the rule will not be delivered as the pools stand, if it will not (the rule is saved either way). */
 function warn({ warnings }: Saved): void {
@@ -155,11 +168,12 @@ function warn({ warnings }: Saved): void {
 async function put(): Promise<void> {
   let input: RulePut;
   if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
-  else input = ruleFromFlags(values);
+  else input = ruleFromFlags({ ...values, scheme: signatureScheme(values.scheme) });
   const saved = await actions.put(actor, input);
   const { rule } = saved;
   console.log(`put rule ${rule.id} (${rule.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule.id + '`'})`);
   if (saved.secret) console.log(`signing secret (shown once, store it now): ${saved.secret}`);
+  printPublicKey(rule);
   warn(saved);
 }
 
@@ -170,9 +184,10 @@ async function setEnabled(id: string, enabled: boolean): Promise<void> {
 }
 
 async function rotateSecret(id: string): Promise<void> {
-  const { secret, until } = await actions.rotateSecret(actor, id, parseDuration(values.overlap!), values.secret?.[0]);
+  const { rule, secret, until } = await actions.rotateSecret(actor, id, parseDuration(values.overlap!), values.secret?.[0], signatureScheme(values.scheme));
   console.log(`rule ${id}: new secret added; the old one(s) sign until ${new Date(until).toISOString()}`);
   if (secret) console.log(`new signing secret (shown once, store it now): ${secret}`);
+  printPublicKey(rule);
 }
 
 function list(table: RulesTable): void {

@@ -2,8 +2,8 @@
  * What makes an EventRule valid beyond its Avro shape. The rules table refuses (and dead-letters) rule messages that
  * fail here, and the rules CLI refuses to publish them; both get the field and the reason.
  */
-import { randomBytes } from 'node:crypto';
 import { REDACTED } from './dead-letter.ts';
+import { signingKey } from './signing-keys.ts';
 import { contracts, validate, type EventRule, type EventRuleInput, type ValidationIssue } from '../../schemas/index.ts';
 
 /** Headers the dispatcher sets itself; a rule cannot override them. */
@@ -15,7 +15,6 @@ export const RESERVED_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-sig
  */
 const HOP_BY_HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
-const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 /** An RFC 9110 token, as undici's isValidHTTPToken checks header names. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** undici's isValidHeaderValue (from Node's _http_common): tab, visible ASCII, space and obs-text (Latin-1) only. */
@@ -39,17 +38,6 @@ export function headerProblem(name: string, value: string): string | undefined {
 }
 
 export type CheckedRule = { ok: true; rule: EventRule } | { ok: false; issues: ValidationIssue[] };
-
-/** A new signing secret: 32 random bytes, as Standard Webhooks libraries expect them. */
-export const generateSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
-
-/** The key bytes of a secret, or undefined when it is not `whsec_<base64>` of 24 to 64 bytes. */
-export function secretKey(secret: string): Buffer | undefined {
-  const match = SECRET.exec(secret);
-  if (!match) return undefined;
-  const key = Buffer.from(match[1]!, 'base64');
-  return key.length >= 24 && key.length <= 64 ? key : undefined;
-}
 
 /**
  * Checks a rule from any source: its shape against the contract (defaults filled in), then ruleIssues, then what a
@@ -102,10 +90,15 @@ export function ruleIssues(rule: EventRule): ValidationIssue[] {
     if (problem) issue(`headers.${name}`, problem);
   }
   if (headerBytes > MAX_HEADER_BYTES) issue('headers', `must total at most ${MAX_HEADER_BYTES} bytes (got ${headerBytes})`);
-  if (rule.secrets.length === 0) issue('secrets', 'needs at least one signing secret (whsec_<base64>)');
-  rule.secrets.forEach(({ secret }, index) => {
+  if (rule.secrets.length === 0) issue('secrets', 'needs at least one signing key (whsec_<base64>, or whsk_<base64> for v1a)');
+  rule.secrets.forEach(({ secret, notAfter }, index) => {
     // Never echo a secret back: it would land in logs and dead-letter headers.
-    if (!secretKey(secret)) issue(`secrets.${index}.secret`, 'must be whsec_ followed by base64 of 24 to 64 random bytes');
+    const key = signingKey(secret);
+    if (!key) issue(`secrets.${index}.secret`, 'must be whsec_ followed by base64 of 24 to 64 random bytes (v1), or whsk_ followed by base64 of a 32-byte ed25519 seed (v1a)');
+    // Keys on their way out may be of the scheme the rule rotated away from; the ones that stay are of its scheme.
+    else if (notAfter === null && key.scheme !== rule.signatureScheme) {
+      issue(`secrets.${index}.secret`, `is a ${key.scheme} key, but the rule signs ${rule.signatureScheme}: switch schemes with rotate-secret, which keeps the old key signing for the overlap`);
+    }
   });
   // Judged at the rule's own updatedAt, not now: re-reading the topic later must not refuse what was valid when written.
   if (rule.secrets.length > 0 && activeSecrets(rule, rule.updatedAt).length === 0) {

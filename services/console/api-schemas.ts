@@ -5,13 +5,14 @@
  * records) decide what is shown, never a serializer's filter.
  */
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
-import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS } from '../../schemas/index.ts';
+import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES } from '../../schemas/index.ts';
 import { HEADER_MASK } from '../operator/rule-view.ts';
 
 const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] });
 const ref = (name: string) => ({ $ref: `${name}#` });
 const string = { type: 'string' };
-const SECRET = 'whsec_ followed by base64 of 24 to 64 random bytes';
+const SECRET = 'whsec_ followed by base64 of 24 to 64 random bytes, or for v1a whsk_ followed by base64 of a 32-byte ed25519 seed';
+const scheme = { enum: SIGNATURE_SCHEMES, description: 'v1: HMAC-SHA256 with a secret the receiver shares; v1a: ed25519, the receiver holds only the public key (whpk_…)' };
 
 /** Shared schemas, registered with app.addSchema; the OpenAPI document lists them as components. */
 export const sharedSchemas = [
@@ -33,7 +34,12 @@ export const sharedSchemas = [
       includeUserData: { type: 'boolean' },
       rateLimitPerSecond: nullable({ type: 'integer' }),
       updatedAt: { type: 'integer', description: 'The version: ms since the epoch of the last change; the ETag of GET /api/rules/{id}' },
-      secrets: { type: 'array', items: { type: 'object', properties: { fingerprint: { type: 'string', description: 'First 12 hex digits of the secret\'s SHA-256; never the secret' }, notAfter: nullable({ type: 'integer' }) } } },
+      signatureScheme: scheme,
+      secrets: { type: 'array', items: { type: 'object', properties: {
+        fingerprint: { type: 'string', description: 'First 12 hex digits of the key\'s SHA-256; never the key' },
+        notAfter: nullable({ type: 'integer' }),
+        publicKey: { type: 'string', description: 'For an ed25519 (v1a) key: whpk_… that receivers verify with; it cannot sign' },
+      } } },
     },
   },
   { $id: 'Warnings', type: 'array', items: string, description: 'Why the saved rule will not be delivered as the announced pools stand (no pool has its delegate selectors, or its pool may not dial the URL), naming the setting; empty when nothing stands in the way. The rule is saved either way.' },
@@ -61,6 +67,7 @@ const ruleInput = {
     payloadFormat: string,
     includeUserData: { type: 'boolean', default: true },
     rateLimitPerSecond: nullable({ type: 'integer', minimum: 1 }),
+    signatureScheme: { ...scheme, description: `${scheme.description}. A new rule gets a key of its scheme; an update keeps it (switch with rotate-secret)` },
   },
 };
 
@@ -83,12 +90,12 @@ export const routeSchemas = {
   logout: route('Session', 'Log out', { response: { 204: { description: 'Logged out', type: 'null' }, ...denied } }),
   openapi: route('Meta', 'This document', { response: { 200: json({ type: 'object', additionalProperties: true }) } }),
   catalog: route('Meta', 'Event types, payload formats and applications, for forms', {
-    response: { 200: json({ type: 'object', properties: { eventTypes: { type: 'array', items: string }, payloadFormats: { type: 'array', items: string }, applications: { type: 'array', items: string } } }), ...denied },
+    response: { 200: json({ type: 'object', properties: { eventTypes: { type: 'array', items: string }, payloadFormats: { type: 'array', items: string }, signatureSchemes: { type: 'array', items: string }, applications: { type: 'array', items: string } } }), ...denied },
   }),
   listRules: route('Rules', 'List event rules', { response: { 200: json({ type: 'object', properties: { rules: { type: 'array', items: ref('Rule') } } }), ...denied } }),
   createRule: route('Rules', 'Create a rule (disabled unless `enabled: true`) signing with `secret` if given, else a generated secret, which is in this response only', {
     body: { ...ruleInput, properties: { ...ruleInput.properties, secret: { type: 'string', description: `A signing secret of your own (${SECRET}), as ShareRing's signing key; generated when left out` } } },
-    response: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...conflict, ...denied },
+    response: { 201: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'A generated whsec_…, shown once; absent when the request gave its own, and for v1a (the rule shows the public key)' }, warnings: ref('Warnings') } }, 'Created'), ...invalid, ...conflict, ...denied },
   }),
   getRule: route('Rules', 'One rule; its ETag is its version', { params: idParams, response: { 200: json(ref('Rule')), ...notFound, ...denied } }),
   updateRule: route('Rules', 'Update a rule; its secrets stay, `enabled` and `headers` stay unless given. With `If-Match` (the ETag GET gives), refused with 409 once someone else changed it', {
@@ -102,8 +109,12 @@ export const routeSchemas = {
   disableRule: route('Rules', 'Disable a rule', { params: idParams, response: { 200: json(ref('SavedRule')), ...notFound, ...conflict, ...denied } }),
   rotateSecret: route('Rules', 'Add a new signing secret; the old ones keep signing for the overlap', {
     params: idParams,
-    body: nullable({ type: 'object', properties: { overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] }, secret: { type: 'string', description: `The new secret, your own (${SECRET}); generated when left out` } } }),
-    response: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'The generated whsec_…, shown once; absent when the request gave its own' } } }), ...invalid, ...notFound, ...conflict, ...denied },
+    body: nullable({ type: 'object', properties: {
+      overlap: { type: 'string', default: '24h', examples: ['1h', '24h', '7d'] },
+      secret: { type: 'string', description: `The new key, your own (${SECRET}); generated when left out` },
+      scheme: { ...scheme, description: `The generated key's scheme, the rule's own when left out; a v1 rule rotated to v1a signs both ways during the overlap` },
+    } }),
+    response: { 200: json({ type: 'object', properties: { rule: ref('Rule'), secret: { type: 'string', description: 'A generated whsec_…, shown once; absent when the request gave its own, and for v1a (the rule shows the public key)' } } }), ...invalid, ...notFound, ...conflict, ...denied },
   }),
   testRule: route('Rules', 'Send a sample event to this rule only (also while it is disabled) and wait (up to 30 s) for its delivery-log record', {
     params: idParams,

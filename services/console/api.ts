@@ -4,7 +4,7 @@
  * document), and every change goes through the operator actions, as the rules CLI's do.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { EVENT_TYPES, PAYLOAD_FORMATS, type DeliveryCommand, type DeliveryOutcome, type EventRule } from '../../schemas/index.ts';
+import { EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES, type DeliveryCommand, type DeliveryOutcome, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
 import { parseDuration } from '../common/duration.ts';
 import { ActionError, type Actor, type OperatorActions, type Saved } from '../operator/actions.ts';
 import type { DeadDelivery } from '../operator/dlq.ts';
@@ -63,7 +63,7 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   api.get('/openapi.json', { schema: schemas.openapi }, () => api.swagger());
 
   // Rules
-  api.get('/catalog', { schema: schemas.catalog }, () => ({ eventTypes: EVENT_TYPES, payloadFormats: PAYLOAD_FORMATS, applications: [...new Set([...state.rules.values()].map((rule) => rule.application))].sort() }));
+  api.get('/catalog', { schema: schemas.catalog }, () => ({ eventTypes: EVENT_TYPES, payloadFormats: PAYLOAD_FORMATS, signatureSchemes: SIGNATURE_SCHEMES, applications: [...new Set([...state.rules.values()].map((rule) => rule.application))].sort() }));
   api.get('/rules', { schema: schemas.listRules }, () => ({ rules: [...state.rules.values()].sort((a, b) => a.application.localeCompare(b.application) || a.name.localeCompare(b.name)).map(ruleView) }));
   // A rule's ETag is its version: an update sent with If-Match is refused (409) once someone else changed the rule.
   api.get<IdParams>('/rules/:id', { schema: schemas.getRule }, async (request, reply) => {
@@ -87,15 +87,15 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   });
   api.post<IdParams>('/rules/:id/enable', { schema: schemas.enableRule }, async (request) => view(await actions.setEnabled(actor(request), request.params.id, true)));
   api.post<IdParams>('/rules/:id/disable', { schema: schemas.disableRule }, async (request) => view(await actions.setEnabled(actor(request), request.params.id, false)));
-  api.post<IdParams & { Body: { overlap?: string; secret?: string } | null }>('/rules/:id/rotate-secret', { schema: schemas.rotateSecret }, async (request) => {
-    const { overlap = '24h', secret: given } = request.body ?? {};
+  api.post<IdParams & { Body: { overlap?: string; secret?: string; scheme?: SignatureScheme } | null }>('/rules/:id/rotate-secret', { schema: schemas.rotateSecret }, async (request) => {
+    const { overlap = '24h', secret: given, scheme } = request.body ?? {};
     let overlapMs: number;
     try {
       overlapMs = parseDuration(overlap);
     } catch (error) {
       throw new RuleInputError([{ field: 'overlap', reason: (error as Error).message }]);
     }
-    const { rule, secret } = await actions.rotateSecret(actor(request), request.params.id, overlapMs, given?.trim() || undefined);
+    const { rule, secret } = await actions.rotateSecret(actor(request), request.params.id, overlapMs, given?.trim() || undefined, scheme);
     return { rule: ruleView(rule), secret };
   });
   api.post<IdParams>('/rules/:id/test', { schema: schemas.testRule }, (request) => actions.test(actor(request), request.params.id, state.testTimeoutMs));

@@ -6,7 +6,7 @@
  * started, the CLI starts the ones a command uses (see OperatorResources).
  */
 import { randomBytes } from 'node:crypto';
-import type { DeliveryCommand, DeliveryLog, EventRule } from '../../schemas/index.ts';
+import type { DeliveryCommand, DeliveryLog, EventRule, SignatureScheme } from '../../schemas/index.ts';
 import { newDeliveryCommand } from '../common/deliveries.ts';
 import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
@@ -14,13 +14,13 @@ import { choosePool, type PoolsTable } from '../common/pools.ts';
 import { unreachableWarnings } from '../common/reachability.ts';
 import type { SchemaRegistryClient } from '../common/registry.ts';
 import { StaleRuleError, type RuleDraft, type RuleWriter } from '../common/rule-writer.ts';
-import { generateSecret } from '../common/rules.ts';
+import { generateSigningKey } from '../common/signing-keys.ts';
 import type { RulesTable } from '../common/rules-table.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { CommandSender } from './command-sender.ts';
 import { planReplay, sendReplays, type DeadDelivery } from './dlq.ts';
 import { retirePool, type RetirementOptions, type RetirementResult } from './pool-retirement.ts';
-import { resolvePut, sampleEvent, withEnabled, withRotatedSecret } from './rule-changes.ts';
+import { resolvePut, sampleEvent, shownOnce, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { RuleInputError, type RulePut } from './rule-input.ts';
 
 /** Why an action did nothing: what was named does not exist, someone else changed it first, or the request is unclear. */
@@ -122,13 +122,16 @@ export class OperatorActions {
     return this.#save(actor, enabled ? 'rule enabled' : 'rule disabled', rule, withEnabled(rule, enabled));
   }
 
-  /** A new signing secret (the operator's own, else generated and returned once); the old ones sign until `until`. */
-  async rotateSecret(actor: Actor, id: string, overlapMs: number, given?: string): Promise<Saved & { secret: string | undefined; until: number }> {
+  /**
+   * A new signing key: the operator's own, else one of `scheme` (the rule's own unless given) generated here and, for
+   * an HMAC secret, returned once; the old ones sign until `until`.
+   */
+  async rotateSecret(actor: Actor, id: string, overlapMs: number, given?: string, scheme?: SignatureScheme): Promise<Saved & { secret: string | undefined; until: number }> {
     const rule = await this.rule(id);
     const now = Date.now();
-    const secret = given ?? generateSecret();
+    const secret = given ?? generateSigningKey(scheme ?? rule.signatureScheme);
     const saved = await this.#save(actor, 'secret rotated', rule, withRotatedSecret(rule, secret, overlapMs, now));
-    return { ...saved, secret: given === undefined ? secret : undefined, until: now + overlapMs };
+    return { ...saved, secret: given === undefined ? shownOnce(secret) : undefined, until: now + overlapMs };
   }
 
   async delete(actor: Actor, id: string): Promise<void> {

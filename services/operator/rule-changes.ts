@@ -5,29 +5,33 @@
  */
 import { randomUUID } from 'node:crypto';
 import { contracts, type EventRule, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
-import { generateSecret } from '../common/rules.ts';
+import { generateSigningKey, signingKey } from '../common/signing-keys.ts';
 import { RuleInputError, type RuleDraft, type RulePut } from './rule-input.ts';
 import { HEADER_MASK } from './rule-view.ts';
 
 export interface ResolvedPut {
   draft: RuleDraft;
-  /** Set when a secret was generated: shown to the operator once, never again. */
+  /** Set when an HMAC secret was generated: shown to the operator once, never again (a v1a key is never shown). */
   generatedSecret?: string;
 }
 
+/** A generated key as the operator sees it: an HMAC secret once, an ed25519 key never (its public key is on the rule). */
+export const shownOnce = (key: string): string | undefined => (signingKey(key)?.scheme === 'v1' ? key : undefined);
+
 /**
- * A put as operators mean it: a new rule starts disabled (unless it says otherwise) with a generated secret; an
- * update keeps the rule's secrets, its header values and its enabled state (with the reason it was disabled) unless
- * the put sets them.
+ * A put as operators mean it: a new rule starts disabled (unless it says otherwise) with a generated key of its
+ * scheme (v1 unless it says v1a); an update keeps the rule's secrets, scheme, header values and enabled state (with
+ * the reason it was disabled) unless the put sets them.
  */
 export function resolvePut(put: RulePut, existing: EventRule | undefined): ResolvedPut {
   const enabled = put.enabled ?? existing?.enabled ?? false;
   const disabledReason = put.enabled === undefined ? existing?.disabledReason ?? null : put.disabledReason ?? null;
-  const stated = { ...put, enabled, disabledReason, headers: resolveHeaders(put.headers, existing) };
+  const signatureScheme = put.signatureScheme ?? existing?.signatureScheme ?? 'v1';
+  const stated = { ...put, enabled, disabledReason, signatureScheme, headers: resolveHeaders(put.headers, existing) };
   if (put.secrets) return { draft: { ...stated, secrets: put.secrets } };
   if (existing) return { draft: { ...stated, secrets: existing.secrets } };
-  const generatedSecret = generateSecret();
-  return { draft: { ...stated, secrets: [{ secret: generatedSecret, notAfter: null }] }, generatedSecret };
+  const generated = generateSigningKey(signatureScheme);
+  return { draft: { ...stated, secrets: [{ secret: generated, notAfter: null }] }, generatedSecret: shownOnce(generated) };
 }
 
 /**
@@ -52,10 +56,14 @@ export function withEnabled({ updatedAt: _, ...rule }: EventRule, enabled: boole
   return { ...rule, enabled, disabledReason: enabled ? null : 'disabled by an operator' };
 }
 
-/** A new secret that signs from now on; the old ones keep signing for the overlap (so receivers can switch), expired ones go. */
+/**
+ * A new key that signs from now on; the old ones keep signing for the overlap (so receivers can switch), expired ones
+ * go. The rule's scheme becomes the new key's: rotating to a `whsk_` key moves a v1 rule to v1a, with both signatures
+ * on every request during the overlap.
+ */
 export function withRotatedSecret({ updatedAt: _, ...rule }: EventRule, fresh: string, overlapMs: number, now = Date.now()): RuleDraft {
   const kept = rule.secrets.filter(({ notAfter }) => notAfter === null || notAfter > now).map(({ secret, notAfter }) => ({ secret, notAfter: notAfter ?? now + overlapMs }));
-  return { ...rule, secrets: [...kept, { secret: fresh, notAfter: null }] };
+  return { ...rule, signatureScheme: signingKey(fresh)?.scheme ?? rule.signatureScheme, secrets: [...kept, { secret: fresh, notAfter: null }] };
 }
 
 /** The Harness seed's Test button: a sample event this rule selects (its first event type, inside its scope). */

@@ -3,7 +3,7 @@
  * Nothing here publishes; every error names the field (or flag) and why.
  */
 import { parse as parseYaml } from 'yaml';
-import { EVENT_TYPES, type EventType, type ValidationIssue } from '../../schemas/index.ts';
+import { EVENT_TYPES, type EventType, type SignatureScheme, type ValidationIssue } from '../../schemas/index.ts';
 import type { RuleDraft } from '../common/rule-writer.ts';
 
 export type { RuleDraft };
@@ -56,6 +56,7 @@ export interface RuleFlags {
   enabled?: boolean;
   disabled?: boolean;
   'rate-limit'?: string;
+  scheme?: SignatureScheme;
 }
 
 /** A rule from flags; without --secret, --header, --enabled or --disabled those are left to resolvePut (kept, or defaulted). */
@@ -84,6 +85,7 @@ export function ruleFromFlags(flags: RuleFlags): RulePut {
     url: flags.url!,
     ...(flags.enabled || flags.disabled ? { enabled: !flags.disabled } : {}),
     ...(flags.secret?.length ? { secrets: flags.secret.map((secret) => ({ secret, notAfter: null })) } : {}),
+    ...(flags.scheme ? { signatureScheme: flags.scheme } : {}),
     ...(flags.header?.length ? { headers } : {}),
     scope,
     eventTypes,

@@ -171,6 +171,15 @@ describe('npm run rules', () => {
     const signed = receiver.received.at(-1)!;
     for (const key of [secret, fresh]) expect(() => new Webhook(key).verify(signed.body, signed.headers as Record<string, string>)).not.toThrow();
 
+    // An ed25519 rule: the CLI prints its public key, never its private key, and no "shown once" secret.
+    const ed25519 = await rules('put', '--id', 'cli-v1a', '--application', 'cli-app', '--name', 'Ed25519', '--url', receiver.url, '--scheme', 'v1a');
+    expect(ed25519.code, ed25519.stderr).toBe(0);
+    expect(ed25519.stdout).not.toContain('signing secret');
+    const printed = /public key \(give it to the receiver; it verifies v1a signatures, it cannot sign\): (whpk_\S+)/.exec(ed25519.stdout)![1]!;
+    expect(JSON.parse((await rules('get', 'cli-v1a')).stdout)).toMatchObject({ signatureScheme: 'v1a', secrets: [{ publicKey: printed, notAfter: null }] });
+    expect(await rules('rotate-secret', 'cli-v1a', '--scheme', 'v2')).toMatchObject({ code: 2, stderr: 'error: --scheme: "v2" is not a signature scheme (one of v1, v1a); see --help\n' });
+    expect((await rules('delete', 'cli-v1a')).code).toBe(0);
+
     const deleted = await rules('delete', 'cli-2');
     expect(deleted.stdout).toContain('rule cli-2 deleted');
     expect(audit(deleted)).toEqual([{ action: 'rule deleted', by: 'rules-cli', user: expect.any(String), ruleId: 'cli-2' }]);

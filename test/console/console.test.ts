@@ -15,6 +15,7 @@ import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
 import { testCluster, testLogger, topicSize, valid, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
+import { verifiesV1a } from '../fixtures/v1a.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 
 // Debian's chromium (apt-get install chromium); .ci/run installs it. CHROMIUM_PATH points elsewhere if needed.
@@ -316,6 +317,62 @@ describe('console in headless Chromium', () => {
     } finally {
       await raw.disconnect();
       await io.close();
+    }
+  });
+
+  it('signs with ed25519 (v1a): the page shows the public key only, a receiver holding only it verifies, and a v1 rule rotates to v1a signing both ways', async () => {
+    const ed25519 = await startReceiver('/hooks/ed25519');
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const shown = async (id: string) => (await api(`/api/rules/${id}`, { headers })).text();
+    try {
+      await page.goto(`${console_.url}#/rules`);
+      await page.click('#add-rule');
+      await page.fill('#rule-name', 'Signed with ed25519');
+      await page.fill('#rule-id', 'ed25519');
+      await page.fill('#rule-application', 'v1a-app');
+      await page.fill('#rule-url', ed25519.url);
+      await page.selectOption('#rule-scheme', 'v1a');
+      expect(await page.locator('.field[data-field=secrets]').isHidden()).toBe(true);
+      await page.click('#save-rule');
+      const publicKey = await page.locator('#public-key-value').innerText();
+      expect(publicKey).toMatch(/^whpk_[A-Za-z0-9+/]{43}=$/);
+      await screenshot('console-rule-public-key.png');
+      await page.click('#public-key-done');
+      const privateKey = console_.rules.get('ed25519')!.secrets[0]!.secret;
+      expect(privateKey).toMatch(/^whsk_/);
+      expect(await shown('ed25519')).not.toContain(privateKey.slice(5, 25));
+      expect(JSON.parse(await shown('ed25519'))).toMatchObject({ signatureScheme: 'v1a', secrets: [{ publicKey }] });
+
+      const tested = await (await api('/api/rules/ed25519/test', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).json() as { entry: { outcome: string } | null };
+      expect(tested.entry).toMatchObject({ outcome: 'delivered' });
+      const request = ed25519.received.at(-1)!;
+      expect(String(request.headers['webhook-signature'])).toMatch(/^v1a,\S+$/);
+      expect(verifiesV1a(request.headers, request.body, publicKey)).toBe(true);
+
+      // An HMAC rule moves to ed25519 by rotation: during the overlap both signatures go out, each verifiable.
+      const own = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+      expect((await api('/api/rules', { method: 'POST', headers, body: JSON.stringify({ id: 'to-v1a', name: 'To v1a', application: 'v1a-app', url: ed25519.url, scope: { kind: 'everything', ids: null }, secret: own }) })).status).toBe(201);
+      const rotated = await (await api('/api/rules/to-v1a/rotate-secret', { method: 'POST', headers, body: JSON.stringify({ overlap: '1h', scheme: 'v1a' }) })).json() as { rule: { signatureScheme: string; secrets: Array<{ publicKey?: string }> }; secret?: string };
+      expect(rotated.secret).toBeUndefined();
+      expect(rotated.rule.signatureScheme).toBe('v1a');
+      const newKey = rotated.rule.secrets[1]!.publicKey!;
+      await api('/api/rules/to-v1a/test', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      const both = ed25519.received.at(-1)!;
+      expect(String(both.headers['webhook-signature']).split(' ').map((entry) => entry.split(',')[0])).toEqual(['v1', 'v1a']);
+      expect(() => new Webhook(own).verify(both.body, both.headers as Record<string, string>)).not.toThrow();
+      expect(verifiesV1a(both.headers, both.body, newKey)).toBe(true);
+      expect(verifiesV1a(both.headers, both.body, publicKey)).toBe(false);
+      // The Edit drawer lists the keys: the HMAC one on its way out by fingerprint only, the new one with its public key.
+      await page.goto(`${console_.url}#/rules`);
+      await page.locator('#rules tbody tr[data-rule-id=to-v1a]').getByRole('button', { name: 'Edit' }).click();
+      await expect.poll(() => page.locator('#rule-keys').innerText()).toContain(newKey);
+      expect(await page.locator('#rule-keys li').count()).toBe(2);
+      expect(await page.locator('#rule-keys').innerText()).toMatch(/^HMAC · [0-9a-f]{12} · signs until/);
+      await screenshot('console-rule-keys.png');
+      await page.keyboard.press('Escape');
+    } finally {
+      for (const id of ['ed25519', 'to-v1a']) await api(`/api/rules/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+      await ed25519.close();
     }
   });
 

@@ -26,6 +26,7 @@ const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString(undefined, { month: 's
 const fmtMs = (ms) => (ms === null || ms === undefined ? '–' : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
 const OUTCOME_LABEL = { delivered: 'Delivered', retrying: 'Retrying', failed: 'Failed', dead_lettered: 'Dead-lettered', blocked: 'Blocked', skipped: 'Skipped' };
 const FORMAT_LABEL = { standard: 'Standard', harness_v1: 'Harness v1', sharering: 'ShareRing' };
+const SCHEME_LABEL = { v1: 'HMAC-SHA256 (v1): a secret shared with the receiver', v1a: 'Ed25519 (v1a): the receiver holds only a public key' };
 const outcomeBadge = (outcome) => h('span', { class: `badge ${outcome}` }, OUTCOME_LABEL[outcome] ?? outcome);
 const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${scope.kind === 'workflows' ? 'Workflows' : 'Pipelines'}: ${scope.ids ? scope.ids.join(', ') : 'all'}`);
 
@@ -175,6 +176,16 @@ function showSecret(title, secret, text, warnings = []) {
   (close) => [h('button', { class: 'btn primary', id: 'secret-done', onclick: close }, 'I have stored it')]);
 }
 
+/** A v1a rule's public key: not a secret (it verifies, it cannot sign), so it can be shown and copied any time. */
+function showPublicKey(title, rule, text, warnings = []) {
+  const current = rule.secrets.findLast((key) => key.notAfter === null);
+  modal(title, text, h('div', {},
+    ...warnings.map((warning) => h('div', { class: 'note bad save-warning', style: 'margin:12px 0' }, `It will not be delivered yet: ${warning}`)),
+    h('div', { class: 'secret-box' }, h('code', { id: 'public-key-value' }, current.publicKey), copyButton(current.publicKey)),
+    h('div', { class: 'note', style: 'margin-top:12px' }, 'Receivers verify the v1a signature with this key (any Standard Webhooks library that supports v1a, or ed25519 in a few lines; see docs/security.md). The private key stays here and is never shown.')),
+  (close) => [h('button', { class: 'btn primary', id: 'public-key-done', onclick: close }, 'Done')]);
+}
+
 // ---------- Overview ----------
 let charts = {};
 async function overview() {
@@ -271,7 +282,7 @@ async function refreshRules() {
       h('td', {}, h('b', {}, rule.name), h('div', { class: 'sub mono' }, rule.id),
         !rule.enabled && rule.disabledReason ? h('div', { class: 'sub disabled-reason', style: 'color:var(--bad)' }, `Disabled: ${rule.disabledReason}`) : null),
       h('td', {}, rule.application),
-      h('td', {}, h('div', { class: 'mono truncate', title: rule.url }, rule.url), h('div', { class: 'sub' }, `${FORMAT_LABEL[rule.payloadFormat]} payload`, rule.delegateSelectors.length ? ` · selectors ${rule.delegateSelectors.join(', ')}` : '', rule.rateLimitPerSecond ? ` · ≤ ${rule.rateLimitPerSecond}/s` : '')),
+      h('td', {}, h('div', { class: 'mono truncate', title: rule.url }, rule.url), h('div', { class: 'sub' }, `${FORMAT_LABEL[rule.payloadFormat]} payload`, rule.signatureScheme === 'v1a' ? ' · Ed25519 (v1a)' : '', rule.delegateSelectors.length ? ` · selectors ${rule.delegateSelectors.join(', ')}` : '', rule.rateLimitPerSecond ? ` · ≤ ${rule.rateLimitPerSecond}/s` : '')),
       h('td', { class: 'wrap' }, rule.eventTypes ? rule.eventTypes.map((type) => h('span', { class: 'tag' }, type)) : h('span', { class: 'badge plain' }, 'All events')),
       h('td', {}, scopeText(rule.scope)),
       h('td', {}, h('div', { class: 'actions row-actions' },
@@ -307,15 +318,20 @@ async function testRule(rule) {
 function rotateDialog(rule) {
   const own = h('input', { type: 'text', id: 'new-secret', class: 'mono', autocomplete: 'off', spellcheck: false, placeholder: 'whsec_…' });
   const overlap = h('select', { id: 'overlap' }, ...[['1h', '1 hour'], ['24h', '24 hours'], ['7d', '7 days']].map(([value, label]) => h('option', { value, selected: value === '24h' }, label)));
-  modal('Rotate signing secret', `A new secret signs “${rule.name}” from now on. During the overlap every request carries a signature for the old secret too, so receivers can switch without failing.`,
-    h('div', {}, h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'overlap' }, 'Old secret keeps signing for'), overlap),
-      h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'new-secret' }, 'New secret (optional)'), own, h('div', { class: 'hint' }, 'Your own signing key; generated and shown once when left empty.'))),
+  const ownField = h('div', { class: 'field', style: 'margin-top:14px', hidden: rule.signatureScheme === 'v1a' }, h('label', { for: 'new-secret' }, 'New secret (optional)'), own, h('div', { class: 'hint' }, 'Your own signing key; generated and shown once when left empty.'));
+  const scheme = h('select', { id: 'rotate-scheme', onchange: () => { ownField.hidden = scheme.value === 'v1a'; } }, ...catalog.signatureSchemes.map((name) => h('option', { value: name, selected: name === rule.signatureScheme }, SCHEME_LABEL[name] ?? name)));
+  modal('Rotate signing key', `A new key signs “${rule.name}” from now on. During the overlap every request carries a signature of the old key too, so receivers can switch without failing — also from HMAC to Ed25519.`,
+    h('div', {}, h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'overlap' }, 'Old key keeps signing for'), overlap),
+      h('div', { class: 'field', style: 'margin-top:14px' }, h('label', { for: 'rotate-scheme' }, 'New key'), scheme),
+      ownField),
     (close) => [h('button', { class: 'btn', onclick: close }, 'Cancel'), h('button', { class: 'btn primary', id: 'rotate', onclick: async () => {
       close();
       try {
-        const { secret } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/rotate-secret`, { overlap: overlap.value, ...(own.value.trim() ? { secret: own.value.trim() } : {}) });
+        const mine = scheme.value === 'v1' && own.value.trim();
+        const { rule: rotated, secret } = await api('POST', `/api/rules/${encodeURIComponent(rule.id)}/rotate-secret`, { overlap: overlap.value, scheme: scheme.value, ...(mine ? { secret: mine } : {}) });
         const overlapText = overlap.selectedOptions[0].textContent;
-        if (secret) showSecret('New signing secret', secret, `Rule “${rule.name}” now signs with this secret; the previous one also signs for ${overlapText}.`);
+        if (rotated.signatureScheme === 'v1a') showPublicKey('New public key', rotated, `Rule “${rule.name}” now signs with a new Ed25519 key; the previous key also signs for ${overlapText}. Give your receiver this public key.`);
+        else if (secret) showSecret('New signing secret', secret, `Rule “${rule.name}” now signs with this secret; the previous one also signs for ${overlapText}.`);
         else toast(`${rule.name} now signs with the secret you gave; the previous one also signs for ${overlapText}`);
         await refreshRules();
       } catch (error) {
@@ -389,6 +405,14 @@ function ruleForm(rule) {
   const enabled = h('input', { type: 'checkbox', id: 'rule-enabled', checked: value.enabled });
   const userData = h('input', { type: 'checkbox', id: 'rule-user-data', checked: value.includeUserData });
   const format = h('select', { id: 'rule-format' }, ...catalog.payloadFormats.map((name) => h('option', { value: name, selected: name === value.payloadFormat }, FORMAT_LABEL[name] ?? name)));
+  // A new rule chooses its scheme; an ed25519 key is always generated (never typed in, never shown), so the field for
+  // an HMAC secret of one's own goes away with it. An existing rule changes scheme by rotation.
+  const scheme = h('select', { id: 'rule-scheme', onchange: () => { ownSecret.hidden = scheme.value === 'v1a'; } }, ...catalog.signatureSchemes.map((name) => h('option', { value: name }, SCHEME_LABEL[name] ?? name)));
+  const ownSecret = editing ? null : field('secrets', 'Signing secret (optional)', input('secret', { class: 'mono', autocomplete: 'off', spellcheck: false, placeholder: 'whsec_… — generated when left empty' }), 'Your own signing key, if your receiver already has one; otherwise one is generated and shown once.');
+  const keys = editing ? field('keys', 'Signing keys', h('ul', { class: 'keys', id: 'rule-keys' }, ...value.secrets.map((key) => h('li', {},
+    h('span', { class: 'mono' }, key.publicKey ? 'ed25519' : 'HMAC', ' · ', key.fingerprint), key.notAfter ? h('span', { class: 'sub' }, ` · signs until ${new Date(key.notAfter).toLocaleString()}`) : null,
+    key.publicKey ? h('div', { class: 'secret-box' }, h('code', {}, key.publicKey), copyButton(key.publicKey)) : null))),
+  value.signatureScheme === 'v1a' ? 'Receivers verify with the public key; change keys or schemes with Rotate secret.' : 'Secrets are shown once, when made; change them or switch to Ed25519 with Rotate secret.') : null;
   const generalError = h('div', { class: 'note bad', id: 'form-error', hidden: true });
 
   const form = h('form', { class: 'form', id: 'rule-form', novalidate: true, onsubmit: (event) => { event.preventDefault(); submit(); } },
@@ -396,7 +420,8 @@ function ruleForm(rule) {
     h('div', { class: 'row2' }, field('name', 'Name', input('name', { value: value.name, placeholder: 'Production deploys' })),
       field('application', 'Application', input('application', { value: value.application, placeholder: 'application id', disabled: editing }), editing ? null : 'The rule only sees this application\'s events.')),
     editing ? null : field('id', 'Rule id (optional)', input('id', { placeholder: 'derived from the name' })),
-    editing ? null : field('secrets', 'Signing secret (optional)', input('secret', { class: 'mono', autocomplete: 'off', spellcheck: false, placeholder: 'whsec_… — generated when left empty' }), 'Your own signing key, if your receiver already has one; otherwise one is generated and shown once.'),
+    editing ? keys : field('signatureScheme', 'Signature', scheme, 'Both are Standard Webhooks signatures; Ed25519 keeps the means to sign off the receiver\'s side.'),
+    ownSecret,
     field('scope', 'Send events of', h('div', { class: 'choices' },
       scopeChoice('everything', 'Send me everything', 'Every workflow and pipeline of the application'),
       scopeChoice('workflows', 'Workflows', 'Specific workflows, or all workflows'),
@@ -457,7 +482,8 @@ function ruleForm(rule) {
       enabled: enabled.checked,
     };
     if (!editing && $('#rule-id').value.trim()) body.id = $('#rule-id').value.trim();
-    if (!editing && $('#rule-secret').value.trim()) body.secret = $('#rule-secret').value.trim();
+    if (!editing) body.signatureScheme = scheme.value;
+    if (!editing && scheme.value === 'v1' && $('#rule-secret').value.trim()) body.secret = $('#rule-secret').value.trim();
     save.disabled = true;
     try {
       if (editing) {
@@ -469,7 +495,8 @@ function ruleForm(rule) {
       } else {
         const created = await api('POST', '/api/rules', body);
         closeOverlays();
-        if (!created.secret) toast(created.warnings.length ? undeliverable(created.rule.name, created.warnings) : `${created.rule.name} created; it signs with the secret you gave`, created.warnings.length ? 'warn' : '');
+        if (created.rule.signatureScheme === 'v1a') showPublicKey('Rule created: its public key', created.rule, `“${created.rule.name}” is ${created.rule.enabled ? 'enabled' : 'disabled: switch it on in the list when your endpoint is ready'}. It signs with Ed25519 (v1a); give your receiver this public key.`, created.warnings);
+        else if (!created.secret) toast(created.warnings.length ? undeliverable(created.rule.name, created.warnings) : `${created.rule.name} created; it signs with the secret you gave`, created.warnings.length ? 'warn' : '');
         else showSecret('Rule created: its signing secret', created.secret, `“${created.rule.name}” is ${created.rule.enabled ? 'enabled' : 'disabled: switch it on in the list when your endpoint is ready'}. Receivers verify requests with this secret (any Standard Webhooks library).`, created.warnings);
       }
       await refreshRules();
