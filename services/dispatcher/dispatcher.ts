@@ -39,6 +39,8 @@ export interface DispatcherSettings {
   httpPort: number;
   /** CIDRs and host names dialled although not public (the SSRF guard's allowlist). */
   allowNetworks: string[];
+  /** Every request through this HTTP(S) proxy (CONNECT): deliveries leave from its address. */
+  proxy?: URL | undefined;
   connectTimeoutMs: number;
   attemptTimeoutMs: number;
   /** Requests on the wire at once, over all endpoints. */
@@ -134,7 +136,10 @@ export class Dispatcher {
       connectionsPerOrigin: settings.maxInFlightPerEndpoint,
       userAgent: settings.userAgent,
       logBodyBytes: settings.logBodyBytes,
+      ...(settings.proxy ? { proxy: settings.proxy } : {}),
     });
+    // Named by its origin: the URL's user:pass@ stays out of the log.
+    if (settings.proxy) logger.info({ proxy: settings.proxy.origin }, 'every request goes through the egress proxy');
     this.#kafka = createKafka({ ...kafkaConnection(config), clientId: `${config.KAFKA_CLIENT_ID}-${SERVICE}`, logger });
     this.#registry = new SchemaRegistryClient(registryConnection(config));
     this.#producer = createProducer(this.#kafka);

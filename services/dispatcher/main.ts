@@ -17,6 +17,9 @@ export const dispatcherSettings = {
   DISPATCHER_HTTP_PORT: integer(0, 65535).default(9402),
   /** The SSRF guard's allowlist: CIDRs and host names, comma-separated. Empty: public addresses only. */
   DISPATCHER_ALLOW_NETWORKS: z.string().default('').transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean)),
+  /** An HTTP(S) proxy every request of this pool goes through (CONNECT), e.g. for a fixed egress address; credentials as user:pass@. */
+  DISPATCHER_PROXY_URL: z.string().optional().refine((text) => text === undefined || /^https?:$/.test(URL.parse(text)?.protocol ?? ''), 'must be an http:// or https:// URL of the proxy (it is not quoted: it may hold credentials)')
+    .transform((text) => (text ? new URL(text) : undefined)),
   DISPATCHER_CONNECT_TIMEOUT: duration('5s'),
   DISPATCHER_ATTEMPT_TIMEOUT: duration('15s'),
   DISPATCHER_MAX_IN_FLIGHT: integer(1, 100_000).default(2000),
@@ -54,6 +57,7 @@ if (import.meta.main) {
     httpHost: config.DISPATCHER_HTTP_HOST,
     httpPort: config.DISPATCHER_HTTP_PORT,
     allowNetworks: config.DISPATCHER_ALLOW_NETWORKS,
+    proxy: config.DISPATCHER_PROXY_URL,
     connectTimeoutMs: config.DISPATCHER_CONNECT_TIMEOUT,
     attemptTimeoutMs: config.DISPATCHER_ATTEMPT_TIMEOUT,
     maxInFlight: config.DISPATCHER_MAX_IN_FLIGHT,

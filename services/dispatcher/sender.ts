@@ -8,7 +8,7 @@
  * the requests in flight instead of a timer per request.
  */
 import { createHash } from 'node:crypto';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { Agent, buildConnector, ProxyAgent, type Dispatcher } from 'undici';
 import type { AttemptResponse } from '../../schemas/index.ts';
 import { utf8Prefix } from '../common/deliveries.ts';
 import { BlockedAddressError, type AddressGuard } from '../common/ssrf.ts';
@@ -21,6 +21,11 @@ export interface SenderSettings {
   userAgent: string;
   /** Bytes of a response body kept for the delivery log. */
   logBodyBytes: number;
+  /**
+   * An HTTP(S) proxy every request goes through (a CONNECT tunnel, also for http:), so deliveries leave from its
+   * address. It is dialled as configured, not judged by the guard; the target still is, before the request.
+   */
+  proxy?: URL;
 }
 
 /** The response as the delivery log keeps it: headers (credentials masked) and the body's start, size and hash. */
@@ -56,7 +61,7 @@ interface Attempt {
 }
 
 export class Sender {
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
   readonly #settings: SenderSettings;
   readonly #fixedHeaders: Record<string, string>;
   /** In start order, which is deadline order: every attempt has the same limit. */
@@ -66,22 +71,10 @@ export class Sender {
   constructor(settings: SenderSettings) {
     this.#settings = settings;
     this.#fixedHeaders = fixedHeaders(settings.userAgent);
-    const connect = buildConnector({ timeout: settings.connectTimeoutMs });
-    this.#agent = new Agent({
-      connections: settings.connectionsPerOrigin,
-      headersTimeout: settings.attemptTimeoutMs,
-      bodyTimeout: settings.attemptTimeoutMs,
-      connect: (options, callback) => {
-        settings.guard.resolve(options.hostname).then(
-          ({ address }) => {
-            // Dial the checked address; keep the name for TLS (SNI and certificate verification).
-            const servername = options.servername ?? (options.protocol === 'https:' ? options.hostname : undefined);
-            connect({ ...options, hostname: address, ...(servername ? { servername } : {}) }, callback);
-          },
-          (error: Error) => callback(error, null),
-        );
-      },
-    });
+    const pool = { connections: settings.connectionsPerOrigin, headersTimeout: settings.attemptTimeoutMs, bodyTimeout: settings.attemptTimeoutMs };
+    this.#agent = settings.proxy
+      ? new ProxyAgent({ ...pool, uri: settings.proxy.href, proxyTunnel: true, connectTimeout: settings.connectTimeoutMs })
+      : guardedAgent(settings, pool);
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
@@ -137,15 +130,21 @@ export class Sender {
         onResponseEnd: () => settle(response(true)),
         onResponseError: (_controller, error) => settle(outcome(error)),
       };
-      try {
-        this.#agent.dispatch(
-          { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, ...this.#fixedHeaders }, body },
-          handler,
-        );
-      } catch (error) {
-        // undici reports most failures through the handler; one it throws (a closed agent, say) is a failure too.
-        settle(outcome(error as Error));
-      }
+      const dispatch = () => {
+        try {
+          this.#agent.dispatch(
+            { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, ...this.#fixedHeaders }, body },
+            handler,
+          );
+        } catch (error) {
+          // undici reports most failures through the handler; one it throws (a closed agent, say) is a failure too.
+          settle(outcome(error as Error));
+        }
+      };
+      // Through a proxy the target's address is never dialled here, so it is judged before the request instead (the
+      // proxy resolves the name again: see docs/security.md).
+      if (this.#settings.proxy) this.#settings.guard.resolve(url.hostname).then(dispatch, (error: Error) => settle(outcome(error)));
+      else dispatch();
     });
   }
 
@@ -159,7 +158,8 @@ export class Sender {
   }
 
   #failure(error: Error, latencyMs: number): SendResult {
-    return { ...classifyFailure(error, this.#settings.attemptTimeoutMs), latencyMs };
+    const failure = classifyFailure(error, this.#settings.attemptTimeoutMs);
+    return { ...(this.#settings.proxy ? throughProxy(failure, error, this.#settings.proxy) : failure), latencyMs };
   }
 
   /** Ends attempts past their deadline; they are in deadline order, so the sweep stops at the first one still due. */
@@ -170,6 +170,24 @@ export class Sender {
       attempt.expire();
     }
   }
+}
+
+/** Direct connections: each dials the address the SSRF guard checked, never a name resolved again. */
+function guardedAgent(settings: SenderSettings, pool: Agent.Options): Agent {
+  const connect = buildConnector({ timeout: settings.connectTimeoutMs });
+  return new Agent({
+    ...pool,
+    connect: (options, callback) => {
+      settings.guard.resolve(options.hostname).then(
+        ({ address }) => {
+          // Dial the checked address; keep the name for TLS (SNI and certificate verification).
+          const servername = options.servername ?? (options.protocol === 'https:' ? options.hostname : undefined);
+          connect({ ...options, hostname: address, ...(servername ? { servername } : {}) }, callback);
+        },
+        (error: Error) => callback(error, null),
+      );
+    },
+  });
 }
 
 /**
@@ -183,6 +201,27 @@ export function classifyFailure(error: Error, attemptTimeoutMs: number): { kind:
   if (REFUSALS.has(code)) return { kind: 'refused', error: cause.message };
   const timedOut = cause instanceof AttemptTimeoutError || /timeout/i.test(code);
   return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, attemptTimeoutMs) };
+}
+
+type Failure = ReturnType<typeof classifyFailure>;
+
+/**
+ * A failure through the proxy, saying whether the proxy itself failed — refused the tunnel (answered CONNECT with
+ * something else than 200), or could not be reached — or the endpoint behind it. Either way it stays a network
+ * failure (or a timeout), so the attempt is retried. The proxy is named without its credentials.
+ */
+export function throughProxy(failure: Failure, error: Error, proxy: URL): Failure {
+  if (failure.kind === 'blocked' || failure.kind === 'refused') return failure;
+  const name = proxy.origin;
+  const port = Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80));
+  for (let current: (Error & { code?: string; port?: number; cause?: unknown }) | undefined = error; current; current = current.cause instanceof Error ? current.cause : undefined) {
+    const refusal = /^Proxy response \((\d+)\)/.exec(current.message);
+    if (refusal) return { kind: 'network', error: `the proxy ${name} refused the tunnel: it answered ${refusal[1]} to CONNECT` };
+    if (current.code === 'UND_ERR_PRX_CONN' || current.code === 'UND_ERR_PRX_TLS' || (current.port === port && current.code?.startsWith('E'))) {
+      return { ...failure, error: `the proxy ${name} could not be reached: ${failure.error}` };
+    }
+  }
+  return { ...failure, error: `${failure.error} (through the proxy ${name})` };
 }
 
 function causeOf(error: unknown): Error {

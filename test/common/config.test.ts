@@ -140,4 +140,22 @@ describe('secured-cluster settings', () => {
     }
     expect(loadConfig(baseSettings, { RETRY_SCHEDULE: '100ms,24d' }).RETRY_SCHEDULE).toEqual([100, 24 * 86_400_000]);
   });
+
+  it('takes DISPATCHER_PROXY_URL as an http(s) URL, and refuses anything else naming the variable, never quoting it', () => {
+    const load = (url: string) => loadConfig({ ...baseSettings, ...dispatcherSettings }, { DISPATCHER_PROXY_URL: url });
+    expect(load('http://egress:s3cret@127.0.0.1:3128').DISPATCHER_PROXY_URL?.href).toBe('http://egress:s3cret@127.0.0.1:3128/');
+    for (const url of ['socks5://egress:s3cret@127.0.0.1:1080', 'egress:s3cret@proxy']) {
+      const message = (() => {
+        try {
+          load(url);
+        } catch (error) {
+          return (error as Error).message;
+        }
+        return 'accepted';
+      })();
+      expect(message).toMatch(/DISPATCHER_PROXY_URL: must be an http:\/\/ or https:\/\/ URL of the proxy/);
+      expect(message).not.toContain('s3cret');
+    }
+    expect(loadConfig({ ...baseSettings, ...dispatcherSettings }, {}).DISPATCHER_PROXY_URL).toBeUndefined();
+  });
 });

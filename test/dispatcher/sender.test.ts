@@ -7,6 +7,7 @@ import { errors } from 'undici';
 import { classifyFailure, Sender, type SenderSettings } from '../../services/dispatcher/sender.ts';
 import { createAddressGuard } from '../../services/common/ssrf.ts';
 import { freePort } from '../../stack/ports.ts';
+import { startConnectProxy } from '../fixtures/connect-proxy.ts';
 
 const routes: Record<string, (request: IncomingMessage, response: ServerResponse) => void> = {
   '/ok': (_, response) => response.writeHead(204).end(),
@@ -110,6 +111,67 @@ describe('sender', () => {
       expect(blocked.kind !== 'response' && blocked.error).toMatch(/127\.0\.0\.1/);
     } finally {
       await guarded.close();
+    }
+  });
+});
+
+describe('sender through an egress proxy (DISPATCHER_PROXY_URL)', () => {
+  it('tunnels every request through the proxy with CONNECT, sending its credentials to it and not to the endpoint', async () => {
+    const proxy = await startConnectProxy();
+    const via = new Sender(settings({ proxy: new URL(`http://egress:s3cret@${proxy.url.host}`) }));
+    try {
+      const before = seen.length;
+      expect(await send('/ok', via)).toMatchObject({ kind: 'response', status: 204 });
+      expect(proxy.tunnels).toEqual([new URL(base).host]);
+      expect(proxy.authorizations).toEqual([`Basic ${Buffer.from('egress:s3cret').toString('base64')}`]);
+      expect(seen).toHaveLength(before + 1);
+      expect(seen.at(-1)!.headers['proxy-authorization']).toBeUndefined();
+      // An https endpoint goes through the same tunnel: its TLS handshake happens inside it, with the endpoint.
+      const tls = await via.send(new URL(`https://127.0.0.1:${new URL(base).port}/ok`), {}, '{}');
+      expect(proxy.tunnels).toEqual([new URL(base).host, new URL(base).host]);
+      expect(tls).toMatchObject({ kind: 'network' });
+      expect(tls.kind !== 'response' && tls.error).not.toContain('s3cret');
+    } finally {
+      await via.close();
+      await proxy.close();
+    }
+  });
+
+  it('judges the target before the request with the guard on, while the proxy itself is dialled as configured', async () => {
+    const proxy = await startConnectProxy();
+    // Loopback is not allowed, yet the proxy on loopback is reached: it is allowed by being configured.
+    const via = new Sender(settings({ guard: createAddressGuard({ allow: [] }), proxy: proxy.url }));
+    try {
+      const blocked = await send('/ok', via);
+      expect(blocked).toMatchObject({ kind: 'blocked', error: expect.stringMatching(/^refused to connect to 127\.0\.0\.1: 127\.0\.0\.1 is loopback/) });
+      expect(proxy.tunnels).toEqual([]);
+      const allowed = new Sender(settings({ guard: createAddressGuard({ allow: ['127.0.0.1/32'] }), proxy: proxy.url }));
+      try {
+        expect(await send('/ok', allowed)).toMatchObject({ kind: 'response', status: 204 });
+        expect(proxy.tunnels).toHaveLength(1);
+      } finally {
+        await allowed.close();
+      }
+    } finally {
+      await via.close();
+      await proxy.close();
+    }
+  });
+
+  it('reports a proxy that refuses the tunnel or cannot be reached as a retryable network failure naming the proxy, never its credentials', async () => {
+    const proxy = await startConnectProxy();
+    proxy.refuse = () => true;
+    const refusing = new Sender(settings({ proxy: new URL(`http://egress:s3cret@${proxy.url.host}`) }));
+    const closedPort = await freePort();
+    const down = new Sender(settings({ proxy: new URL(`http://egress:s3cret@127.0.0.1:${closedPort}`) }));
+    try {
+      expect(await send('/ok', refusing)).toEqual({ kind: 'network', error: `the proxy ${proxy.url.origin} refused the tunnel: it answered 403 to CONNECT`, latencyMs: expect.any(Number) });
+      const unreachable = await send('/ok', down);
+      expect(unreachable).toMatchObject({ kind: 'network', error: expect.stringMatching(new RegExp(`^the proxy http://127\\.0\\.0\\.1:${closedPort} could not be reached: .*ECONNREFUSED`)) });
+      expect(JSON.stringify(unreachable)).not.toContain('s3cret');
+    } finally {
+      await Promise.all([refusing.close(), down.close()]);
+      await proxy.close();
     }
   });
 });
