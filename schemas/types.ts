@@ -110,6 +110,7 @@ export interface EventRule {
   secrets: Array<SigningSecret>;
   /** What the rule's current keys are: v1 (HMAC-SHA256, a secret the receiver shares) or v1a (ed25519: the receiver holds only the public key, whpk_). Keys past their notAfter may be of the other scheme during a rotation. */
   signatureScheme: SignatureScheme;
+  tls: null | EndpointTls;
   /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
   delegateSelectors: Array<string>;
   payloadFormat: PayloadFormat;
@@ -138,6 +139,7 @@ export interface EventRuleInput {
   secrets: Array<SigningSecretInput>;
   /** What the rule's current keys are: v1 (HMAC-SHA256, a secret the receiver shares) or v1a (ed25519: the receiver holds only the public key, whpk_). Keys past their notAfter may be of the other scheme during a rotation. */
   signatureScheme?: SignatureScheme;
+  tls?: null | EndpointTlsInput;
   /** Tags a dispatcher pool must all have; ${...} expressions are resolved from the event. */
   delegateSelectors?: Array<string>;
   payloadFormat?: PayloadFormat;
@@ -178,6 +180,26 @@ export interface SigningSecretInput {
 }
 
 export type SignatureScheme = 'v1' | 'v1a';
+
+/** How the dispatcher speaks TLS to this rule's endpoint (https only). */
+export interface EndpointTls {
+  /** PEM certificate (chain) presented to the endpoint: mutual TLS. */
+  clientCertificate: null | string;
+  /** PEM private key of clientCertificate: a secret, never shown or logged. */
+  clientKey: null | string;
+  /** PEM CA certificate(s) trusted for the endpoint's certificate, instead of the system's. */
+  ca: null | string;
+}
+
+/** EndpointTls as a producer writes it: fields with a schema default may be left out. */
+export interface EndpointTlsInput {
+  /** PEM certificate (chain) presented to the endpoint: mutual TLS. */
+  clientCertificate?: null | string;
+  /** PEM private key of clientCertificate: a secret, never shown or logged. */
+  clientKey?: null | string;
+  /** PEM CA certificate(s) trusted for the endpoint's certificate, instead of the system's. */
+  ca?: null | string;
+}
 
 export type PayloadFormat = 'standard' | 'harness_v1' | 'sharering';
 

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { SIGNATURE_SCHEMES, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
+import { SIGNATURE_SCHEMES, type EndpointTls, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
 import { baseSettings, loadConfig } from '../common/config.ts';
 import { cliLogger, CliError, orExit, parseCommandLine, runCli, USAGE_EXIT_CODE } from '../common/cli.ts';
 import { parseDuration } from '../common/duration.ts';
@@ -34,7 +34,8 @@ usage: npm run rules -- <command> [flags]
   put --id ID --application APP --name NAME --url URL [--event-types a,b|all]
       [--scope all|workflows:<ids|all>|pipelines:<ids|all>] [--header K=V]... [--secret whsec_...]... [--scheme v1|v1a]
       [--selector TAG]... [--format standard|harness-v1|sharering] [--no-user-data] [--enabled|--disabled]
-      [--rate-limit N]      (an update keeps the rule's secrets, headers and enabled state unless told
+      [--rate-limit N] [--client-cert FILE --client-key FILE] [--ca FILE]
+                            (an update keeps the rule's secrets, headers and enabled state unless told
                             otherwise; --header K=${HEADER_MASK} keeps K's value and drops headers not given)
   get ID                    the rule as JSON, secrets as fingerprints, header values as ${HEADER_MASK}
   list [--application APP]  a table
@@ -70,6 +71,9 @@ const { positionals, values } = parseCommandLine({
     header: { type: 'string', multiple: true },
     secret: { type: 'string', multiple: true },
     scheme: { type: 'string' },
+    'client-cert': { type: 'string' },
+    'client-key': { type: 'string' },
+    ca: { type: 'string' },
     selector: { type: 'string', multiple: true },
     format: { type: 'string' },
     'no-user-data': { type: 'boolean' },
@@ -155,6 +159,16 @@ function printPublicKey(rule: EventRule): void {
   if (current?.publicKey) console.log(`public key (give it to the receiver; it verifies v1a signatures, it cannot sign): ${current.publicKey}`);
 }
 
+/** `--client-cert`, `--client-key`, `--ca`: PEM files read into the rule's TLS settings (checkRule judges them). */
+async function tlsFromFiles(): Promise<EndpointTls | undefined> {
+  const read = (flag: 'client-cert' | 'client-key' | 'ca') => {
+    const file = values[flag];
+    return file === undefined ? null : readFile(file, 'utf8').catch((error: Error) => { throw new CliError(`--${flag}: cannot read ${file}: ${error.message}`); });
+  };
+  const [clientCertificate, clientKey, ca] = await Promise.all([read('client-cert'), read('client-key'), read('ca')]);
+  return clientCertificate === null && clientKey === null && ca === null ? undefined : { clientCertificate, clientKey, ca };
+}
+
 function signatureScheme(text: string | undefined): SignatureScheme | undefined {
   if (text === undefined || (SIGNATURE_SCHEMES as readonly string[]).includes(text)) return text as SignatureScheme | undefined;
   throw new CliError(`--scheme: "${text}" is not a signature scheme (one of ${SIGNATURE_SCHEMES.join(', ')}); see --help`, USAGE_EXIT_CODE);
@@ -169,6 +183,8 @@ async function put(): Promise<void> {
   let input: RulePut;
   if (values.file) input = parseRuleFile(await readFile(values.file, 'utf8').catch((error: Error) => { throw new CliError(`cannot read ${values.file}: ${error.message}`); }), values.file);
   else input = ruleFromFlags({ ...values, scheme: signatureScheme(values.scheme) });
+  const tls = await tlsFromFiles();
+  if (tls) input = { ...input, tls };
   const saved = await actions.put(actor, input);
   const { rule } = saved;
   console.log(`put rule ${rule.id} (${rule.enabled ? 'enabled' : 'disabled: enable it with `npm run rules -- enable ' + rule.id + '`'})`);

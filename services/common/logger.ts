@@ -15,7 +15,7 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** Paths pino censors wherever a rule, a command or a request shows up in a log line. */
 export const redactPaths = [
   'secret', 'secrets', '*.secret', '*.secrets', '*.*.secrets', 'rule.secrets[*].secret',
-  'password', '*.password', 'sasl', '*.sasl',
+  'password', '*.password', 'sasl', '*.sasl', 'clientKey', 'tls.clientKey', '*.tls.clientKey', '*.*.tls.clientKey',
   'headers.authorization', 'headers.cookie', '*.headers.authorization', '*.headers.cookie', '*.headers["x-api-key"]',
 ];
 

@@ -2,6 +2,7 @@
  * What makes an EventRule valid beyond its Avro shape. The rules table refuses (and dead-letters) rule messages that
  * fail here, and the rules CLI refuses to publish them; both get the field and the reason.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { REDACTED } from './dead-letter.ts';
 import { signingKey } from './signing-keys.ts';
 import { contracts, validate, type EventRule, type EventRuleInput, type ValidationIssue } from '../../schemas/index.ts';
@@ -21,7 +22,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_HEADER_BYTES = 8 * 1024;
 /** Fields whose values are credentials or may carry them (a URL's `user:pass@` or query): never echoed in a validation issue. */
-const CONCEALED_FIELDS = /^(secrets|headers|url)(\.|$)/;
+const CONCEALED_FIELDS = /^(secrets|headers|url|tls)(\.|$)/;
 
 /**
  * Why a rule header cannot go on a webhook request, or undefined when it can: undici's own checks (request.js
@@ -104,9 +105,33 @@ export function ruleIssues(rule: EventRule): ValidationIssue[] {
   if (rule.secrets.length > 0 && activeSecrets(rule, rule.updatedAt).length === 0) {
     issue('secrets', 'every signing secret has expired (notAfter at or before updatedAt); add one without notAfter or with a later one');
   }
+  tlsIssues(rule, issue);
   rule.delegateSelectors.forEach((selector, index) => { if (!selector.trim()) issue(`delegateSelectors.${index}`, 'must not be empty'); });
   if (rule.rateLimitPerSecond !== null && rule.rateLimitPerSecond <= 0) issue('rateLimitPerSecond', 'must be a positive number of requests per second, or null');
   return issues;
+}
+
+/**
+ * What is wrong with a rule's TLS settings: PEM that does not parse, a key without its certificate (or one that is not
+ * its key), TLS settings on a plain http:// URL. Nothing is quoted: the key is a secret.
+ */
+function tlsIssues({ tls, url }: EventRule, issue: (field: string, reason: string) => void): void {
+  if (!tls) return;
+  if (URL.parse(url)?.protocol !== 'https:') issue('tls', 'applies to https:// endpoints only');
+  const { clientCertificate, clientKey, ca } = tls;
+  if ((clientCertificate === null) !== (clientKey === null)) issue(clientKey === null ? 'tls.clientKey' : 'tls.clientCertificate', 'is needed too: a client certificate goes with its private key');
+  const parse = <T>(field: string, reason: string, read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch {
+      issue(field, reason);
+      return undefined;
+    }
+  };
+  const certificate = clientCertificate === null ? undefined : parse('tls.clientCertificate', 'must be a PEM certificate (-----BEGIN CERTIFICATE-----)', () => new X509Certificate(clientCertificate));
+  const key = clientKey === null ? undefined : parse('tls.clientKey', 'must be an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)', () => createPrivateKey(clientKey));
+  if (certificate && key && !certificate.checkPrivateKey(key)) issue('tls.clientKey', 'is not the private key of tls.clientCertificate');
+  if (ca !== null) parse('tls.ca', 'must be PEM CA certificate(s) (-----BEGIN CERTIFICATE-----)', () => new X509Certificate(ca));
 }
 
 /** The secrets that sign a request at `now`: every one without an expiry, or whose overlap has not ended yet. */
@@ -115,7 +140,7 @@ export function activeSecrets(rule: EventRule, now = Date.now()): string[] {
 }
 
 /** What a redacted copy of a rule (e.g. in event-rules.dlq) replaces. */
-export const REDACTED_RULE_FIELDS = "signing secrets, header values and the URL's credentials, query and fragment (all of it when it does not parse)";
+export const REDACTED_RULE_FIELDS = "signing secrets, header values, the client key and the URL's credentials, query and fragment (all of it when it does not parse)";
 
 /**
  * A URL as a record outside the rules topic may keep it: `user:pass@`, the query and the fragment replaced (any may
@@ -147,6 +172,7 @@ export function redactRule(rule: EventRule): EventRule {
     url: redactUrl(rule.url),
     headers: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, REDACTED])),
     secrets: rule.secrets.map(({ notAfter }) => ({ secret: REDACTED, notAfter })),
+    tls: rule.tls && { ...rule.tls, clientKey: rule.tls.clientKey === null ? null : REDACTED },
   };
 }
 

@@ -35,6 +35,7 @@ export const sharedSchemas = [
       rateLimitPerSecond: nullable({ type: 'integer' }),
       updatedAt: { type: 'integer', description: 'The version: ms since the epoch of the last change; the ETag of GET /api/rules/{id}' },
       signatureScheme: scheme,
+      tls: nullable({ type: 'object', properties: { clientCertificate: nullable(string), clientKey: nullable({ const: HEADER_MASK }), ca: nullable(string) } }),
       secrets: { type: 'array', items: { type: 'object', properties: {
         fingerprint: { type: 'string', description: 'First 12 hex digits of the key\'s SHA-256; never the key' },
         notAfter: nullable({ type: 'integer' }),
@@ -67,6 +68,11 @@ const ruleInput = {
     payloadFormat: string,
     includeUserData: { type: 'boolean', default: true },
     rateLimitPerSecond: nullable({ type: 'integer', minimum: 1 }),
+    tls: nullable({ type: 'object', description: 'Mutual TLS and a CA of its own for an https:// endpoint', properties: {
+      clientCertificate: nullable({ type: 'string', description: 'PEM certificate (chain) presented to the endpoint' }),
+      clientKey: nullable({ type: 'string', description: `Its unencrypted PEM private key; write-only: a rule shows it as ${HEADER_MASK}, and ${HEADER_MASK} sent back keeps it` }),
+      ca: nullable({ type: 'string', description: 'PEM CA certificate(s) trusted for the endpoint instead of the system\'s' }),
+    } }),
     signatureScheme: { ...scheme, description: `${scheme.description}. A new rule gets a key of its scheme; an update keeps it (switch with rotate-secret)` },
   },
 };

@@ -3,9 +3,10 @@
  * wire and send (run). Every outcome comes back as data; a command that cannot be rendered or signed is reported as
  * such instead of throwing, so one bad record never stops the pool.
  */
-import type { AttemptRequest, DeliveryCommand, EventRule } from '../../schemas/index.ts';
+import type { AttemptRequest, DeliveryCommand, EndpointTls, EventRule } from '../../schemas/index.ts';
 import { loggedBody } from '../common/deliveries.ts';
 import { activeSecrets } from '../common/rules.ts';
+import { signingKey } from '../common/signing-keys.ts';
 import { CircuitBreakers, EndpointSlots, Semaphore } from './isolation.ts';
 import { renderPayload } from './payload.ts';
 import { breakerVerdict } from './policy.ts';
@@ -16,6 +17,8 @@ import { sign } from './signing.ts';
 interface Target {
   url: URL;
   endpoint: string;
+  /** The rule's own TLS settings (client certificate, CA), if any. */
+  tls: EndpointTls | null;
 }
 
 /** What a rule version needs for sending, computed once per version rather than per delivery. */
@@ -27,7 +30,7 @@ interface SendPlan {
   secrets: string[];
   secretsSince: number;
   secretsUntil: number;
-  /** The signature header as the delivery log shows it: `v1,••••` per signature. */
+  /** The signature header as the delivery log shows it: `v1,••••` or `v1a,••••` per signature. */
   maskedSignature: string;
 }
 
@@ -95,7 +98,7 @@ export class AttemptRunner {
       if (!admitted.ok) return { kind: 'breaker-open', retryInMs: admitted.retryInMs };
       await wire.acquire();
       try {
-        const result = await sender.send(target.url, headers, body);
+        const result = await sender.send(target.url, headers, body, target.tls);
         // Every admitted request reports back, whatever its outcome: a half-open breaker never stays half-open.
         breakers.report(target.endpoint, breakerVerdict(result));
         return { kind: 'sent', result };
@@ -119,12 +122,12 @@ export class AttemptRunner {
       const secrets = activeSecrets(rule, now);
       const ahead = rule.secrets.map(({ notAfter }) => notAfter ?? Infinity).filter((notAfter) => notAfter > now);
       plan = {
-        target: plan?.target ?? { url, endpoint: url.origin },
+        target: plan?.target ?? { url, endpoint: url.origin, tls: rule.tls },
         maskedHeaders: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, MASK])),
         secrets,
         secretsSince: now,
         secretsUntil: Math.min(Infinity, ...ahead),
-        maskedSignature: secrets.map(() => `v1,${MASK}`).join(' '),
+        maskedSignature: secrets.map((secret) => `${signingKey(secret)?.scheme ?? 'v1'},${MASK}`).join(' '),
       };
       this.#plans.set(rule, plan);
     }

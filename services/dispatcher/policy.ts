@@ -95,10 +95,11 @@ export type BreakerVerdict = 'healthy' | 'unhealthy' | 'inconclusive';
 
 /**
  * Any answer but 429 and 5xx means the endpoint is up (a 401 too: it answered); a timeout or a connection error means
- * it may not be; a request that never left (blocked address, refused by the client) says nothing about it.
+ * it may not be; a request that never left (blocked address, refused by the client) says nothing about it, nor does a
+ * failed TLS handshake, which is about one rule's certificate or CA: other rules on the same origin must not pay.
  */
 export function breakerVerdict(result: SendResult): BreakerVerdict {
-  if (result.kind === 'blocked' || result.kind === 'refused') return 'inconclusive';
+  if (result.kind === 'blocked' || result.kind === 'refused' || result.kind === 'tls') return 'inconclusive';
   if (result.kind !== 'response') return 'unhealthy';
   return result.status >= 500 || result.status === 429 ? 'unhealthy' : 'healthy';
 }

@@ -8,8 +8,10 @@
  * the requests in flight instead of a timer per request.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { Agent, buildConnector, ProxyAgent, type Dispatcher } from 'undici';
-import type { AttemptResponse } from '../../schemas/index.ts';
+import type { AttemptResponse, EndpointTls } from '../../schemas/index.ts';
+import { CLIENT_CERTIFICATE_REFUSED } from '../common/tls-errors.ts';
 import { utf8Prefix } from '../common/deliveries.ts';
 import { BlockedAddressError, type AddressGuard } from '../common/ssrf.ts';
 
@@ -33,11 +35,14 @@ export type ResponseSummary = AttemptResponse;
 
 /**
  * `refused`: the HTTP client would not build the request (a header it rejects, say) — the rule's fault, not the
- * endpoint's. `blocked`: the SSRF guard refused the address.
+ * endpoint's. `blocked`: the SSRF guard refused the address. `tls`: the TLS handshake failed — the endpoint refused the
+ * rule's client certificate, or its certificate is not one the rule's CA (or the system's) vouches for.
  */
 export type SendResult =
   | { kind: 'response'; status: number; retryAfterMs: number | undefined; latencyMs: number; response: ResponseSummary }
-  | { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string; latencyMs: number };
+  | { kind: FailureKind; error: string; latencyMs: number };
+
+type FailureKind = 'blocked' | 'refused' | 'tls' | 'timeout' | 'network';
 
 /** Past this, a response body is not drained: the connection is closed instead. */
 const RESPONSE_BODY_CAP = 64 * 1024;
@@ -46,6 +51,10 @@ const REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 /** Response headers that may carry the endpoint's own credentials: recorded masked. */
 const MASKED_RESPONSE_HEADERS = new Set(['set-cookie', 'authorization', 'proxy-authenticate', 'www-authenticate']);
 const SWEEP_INTERVAL_MS = 100;
+/** Node's codes for a failed TLS handshake or certificate check (ERR_SSL_…, ERR_TLS_…, CERT_HAS_EXPIRED, …). */
+const TLS_FAILURE = /^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|^UNABLE_TO_/;
+/** Connection pools kept for rules with their own TLS settings; past it the oldest is closed. */
+const MAX_TLS_AGENTS = 1000;
 
 /** The headers the sender adds to every request; the delivery log shows them as sent. */
 export const fixedHeaders = (userAgent: string): Record<string, string> => ({ 'user-agent': userAgent, 'content-type': 'application/json' });
@@ -62,6 +71,9 @@ interface Attempt {
 
 export class Sender {
   readonly #agent: Dispatcher;
+  /** A pool per distinct TLS setting (client certificate, CA), by its digest: a connection presents one certificate. */
+  readonly #tlsAgents = new Map<string, Dispatcher>();
+  readonly #pool: Agent.Options;
   readonly #settings: SenderSettings;
   readonly #fixedHeaders: Record<string, string>;
   /** In start order, which is deadline order: every attempt has the same limit. */
@@ -71,14 +83,14 @@ export class Sender {
   constructor(settings: SenderSettings) {
     this.#settings = settings;
     this.#fixedHeaders = fixedHeaders(settings.userAgent);
-    const pool = { connections: settings.connectionsPerOrigin, headersTimeout: settings.attemptTimeoutMs, bodyTimeout: settings.attemptTimeoutMs };
-    this.#agent = settings.proxy
-      ? new ProxyAgent({ ...pool, uri: settings.proxy.href, proxyTunnel: true, connectTimeout: settings.connectTimeoutMs })
-      : guardedAgent(settings, pool);
+    this.#pool = { connections: settings.connectionsPerOrigin, headersTimeout: settings.attemptTimeoutMs, bodyTimeout: settings.attemptTimeoutMs };
+    this.#agent = this.#newAgent({});
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
-  send(url: URL, headers: Record<string, string>, body: string): Promise<SendResult> {
+  /** `tls`: the rule's own TLS settings for its endpoint, if it has any. */
+  send(url: URL, headers: Record<string, string>, body: string, tls: EndpointTls | null = null): Promise<SendResult> {
+    const agent = tls ? this.#tlsAgent(tls) : this.#agent;
     const started = performance.now();
     const latency = () => Math.round((performance.now() - started) * 10) / 10;
     let status: number | undefined;
@@ -132,7 +144,7 @@ export class Sender {
       };
       const dispatch = () => {
         try {
-          this.#agent.dispatch(
+          agent.dispatch(
             { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: { ...headers, ...this.#fixedHeaders }, body },
             handler,
           );
@@ -148,9 +160,30 @@ export class Sender {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     clearInterval(this.#sweeper);
-    return this.#agent.close();
+    await Promise.all([this.#agent, ...this.#tlsAgents.values()].map((agent) => agent.close()));
+  }
+
+  #newAgent(tls: { cert?: string; key?: string; ca?: string }): Dispatcher {
+    const settings = this.#settings;
+    if (settings.proxy) return new ProxyAgent({ ...this.#pool, uri: settings.proxy.href, proxyTunnel: true, connectTimeout: settings.connectTimeoutMs, requestTls: tls });
+    return guardedAgent(settings, this.#pool, tls);
+  }
+
+  #tlsAgent({ clientCertificate, clientKey, ca }: EndpointTls): Dispatcher {
+    const key = createHash('sha256').update(JSON.stringify([clientCertificate, clientKey, ca])).digest('hex');
+    let agent = this.#tlsAgents.get(key);
+    if (!agent) {
+      if (this.#tlsAgents.size >= MAX_TLS_AGENTS) {
+        const [oldest, pool] = this.#tlsAgents.entries().next().value!;
+        this.#tlsAgents.delete(oldest);
+        void pool.close();
+      }
+      agent = this.#newAgent({ ...(clientCertificate ? { cert: clientCertificate } : {}), ...(clientKey ? { key: clientKey } : {}), ...(ca ? { ca } : {}) });
+      this.#tlsAgents.set(key, agent);
+    }
+    return agent;
   }
 
   #response(status: number, headers: Record<string, string | string[] | undefined>, body: ReceivedBody, latencyMs: number): SendResult {
@@ -173,16 +206,23 @@ export class Sender {
 }
 
 /** Direct connections: each dials the address the SSRF guard checked, never a name resolved again. */
-function guardedAgent(settings: SenderSettings, pool: Agent.Options): Agent {
-  const connect = buildConnector({ timeout: settings.connectTimeoutMs });
+function guardedAgent(settings: SenderSettings, pool: Agent.Options, tls: { cert?: string; key?: string; ca?: string }): Agent {
+  const connect = buildConnector({ timeout: settings.connectTimeoutMs, ...tls });
   return new Agent({
     ...pool,
     connect: (options, callback) => {
       settings.guard.resolve(options.hostname).then(
         ({ address }) => {
-          // Dial the checked address; keep the name for TLS (SNI and certificate verification).
-          const servername = options.servername ?? (options.protocol === 'https:' ? options.hostname : undefined);
-          connect({ ...options, hostname: address, ...(servername ? { servername } : {}) }, callback);
+          // Dial the checked address; keep the name for TLS (SNI and certificate verification). An IP literal is
+          // verified as such, and SNI may not carry one.
+          const name = options.hostname.replace(/^\[|\]$/g, '');
+          const servername = options.servername ?? (options.protocol === 'https:' && !isIP(name) ? name : undefined);
+          try {
+            connect({ ...options, hostname: address, ...(servername ? { servername } : {}) }, callback);
+          } catch (error) {
+            // A connector that throws (bad TLS options) must still answer, or the request would wait for its deadline.
+            callback(error as Error, null);
+          }
         },
         (error: Error) => callback(error, null),
       );
@@ -194,11 +234,16 @@ function guardedAgent(settings: SenderSettings, pool: Agent.Options): Agent {
  * What an attempt that got no response ran into. undici's own timeouts (connect, headers, body) count as timeouts as
  * much as the attempt deadline does; their codes are upper case (UND_ERR_HEADERS_TIMEOUT).
  */
-export function classifyFailure(error: Error, attemptTimeoutMs: number): { kind: 'blocked' | 'refused' | 'timeout' | 'network'; error: string } {
+export function classifyFailure(error: Error, attemptTimeoutMs: number): { kind: FailureKind; error: string } {
   const cause = causeOf(error);
   if (cause instanceof BlockedAddressError) return { kind: 'blocked', error: cause.message };
   const code = (cause as { code?: string }).code ?? '';
   if (REFUSALS.has(code)) return { kind: 'refused', error: cause.message };
+  if (CLIENT_CERTIFICATE_REFUSED.test(cause.message)) return { kind: 'tls', error: `TLS: the endpoint refused the client certificate (${cause.message.trim()}): check the rule's tls.clientCertificate` };
+  if (TLS_FAILURE.test(code)) {
+    const untrusted = /CERT|SELF_SIGNED|UNABLE_TO_/.test(code) ? ": the endpoint's certificate is not one the system's CAs (or the rule's tls.ca) vouch for" : '';
+    return { kind: 'tls', error: `TLS: ${code}: ${cause.message}${untrusted}` };
+  }
   const timedOut = cause instanceof AttemptTimeoutError || /timeout/i.test(code);
   return { kind: timedOut ? 'timeout' : 'network', error: describe(cause, timedOut, attemptTimeoutMs) };
 }

@@ -20,14 +20,14 @@ export const shownOnce = (key: string): string | undefined => (signingKey(key)?.
 
 /**
  * A put as operators mean it: a new rule starts disabled (unless it says otherwise) with a generated key of its
- * scheme (v1 unless it says v1a); an update keeps the rule's secrets, scheme, header values and enabled state (with
- * the reason it was disabled) unless the put sets them.
+ * scheme (v1 unless it says v1a); an update keeps the rule's secrets, scheme, header values, TLS settings and enabled
+ * state (with the reason it was disabled) unless the put sets them.
  */
 export function resolvePut(put: RulePut, existing: EventRule | undefined): ResolvedPut {
   const enabled = put.enabled ?? existing?.enabled ?? false;
   const disabledReason = put.enabled === undefined ? existing?.disabledReason ?? null : put.disabledReason ?? null;
   const signatureScheme = put.signatureScheme ?? existing?.signatureScheme ?? 'v1';
-  const stated = { ...put, enabled, disabledReason, signatureScheme, headers: resolveHeaders(put.headers, existing) };
+  const stated = { ...put, enabled, disabledReason, signatureScheme, headers: resolveHeaders(put.headers, existing), tls: resolveTls(put.tls, existing) };
   if (put.secrets) return { draft: { ...stated, secrets: put.secrets } };
   if (existing) return { draft: { ...stated, secrets: existing.secrets } };
   const generated = generateSigningKey(signatureScheme);
@@ -48,6 +48,15 @@ function resolveHeaders(given: RulePut['headers'], existing: EventRule | undefin
     throw new RuleInputError(unknown.map((name) => ({ field: `headers.${name}`, reason: `is ${HEADER_MASK}, which keeps the value the rule has, but it has no such header; give its value` })));
   }
   return Object.fromEntries(Object.entries(given).map(([name, value]) => [name, value === HEADER_MASK ? current.get(name.toLowerCase())! : value]));
+}
+
+/** The client key is write-only too: none sent keeps the rule's TLS settings, the mask keeps its key. */
+function resolveTls(given: RulePut['tls'], existing: EventRule | undefined): RulePut['tls'] {
+  if (given === undefined) return existing?.tls ?? null;
+  if (typeof given !== 'object' || given === null || given.clientKey !== HEADER_MASK) return given;
+  const kept = existing?.tls?.clientKey;
+  if (!kept) throw new RuleInputError([{ field: 'tls.clientKey', reason: `is ${HEADER_MASK}, which keeps the key the rule has, but it has none; give the key` }]);
+  return { ...given, clientKey: kept };
 }
 
 // A change is a new version: the drafts below drop the rule's updatedAt, so the writer stamps it now. Kept, a reader

@@ -19,6 +19,8 @@ export type RuleView = Omit<EventRule, 'secrets'> & { secrets: KeyView[] };
 export const ruleView = (rule: EventRule): RuleView => ({
   ...rule,
   headers: Object.fromEntries(Object.keys(rule.headers).map((name) => [name, HEADER_MASK])),
+  // The certificate and the CA are public; the client key is write-only, as a header value is.
+  tls: rule.tls && { ...rule.tls, clientKey: rule.tls.clientKey === null ? null : HEADER_MASK },
   secrets: rule.secrets.map(({ secret, notAfter }) => {
     const publicKey = publicKeyOf(secret);
     return { fingerprint: createHash('sha256').update(secret).digest('hex').slice(0, 12), notAfter, ...(publicKey ? { publicKey } : {}) };

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fix
 import { newSecret, rule } from '../fixtures/rules.ts';
 import { writers } from '../matcher/fixtures.ts';
 import { freePorts } from '../../stack/ports.ts';
+import { createCa, issueCertificate } from '../../stack/tls.ts';
 import { clusterEnv, testCluster, testLogger, topicSize } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -179,6 +180,19 @@ describe('npm run rules', () => {
     expect(JSON.parse((await rules('get', 'cli-v1a')).stdout)).toMatchObject({ signatureScheme: 'v1a', secrets: [{ publicKey: printed, notAfter: null }] });
     expect(await rules('rotate-secret', 'cli-v1a', '--scheme', 'v2')).toMatchObject({ code: 2, stderr: 'error: --scheme: "v2" is not a signature scheme (one of v1, v1a); see --help\n' });
     expect((await rules('delete', 'cli-v1a')).code).toBe(0);
+
+    // Mutual TLS from PEM files: the key is read, kept, and shown as the mask only.
+    const ca = await createCa(join(dir, 'tls'), 'ca');
+    const client = await issueCertificate(ca, join(dir, 'tls'), 'client', 'client');
+    const withTls = await rules('put', '--id', 'cli-tls', '--application', 'cli-app', '--name', 'TLS', '--url', 'https://127.0.0.1:9/hook',
+      '--client-cert', client.cert, '--client-key', client.key, '--ca', ca.cert);
+    expect(withTls.code, withTls.stderr).toBe(0);
+    const tlsShown = (await rules('get', 'cli-tls')).stdout;
+    expect(JSON.parse(tlsShown)).toMatchObject({ tls: { clientCertificate: expect.stringMatching(/^-----BEGIN CERTIFICATE-----/), clientKey: '[redacted]', ca: expect.stringMatching(/^-----BEGIN CERTIFICATE-----/) } });
+    expect(tlsShown).not.toContain((await readFile(client.key, 'utf8')).split('\n')[1]);
+    expect(await rules('put', '--id', 'cli-tls', '--application', 'cli-app', '--name', 'TLS', '--url', 'https://127.0.0.1:9/hook', '--client-key', join(dir, 'nope.pem')))
+      .toMatchObject({ code: 1, stderr: expect.stringContaining(`--client-key: cannot read ${join(dir, 'nope.pem')}`) });
+    expect((await rules('delete', 'cli-tls')).code).toBe(0);
 
     const deleted = await rules('delete', 'cli-2');
     expect(deleted.stdout).toContain('rule cli-2 deleted');

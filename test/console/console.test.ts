@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,7 @@ import { rule } from '../fixtures/rules.ts';
 import { testCluster, testLogger, topicSize, valid, waitFor } from '../helpers.ts';
 import { startMatcher, writers } from '../matcher/fixtures.ts';
 import { verifiesV1a } from '../fixtures/v1a.ts';
+import { createCa, issueCertificate } from '../../stack/tls.ts';
 import type { Matcher } from '../../services/matcher/matcher.ts';
 
 // Debian's chromium (apt-get install chromium); .ci/run installs it. CHROMIUM_PATH points elsewhere if needed.
@@ -373,6 +376,34 @@ describe('console in headless Chromium', () => {
     } finally {
       for (const id of ['ed25519', 'to-v1a']) await api(`/api/rules/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
       await ed25519.close();
+    }
+  });
+
+  it('takes a rule\'s client certificate and key, shows the key as the mask only, and keeps it when the mask comes back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'console-tls-'));
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    try {
+      const ca = await createCa(dir, 'ca');
+      const client = await issueCertificate(ca, dir, 'client', 'client');
+      const [cert, key, caPem] = await Promise.all([client.cert, client.key, ca.cert].map((file) => readFile(file, 'utf8'))) as [string, string, string];
+      const keyLine = key.split('\n')[1]!;
+      const input = { id: 'with-tls', name: 'With TLS', application: 'tls-app', url: 'https://127.0.0.1:9/hook', scope: { kind: 'everything', ids: null } };
+      const created = await api('/api/rules', { method: 'POST', headers, body: JSON.stringify({ ...input, tls: { clientCertificate: cert, clientKey: key, ca: caPem } }) });
+      expect(created.status).toBe(201);
+      const shown = await (await api('/api/rules/with-tls', { headers })).text();
+      expect(shown).not.toContain(keyLine);
+      const rule = JSON.parse(shown) as { tls: object };
+      expect(rule.tls).toEqual({ clientCertificate: cert, clientKey: '[redacted]', ca: caPem });
+      // The rule as shown goes back as it is (an Edit saved unchanged): the key stays.
+      expect((await api('/api/rules/with-tls', { method: 'PUT', headers, body: JSON.stringify({ ...input, tls: rule.tls }) })).status).toBe(200);
+      await expect.poll(() => console_.rules.get('with-tls')?.updatedAt).not.toBe(undefined);
+      expect(console_.rules.get('with-tls')!.tls).toEqual({ clientCertificate: cert, clientKey: key, ca: caPem });
+      const refused = await api('/api/rules/with-tls', { method: 'PUT', headers, body: JSON.stringify({ ...input, tls: { clientCertificate: caPem, clientKey: '[redacted]', ca: null } }) });
+      expect(refused.status).toBe(422);
+      expect(await refused.json()).toMatchObject({ issues: [{ field: 'tls.clientKey', reason: 'is not the private key of tls.clientCertificate' }] });
+    } finally {
+      await api('/api/rules/with-tls', { method: 'DELETE', headers });
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

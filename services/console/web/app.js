@@ -402,6 +402,20 @@ function ruleForm(rule) {
     h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove header', onclick: (event) => event.target.closest('.pair').remove() }, '✕')));
   Object.entries(value.headers).forEach(([name, mask]) => addHeader(name, mask));
 
+  // An https endpoint's TLS: a client certificate (mutual TLS) and a CA of its own. The key is write-only, as header
+  // values are: a saved one is never shown; left empty it stays, pasted over it is replaced.
+  const savedKey = value.tls?.clientKey ?? null;
+  const pem = (name, label, text, placeholder) => h('label', { class: 'pem' }, label, h('textarea', { id: `rule-${name}`, class: 'mono', rows: 3, spellcheck: false, autocomplete: 'off', placeholder }, text ?? ''));
+  const tlsFields = h('div', { class: 'pems' },
+    pem('client-cert', 'Client certificate (PEM)', value.tls?.clientCertificate, '-----BEGIN CERTIFICATE-----'),
+    pem('client-key', 'Client key (PEM)', '', savedKey ? '•••••• saved, hidden; paste to replace' : '-----BEGIN PRIVATE KEY-----'),
+    pem('ca', 'Trusted CA for the endpoint (PEM)', value.tls?.ca, 'Leave empty to trust the system\'s CAs'));
+  const tlsBody = () => {
+    const [cert, key, ca] = ['#rule-client-cert', '#rule-client-key', '#rule-ca'].map((id) => $(id, tlsFields).value.trim() || null);
+    const clientKey = key ?? (cert && savedKey ? savedKey : null);
+    return cert || clientKey || ca ? { clientCertificate: cert, clientKey, ca } : null;
+  };
+
   const enabled = h('input', { type: 'checkbox', id: 'rule-enabled', checked: value.enabled });
   const userData = h('input', { type: 'checkbox', id: 'rule-user-data', checked: value.includeUserData });
   const format = h('select', { id: 'rule-format' }, ...catalog.payloadFormats.map((name) => h('option', { value: name, selected: name === value.payloadFormat }, FORMAT_LABEL[name] ?? name)));
@@ -430,6 +444,7 @@ function ruleForm(rule) {
     field('url', 'Webhook URL', input('url', { type: 'url', value: value.url, placeholder: 'https://example.com/webhooks' }), 'POSTed with webhook-id, webhook-timestamp and webhook-signature headers.'),
     field('headers', 'Headers', h('div', {}, headerRows, h('button', { type: 'button', class: 'btn small', style: 'margin-top:8px', onclick: () => addHeader() }, '+ Add header')),
       editing ? 'Values are write-only: saved ones are never shown. Leave one empty to keep it, or type a new value.' : 'Sent with every request. Values are write-only: once saved they are never shown again, here or in the logs.'),
+    field('tls', 'TLS to the endpoint (optional)', tlsFields, 'For https:// endpoints that require a client certificate (mutual TLS) or use a CA of their own.'),
     field('delegateSelectors', 'Delegate selectors', input('selectors', { value: value.delegateSelectors.join(', '), placeholder: 'e.g. eu-west, ${workflow.id}' }), 'A dispatcher pool with all of these tags sends the requests. Leave empty for any.'),
     h('div', { class: 'row2' }, field('payloadFormat', 'Payload format', format),
       field('rateLimitPerSecond', 'Rate limit (requests / s)', input('rate-limit', { type: 'number', min: '1', value: value.rateLimitPerSecond ?? '', placeholder: 'unlimited' }))),
@@ -479,6 +494,7 @@ function ruleForm(rule) {
       payloadFormat: format.value,
       includeUserData: userData.checked,
       rateLimitPerSecond: $('#rule-rate-limit').value === '' ? null : Number($('#rule-rate-limit').value),
+      tls: tlsBody(),
       enabled: enabled.checked,
     };
     if (!editing && $('#rule-id').value.trim()) body.id = $('#rule-id').value.trim();
