@@ -26,7 +26,7 @@ const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString(undefined, { month: 's
 const fmtMs = (ms) => (ms === null || ms === undefined ? '–' : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
 const OUTCOME_LABEL = { delivered: 'Delivered', retrying: 'Retrying', failed: 'Failed', dead_lettered: 'Dead-lettered', blocked: 'Blocked', skipped: 'Skipped' };
 const FORMAT_LABEL = { standard: 'Standard', harness_v1: 'Harness v1', sharering: 'ShareRing' };
-const SCHEME_LABEL = { v1: 'HMAC-SHA256 (v1): a secret shared with the receiver', v1a: 'Ed25519 (v1a): the receiver holds only a public key' };
+const SCHEME_LABEL = { v1: 'HMAC-SHA256 (v1), shared secret', v1a: 'Ed25519 (v1a), public key' };
 const outcomeBadge = (outcome) => h('span', { class: `badge ${outcome}` }, OUTCOME_LABEL[outcome] ?? outcome);
 const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${scope.kind === 'workflows' ? 'Workflows' : 'Pipelines'}: ${scope.ids ? scope.ids.join(', ') : 'all'}`);
 
