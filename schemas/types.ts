@@ -219,6 +219,8 @@ export interface DeliveryCommand {
   ruleVersion: null | RuleVersion;
   /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
   sample: boolean;
+  /** The W3C trace context the delivery belongs to: the producer's (from the event's Kafka headers), or the matcher's match span when the matcher traces. Kept on every retry and dead-letter copy; sent as the webhook's traceparent and tracestate. */
+  trace: null | TraceContext;
 }
 
 /** DeliveryCommand as a producer writes it: fields with a schema default may be left out. */
@@ -237,6 +239,8 @@ export interface DeliveryCommandInput {
   ruleVersion?: null | RuleVersionInput;
   /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
   sample?: boolean;
+  /** The W3C trace context the delivery belongs to: the producer's (from the event's Kafka headers), or the matcher's match span when the matcher traces. Kept on every retry and dead-letter copy; sent as the webhook's traceparent and tracestate. */
+  trace?: null | TraceContextInput;
 }
 
 export interface RuleVersion {
@@ -248,6 +252,19 @@ export interface RuleVersion {
 export interface RuleVersionInput {
   partition: number;
   offset: number;
+}
+
+export interface TraceContext {
+  /** version-traceid-parentid-flags, as W3C Trace Context defines it. */
+  traceparent: string;
+  tracestate: null | string;
+}
+
+/** TraceContext as a producer writes it: fields with a schema default may be left out. */
+export interface TraceContextInput {
+  /** version-traceid-parentid-flags, as W3C Trace Context defines it. */
+  traceparent: string;
+  tracestate?: null | string;
 }
 
 /** One record per delivery attempt (or per decision not to attempt). Never carries a secret or URL credentials. */
@@ -268,6 +285,8 @@ export interface DeliveryLog {
   attemptedAt: number;
   nextAttemptAt: null | number;
   pool: null | string;
+  /** The W3C trace id of the delivery's trace (32 hex digits); null when the event carried no trace context. */
+  traceId: null | string;
   /** What was sent; null when nothing was sent (or the record predates this field). */
   request: null | AttemptRequest;
   /** What the endpoint answered; null when no response arrived. */
@@ -292,6 +311,8 @@ export interface DeliveryLogInput {
   attemptedAt: number;
   nextAttemptAt?: null | number;
   pool?: null | string;
+  /** The W3C trace id of the delivery's trace (32 hex digits); null when the event carried no trace context. */
+  traceId?: null | string;
   /** What was sent; null when nothing was sent (or the record predates this field). */
   request?: null | AttemptRequestInput;
   /** What the endpoint answered; null when no response arrived. */

@@ -3,16 +3,23 @@
  * console) and the delivery-log record of one attempt or decision (dispatcher, matcher).
  */
 import { createHash } from 'node:crypto';
-import type { AttemptRequest, AttemptResponse, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, WorkflowEvent } from '../../schemas/index.ts';
+import type { AttemptRequest, AttemptResponse, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, TraceContext, WorkflowEvent } from '../../schemas/index.ts';
 import { deliveryId } from './delivery-id.ts';
 import { loggableUrl } from './rules.ts';
+import { traceIdOf } from './trace-context.ts';
 
-/**
- * A first attempt of delivering `event` to `rule`, due now. `ruleVersion` is where the matched rule sits on its topic;
- * `sample` marks an operator's Test, which goes out even while the rule is disabled.
- */
-export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: number, { ruleVersion = null, sample = false }: { ruleVersion?: RuleVersion | null; sample?: boolean } = {}): DeliveryCommand {
-  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion, sample };
+export interface CommandOptions {
+  /** Where the matched rule version sits on its topic. */
+  ruleVersion?: RuleVersion | null;
+  /** An operator's Test, which goes out even while the rule is disabled. */
+  sample?: boolean;
+  /** The trace the delivery belongs to. */
+  trace?: TraceContext | null;
+}
+
+/** A first attempt of delivering `event` to `rule`, due now. */
+export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: number, { ruleVersion = null, sample = false, trace = null }: CommandOptions = {}): DeliveryCommand {
+  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion, sample, trace };
 }
 
 /**
@@ -63,6 +70,7 @@ export function deliveryLogRecord(command: DeliveryCommand, rule: Pick<EventRule
     attemptedAt: now,
     nextAttemptAt: entry.nextAttemptAt ?? null,
     pool,
+    traceId: traceIdOf(command.trace),
     request: entry.request ?? null,
     response: entry.response ?? null,
   };

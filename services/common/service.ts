@@ -1,9 +1,11 @@
 /**
  * Runs a service as a process: starts it, logs where its ops endpoint is, and on SIGTERM or SIGINT stops it cleanly
  * (in-flight work finished, offsets committed, consumer group left) before exiting. A failure to start, or an error
- * nothing else handled, exits non-zero so a supervisor restarts the process.
+ * nothing else handled, exits non-zero so a supervisor restarts the process. A service named in `tracing` exports
+ * its spans when OTLP is configured (tracing.ts), and flushes them before a clean exit.
  */
 import type { Logger } from './logger.ts';
+import { startTracing } from './tracing.ts';
 
 export interface Service {
   start(): Promise<void>;
@@ -11,8 +13,15 @@ export interface Service {
   readonly opsPort: number | undefined;
 }
 
-export async function runService(logger: Logger, create: (fatal: (error: Error) => void) => Service, { stopTimeoutMs = 30_000 } = {}): Promise<void> {
+export interface RunOptions {
+  stopTimeoutMs?: number;
+  /** The service's name in its traces; without it the process exports none. */
+  tracing?: string;
+}
+
+export async function runService(logger: Logger, create: (fatal: (error: Error) => void) => Service, { stopTimeoutMs = 30_000, tracing }: RunOptions = {}): Promise<void> {
   let service: Service;
+  const spans = tracing ? await startTracing(tracing, logger) : undefined;
   /** Stops the service, but exits with `code` after at most stopTimeoutMs: a stop that hangs must not keep the process. */
   const stopAndExit = async (code: number) => {
     setTimeout(() => {
@@ -20,6 +29,7 @@ export async function runService(logger: Logger, create: (fatal: (error: Error) 
       process.exit(1);
     }, stopTimeoutMs).unref();
     await service.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
+    await spans?.shutdown();
     process.exit(code);
   };
   let stopping = false;

@@ -1,12 +1,13 @@
 /**
  * One attempt: render and sign (prepare), then wait for the endpoint's slot, pass its breaker, take a place on the
- * wire and send (run). Every outcome comes back as data; a command that cannot be rendered or signed is reported as
- * such instead of throwing, so one bad record never stops the pool.
+ * wire and send (run), in the delivery's trace. Every outcome comes back as data; a command that cannot be rendered
+ * or signed is reported as such instead of throwing, so one bad record never stops the pool.
  */
 import type { AttemptRequest, DeliveryCommand, EndpointTls, EventRule } from '../../schemas/index.ts';
 import { loggedBody } from '../common/deliveries.ts';
 import { activeSecrets } from '../common/rules.ts';
 import { signingKey } from '../common/signing-keys.ts';
+import { requestTrace } from './attempt-trace.ts';
 import { CircuitBreakers, EndpointSlots, Semaphore } from './isolation.ts';
 import { renderPayload } from './payload.ts';
 import { breakerVerdict } from './policy.ts';
@@ -35,6 +36,7 @@ interface SendPlan {
 }
 
 export interface PreparedAttempt {
+  command: DeliveryCommand;
   target: Target;
   headers: Record<string, string>;
   body: string;
@@ -81,14 +83,14 @@ export class AttemptRunner {
       const signature = sign(command.deliveryId, body, plan.secrets, now);
       const headers = { ...rule.headers, ...signature };
       const shown = { ...this.#fixedHeaders, ...signature, 'webhook-signature': plan.maskedSignature, ...plan.maskedHeaders };
-      return { ok: true, attempt: { target: plan.target, headers, body, request: { headers: shown, ...loggedBody(body, this.#settings.logBodyBytes) } } };
+      return { ok: true, attempt: { command, target: plan.target, headers, body, request: { headers: shown, ...loggedBody(body, this.#settings.logBodyBytes) } } };
     } catch (error) {
       return { ok: false, error: `could not render or sign the payload: ${(error as Error).message}` };
     }
   }
 
   /** Sends a prepared attempt once its endpoint has room and its breaker admits it. */
-  async run({ target, headers, body, request }: PreparedAttempt): Promise<RunResult> {
+  async run({ command, target, headers, body, request }: PreparedAttempt): Promise<RunResult> {
     const { slots, breakers, wire, sender } = this.#settings;
     const release = await slots.acquire(target.endpoint, Date.now(), request.bodyBytes ?? 0);
     if (typeof release !== 'function') return { kind: 'saturated', detail: `${target.endpoint} ${release.reason} (${this.#settings.describeLimits})`, retryInMs: release.retryInMs };
@@ -98,7 +100,12 @@ export class AttemptRunner {
       if (!admitted.ok) return { kind: 'breaker-open', retryInMs: admitted.retryInMs };
       await wire.acquire();
       try {
+        const trace = requestTrace(command, target.url);
+        // The request carries the trace context, and the delivery log shows it as sent.
+        Object.assign(headers, trace.headers);
+        Object.assign(request.headers, trace.headers);
         const result = await sender.send(target.url, headers, body, target.tls);
+        trace.end(result);
         // Every admitted request reports back, whatever its outcome: a half-open breaker never stays half-open.
         breakers.report(target.endpoint, breakerVerdict(result));
         return { kind: 'sent', result };

@@ -12,6 +12,7 @@ import { MAX_COMMAND_BYTES } from '../common/limits.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import type { RulesTable } from '../common/rules-table.ts';
 import type { AttemptRunner } from './attempt-runner.ts';
+import { recordWait } from './attempt-trace.ts';
 import type { CircuitBreakers, RateLimiter } from './isolation.ts';
 import { breakerOpened, decide, judge, ruleVersionPending, saturated, type Decision, type PolicySettings } from './policy.ts';
 import type { Recorder } from './recorder.ts';
@@ -48,6 +49,7 @@ export class DeliveryHandler {
       if (!(error instanceof DecodeError)) throw error; // the registry is unreachable: start over, skip nothing
       return this.#parts.recorder.deadLetterInput({ topic, partition, message }, error.reason, error.message);
     }
+    recordWait(command, Number(message.timestamp), Date.now());
     const { rules, policy } = this.#parts;
     // The matcher and this dispatcher read the rules topic independently: never judge a rule by an older version.
     if (command.ruleVersion && !rules.reached(command.ruleVersion) && !(await rules.waitUntilReached(command.ruleVersion, RULE_VERSION_WAIT_MS))) {

@@ -74,5 +74,5 @@ if (import.meta.main) {
     concurrency: config.DISPATCHER_CONCURRENCY,
     userAgent: 'workflow-webhooks/0.1 (+Standard Webhooks)',
     logBodyBytes: config.DISPATCHER_LOG_BODY_BYTES,
-  }, logger, fatal));
+  }, logger, fatal), { tracing: 'dispatcher' });
 }

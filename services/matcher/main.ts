@@ -25,5 +25,5 @@ if (import.meta.main) {
     httpHost: config.MATCHER_HTTP_HOST,
     httpPort: config.MATCHER_HTTP_PORT,
     concurrency: config.MATCHER_CONCURRENCY,
-  }, logger, fatal));
+  }, logger, fatal), { tracing: 'matcher' });
 }

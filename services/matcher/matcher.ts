@@ -7,11 +7,11 @@
  * partition.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { contracts, type DeliveryCommand, type DeliveryLog, type WorkflowEvent } from '../../schemas/index.ts';
+import { contracts, type DeliveryCommand, type DeliveryLog, type TraceContext, type WorkflowEvent } from '../../schemas/index.ts';
 import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
 import { deadLetter } from '../common/dead-letter.ts';
 import { commandKey, deliveryLogRecord, newDeliveryCommand } from '../common/deliveries.ts';
-import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type Message, type Producer } from '../common/kafka.ts';
+import { kafkaConnection, createKafka, createProducer, GROUP_TIMEOUTS, onFatalCrash, type Consumer, type EachBatchPayload, type KafkaMessage, type Message, type Producer } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMetrics, startOpsServer, type OpsServer } from '../common/ops-server.ts';
 import { MAX_EVENT_BYTES } from '../common/limits.ts';
@@ -21,6 +21,7 @@ import { registryConnection, DecodeError, SchemaRegistryClient, type Codec } fro
 import { choosePool, PoolsTable } from '../common/pools.ts';
 import { RulesTable } from '../common/rules-table.ts';
 import { topicNames, type TopicNames } from '../common/topics.ts';
+import { carriedContext, endWithError, SpanKind, SpanStatusCode, startSpan, traceContextFromHeaders, type Span } from '../common/trace-context.ts';
 import { matchRule, RuleIndex, type MatchRule } from './rule-index.ts';
 
 export interface MatcherSettings {
@@ -195,12 +196,18 @@ export class Matcher {
       this.#counters.eventsIn.inc();
       let records: Array<[string, Message]>;
       const source = { topic, partition, message };
+      const span = matchSpan(source);
       try {
         const event = await this.#registry.decode(contracts.workflowEvent, message.value, MAX_EVENT_BYTES);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
-        records = this.#outputsFor(event);
+        records = this.#outputsFor(event, carriedContext(span));
+        span.setAttributes({ 'workflow.event.id': event.eventId, 'workflow.event.type': event.type, 'webhook.commands': records.length });
       } catch (error) {
-        if (!(error instanceof DecodeError)) throw error; // registry down: the batch is retried, nothing skipped
+        if (!(error instanceof DecodeError)) {
+          span.end();
+          throw error; // registry down: the batch is retried, nothing skipped
+        }
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `dead-lettered: ${error.reason}` });
         records = [this.#deadLetter(source, error.reason, error.message)];
       }
       if (records.length > 0) {
@@ -209,8 +216,10 @@ export class Matcher {
           if (!(error instanceof RecordTooLargeError)) throw error;
           return this.#outputs.send([this.#deadLetter(source, 'too-large', error.message)]);
         });
+        // The span lasts until the event's outputs are acknowledged (only followed when it records: no cost untraced).
+        if (span.isRecording()) sent.then(() => span.end(), (error: Error) => endWithError(span, error));
         pending.push(sent.catch((error: unknown) => void (failure ??= error)));
-      }
+      } else span.end();
       handled = message.offset;
       unsettled += 1;
       // Outputs pile up faster than Kafka takes them (or one event matched thousands of rules): wait for this batch's.
@@ -232,13 +241,13 @@ export class Matcher {
   }
 
   /** One command per matching rule, to the pool its delegate selectors choose; a failed log record when none can. */
-  #outputsFor(event: WorkflowEvent): Array<[string, Message]> {
+  #outputsFor(event: WorkflowEvent, trace: TraceContext | null): Array<[string, Message]> {
     const rules = this.#index.match(event);
     if (rules.length === 0) return [];
     this.#counters.matches.inc();
     const now = Date.now();
     return rules.map((rule): [string, Message] => {
-      const command = newDeliveryCommand(event, rule.id, now, { ruleVersion: { partition: rule.partition, offset: rule.offset } });
+      const command = newDeliveryCommand(event, rule.id, now, { ruleVersion: { partition: rule.partition, offset: rule.offset }, trace });
       const route = choosePool(rule, event, this.#pools.values());
       if (!route.ok) {
         this.#counters.unroutable.inc();
@@ -249,4 +258,12 @@ export class Matcher {
       return [this.#names.deliveries(route.pool), { key: commandKey(command, rule.endpoint), value: this.#codec!.encode(command), headers: { 'delivery-id': command.deliveryId, 'event-type': event.type } }];
     });
   }
+}
+
+/** The span of matching one event: under the producer's trace when the event's headers carry one. */
+function matchSpan({ topic, partition, message }: { topic: string; partition: number; message: KafkaMessage }): Span {
+  return startSpan('match', traceContextFromHeaders(message.headers), {
+    kind: SpanKind.CONSUMER,
+    attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.kafka.offset': Number(message.offset) },
+  });
 }

@@ -2,8 +2,9 @@
  * The producer SDK a workflow engine embeds: validate, encode through the registry, and publish workflow and task
  * events to Kafka. Events are keyed by workflow execution id so one execution's events stay in order, sent by an
  * idempotent producer, and batched: calls within `lingerMs` share one produce request (of at most `maxBatchSize`
- * events and MAX_REQUEST_BYTES). This module is the public surface of the `@workflow-webhooks/producer` package
- * (packages/producer-sdk builds it).
+ * events and MAX_REQUEST_BYTES). Each record carries the caller's active OpenTelemetry trace context as W3C
+ * `traceparent`/`tracestate` headers, so the webhook this event causes continues the caller's trace. This module is
+ * the public surface of the `@workflow-webhooks/producer` package (packages/producer-sdk builds it).
  */
 import { contracts, validate, type ValidationIssue, type WorkflowEvent, type WorkflowEventInput } from '../../schemas/index.ts';
 import { CompressionTypes, createKafka, createProducer, type KafkaConnection, type Message, type Producer } from '../common/kafka.ts';
@@ -11,6 +12,7 @@ import { MAX_EVENT_BYTES, MAX_REQUEST_BYTES, recordBytes } from '../common/limit
 import { createLogger, type Logger } from '../common/logger.ts';
 import { SchemaRegistryClient, type Codec, type RegistryConnection } from '../common/registry.ts';
 import { topicNames } from '../common/topics.ts';
+import { activeTraceContext, traceHeaders } from '../common/trace-context.ts';
 
 export { EVENT_TYPES } from '../../schemas/index.ts';
 export type { EventType, ValidationIssue, WorkflowEvent, WorkflowEventInput } from '../../schemas/index.ts';
@@ -157,17 +159,19 @@ export class Publisher {
     });
     if (invalid.length > 0) throw new EventValidationError(invalid);
 
-    const outcomes = await Promise.allSettled(events.map((event, index) => this.#enqueue(event, values[index]!)));
+    // Read now, in the caller's context: the records may be sent from a timer's.
+    const trace = traceHeaders(activeTraceContext());
+    const outcomes = await Promise.allSettled(events.map((event, index) => this.#enqueue(event, values[index]!, trace)));
     const failed = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, event: events[index]!, error: outcome.reason as unknown }] : []));
     if (failed.length > 0) throw new PublishError(failed.map(({ index, event }) => ({ index, event })), events.length - failed.length, failed[0]!.error);
     return { published: events.length };
   }
 
-  #enqueue(event: WorkflowEvent, value: Buffer): Promise<void> {
+  #enqueue(event: WorkflowEvent, value: Buffer, trace: Record<string, string>): Promise<void> {
     return new Promise((resolve, reject) => {
       // The record keeps the producer's own time, not occurredAt: brokers refuse record times far ahead of their clock
       // (Kafka 4: one hour by default), and time-based retention would delete a backfilled event at once.
-      const message: Message = { key: eventKey(event), value, headers: { 'event-type': event.type } };
+      const message: Message = { key: eventKey(event), value, headers: { 'event-type': event.type, ...trace } };
       const bytes = recordBytes(message);
       // A request would grow past the limit: this event starts the next one.
       if (this.#bufferBytes + bytes > MAX_REQUEST_BYTES) this.#flushBuffer();

@@ -612,6 +612,7 @@ async function attemptDrawer(summary) {
       h('dt', {}, 'Event'), h('dd', { class: 'mono' }, `${entry.eventType} · ${entry.eventId}`),
       h('dt', {}, 'Rule'), h('dd', {}, `${entry.ruleName ?? ''} (${entry.ruleId})`),
       h('dt', {}, 'Pool'), h('dd', {}, entry.pool ?? '–'),
+      h('dt', {}, 'Trace'), h('dd', { class: 'mono', id: 'trace-id', title: 'The W3C trace id: find the producer\'s span, the match, each attempt and its wait under it in your tracing backend' }, entry.traceId ?? '– (the event carried no trace context)'),
       entry.error ? [h('dt', {}, 'Error'), h('dd', { style: 'color:var(--bad)' }, entry.error)] : null),
     h('div', { class: 'section' }, h('h3', {}, 'Timings'), h('dl', { class: 'kv', id: 'timings' },
       h('dt', {}, 'Attempted at'), h('dd', {}, new Date(entry.attemptedAt).toISOString()),
