@@ -12,7 +12,8 @@ export type { Span } from '@opentelemetry/api';
 export { SpanKind, SpanStatusCode };
 
 const w3c = new W3CTraceContextPropagator();
-const TRACER = 'workflow-webhooks';
+// A proxy: it follows the provider the service registers when it starts exporting (tracing.ts), a no-op before.
+const tracer = trace.getTracer('workflow-webhooks');
 
 type Carrier = Record<string, string>;
 const setter: TextMapSetter<Carrier> = { set: (carrier, key, value) => void (carrier[key] = value) };
@@ -59,7 +60,7 @@ export function traceIdOf(trace: TraceContext | null): string | null {
 /** A span under `parent` (a root span when there is none) from this product's tracer. */
 export function startSpan(name: string, parent: TraceContext | null, options: SpanOptions = {}): Span {
   const parentContext = parent ? w3c.extract(ROOT_CONTEXT, traceHeaders(parent), headerGetter) : ROOT_CONTEXT;
-  return trace.getTracer(TRACER).startSpan(name, options, parentContext);
+  return tracer.startSpan(name, options, parentContext);
 }
 
 /**

@@ -29,10 +29,12 @@ export interface RequestTrace {
 
 /** The span of the request sending `command` to `url`, started now. */
 export function requestTrace(command: DeliveryCommand, url: URL): RequestTrace {
-  const span = startSpan('POST', command.trace, {
-    kind: SpanKind.CLIENT,
-    attributes: { 'http.request.method': 'POST', 'url.full': loggableUrl(url.href), 'server.address': url.hostname, 'server.port': Number(url.port) || (url.protocol === 'https:' ? 443 : 80), ...deliveryAttributes(command) },
-  });
+  const span = startSpan('POST', command.trace, { kind: SpanKind.CLIENT });
+  // Attributes only for a span that records: untraced, a request pays for no URL formatting (samplers here decide
+  // by the parent and the trace id, never by attributes, so none is needed at the start).
+  if (span.isRecording()) {
+    span.setAttributes({ 'http.request.method': 'POST', 'url.full': loggableUrl(url.href), 'server.address': url.hostname, 'server.port': Number(url.port) || (url.protocol === 'https:' ? 443 : 80), ...deliveryAttributes(command) });
+  }
   return { headers: traceHeaders(carriedContext(span)), end: (result) => endRequest(span, result) };
 }
 

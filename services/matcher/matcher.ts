@@ -201,7 +201,7 @@ export class Matcher {
         const event = await this.#registry.decode(contracts.workflowEvent, message.value, MAX_EVENT_BYTES);
         if (event.type === 'unknown') throw new DecodeError('unknown-event-type', "the event type is newer than this matcher's schema");
         records = this.#outputsFor(event, carriedContext(span));
-        span.setAttributes({ 'workflow.event.id': event.eventId, 'workflow.event.type': event.type, 'webhook.commands': records.length });
+        if (span.isRecording()) span.setAttributes({ 'workflow.event.id': event.eventId, 'workflow.event.type': event.type, 'webhook.commands': records.length });
       } catch (error) {
         if (!(error instanceof DecodeError)) {
           span.end();
@@ -262,8 +262,10 @@ export class Matcher {
 
 /** The span of matching one event: under the producer's trace when the event's headers carry one. */
 function matchSpan({ topic, partition, message }: { topic: string; partition: number; message: KafkaMessage }): Span {
-  return startSpan('match', traceContextFromHeaders(message.headers), {
-    kind: SpanKind.CONSUMER,
-    attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.kafka.offset': Number(message.offset) },
-  });
+  const span = startSpan('match', traceContextFromHeaders(message.headers), { kind: SpanKind.CONSUMER });
+  // Untraced, an event costs no attribute building (see attempt-trace.ts).
+  if (span.isRecording()) {
+    span.setAttributes({ 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.kafka.offset': Number(message.offset) });
+  }
+  return span;
 }
