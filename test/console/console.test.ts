@@ -13,6 +13,7 @@ import { topicNames } from '../../services/common/topics.ts';
 import { Console } from '../../services/console/console.ts';
 import type { Dispatcher } from '../../services/dispatcher/dispatcher.ts';
 import { startDispatcher, startReceiver, type Receiver } from '../dispatcher/fixtures.ts';
+import { engineContext, engineSpan, within } from '../fixtures/engine-trace.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { rule } from '../fixtures/rules.ts';
 import { testCluster, testLogger, topicSize, valid, waitFor } from '../helpers.ts';
@@ -59,6 +60,7 @@ describe('console in headless Chromium', () => {
     });
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     await mkdir(artifacts, { recursive: true });
+    return engineContext();
   });
   afterAll(async () => {
     await browser?.close();
@@ -260,7 +262,10 @@ describe('console in headless Chromium', () => {
         rule('flaky', 'other-app', { name: 'Flaky hook', url: failing.url, eventTypes: ['workflow_started'] }),
       );
       matcher = await startMatcher(cluster);
-      await io.events.publish([harnessEvent('workflow_started', { application: { id: 'other-app' } })]);
+      // Published inside the engine's span: the attempt drawer shows its trace id.
+      const producerSpan = engineSpan();
+      await within(producerSpan, () => io.events.publish([harnessEvent('workflow_started', { application: { id: 'other-app' } })]));
+      producerSpan.end();
       await expect.poll(() => console_.deadLetters.deliveries().length, { timeout: 30_000 }).toBe(1);
 
       await page.goto(`${console_.url}#/rules`);
@@ -287,6 +292,8 @@ describe('console in headless Chromium', () => {
       await expect.poll(() => page.locator('#logs tbody tr[data-outcome=delivered]').count()).toBeGreaterThanOrEqual(1);
       await page.locator('#logs tbody tr[data-outcome=dead_lettered]').first().click();
       await expect.poll(() => page.locator('#replay').count()).toBe(1);
+      expect(await page.locator('#trace-id').innerText()).toBe(producerSpan.spanContext().traceId);
+      await screenshot('console-attempt-trace.png');
     } finally {
       await io.close();
       await failing.close();

@@ -7,12 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { context, trace, type Span } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { TracerProvider } from '@opentelemetry/sdk-trace';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { readLog, startReceiver } from '../dispatcher/fixtures.ts';
+import { engineContext, engineSpan, traceparentOf, within } from '../fixtures/engine-trace.ts';
 import { rule } from '../fixtures/rules.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { clusterEnv, testCluster, testLogger, waitFor } from '../helpers.ts';
@@ -79,15 +77,8 @@ async function startOtlpReceiver() {
   };
 }
 
-/** The workflow engine's own tracing: its provider, not registered globally; only its context reaches the SDK. */
-const engine = new TracerProvider().getTracer('workflow-engine');
-
-beforeAll(() => void context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable()));
-afterAll(() => context.disable());
-
-/** Runs `work` with `span` active, as an instrumented workflow engine calls the SDK. */
-const within = <T>(span: Span, work: () => Promise<T>) => context.with(trace.setSpan(context.active(), span), work);
-const traceparentOf = (span: Span) => `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+// beforeAll may return its teardown: the context manager is removed after the file.
+beforeAll(engineContext);
 
 describe('tracing to an OTLP receiver', () => {
   const cluster = testCluster('tracing', { RETRY_SCHEDULE: [1000] });
@@ -121,7 +112,7 @@ describe('tracing to an OTLP receiver', () => {
     await io.rules.put(rule('traced', 'trace-app', { url: receiver.url }));
     const children = [service('matcher', otlp.url), service('dispatcher', otlp.url)];
     try {
-      const producerSpan = engine.startSpan('complete task');
+      const producerSpan = engineSpan();
       await within(producerSpan, () => io.events.publish([harnessEvent('workflow_completed', { application: { id: 'trace-app' } })]));
       producerSpan.end();
       const traceId = producerSpan.spanContext().traceId;
@@ -170,7 +161,7 @@ describe('tracing off', () => {
       const receiver = await pipeline.receiver();
       await pipeline.io.rules.put(rule('untraced', 'untraced-app', { url: receiver.url }));
       await waitFor('rule', () => pipeline.matcher.rules.get('untraced') !== undefined);
-      const producerSpan = engine.startSpan('complete task');
+      const producerSpan = engineSpan();
       const traced = harnessEvent('workflow_completed', { application: { id: 'untraced-app' } });
       await within(producerSpan, () => pipeline.io.events.publish([traced]));
       producerSpan.end();
