@@ -9,5 +9,7 @@ COPY examples/workflow-engine/package.json ./examples/workflow-engine/
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY schemas ./schemas
 COPY services ./services
+# The console's data directory, owned by the user it runs as, so a named volume mounted there starts writable.
+RUN mkdir -p /var/lib/workflow-webhooks/console && chown -R node:node /var/lib/workflow-webhooks
 USER node
 CMD ["node", "services/cli/setup.ts"]

@@ -7,6 +7,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES } from '../../schemas/index.ts';
 import { HEADER_MASK } from '../operator/rule-view.ts';
+import { STATUS_CLASSES } from './history/store.ts';
 
 const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] });
 const ref = (name: string) => ({ $ref: `${name}#` });
@@ -46,7 +47,9 @@ export const sharedSchemas = [
   { $id: 'Warnings', type: 'array', items: string, description: 'Why the saved rule will not be delivered as the announced pools stand (no pool has its delegate selectors, or its pool may not dial the URL), naming the setting; empty when nothing stands in the way. The rule is saved either way.' },
   { $id: 'SavedRule', allOf: [ref('Rule'), { type: 'object', properties: { warnings: ref('Warnings') } }] },
   { $id: 'Attempt', type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, request and response bodies up to DISPATCHER_LOG_BODY_BYTES each, with the whole body\'s size and SHA-256.', additionalProperties: true },
-  { $id: 'LogWindow', type: 'object', properties: { capacity: { type: 'integer' }, held: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }) } },
+  { $id: 'History', type: 'object', description: 'What the console\'s delivery history holds', properties: {
+    attempts: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }), bytes: { type: 'integer', description: 'Its size on disk' },
+  } },
 ] as const;
 
 /**
@@ -130,17 +133,24 @@ export const routeSchemas = {
     params: { type: 'object', required: ['application'], properties: { application: string } },
     response: { 200: json({ type: 'object', properties: { deleted: { type: 'array', items: string } } }), ...conflict, ...denied },
   }),
-  logs: route('Webhook logs', 'Delivery attempts, newest first, from the console\'s window of the delivery log', {
+  logs: route('Webhook logs', 'Delivery attempts, newest first, from the console\'s delivery history, a page at a time', {
     querystring: {
       type: 'object',
       properties: {
-        rule: string, endpoint: { type: 'string', description: 'The target URL as logged' }, eventType: string, eventId: string, deliveryId: string,
-        outcome: { enum: DELIVERY_OUTCOMES },
+        rule: string, endpoint: { type: 'string', description: 'The target URL as logged' }, eventType: string,
+        eventId: { type: 'string', description: 'Exactly this event id' }, eventIdPrefix: { type: 'string', description: 'Event ids that start with this' },
+        deliveryId: { type: 'string', description: 'The delivery id, which is the webhook-id header the endpoint got' },
+        outcome: { enum: DELIVERY_OUTCOMES }, status: { enum: STATUS_CLASSES, description: 'The HTTP status class the endpoint answered' },
         since: { type: 'integer', description: 'ms since the epoch' }, until: { type: 'integer', description: 'ms since the epoch' },
         limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+        cursor: { type: 'string', description: 'The `next` of the previous page' },
       },
     },
-    response: { 200: json({ type: 'object', properties: { window: ref('LogWindow'), entries: { type: 'array', items: ref('Attempt') } } }), 400: error('A query parameter out of its range'), ...denied },
+    response: { 200: json({ type: 'object', properties: {
+      history: ref('History'), entries: { type: 'array', items: ref('Attempt') },
+      count: { type: 'integer', description: 'Attempts matching the filters in the whole history' },
+      next: nullable({ type: 'string', description: 'The cursor of the next (older) page; null on the last one' }),
+    } }), 400: error('A query parameter out of its range'), ...denied },
   }),
   attempt: route('Webhook logs', 'One attempt with its request and response', {
     params: { type: 'object', required: ['deliveryId', 'attempt'], properties: { deliveryId: string, attempt: { type: 'integer', minimum: 1 } } },

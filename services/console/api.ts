@@ -13,12 +13,13 @@ import { ruleView } from '../operator/rule-view.ts';
 import { deny, type Admission } from './admission.ts';
 import { routeSchemas as schemas } from './api-schemas.ts';
 import type { DeadLetterStore } from './dead-letter-store.ts';
-import type { DeliveryLogStore } from './delivery-log-store.ts';
+import { overview, overviewStart } from './history/overview.ts';
+import type { HistoryStore, StatusClass } from './history/store.ts';
 
 /** What the API shows and acts on: the console's tables and windows, and the operator actions. */
 export interface ConsoleState {
   readonly rules: { values(): Iterable<EventRule> };
-  readonly logs: DeliveryLogStore;
+  readonly history: HistoryStore;
   readonly deadLetters: DeadLetterStore;
   readonly actions: OperatorActions;
   /** A recent delivery's command, from the console's window on the command topics. */
@@ -106,19 +107,29 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   api.delete<{ Params: { application: string } }>('/applications/:application/rules', { schema: schemas.deleteApplication }, async (request) => ({ deleted: await actions.deleteApplication(actor(request), request.params.application) }));
 
   // Webhook logs
-  type LogQuery = { rule?: string; endpoint?: string; eventType?: string; eventId?: string; deliveryId?: string; outcome?: DeliveryOutcome; since?: number; until?: number; limit?: number };
-  api.get<{ Querystring: LogQuery }>('/logs', { schema: schemas.logs }, (request) => {
-    const { rule, endpoint, eventType, eventId, deliveryId, outcome, since, until, limit } = request.query;
-    const entries = state.logs.query({ ruleId: rule || undefined, outcome, url: endpoint || undefined, eventType: eventType || undefined, eventId: eventId || undefined, deliveryId: deliveryId || undefined, since, until, limit });
-    return { window: state.logs.window, entries };
+  type LogQuery = {
+    rule?: string; endpoint?: string; eventType?: string; eventId?: string; eventIdPrefix?: string; deliveryId?: string; outcome?: DeliveryOutcome; status?: StatusClass;
+    since?: number; until?: number; limit?: number; cursor?: string;
+  };
+  api.get<{ Querystring: LogQuery }>('/logs', { schema: schemas.logs }, async (request) => {
+    const { rule, endpoint, eventType, eventId, eventIdPrefix, deliveryId, outcome, status, since, until, limit, cursor } = request.query;
+    // An empty parameter is an unset filter, as an HTML form sends it.
+    const page = await state.history.query({
+      ruleId: rule || undefined, outcome, url: endpoint || undefined, eventType: eventType || undefined, eventId: eventId || undefined,
+      eventIdPrefix: eventIdPrefix || undefined, deliveryId: deliveryId || undefined, statusClass: status, since, until, limit, cursor: cursor || undefined,
+    });
+    return { history: await state.history.holds(), ...page };
   });
-  api.get<{ Params: { deliveryId: string; attempt: number } }>('/logs/:deliveryId/:attempt', { schema: schemas.attempt }, (request) => {
+  api.get<{ Params: { deliveryId: string; attempt: number } }>('/logs/:deliveryId/:attempt', { schema: schemas.attempt }, async (request) => {
     const { deliveryId, attempt } = request.params;
-    const entry = state.logs.find(deliveryId, attempt);
-    if (!entry) throw new ActionError('not-found', `no attempt ${attempt} of delivery ${deliveryId} in the console's window`);
+    const entry = await state.history.find(deliveryId, attempt);
+    if (!entry) throw new ActionError('not-found', `no attempt ${attempt} of delivery ${deliveryId} in the console's history`);
     return entry;
   });
-  api.get('/stats', { schema: schemas.stats }, () => state.logs.stats());
+  api.get('/stats', { schema: schemas.stats }, async () => {
+    const now = Date.now();
+    return overview(await state.history.summaries(overviewStart(now, 300)), now, 300);
+  });
   api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, (request) => {
     const { deliveryId } = request.params;
     const command = state.recentCommand(deliveryId);

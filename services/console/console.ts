@@ -4,6 +4,7 @@
  * the operator actions, as the rules CLI does. A rule change is made from the copy this console's rules table holds
  * and answered once that table applied it, so the page never shows stale state.
  */
+import { join } from 'node:path';
 import { Gauge } from 'prom-client';
 import type { DeliveryCommand } from '../../schemas/index.ts';
 import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
@@ -18,12 +19,16 @@ import { topicNames, type TopicNames } from '../common/topics.ts';
 import { OperatorActions } from '../operator/actions.ts';
 import { CommandSender } from '../operator/command-sender.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
-import { DeliveryLogStore } from './delivery-log-store.ts';
+import { HistoryFeed } from './history/feed.ts';
+import { SqliteHistoryStore } from './history/sqlite-store.ts';
+import type { HistoryStore } from './history/store.ts';
 import { RecentCommands } from './recent-commands.ts';
 import { startWebServer, type ServedConsole, type WebServer, type WebSettings } from './web-server.ts';
 
 export interface ConsoleSettings extends WebSettings {
   groupId: string;
+  /** The directory the delivery history is kept in. */
+  dataDir: string;
   /** How long a Test waits for its sample's delivery-log record. */
   testTimeoutMs?: number;
 }
@@ -36,7 +41,8 @@ export class Console implements ServedConsole {
   readonly metrics = createMetrics('console');
   readonly names: TopicNames;
   readonly rules: RulesTable;
-  readonly logs: DeliveryLogStore;
+  readonly history: HistoryStore;
+  readonly #feed: HistoryFeed;
   readonly deadLetters: DeadLetterStore;
   readonly actions: OperatorActions;
   readonly testTimeoutMs: number;
@@ -60,7 +66,8 @@ export class Console implements ServedConsole {
     const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
-    this.logs = new DeliveryLogStore(this.#kafka, this.#registry, this.names.deliveryLog, logger, settings.groupId);
+    this.history = new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
+    this.#feed = new HistoryFeed({ ...tableOptions, store: this.history, topic: this.names.deliveryLog });
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
     const commandTopics = new RegExp(`^${escapeRegExp(this.names.deliveries())}(\\.(?!dlq$)[^.]+)?$`);
     this.#commands = new RecentCommands(this.#kafka, this.#registry, commandTopics, logger, settings.groupId);
@@ -68,10 +75,10 @@ export class Console implements ServedConsole {
     const started = <T>(resource: () => T | undefined) => async () => resource()!;
     this.actions = new OperatorActions({
       kafka: this.#kafka, registry: this.#registry, names: this.names,
-      rules: started(() => this.rules), pools: started(() => this.#pools), writer: started(() => this.#writer), sender: started(() => this.#sender), deliveryLog: started(() => this.logs),
+      rules: started(() => this.rules), pools: started(() => this.#pools), writer: started(() => this.#writer), sender: started(() => this.#sender), deliveryLog: started(() => this.#feed),
     }, logger);
-    const { logs, deadLetters } = this;
-    new Gauge({ name: 'console_delivery_log_entries', help: 'Delivery-log records held for the console', registers: [this.metrics], collect() { this.set(logs.size); } });
+    const { history, deadLetters } = this;
+    new Gauge({ name: 'console_history_attempts', help: 'Delivery attempts the console\'s history holds', registers: [this.metrics], async collect() { this.set((await history.holds()).attempts); } });
     new Gauge({
       name: 'console_dead_letters',
       help: 'Records read from each dead-letter topic',
@@ -97,7 +104,7 @@ export class Console implements ServedConsole {
 
   /** Why the console is not ready: it is still reading its rules, or something it shows stopped following its topic. */
   get ready(): string | undefined {
-    const sources = { 'event-rules table': this.rules, 'dispatcher-pools table': this.#pools, 'delivery-log window': this.logs, 'dead-letters window': this.deadLetters, 'commands window': this.#commands };
+    const sources = { 'event-rules table': this.rules, 'dispatcher-pools table': this.#pools, 'delivery history': this.#feed, 'dead-letters window': this.deadLetters, 'commands window': this.#commands };
     for (const [name, source] of Object.entries(sources)) if (source.failure) return `the ${name} stopped following its topic for good: ${source.failure.message}`;
     return this.rules.bootstrapped ? undefined : 'reading the event-rules topic';
   }
@@ -108,12 +115,13 @@ export class Console implements ServedConsole {
     // Up while the tables load: /healthz answers, /readyz says what is still being read.
     this.#web = await startWebServer(this, this.#settings, this.#logger);
     await Promise.all([this.rules.start(), this.#pools.start()]);
-    await Promise.all([this.logs.start(), this.deadLetters.start(), this.#commands.start()]);
+    await Promise.all([this.#feed.start(), this.deadLetters.start(), this.#commands.start()]);
   }
 
   async stop(): Promise<void> {
     await this.#web?.close();
-    await Promise.allSettled([this.logs.stop(), this.deadLetters.stop(), this.#commands.stop(), this.rules.stop(), this.#pools.stop(), this.#writer?.close(), this.#sender?.close()]);
+    await Promise.allSettled([this.#feed.stop(), this.deadLetters.stop(), this.#commands.stop(), this.rules.stop(), this.#pools.stop(), this.#writer?.close(), this.#sender?.close()]);
+    await this.history.close();
   }
 
   recentCommand(deliveryId: string): DeliveryCommand | undefined {

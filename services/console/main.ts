@@ -18,6 +18,8 @@ export const consoleSettings = {
   /** The admin token; when unset, one is generated at first start into CONSOLE_TOKEN_FILE (mode 0600). */
   CONSOLE_TOKEN: z.string().min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters`).optional(),
   CONSOLE_TOKEN_FILE: z.string().default(fileURLToPath(new URL('../../.stack/console-token', import.meta.url))),
+  /** Where the console keeps its delivery history; `<STACK_DIR>/console` under npm start, `.stack/console` otherwise. One console per directory. */
+  CONSOLE_DATA_DIR: z.string().min(1).optional(),
   /** Mark the session cookie Secure: set it when the console is reached through TLS. */
   CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
 };
@@ -36,8 +38,9 @@ if (import.meta.main) {
   // Printed once, to the terminal only (never through the logger, whose lines are shipped elsewhere).
   if (admin.generatedInto) process.stderr.write(`console admin token (shown once; kept in ${admin.generatedInto}, mode 0600): ${admin.token}\n`);
   else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');
+  const dataDir = config.CONSOLE_DATA_DIR ?? (config.STACK_DIR ? `${config.STACK_DIR}/console` : fileURLToPath(new URL('../../.stack/console', import.meta.url)));
   await runService(logger, () => new Console(config, {
-    groupId: consoleGroupId(config), httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
+    groupId: consoleGroupId(config), dataDir, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
     adminToken: admin.token, secureCookie: config.CONSOLE_SECURE_COOKIE,
   }, logger));
 }

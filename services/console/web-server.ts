@@ -15,6 +15,7 @@ import type { Logger } from '../common/logger.ts';
 import { RuleValidationError } from '../common/rule-writer.ts';
 import { ActionError } from '../operator/actions.ts';
 import { RuleInputError } from '../operator/rule-input.ts';
+import { HistoryQueryError } from './history/store.ts';
 import { Admission, deny, type AdmissionSettings } from './admission.ts';
 import { actionStatus, consoleApi, type ConsoleState } from './api.ts';
 import { openApiFrame, routeSchemas, sharedSchemas } from './api-schemas.ts';
@@ -109,6 +110,7 @@ export async function startWebServer(state: ServedConsole, settings: WebSettings
     }
     if (error instanceof RuleValidationError || error instanceof RuleInputError) return reply.code(422).send({ error: 'invalid rule, nothing published', issues: error.issues });
     if (error instanceof ActionError) return deny(reply, actionStatus[error.kind], error.message);
+    if (error instanceof HistoryQueryError) return reply.code(400).send({ error: `invalid querystring: ${error.message}`, issues: [{ field: error.field, reason: error.message.slice(error.field.length + 2) }] });
     if (error.statusCode && error.statusCode < 500) return deny(reply, error.statusCode, error.message);
     logger.error({ err: error, method: request.method, url: request.url.split('?')[0] }, 'console request failed');
     return deny(reply, 500, 'internal error; see the console log');

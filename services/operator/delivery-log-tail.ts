@@ -1,7 +1,7 @@
 /**
  * The delivery log from now on, for a process that holds no window on it (the rules CLI's `test`): positioned at the
  * topic's end before it is handed out, so a record written after start() is heard, whatever the consumer group's join
- * takes. The console waits on its own window instead (DeliveryLogStore).
+ * takes. The console waits on its own feed of the delivery log instead (history/feed.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { contracts, type DeliveryLog } from '../../schemas/index.ts';

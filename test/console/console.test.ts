@@ -51,7 +51,7 @@ describe('console in headless Chromium', () => {
       verified.push(String(request.headers['webhook-id']));
       return { status: 200, headers: { 'x-receiver': 'console-test' } };
     };
-    console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN, testTimeoutMs: 20_000 }, testLogger);
+    console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN, testTimeoutMs: 20_000, dataDir: await mkdtemp(join(tmpdir(), 'console-history-')) }, testLogger);
     await console_.start();
     dispatcher = await startDispatcher(cluster);
     browser = await chromium.launch({
@@ -189,7 +189,8 @@ describe('console in headless Chromium', () => {
     // Webhook logs: the attempt, its details, and the filters.
     await page.getByRole('button', { name: 'Open in Webhook logs' }).click();
     await expect.poll(() => page.locator('#logs tbody tr.attempt').count()).toBe(1);
-    expect(await page.locator('#log-window').innerText()).toMatch(/holds the latest 50,000 attempts/);
+    expect(await page.locator('#log-window').innerText()).toMatch(/^The history holds \d+ attempts? since .+ \([\d.]+ [kM]?B on disk\)\.$/);
+    expect(await page.locator('#log-count').innerText()).toBe('1–1 of 1 attempt');
     await page.locator('#logs tbody tr.attempt').first().click();
     await expect.poll(() => page.locator('.drawer').innerText()).toContain(deliveryId!);
     expect(await page.locator('#timings').innerText()).toMatch(/Latency\s+[\d.]+ ms/);
@@ -210,6 +211,11 @@ describe('console in headless Chromium', () => {
     await page.fill('#filter-deliveryId', deliveryId!);
     await page.press('#filter-deliveryId', 'Enter');
     await expect.poll(() => page.locator('#logs tbody tr.attempt').count()).toBe(2);
+    // The filters are in the URL: a reload shows the same attempts.
+    expect(page.url()).toContain(`deliveryId=${encodeURIComponent(deliveryId!)}`);
+    await page.reload();
+    await expect.poll(() => page.locator('#logs tbody tr.attempt').count()).toBe(2);
+    expect(await page.inputValue('#filter-deliveryId')).toBe(deliveryId);
 
     // Edit the URL: the secret and the enabled state stay.
     await page.goto(`${console_.url}#/rules`);

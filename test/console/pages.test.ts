@@ -1,6 +1,8 @@
 /// <reference lib="dom" />
 // page.evaluate's callbacks run in Chromium: the DOM's types.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,7 +68,7 @@ describe('console pages at any width, by keyboard, and for assistive technology'
   beforeAll(async () => {
     await prepareCluster(cluster, testLogger);
     receiver = await startReceiver('/hooks/pages');
-    console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN, testTimeoutMs: 20_000 }, testLogger);
+    console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: TOKEN, testTimeoutMs: 20_000, dataDir: await mkdtemp(join(tmpdir(), 'console-history-')) }, testLogger);
     await console_.start();
     dispatcher = await startDispatcher(cluster);
     // Long names, a long URL, many event types and a disabled reason: what made columns overlap.

@@ -118,7 +118,7 @@ describe.skipIf(listeners === undefined)('secured cluster: SASL_SSL and mutual T
 
     it('producer SDK, matcher, dispatcher, console and rules CLI work through SASL_SSL and the authenticated registry', async () => {
       pipeline = await startPipeline(cluster);
-      console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: token }, logger);
+      console_ = new Console(cluster, { groupId: `${cluster.TOPIC_PREFIX}console`, httpHost: '127.0.0.1', httpPort: 0, adminToken: token, dataDir: join(dir, 'console') }, logger);
       await console_.start();
       const receiver = await pipeline.receiver();
       const cliEnv = clusterEnv(cluster);

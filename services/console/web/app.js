@@ -528,12 +528,24 @@ function ruleForm(rule) {
 const fieldLabel = (issue) => (issue.field.includes('.') ? `${issue.field.split('.').slice(1).join('.')}: ${issue.reason}` : `${issue.reason[0].toUpperCase()}${issue.reason.slice(1)}`);
 
 // ---------- Webhook logs ----------
-const logFilters = { rule: '', outcome: '', endpoint: '', eventType: '', eventId: '', deliveryId: '', since: '' };
+// The filters live in the page's URL (#/logs?rule=…), so a reload or a shared link shows the same attempts.
+const logFilters = { rule: '', outcome: '', status: '', endpoint: '', eventType: '', eventId: '', deliveryId: '', since: '' };
+/** The pages of older attempts the operator walked to: the cursor each one started at (the newest page has none). */
+let logCursors = [];
 async function logsPage(params) {
   Object.assign(logFilters, Object.fromEntries(Object.keys(logFilters).map((key) => [key, params.get(key) ?? ''])));
-  const select = (key, label, options) => h('label', {}, label, h('select', { id: `filter-${key}`, onchange: (event) => { logFilters[key] = event.target.value; refreshLogs(); } },
+  logCursors = [];
+  const changed = (key, value) => {
+    logFilters[key] = value;
+    logCursors = [];
+    const query = new URLSearchParams(Object.entries(logFilters).filter(([, given]) => given));
+    history.replaceState(null, '', `#/logs${query.size ? `?${query}` : ''}`);
+    refreshLogs();
+  };
+  const select = (key, label, options) => h('label', {}, label, h('select', { id: `filter-${key}`, onchange: (event) => changed(key, event.target.value) },
     h('option', { value: '' }, 'All'), ...options.map(([optionValue, text]) => h('option', { value: optionValue, selected: logFilters[key] === optionValue }, text))));
-  const text = (key, label, placeholder) => h('label', {}, label, h('input', { type: 'search', id: `filter-${key}`, value: logFilters[key], placeholder, onchange: (event) => { logFilters[key] = event.target.value.trim(); refreshLogs(); } }));
+  const text = (key, label, placeholder) => h('label', {}, label, h('input', { type: 'search', id: `filter-${key}`, value: logFilters[key], placeholder, onchange: (event) => changed(key, event.target.value.trim()) }));
+  const walk = (id, label, move) => h('button', { class: 'btn', id, disabled: true, onclick: () => { move(); refreshLogs(); } }, label);
   const { rules } = await api('GET', '/api/rules');
   page.replaceChildren(
     pageHead('Webhook logs', 'Every delivery attempt: what was sent, what the endpoint answered, and how long it took. Click an attempt for its request and response.'),
@@ -542,22 +554,37 @@ async function logsPage(params) {
       h('div', { class: 'filters' },
         select('rule', 'Rule', rules.map((rule) => [rule.id, rule.name])),
         select('outcome', 'Status', Object.entries(OUTCOME_LABEL)),
+        select('status', 'HTTP', [['2xx', '2xx'], ['3xx', '3xx'], ['4xx', '4xx'], ['5xx', '5xx']]),
         select('endpoint', 'Endpoint', [...new Set(rules.map((rule) => { try { const url = new URL(rule.url); return `${url.origin}${url.pathname}`; } catch { return rule.url; } }))].map((url) => [url, url])),
         select('eventType', 'Event type', catalog.eventTypes.map((type) => [type, type])),
-        text('eventId', 'Event id', 'exact id'), text('deliveryId', 'Delivery id', 'msg_… / exact id'),
-        select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours']])),
-      h('table', { id: 'logs' }, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Endpoint', 'Status', 'HTTP', 'Latency', 'Attempt', 'Rule'].map((title) => h('th', {}, title)))), h('tbody'))));
+        text('eventId', 'Event id', 'id or its start'), text('deliveryId', 'Delivery / webhook id', 'msg_…'),
+        select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours'], ['10080', 'Last 7 days'], ['43200', 'Last 30 days']])),
+      h('table', { id: 'logs' }, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Endpoint', 'Status', 'HTTP', 'Latency', 'Attempt', 'Rule'].map((title) => h('th', {}, title)))), h('tbody')),
+      h('div', { class: 'pager' }, h('span', { id: 'log-count', class: 'pending' }),
+        walk('logs-newest', 'Newest', () => { logCursors = []; }), walk('logs-newer', '← Newer', () => { logCursors.pop(); }), walk('logs-older', 'Older →', () => { logCursors.push($('#logs-older').dataset.cursor); }))));
   return refreshLogs;
 }
 
+const LOG_PAGE = 100;
+const attempts = (count) => `${count.toLocaleString()} attempt${count === 1 ? '' : 's'}`;
 async function refreshLogs() {
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(logFilters)) if (value && key !== 'since') query.set(key, value);
+  const query = new URLSearchParams({ limit: String(LOG_PAGE) });
+  for (const [key, value] of Object.entries(logFilters)) if (value && key !== 'since' && key !== 'eventId') query.set(key, value);
+  // An event id finds the attempts of every event whose id starts with it (the exact id among them).
+  if (logFilters.eventId) query.set('eventIdPrefix', logFilters.eventId);
   if (logFilters.since) query.set('since', String(Date.now() - Number(logFilters.since) * 60_000));
-  const { window, entries } = await api('GET', `/api/logs?${query}`);
+  if (logCursors.length) query.set('cursor', logCursors.at(-1));
+  const { history: held, entries, count, next } = await api('GET', `/api/logs?${query}`);
   const note = $('#log-window');
   if (!note) return;
-  note.textContent = `This page holds the latest ${window.capacity.toLocaleString()} attempts read from the delivery-log topic (kept 7 days)${window.oldestAt ? `: ${window.held.toLocaleString()} now, since ${fmtTime(window.oldestAt)}` : ''}. Older attempts are in the topic itself.`;
+  note.textContent = held.oldestAt
+    ? `The history holds ${attempts(held.attempts)} since ${fmtTime(held.oldestAt)} (${fmtBytes(held.bytes)} on disk).`
+    : 'The history holds no attempts yet: they appear here as soon as a dispatcher logs them.';
+  const first = logCursors.length * LOG_PAGE;
+  $('#log-count').textContent = count ? `${(first + 1).toLocaleString()}–${(first + entries.length).toLocaleString()} of ${attempts(count)}` : '';
+  Object.assign($('#logs-older'), { disabled: !next }).dataset.cursor = next ?? '';
+  $('#logs-newer').disabled = logCursors.length === 0;
+  $('#logs-newest').disabled = logCursors.length === 0;
   const body = $('#logs tbody');
   const selected = body.querySelector('tr.selected')?.dataset.key;
   body.replaceChildren(...(entries.length ? entries.map((entry) => {

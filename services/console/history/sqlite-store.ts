@@ -1,0 +1,171 @@
+/**
+ * The history on `node:sqlite`, the console's embedded default: one file in its data directory, in WAL mode, so the
+ * feed's writes never block the page's reads. Attempts are stored as their Avro encoding (the delivery-log contract's
+ * own, about a third of the JSON) beside the columns the queries filter and sort by.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { contracts, type DeliveryLog } from '../../../schemas/index.ts';
+import { cursor, type AttemptSummary, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Positions, type StoredAttempt } from './store.ts';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS attempts (
+    sequence INTEGER PRIMARY KEY,
+    attempted_at INTEGER NOT NULL,
+    delivery_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    rule_name TEXT,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    url TEXT,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    latency_ms REAL,
+    entry BLOB NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
+  CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, next_offset TEXT NOT NULL);
+`;
+
+const type = contracts.deliveryLog.type;
+// U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
+const PREFIX_END = '\u{10FFFF}';
+
+/** The WHERE clause of a query, its parameters in order. */
+function filters(query: HistoryQuery): { where: string; values: SQLInputValue[] } {
+  const clauses: string[] = [];
+  const values: SQLInputValue[] = [];
+  const add = (clause: string, ...given: SQLInputValue[]) => {
+    clauses.push(clause);
+    values.push(...given);
+  };
+  if (query.ruleId) add('rule_id = ?', query.ruleId);
+  if (query.outcome) add('outcome = ?', query.outcome);
+  if (query.url) add('url = ?', query.url);
+  if (query.eventType) add('event_type = ?', query.eventType);
+  if (query.eventId) add('event_id = ?', query.eventId);
+  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
+  if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
+  if (query.statusClass) {
+    const floor = Number(query.statusClass[0]) * 100;
+    add('http_status >= ? AND http_status < ?', floor, floor + 100);
+  }
+  if (query.since !== undefined) add('attempted_at >= ?', query.since);
+  if (query.until !== undefined) add('attempted_at <= ?', query.until);
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+}
+
+export class SqliteHistoryStore implements HistoryStore {
+  readonly #file: string;
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  readonly #position: StatementSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  /**
+   * Opens (and creates, with its directory) the history at `file`, for this process only: a second console on the
+   * same file would store every attempt again, so it is refused.
+   */
+  constructor(file: string) {
+    this.#file = file;
+    mkdirSync(dirname(file), { recursive: true });
+    this.#db = new DatabaseSync(file);
+    try {
+      // Exclusive: the lock is taken by the first write below and kept until close.
+      this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
+      this.#db.exec(SCHEMA);
+    } catch (error) {
+      this.#db.close();
+      if ((error as { errcode?: number }).errcode !== 5) throw error; // SQLITE_BUSY
+      throw new Error(`${file} is in use by another console: give each console its own CONSOLE_DATA_DIR`, { cause: error });
+    }
+    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, http_status, latency_ms, entry)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#position = this.#db.prepare('INSERT INTO positions (partition, next_offset) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset');
+  }
+
+  /** A statement prepared once per distinct SQL text (a query's filters make a handful of shapes). */
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  async positions(): Promise<Positions> {
+    const rows = this.#statement('SELECT partition, next_offset FROM positions').all() as Array<{ partition: number; next_offset: string }>;
+    return new Map(rows.map((row) => [row.partition, row.next_offset]));
+  }
+
+  async append(attempts: StoredAttempt[], positions: Positions): Promise<void> {
+    this.#db.exec('BEGIN');
+    try {
+      for (const { entry } of attempts) {
+        this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+          entry.httpStatus, entry.latencyMs, type.toBuffer(entry));
+      }
+      for (const [partition, offset] of positions) this.#position.run(partition, offset);
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  async query(query: HistoryQuery): Promise<HistoryPage> {
+    const { where, values } = filters(query);
+    const limit = query.limit ?? 200;
+    const after = query.cursor ? cursor.decode(query.cursor) : undefined;
+    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
+    const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?`)
+      .all(...values, ...(after ? [after.attemptedAt, after.sequence] : []), limit + 1) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
+    const { count } = this.#statement(`SELECT count(*) AS count FROM attempts ${where}`).get(...values) as { count: number };
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      entries: page.map((row) => type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog),
+      count,
+      next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
+    };
+  }
+
+  async find(deliveryId: string, attempt: number): Promise<DeliveryLog | undefined> {
+    const row = this.#statement('SELECT entry FROM attempts WHERE delivery_id = ? AND attempt = ? ORDER BY sequence DESC LIMIT 1').get(deliveryId, attempt) as { entry: Uint8Array } | undefined;
+    return row ? (type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog) : undefined;
+  }
+
+  async summaries(since: number): Promise<AttemptSummary[]> {
+    const rows = this.#statement(`SELECT rule_id, rule_name, url, outcome, latency_ms, attempted_at FROM attempts WHERE attempted_at >= ? ORDER BY attempted_at, sequence`).all(since) as Array<{
+      rule_id: string; rule_name: string | null; url: string | null; outcome: AttemptSummary['outcome']; latency_ms: number | null; attempted_at: number;
+    }>;
+    return rows.map((row) => ({ ruleId: row.rule_id, ruleName: row.rule_name, url: row.url, outcome: row.outcome, latencyMs: row.latency_ms, attemptedAt: row.attempted_at }));
+  }
+
+  async holds(): Promise<HistoryHolds> {
+    // Apart, so that min and max each read one end of the time index.
+    const value = (sql: string) => (this.#statement(sql).get() as { value: number | null }).value;
+    const row = { attempts: value('SELECT count(*) AS value FROM attempts') ?? 0, oldestAt: value('SELECT min(attempted_at) AS value FROM attempts'), newestAt: value('SELECT max(attempted_at) AS value FROM attempts') };
+    let bytes = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        bytes += statSync(this.#file + suffix).size;
+      } catch {
+        // No WAL file between checkpoints.
+      }
+    }
+    return { ...row, bytes };
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The console's delivery history: every attempt the delivery-log topic carried, kept on disk and queried by the
+ * logs page, the overview and the API. One interface, one backend per database; the feed (feed.ts) is the only writer.
+ * A backend keeps the topic positions it has read to in the same transaction as the attempts they brought, so a
+ * console killed at any point resumes where its history stops: no gap, no duplicate, no re-read from the beginning.
+ */
+import type { DeliveryLog, DeliveryOutcome } from '../../../schemas/index.ts';
+
+/** One attempt as the feed read it, with where it sits in the delivery-log topic. */
+export interface StoredAttempt {
+  partition: number;
+  offset: string;
+  entry: DeliveryLog;
+}
+
+/** Per partition of the delivery-log topic, the offset the history has read to (the next one to read). */
+export type Positions = Map<number, string>;
+
+export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type StatusClass = (typeof STATUS_CLASSES)[number];
+
+export interface HistoryQuery {
+  ruleId?: string;
+  outcome?: DeliveryOutcome;
+  /** The target URL as logged (no query string, no credentials). */
+  url?: string;
+  eventType?: string;
+  eventId?: string;
+  /** Attempts whose event id starts with this. */
+  eventIdPrefix?: string;
+  /** The delivery id, which is also the webhook-id the receiver got. */
+  deliveryId?: string;
+  statusClass?: StatusClass;
+  since?: number;
+  until?: number;
+  limit?: number;
+  /** Where the previous page stopped (its `next`). */
+  cursor?: string;
+}
+
+export interface HistoryPage {
+  entries: DeliveryLog[];
+  /** Every attempt the query matches, over the whole history. */
+  count: number;
+  /** The cursor of the page after this one; null on the last page. */
+  next: string | null;
+}
+
+/** What the history holds. */
+export interface HistoryHolds {
+  attempts: number;
+  oldestAt: number | null;
+  newestAt: number | null;
+  /** The store's size on disk. */
+  bytes: number;
+}
+
+/** What the charts and the per-endpoint figures are computed from: an attempt without its request and response. */
+export interface AttemptSummary {
+  ruleId: string;
+  ruleName: string | null;
+  url: string | null;
+  outcome: DeliveryOutcome;
+  latencyMs: number | null;
+  attemptedAt: number;
+}
+
+export interface HistoryStore {
+  /** The positions the history has read to, as last committed with its attempts. */
+  positions(): Promise<Positions>;
+  /** Adds attempts and moves the positions in one transaction. */
+  append(attempts: StoredAttempt[], positions: Positions): Promise<void>;
+  query(query: HistoryQuery): Promise<HistoryPage>;
+  /** The newest record of that attempt. */
+  find(deliveryId: string, attempt: number): Promise<DeliveryLog | undefined>;
+  /** Attempts made at or after `since`, oldest first, without bodies. */
+  summaries(since: number): Promise<AttemptSummary[]>;
+  holds(): Promise<HistoryHolds>;
+  close(): Promise<void>;
+}
+
+/** A page's cursor: the sort key (attemptedAt, then the store's own sequence) of the last attempt it showed. */
+export const cursor = {
+  encode: (attemptedAt: number, sequence: number): string => Buffer.from(`${attemptedAt}.${sequence}`).toString('base64url'),
+  decode(text: string): { attemptedAt: number; sequence: number } {
+    const match = /^(\d+)\.(\d+)$/.exec(Buffer.from(text, 'base64url').toString());
+    if (!match) throw new HistoryQueryError('cursor', 'is not one this console gave: use the `next` of a previous page');
+    return { attemptedAt: Number(match[1]), sequence: Number(match[2]) };
+  },
+};
+
+/** A query the history cannot answer, naming the parameter. */
+export class HistoryQueryError extends Error {
+  readonly field: string;
+
+  constructor(field: string, reason: string) {
+    super(`${field}: ${reason}`);
+    this.name = 'HistoryQueryError';
+    this.field = field;
+  }
+}
