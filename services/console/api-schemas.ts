@@ -49,6 +49,9 @@ export const sharedSchemas = [
   { $id: 'Attempt', type: 'object', description: 'A DeliveryLog record (schemas/delivery-log.avsc): request headers with the signature and rule-supplied values masked, request and response bodies up to DISPATCHER_LOG_BODY_BYTES each, with the whole body\'s size and SHA-256.', additionalProperties: true },
   { $id: 'History', type: 'object', description: 'What the console\'s delivery history holds', properties: {
     attempts: { type: 'integer' }, oldestAt: nullable({ type: 'integer' }), newestAt: nullable({ type: 'integer' }), bytes: { type: 'integer', description: 'Its size on disk' },
+    usedBytes: { type: 'integer', description: 'What its attempts and indexes take of that' },
+    maxAgeMs: { type: 'integer', description: 'Attempts older than this are deleted (CONSOLE_HISTORY_RETENTION)' },
+    maxBytes: { type: 'integer', description: 'Past this size the oldest attempts are deleted (CONSOLE_HISTORY_MAX_SIZE)' },
   } },
 ] as const;
 

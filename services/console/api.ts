@@ -14,12 +14,14 @@ import { deny, type Admission } from './admission.ts';
 import { routeSchemas as schemas } from './api-schemas.ts';
 import type { DeadLetterStore } from './dead-letter-store.ts';
 import { overview, overviewStart } from './history/overview.ts';
+import type { RetentionSettings } from './history/retention.ts';
 import type { HistoryStore, StatusClass } from './history/store.ts';
 
 /** What the API shows and acts on: the console's tables and windows, and the operator actions. */
 export interface ConsoleState {
   readonly rules: { values(): Iterable<EventRule> };
   readonly history: HistoryStore;
+  readonly retention: { readonly settings: RetentionSettings };
   readonly deadLetters: DeadLetterStore;
   readonly actions: OperatorActions;
   /** A recent delivery's command, from the console's window on the command topics. */
@@ -118,7 +120,7 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
       ruleId: rule || undefined, outcome, url: endpoint || undefined, eventType: eventType || undefined, eventId: eventId || undefined,
       eventIdPrefix: eventIdPrefix || undefined, deliveryId: deliveryId || undefined, statusClass: status, since, until, limit, cursor: cursor || undefined,
     });
-    return { history: await state.history.holds(), ...page };
+    return { history: { ...(await state.history.holds()), ...state.retention.settings }, ...page };
   });
   api.get<{ Params: { deliveryId: string; attempt: number } }>('/logs/:deliveryId/:attempt', { schema: schemas.attempt }, async (request) => {
     const { deliveryId, attempt } = request.params;

@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { orExit } from '../common/cli.ts';
-import { baseSettings, integer, loadConfig } from '../common/config.ts';
+import { baseSettings, byteSize, duration, integer, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { topicNames } from '../common/topics.ts';
@@ -20,6 +20,10 @@ export const consoleSettings = {
   CONSOLE_TOKEN_FILE: z.string().default(fileURLToPath(new URL('../../.stack/console-token', import.meta.url))),
   /** Where the console keeps its delivery history; `<STACK_DIR>/console` under npm start, `.stack/console` otherwise. One console per directory. */
   CONSOLE_DATA_DIR: z.string().min(1).optional(),
+  /** Attempts older than this leave the history. */
+  CONSOLE_HISTORY_RETENTION: duration('30d'),
+  /** Past this size the oldest attempts leave the history, whatever their age. */
+  CONSOLE_HISTORY_MAX_SIZE: byteSize('10GB'),
   /** Mark the session cookie Secure: set it when the console is reached through TLS. */
   CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
 };
@@ -40,7 +44,7 @@ if (import.meta.main) {
   else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');
   const dataDir = config.CONSOLE_DATA_DIR ?? (config.STACK_DIR ? `${config.STACK_DIR}/console` : fileURLToPath(new URL('../../.stack/console', import.meta.url)));
   await runService(logger, () => new Console(config, {
-    groupId: consoleGroupId(config), dataDir, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
+    groupId: consoleGroupId(config), dataDir, retention: { maxAgeMs: config.CONSOLE_HISTORY_RETENTION, maxBytes: config.CONSOLE_HISTORY_MAX_SIZE }, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
     adminToken: admin.token, secureCookie: config.CONSOLE_SECURE_COOKIE,
   }, logger));
 }

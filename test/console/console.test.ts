@@ -189,7 +189,7 @@ describe('console in headless Chromium', () => {
     // Webhook logs: the attempt, its details, and the filters.
     await page.getByRole('button', { name: 'Open in Webhook logs' }).click();
     await expect.poll(() => page.locator('#logs tbody tr.attempt').count()).toBe(1);
-    expect(await page.locator('#log-window').innerText()).toMatch(/^The history holds \d+ attempts? since .+ \([\d.]+ [kM]?B on disk\)\.$/);
+    expect(await page.locator('#log-window').innerText()).toMatch(/^The history holds \d+ attempts? since .+ \([\d.]+ [kM]?B on disk\)\. It keeps 30 days of attempts, up to 10 GB\.$/);
     expect(await page.locator('#log-count').innerText()).toBe('1–1 of 1 attempt');
     await page.locator('#logs tbody tr.attempt').first().click();
     await expect.poll(() => page.locator('.drawer').innerText()).toContain(deliveryId!);

@@ -9,6 +9,7 @@ import { createKafka, createProducer, kafkaConnection } from '../../services/com
 import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
+import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
 import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
@@ -70,6 +71,48 @@ describe('history store (SQLite)', () => {
 
   it('refuses a second console on the same file, naming the setting', () => {
     expect(() => new SqliteHistoryStore(file)).toThrow(/in use by another console: give each console its own CONSOLE_DATA_DIR/);
+  });
+});
+
+describe('history retention', () => {
+  let file = '';
+  const open = async () => new SqliteHistoryStore(file = join(await mkdtemp(join(tmpdir(), 'history-retention-')), 'history.sqlite'));
+  const fill = (store: HistoryStore, count: number, body = '') => store.append(Array.from({ length: count }, (_, index) => ({
+    partition: 0, offset: String(index), entry: attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } }),
+  })), new Map([[0, String(count)]]));
+
+  it('deletes attempts past the age in steps, letting the event loop turn between them', async () => {
+    const store = await open();
+    await fill(store, 20_000);
+    const retention = new HistoryRetention(store, { maxAgeMs: 1000_000, maxBytes: 10 * 1024 ** 3 }, testLogger, { now: () => T0 + 20_000_000 });
+    // node:sqlite is synchronous: the feed's writes and the page's queries get their turn only when the event loop
+    // turns, which it must do between the steps.
+    let turns = 0;
+    const ticker = setInterval(() => (turns += 1), 0);
+    expect(await retention.run()).toBe(19_000);
+    clearInterval(ticker);
+    expect(turns).toBeGreaterThanOrEqual(5);
+    expect(await store.holds()).toMatchObject({ attempts: 1000, oldestAt: T0 + 19_000_000, newestAt: T0 + 19_999_000 });
+    expect(await retention.run()).toBe(0);
+    await store.close();
+  });
+
+  it('deletes the oldest attempts past the size, whatever their age, and gives the space back', async () => {
+    const store = await open();
+    await fill(store, 3000, 'x'.repeat(4000));
+    const before = await store.holds();
+    expect(before.usedBytes).toBeGreaterThan(12 * 1024 ** 2);
+    const retention = new HistoryRetention(store, { maxAgeMs: 365 * 86_400_000, maxBytes: 4 * 1024 ** 2 }, testLogger, { now: () => T0 });
+    expect(await retention.run()).toBeGreaterThan(2000);
+    const after = await store.holds();
+    expect(after.usedBytes).toBeLessThanOrEqual(4 * 1024 ** 2);
+    expect(after).toMatchObject({ newestAt: before.newestAt, attempts: expect.any(Number) });
+    expect(after.attempts).toBeGreaterThan(0);
+    await store.close();
+    // Closed, the log is checkpointed into the file: the pages freed went back to the file system.
+    const reopened = new SqliteHistoryStore(file);
+    expect((await reopened.holds()).bytes).toBeLessThan(before.bytes / 2);
+    await reopened.close();
   });
 });
 

@@ -79,7 +79,8 @@ export class SqliteHistoryStore implements HistoryStore {
     this.#db = new DatabaseSync(file);
     try {
       // Exclusive: the lock is taken by the first write below and kept until close.
-      this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
+      // auto_vacuum before the first table: it lets retention give deleted pages back to the file system.
+      this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
       this.#db.exec(SCHEMA);
     } catch (error) {
       this.#db.close();
@@ -162,7 +163,26 @@ export class SqliteHistoryStore implements HistoryStore {
         // No WAL file between checkpoints.
       }
     }
-    return { ...row, bytes };
+    return { ...row, bytes, usedBytes: this.#usedBytes() };
+  }
+
+  #usedBytes(): number {
+    const pragma = (name: string) => Object.values(this.#statement(`PRAGMA ${name}`).get() as Record<string, number>)[0]!;
+    return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  }
+
+  async prune(before: number, maxBytes: number, rows: number): Promise<number> {
+    const oldest = 'DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ORDER BY attempted_at, sequence LIMIT ?)';
+    let { changes } = this.#statement(`DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts WHERE attempted_at < ? ORDER BY attempted_at, sequence LIMIT ?)`).run(before, rows);
+    const over = this.#usedBytes() - maxBytes;
+    if (Number(changes) === 0 && over > 0) {
+      // As many of the oldest as the excess takes at the average attempt's size, so a step deletes no more than that.
+      const { count } = this.#statement('SELECT count(*) AS count FROM attempts').get() as { count: number };
+      const average = (over + maxBytes) / Math.max(1, count);
+      ({ changes } = this.#statement(oldest).run(Math.min(rows, Math.ceil(over / average))));
+    }
+    if (Number(changes) > 0) this.#db.exec('PRAGMA incremental_vacuum');
+    return Number(changes);
   }
 
   async close(): Promise<void> {

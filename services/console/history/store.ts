@@ -53,6 +53,8 @@ export interface HistoryHolds {
   newestAt: number | null;
   /** The store's size on disk. */
   bytes: number;
+  /** What of that its attempts and indexes take (the rest is free space it reuses or returns). */
+  usedBytes: number;
 }
 
 /** What the charts and the per-endpoint figures are computed from: an attempt without its request and response. */
@@ -76,6 +78,12 @@ export interface HistoryStore {
   /** Attempts made at or after `since`, oldest first, without bodies. */
   summaries(since: number): Promise<AttemptSummary[]>;
   holds(): Promise<HistoryHolds>;
+  /**
+   * Deletes up to `rows` of the oldest attempts that are older than `before`, or, while the history takes more than
+   * `maxBytes`, of the oldest whatever their age; returns how many it deleted. Called in small steps, so writes and
+   * queries go on between them.
+   */
+  prune(before: number, maxBytes: number, rows: number): Promise<number>;
   close(): Promise<void>;
 }
 

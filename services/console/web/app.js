@@ -566,6 +566,8 @@ async function logsPage(params) {
 }
 
 const LOG_PAGE = 100;
+const fmtAge = (ms) => (ms >= 86_400_000 ? `${+(ms / 86_400_000).toFixed(1)} days` : ms >= 3_600_000 ? `${+(ms / 3_600_000).toFixed(1)} hours` : `${Math.round(ms / 60_000)} minutes`);
+const kept = ({ maxAgeMs, maxBytes }) => `It keeps ${fmtAge(maxAgeMs)} of attempts, up to ${fmtBytes(maxBytes)}.`;
 const attempts = (count) => `${count.toLocaleString()} attempt${count === 1 ? '' : 's'}`;
 async function refreshLogs() {
   const query = new URLSearchParams({ limit: String(LOG_PAGE) });
@@ -578,8 +580,8 @@ async function refreshLogs() {
   const note = $('#log-window');
   if (!note) return;
   note.textContent = held.oldestAt
-    ? `The history holds ${attempts(held.attempts)} since ${fmtTime(held.oldestAt)} (${fmtBytes(held.bytes)} on disk).`
-    : 'The history holds no attempts yet: they appear here as soon as a dispatcher logs them.';
+    ? `The history holds ${attempts(held.attempts)} since ${fmtTime(held.oldestAt)} (${fmtBytes(held.bytes)} on disk). ${kept(held)}`
+    : `The history holds no attempts yet: they appear here as soon as a dispatcher logs them. ${kept(held)}`;
   const first = logCursors.length * LOG_PAGE;
   $('#log-count').textContent = count ? `${(first + 1).toLocaleString()}–${(first + entries.length).toLocaleString()} of ${attempts(count)}` : '';
   Object.assign($('#logs-older'), { disabled: !next }).dataset.cursor = next ?? '';
@@ -611,7 +613,7 @@ const truncatedBadge = (part) => (part?.bodyTruncated
   : null);
 /** The whole body's size and SHA-256, to match a receiver's copy against. */
 const bodyDigest = (part) => (part?.bodySha256 ? h('p', { class: 'pending mono', style: 'margin-top:6px' }, `${fmtBytes(part.bodyBytes)} · SHA-256 ${part.bodySha256}`) : null);
-const fmtBytes = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} kB` : `${(bytes / 1024 / 1024).toFixed(2)} MB`);
+const fmtBytes = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 ** 2 ? `${(bytes / 1024).toFixed(1)} kB` : bytes < 1024 ** 3 ? `${(bytes / 1024 ** 2).toFixed(2)} MB` : `${+(bytes / 1024 ** 3).toFixed(2)} GB`);
 const headerTable = (headers) => h('dl', { class: 'kv' }, ...Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, value]) => [h('dt', { class: 'mono' }, name), h('dd', { class: 'mono' }, value)]));
 
 async function attemptDrawer(summary) {
