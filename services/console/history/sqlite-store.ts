@@ -22,6 +22,7 @@ const SCHEMA = `
     url TEXT,
     outcome TEXT NOT NULL,
     http_status INTEGER,
+    status_class INTEGER,
     latency_ms REAL,
     entry BLOB NOT NULL
   );
@@ -29,7 +30,12 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
+  -- What failed for a rule or an endpoint (the page's usual question, and Recover's) without reading every attempt of it.
+  CREATE INDEX IF NOT EXISTS attempts_by_rule_outcome ON attempts (rule_id, outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url_outcome ON attempts (url, outcome, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
   CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, next_offset TEXT NOT NULL);
 `;
@@ -53,10 +59,7 @@ function filters(query: HistoryQuery): { where: string; values: SQLInputValue[] 
   if (query.eventId) add('event_id = ?', query.eventId);
   if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
   if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
-  if (query.statusClass) {
-    const floor = Number(query.statusClass[0]) * 100;
-    add('http_status >= ? AND http_status < ?', floor, floor + 100);
-  }
+  if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
   if (query.since !== undefined) add('attempted_at >= ?', query.since);
   if (query.until !== undefined) add('attempted_at <= ?', query.until);
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
@@ -80,15 +83,15 @@ export class SqliteHistoryStore implements HistoryStore {
     try {
       // Exclusive: the lock is taken by the first write below and kept until close.
       // auto_vacuum before the first table: it lets retention give deleted pages back to the file system.
-      this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
+      this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; PRAGMA cache_size = -32768;');
       this.#db.exec(SCHEMA);
     } catch (error) {
       this.#db.close();
       if ((error as { errcode?: number }).errcode !== 5) throw error; // SQLITE_BUSY
       throw new Error(`${file} is in use by another console: give each console its own CONSOLE_DATA_DIR`, { cause: error });
     }
-    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, http_status, latency_ms, entry)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, http_status, status_class, latency_ms, entry)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#position = this.#db.prepare('INSERT INTO positions (partition, next_offset) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset');
   }
 
@@ -112,7 +115,7 @@ export class SqliteHistoryStore implements HistoryStore {
     try {
       for (const { entry } of attempts) {
         this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
-          entry.httpStatus, entry.latencyMs, type.toBuffer(entry));
+          entry.httpStatus, entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
       }
       for (const [partition, offset] of positions) this.#position.run(partition, offset);
       this.#db.exec('COMMIT');
