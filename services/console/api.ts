@@ -128,9 +128,10 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
     if (!entry) throw new ActionError('not-found', `no attempt ${attempt} of delivery ${deliveryId} in the console's history`);
     return entry;
   });
+  const overviewSeconds = 300;
   api.get('/stats', { schema: schemas.stats }, async () => {
     const now = Date.now();
-    return overview(await state.history.summaries(overviewStart(now, 300)), now, 300);
+    return overview(await state.history.summaries(overviewStart(now, overviewSeconds)), now, overviewSeconds);
   });
   api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, (request) => {
     const { deliveryId } = request.params;

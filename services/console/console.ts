@@ -20,7 +20,7 @@ import { OperatorActions } from '../operator/actions.ts';
 import { CommandSender } from '../operator/command-sender.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
 import { HistoryFeed } from './history/feed.ts';
-import { HistoryRetention, type RetentionSettings } from './history/retention.ts';
+import { DEFAULT_RETENTION, HistoryRetention, type RetentionSettings } from './history/retention.ts';
 import { SqliteHistoryStore } from './history/sqlite-store.ts';
 import type { HistoryStore } from './history/store.ts';
 import { RecentCommands } from './recent-commands.ts';
@@ -30,7 +30,7 @@ export interface ConsoleSettings extends WebSettings {
   groupId: string;
   /** The directory the delivery history is kept in. */
   dataDir: string;
-  /** How much of it is kept: 30 days and 10 GB unless told. */
+  /** How much of it is kept: DEFAULT_RETENTION unless told. */
   retention?: RetentionSettings;
   /** How long a Test waits for its sample's delivery-log record. */
   testTimeoutMs?: number;
@@ -72,7 +72,7 @@ export class Console implements ServedConsole {
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
     this.history = new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
     this.#feed = new HistoryFeed({ ...tableOptions, store: this.history, topic: this.names.deliveryLog });
-    this.retention = new HistoryRetention(this.history, settings.retention ?? { maxAgeMs: 30 * 86_400_000, maxBytes: 10 * 1024 ** 3 }, logger);
+    this.retention = new HistoryRetention(this.history, settings.retention ?? DEFAULT_RETENTION, logger);
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
     const commandTopics = new RegExp(`^${escapeRegExp(this.names.deliveries())}(\\.(?!dlq$)[^.]+)?$`);
     this.#commands = new RecentCommands(this.#kafka, this.#registry, commandTopics, logger, settings.groupId);

@@ -2,12 +2,14 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { orExit } from '../common/cli.ts';
-import { baseSettings, byteSize, duration, integer, loadConfig } from '../common/config.ts';
+import { baseSettings, byteSize, duration, formatBytes, integer, loadConfig } from '../common/config.ts';
+import { formatDuration } from '../common/duration.ts';
 import { createLogger } from '../common/logger.ts';
 import { runService } from '../common/service.ts';
 import { topicNames } from '../common/topics.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, loadAdminToken } from './auth.ts';
 import { Console } from './console.ts';
+import { DEFAULT_RETENTION } from './history/retention.ts';
 
 export const consoleSettings = {
   /** Prefix of the console's consumer groups; defaults to the install's own, `<TOPIC_PREFIX>console`. */
@@ -21,9 +23,9 @@ export const consoleSettings = {
   /** Where the console keeps its delivery history; `<STACK_DIR>/console` under npm start, `.stack/console` otherwise. One console per directory. */
   CONSOLE_DATA_DIR: z.string().min(1).optional(),
   /** Attempts older than this leave the history. */
-  CONSOLE_HISTORY_RETENTION: duration('30d'),
+  CONSOLE_HISTORY_RETENTION: duration(formatDuration(DEFAULT_RETENTION.maxAgeMs)),
   /** Past this size the oldest attempts leave the history, whatever their age. */
-  CONSOLE_HISTORY_MAX_SIZE: byteSize('10GB'),
+  CONSOLE_HISTORY_MAX_SIZE: byteSize(formatBytes(DEFAULT_RETENTION.maxBytes)),
   /** Mark the session cookie Secure: set it when the console is reached through TLS. */
   CONSOLE_SECURE_COOKIE: z.stringbool().default(false),
 };

@@ -77,12 +77,13 @@ export class HistoryFeed implements DeliveryLogWatch {
     const { topic, partition } = batch;
     const { registry, store, logger } = this.#options;
     const known = this.#positions.get(partition);
+    const position = known === undefined ? undefined : BigInt(known);
     let messages = batch.messages;
-    if (known !== undefined && BigInt(messages[0]!.offset) < BigInt(known)) {
-      if (BigInt(known) > BigInt(batch.highWatermark)) {
+    if (known !== undefined && position !== undefined && BigInt(messages[0]!.offset) < position) {
+      if (position > BigInt(batch.highWatermark)) {
         logger.warn({ partition, position: known, end: batch.highWatermark }, 'the delivery-log partition ends before the history\'s position (the topic was recreated): storing it from its start');
       } else {
-        messages = messages.filter((message) => BigInt(message.offset) >= BigInt(known));
+        messages = messages.filter((message) => BigInt(message.offset) >= position);
         if (messages.length === 0) {
           logger.debug({ partition, fetchedFrom: batch.firstOffset(), next: known }, 'history skipped a batch it already stored');
           this.#consumer.seek({ topic, partition, offset: known });

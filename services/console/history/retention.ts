@@ -13,6 +13,9 @@ export interface RetentionSettings {
   maxBytes: number;
 }
 
+/** 30 days, 10 GB: the console's and CONSOLE_HISTORY_RETENTION / CONSOLE_HISTORY_MAX_SIZE's defaults. */
+export const DEFAULT_RETENTION: RetentionSettings = { maxAgeMs: 30 * 86_400_000, maxBytes: 10 * 1024 ** 3 };
+
 const STEP_ROWS = 2000;
 
 export class HistoryRetention {

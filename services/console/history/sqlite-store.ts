@@ -21,7 +21,6 @@ const SCHEMA = `
     event_type TEXT NOT NULL,
     url TEXT,
     outcome TEXT NOT NULL,
-    http_status INTEGER,
     status_class INTEGER,
     latency_ms REAL,
     entry BLOB NOT NULL
@@ -90,8 +89,8 @@ export class SqliteHistoryStore implements HistoryStore {
       if ((error as { errcode?: number }).errcode !== 5) throw error; // SQLITE_BUSY
       throw new Error(`${file} is in use by another console: give each console its own CONSOLE_DATA_DIR`, { cause: error });
     }
-    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, http_status, status_class, latency_ms, entry)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#position = this.#db.prepare('INSERT INTO positions (partition, next_offset) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset');
   }
 
@@ -115,7 +114,7 @@ export class SqliteHistoryStore implements HistoryStore {
     try {
       for (const { entry } of attempts) {
         this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
-          entry.httpStatus, entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
+          entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
       }
       for (const [partition, offset] of positions) this.#position.run(partition, offset);
       this.#db.exec('COMMIT');
