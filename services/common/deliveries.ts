@@ -23,6 +23,15 @@ export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: nu
 }
 
 /**
+ * `command` sent again by an operator (a resend, a dead-letter replay): the same delivery id, so receivers still
+ * de-duplicate on its webhook-id, but a new delivery by every other measure — attempt 1, due now, and a new age, so a
+ * delivery that expired or used up its schedule gets the whole schedule again instead of expiring at once.
+ */
+export function sentAgain(command: DeliveryCommand, now: number): DeliveryCommand {
+  return { ...command, attempt: 1, notBefore: now, createdAt: now };
+}
+
+/**
  * The Kafka key of a delivery's commands (first attempt and retries): the endpoint they go to, so all of an endpoint's
  * commands, in the pool's command topic and in each retry topic, share a partition number, and the dispatchers'
  * co-partitioned assignment gives that number to one dispatcher of the pool. Its per-endpoint limits (concurrency,

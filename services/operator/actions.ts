@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DeliveryCommand, DeliveryLog, EventRule, SignatureScheme } from '../../schemas/index.ts';
-import { newDeliveryCommand } from '../common/deliveries.ts';
+import { newDeliveryCommand, sentAgain } from '../common/deliveries.ts';
 import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { choosePool, type PoolsTable } from '../common/pools.ts';
@@ -168,12 +168,12 @@ export class OperatorActions {
     return { deliveryId: command.deliveryId, pool: route.pool, entry: (await logged) ?? null };
   }
 
-  /** Delivers a delivery's event again to its rule as it is now: same delivery id (receivers de-duplicate on it), attempt 1. */
+  /** Delivers a delivery's event again to its rule as it is now: same delivery id (receivers de-duplicate on it), attempt 1, a new age. */
   async resend(actor: Actor, command: DeliveryCommand): Promise<{ pool: string }> {
     const rule = await this.rule(command.ruleId);
     const route = choosePool(rule, command.event, (await this.#resources.pools()).values());
     if (!route.ok) throw new ActionError('conflict', route.error);
-    await (await this.#resources.sender()).send(this.#resources.names.deliveries(route.pool), { ...command, attempt: 1, notBefore: Date.now() }, { 'resent-by': actor.by });
+    await (await this.#resources.sender()).send(this.#resources.names.deliveries(route.pool), sentAgain(command, Date.now()), { 'resent-by': actor.by });
     this.#line(actor, 'delivery resent', { ruleId: rule.id, deliveryId: command.deliveryId });
     return { pool: route.pool };
   }

@@ -1,10 +1,11 @@
 /**
  * The deliveries' dead-letter topic for operators: list what is there (by rule, time, reason) and replay it back into
  * the pipeline. A replayed command keeps its delivery id (so receivers still de-duplicate) and starts again at
- * attempt 1 on the pool its rule's selectors choose now.
+ * attempt 1, with a new age, on the pool its rule's selectors choose now.
  */
 import { contracts, type DeliveryCommand, type EventRule } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../common/dead-letter.ts';
+import { sentAgain } from '../common/deliveries.ts';
 import { headerValue, type Kafka, type KafkaMessage } from '../common/kafka.ts';
 import type { DispatcherPool } from '../../schemas/index.ts';
 import { choosePool } from '../common/pools.ts';
@@ -112,16 +113,11 @@ export function planReplay(entries: DeadDelivery[], rules: (id: string) => Event
   return plan;
 }
 
-/** The command as it goes back: same delivery id and event, attempt 1, due now. */
-export function replayed(command: DeliveryCommand, now = Date.now()): DeliveryCommand {
-  return { ...command, attempt: 1, notBefore: now };
-}
-
 /** Sends a plan's replays, one by one (acknowledged each), telling `onSent` after each. */
 export async function sendReplays(plan: ReplayPlan, sender: CommandSender, onSent: (done: number) => void = () => undefined): Promise<number> {
   let done = 0;
   for (const { entry, topic } of plan.replay) {
-    await sender.send(topic, replayed(entry.command!), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
+    await sender.send(topic, sentAgain(entry.command!, Date.now()), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
     onSent((done += 1));
   }
   return done;

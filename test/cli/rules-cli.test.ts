@@ -51,6 +51,7 @@ async function storedHeaders(id: string): Promise<Record<string, string> | undef
   }
 }
 
+const MAX_AGE_MS = 6_000;
 let dispatcher: Dispatcher;
 let receiver: Receiver;
 let dir: string;
@@ -59,7 +60,8 @@ beforeAll(async () => {
   await prepareCluster(cluster, testLogger);
   dir = await mkdtemp(join(tmpdir(), 'rules-'));
   receiver = await startReceiver();
-  dispatcher = await startDispatcher(cluster);
+  // A maximum age the replay test can outlive (the schedule, 1 s and 2 s, ends well inside it).
+  dispatcher = await startDispatcher(cluster, { maxAgeMs: MAX_AGE_MS });
 });
 afterAll(async () => {
   await dispatcher?.stop();
@@ -243,7 +245,7 @@ describe('npm run rules', () => {
     await rules('delete', 'gone');
   });
 
-  it('lists dead-lettered deliveries and replays them with the same delivery id', async () => {
+  it('lists dead-lettered deliveries and replays them with the same delivery id and a new age, even past the maximum age', async () => {
     const failing = await startReceiver();
     try {
       failing.respond = () => 503;
@@ -260,6 +262,8 @@ describe('npm run rules', () => {
       expect((await rules('dlq', 'replay')).stderr).toContain('say what to replay');
 
       failing.respond = () => 200;
+      // Past the delivery's maximum age: kept, the replay would be dead-lettered as expired at once, never sent.
+      await new Promise((resolve) => setTimeout(resolve, MAX_AGE_MS));
       const replay = await rules('dlq', 'replay', '--rule', 'dead');
       expect(replay.code).toBe(0);
       expect(replay.stdout).toContain('replayed 1, not replayed 0');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { contracts } from '../../schemas/index.ts';
 import { checkRule } from '../../services/common/rules.ts';
-import { newDeliveryCommand } from '../../services/common/deliveries.ts';
+import { newDeliveryCommand, sentAgain } from '../../services/common/deliveries.ts';
 import { AttemptRunner } from '../../services/dispatcher/attempt-runner.ts';
 import { sign } from '../../services/dispatcher/signing.ts';
 import { CircuitBreakers, RateLimiter } from '../../services/dispatcher/isolation.ts';
@@ -52,6 +52,15 @@ describe('policy: before sending', () => {
     // A slow endpoint that will have room in ~6 s: back then, not at the schedule's next step.
     // When it should have room is an estimate: the delivery goes to the retry topic nearest it (RetryPolicy.waitAbout).
     expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', waitMs: 6000, estimate: true });
+  });
+
+  it('a resend or replay starts a new age: an expired or exhausted delivery gets the whole schedule again, same delivery id', () => {
+    const expired = command(T0 - 61 * MINUTE, 3);
+    expect(decide(expired, validRule(), healthy, T0, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired' });
+    const again = sentAgain(expired, T0);
+    expect(again).toMatchObject({ deliveryId: expired.deliveryId, attempt: 1, notBefore: T0, createdAt: T0 });
+    expect(decide(again, validRule(), healthy, T0, settings)).toEqual({ kind: 'send' });
+    expect(judge(again, response(503), undefined, T0, settings)).toMatchObject({ outcome: 'retrying', followUp: { kind: 'retry', notBefore: T0 + 5000 } });
   });
 
   it('deferrals never end: an open breaker defers to the next step of the schedule counted from creation, so deferrals per delivery are bounded by the schedule', () => {
