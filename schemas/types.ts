@@ -285,6 +285,8 @@ export interface DeliveryLog {
   attemptedAt: number;
   nextAttemptAt: null | number;
   pool: null | string;
+  /** Why the attempt was put off without being made (outcome retrying, nothing sent); null for an attempt that was made, and in records that predate this field. */
+  deferral: null | DeferralCause;
   /** The W3C trace id of the delivery's trace (32 hex digits); null when the event carried no trace context. */
   traceId: null | string;
   /** What was sent; null when nothing was sent (or the record predates this field). */
@@ -311,6 +313,8 @@ export interface DeliveryLogInput {
   attemptedAt: number;
   nextAttemptAt?: null | number;
   pool?: null | string;
+  /** Why the attempt was put off without being made (outcome retrying, nothing sent); null for an attempt that was made, and in records that predate this field. */
+  deferral?: null | DeferralCause;
   /** The W3C trace id of the delivery's trace (32 hex digits); null when the event carried no trace context. */
   traceId?: null | string;
   /** What was sent; null when nothing was sent (or the record predates this field). */
@@ -320,6 +324,8 @@ export interface DeliveryLogInput {
 }
 
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'dead_lettered' | 'blocked' | 'skipped';
+
+export type DeferralCause = 'breaker_open' | 'endpoint_saturated' | 'rate_limited' | 'rule_version_pending';
 
 export interface AttemptRequest {
   /** As sent, but webhook-signature and every rule-supplied header value masked: they may be credentials. */

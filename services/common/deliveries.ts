@@ -3,7 +3,7 @@
  * console) and the delivery-log record of one attempt or decision (dispatcher, matcher).
  */
 import { createHash } from 'node:crypto';
-import type { AttemptRequest, AttemptResponse, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, TraceContext, WorkflowEvent } from '../../schemas/index.ts';
+import type { AttemptRequest, AttemptResponse, DeferralCause, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, TraceContext, WorkflowEvent } from '../../schemas/index.ts';
 import { deliveryId } from './delivery-id.ts';
 import { loggableUrl } from './rules.ts';
 import { traceIdOf } from './trace-context.ts';
@@ -53,6 +53,8 @@ export function endpointOf(url: string): string {
 
 export interface AttemptEntry {
   outcome: DeliveryOutcome;
+  /** Why nothing was sent this time, for an attempt put off. */
+  deferral?: DeferralCause | null;
   httpStatus?: number | null;
   error?: string | null;
   latencyMs?: number | null;
@@ -79,6 +81,7 @@ export function deliveryLogRecord(command: DeliveryCommand, rule: Pick<EventRule
     attemptedAt: now,
     nextAttemptAt: entry.nextAttemptAt ?? null,
     pool,
+    deferral: entry.deferral ?? null,
     traceId: traceIdOf(command.trace),
     request: entry.request ?? null,
     response: entry.response ?? null,

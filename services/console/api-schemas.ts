@@ -160,6 +160,30 @@ export const routeSchemas = {
     response: { 200: json(ref('Attempt')), ...notFound, ...denied },
   }),
   stats: route('Webhook logs', 'Deliveries per second, success rate and latency per rule and endpoint (last 5 min)', { response: { 200: json({ type: 'object', additionalProperties: true }), ...denied } }),
+  endpoints: route('Endpoints', 'Every target URL: success rate and latency over 5 min, 1 h, 24 h and 7 d, failing since, last success and error, circuit breaker, the rules that use it', {
+    response: {
+      200: json({
+        type: 'object',
+        properties: {
+          endpoints: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                url: string,
+                rules: { type: 'array', items: { type: 'object', properties: { id: string, name: string, application: string, enabled: { type: 'boolean' }, disabledReason: nullable(string) } } },
+                windows: { type: 'object', additionalProperties: { type: 'object', properties: { sent: { type: 'integer' }, delivered: { type: 'integer' }, successRate: nullable({ type: 'number' }), p50Ms: nullable({ type: 'number' }), p95Ms: nullable({ type: 'number' }) } } },
+                failingSince: nullable({ type: 'integer' }), lastSuccessAt: nullable({ type: 'integer' }), lastErrorAt: nullable({ type: 'integer' }), lastError: nullable(string),
+                breaker: { enum: ['open', 'closed', null], description: 'As the delivery log last showed it: open when the newest word of the endpoint is a deferral for its open breaker' },
+                breakerOpenAt: nullable({ type: 'integer' }),
+              },
+            },
+          },
+        },
+      }),
+      ...denied,
+    },
+  }),
   resend: route('Webhook logs', 'Deliver a recent delivery again (same delivery id, attempt 1)', {
     params: { type: 'object', required: ['deliveryId'], properties: { deliveryId: string } },
     response: { 200: json({ type: 'object', properties: { pool: string } }), ...notFound, 409: error('No pool fits'), ...denied },

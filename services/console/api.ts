@@ -13,6 +13,7 @@ import { ruleView } from '../operator/rule-view.ts';
 import { deny, type Admission } from './admission.ts';
 import { routeSchemas as schemas } from './api-schemas.ts';
 import type { DeadLetterStore } from './dead-letter-store.ts';
+import { endpointView } from './endpoint-view.ts';
 import { overview, overviewStart } from './history/overview.ts';
 import type { RetentionSettings } from './history/retention.ts';
 import type { HistoryStore, StatusClass } from './history/store.ts';
@@ -133,6 +134,7 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
     const now = Date.now();
     return overview(await state.history.summaries(overviewStart(now, overviewSeconds)), now, overviewSeconds);
   });
+  api.get('/endpoints', { schema: schemas.endpoints }, async () => ({ endpoints: endpointView(await state.history.endpoints(Date.now()), state.rules.values()) }));
   api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, (request) => {
     const { deliveryId } = request.params;
     const command = state.recentCommand(deliveryId);

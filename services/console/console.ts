@@ -70,7 +70,9 @@ export class Console implements ServedConsole {
     const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
-    this.history = new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
+    const history = new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
+    if (history.layoutChanged) logger.warn({ dataDir: settings.dataDir }, 'the delivery history was kept in an older layout: it is read again from the delivery-log topic');
+    this.history = history;
     this.#feed = new HistoryFeed({ ...tableOptions, store: this.history, topic: this.names.deliveryLog });
     this.retention = new HistoryRetention(this.history, settings.retention ?? DEFAULT_RETENTION, logger);
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
@@ -82,7 +84,7 @@ export class Console implements ServedConsole {
       kafka: this.#kafka, registry: this.#registry, names: this.names,
       rules: started(() => this.rules), pools: started(() => this.#pools), writer: started(() => this.#writer), sender: started(() => this.#sender), deliveryLog: started(() => this.#feed),
     }, logger);
-    const { history, deadLetters } = this;
+    const { deadLetters } = this;
     new Gauge({ name: 'console_history_attempts', help: 'Delivery attempts the console\'s history holds', registers: [this.metrics], async collect() { this.set((await history.holds()).attempts); } });
     new Gauge({
       name: 'console_dead_letters',

@@ -87,7 +87,7 @@ export class DeliveryHandler {
       case 'defer': {
         const { retry } = this.#parts.policy;
         const next = decision.estimate ? retry.waitAbout(decision.waitMs) : retry.wait(decision.waitMs);
-        return recorder.record(command, rule, { outcome: 'retrying', error: decision.reason, nextAttemptAt: next.notBefore }, { kind: 'retry', ...next, attempt: command.attempt });
+        return recorder.record(command, rule, { outcome: 'retrying', deferral: decision.cause, error: decision.reason, nextAttemptAt: next.notBefore }, { kind: 'retry', ...next, attempt: command.attempt });
       }
       case 'send':
         return this.#send(command, rule!, hold);

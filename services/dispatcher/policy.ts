@@ -6,7 +6,7 @@
  * (rule deleted, or disabled and the command not an operator's Test), or its rule is disabled with a reason. Deferrals (open breaker, saturated endpoint, rate
  * limit) count toward the delivery's maximum age, measured from when the matcher created it.
  */
-import type { DeliveryCommand, EventRule } from '../../schemas/index.ts';
+import type { DeferralCause, DeliveryCommand, EventRule } from '../../schemas/index.ts';
 import { formatDuration } from '../common/duration.ts';
 import { activeSecrets } from '../common/rules.ts';
 import type { RetryPolicy } from './retry-policy.ts';
@@ -39,7 +39,7 @@ export type Decision =
   | { kind: 'dead-letter'; reason: DeadLetterReason; error: string }
   | { kind: 'disable'; reason: string }
   /** `estimate`: waitMs is when a busy endpoint or a rate limit should have room, best met by the nearest retry topic. */
-  | { kind: 'defer'; waitMs: number; reason: string; estimate?: true };
+  | { kind: 'defer'; waitMs: number; cause: DeferralCause; reason: string; estimate?: true };
 
 /** Before sending: go, wait, or end the delivery here. `rule` is the current version, undefined when deleted. */
 export function decide(command: DeliveryCommand, rule: EventRule | undefined, endpoint: EndpointState, now: number, settings: PolicySettings): Decision {
@@ -53,10 +53,10 @@ export function decide(command: DeliveryCommand, rule: EventRule | undefined, en
   if (activeSecrets(rule, now).length === 0) {
     return { kind: 'dead-letter', reason: 'unsigned', error: 'every signing secret of the rule has expired; add one (rules rotate-secret) and replay' };
   }
-  if (endpoint.breaker.state === 'open') return deferral(command, now, endpoint.breaker.openForMs, 'circuit breaker open for the endpoint', settings);
+  if (endpoint.breaker.state === 'open') return deferral(command, now, endpoint.breaker.openForMs, 'breaker_open', 'circuit breaker open for the endpoint', settings);
   // A short wait paces the rule in place; a backlog longer than the first retry delay goes to the retry path.
   if (endpoint.rateLimitWaitMs > settings.retry.delays[0]!) {
-    return { kind: 'defer', waitMs: endpoint.rateLimitWaitMs, reason: `rate limit of ${rule.rateLimitPerSecond}/s reached`, estimate: true };
+    return { kind: 'defer', waitMs: endpoint.rateLimitWaitMs, cause: 'rate_limited', reason: `rate limit of ${rule.rateLimitPerSecond}/s reached`, estimate: true };
   }
   return { kind: 'send' };
 }
@@ -71,7 +71,7 @@ export function ruleVersionPending(command: DeliveryCommand, now: number, settin
   if (expired?.kind === 'dead-letter') {
     return { ...expired, error: `${expired.error}; the rule version it was matched on (${formatVersion(command)}) never reached this dispatcher's rules table` };
   }
-  return deferral(command, now, settings.retry.delays[0]!, `the rules table has not read the rule version this delivery was matched on (${formatVersion(command)}) yet`, settings);
+  return deferral(command, now, settings.retry.delays[0]!, 'rule_version_pending', `the rules table has not read the rule version this delivery was matched on (${formatVersion(command)}) yet`, settings);
 }
 
 const formatVersion = ({ ruleVersion }: DeliveryCommand) => (ruleVersion ? `partition ${ruleVersion.partition}, offset ${ruleVersion.offset}` : 'none');
@@ -81,13 +81,13 @@ const formatVersion = ({ ruleVersion }: DeliveryCommand) => (ruleVersion ? `part
  * again when its pace tells (a slow endpoint), else until its requests in flight have had their answer or timed out.
  */
 export function saturated(command: DeliveryCommand, now: number, detail: string, retryInMs: number | undefined, settings: PolicySettings): Decision {
-  if (retryInMs !== undefined) return { kind: 'defer', waitMs: retryInMs, reason: `endpoint saturated: ${detail}`, estimate: true };
-  return deferral(command, now, settings.attemptTimeoutMs, `endpoint saturated: ${detail}`, settings);
+  if (retryInMs !== undefined) return { kind: 'defer', waitMs: retryInMs, cause: 'endpoint_saturated', reason: `endpoint saturated: ${detail}`, estimate: true };
+  return deferral(command, now, settings.attemptTimeoutMs, 'endpoint_saturated', `endpoint saturated: ${detail}`, settings);
 }
 
 /** The breaker opened while the command waited for the endpoint's slot. */
 export function breakerOpened(command: DeliveryCommand, now: number, retryInMs: number, settings: PolicySettings): Decision {
-  return deferral(command, now, retryInMs, 'circuit breaker open for the endpoint', settings);
+  return deferral(command, now, retryInMs, 'breaker_open', 'circuit breaker open for the endpoint', settings);
 }
 
 /** How an attempt's result bears on the endpoint's circuit breaker. */
@@ -157,13 +157,13 @@ export function judge(command: DeliveryCommand, result: SendResult, failingSince
  * creation (the schedule's cumulative delays, then steps of its last delay): so however long an endpoint stays down,
  * one delivery yields about one deferral per step of the schedule before it expires, not one per breaker cool-down.
  */
-function deferral(command: DeliveryCommand, now: number, minimumMs: number, reason: string, settings: PolicySettings): Decision {
+function deferral(command: DeliveryCommand, now: number, minimumMs: number, cause: DeferralCause, reason: string, settings: PolicySettings): Decision {
   const age = now - command.createdAt;
   const { delays } = settings.retry;
   let boundary = 0;
   // Past the schedule's end, steps of its last delay: the delivery expires within a few more.
   for (let step = 0; boundary <= age; step += 1) boundary += delays[Math.min(step, delays.length - 1)]!;
-  return { kind: 'defer', waitMs: Math.max(minimumMs, boundary - age), reason };
+  return { kind: 'defer', waitMs: Math.max(minimumMs, boundary - age), cause, reason };
 }
 
 function expiry(command: DeliveryCommand, now: number, settings: PolicySettings): Decision | undefined {

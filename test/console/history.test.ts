@@ -9,6 +9,8 @@ import { createKafka, createProducer, kafkaConnection } from '../../services/com
 import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
 import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
@@ -71,6 +73,72 @@ describe('history store (SQLite)', () => {
 
   it('refuses a second console on the same file, naming the setting', () => {
     expect(() => new SqliteHistoryStore(file)).toThrow(/in use by another console: give each console its own CONSOLE_DATA_DIR/);
+  });
+});
+
+describe('endpoint figures', () => {
+  const hook = 'http://127.0.0.1:9/flaky';
+  const at = (seconds: number) => T0 + seconds * 1000;
+  const sent = (index: number, seconds: number, outcome: DeliveryLog['outcome'], httpStatus: number | null) =>
+    attempt(index, { url: hook, outcome, httpStatus, error: httpStatus === 200 ? null : `HTTP ${httpStatus}`, attemptedAt: at(seconds), latencyMs: 10 * index });
+  const deferred = (index: number, seconds: number) => attempt(index, { url: hook, outcome: 'retrying', httpStatus: null, deferral: 'breaker_open', error: 'circuit breaker open for the endpoint', attemptedAt: at(seconds), request: null, latencyMs: null });
+
+  it('percentiles from the latency histogram are within a bucket (10 %) of the exact ones', () => {
+    const { buckets } = rollUp(Array.from({ length: 1000 }, (_, index) => attempt(index, { latencyMs: index + 1, attemptedAt: T0, url: hook })));
+    const histogram = mergeHistograms({}, buckets.find((bucket) => bucket.span === 60_000)!.latencies);
+    expect(percentileOf(histogram, 0.5)! / 500).toBeGreaterThan(0.9);
+    expect(percentileOf(histogram, 0.5)! / 500).toBeLessThan(1.1);
+    expect(percentileOf(histogram, 0.95)! / 950).toBeGreaterThan(0.9);
+    expect(percentileOf(histogram, 0.95)! / 950).toBeLessThan(1.1);
+    expect(percentileOf({}, 0.5)).toBeNull();
+  });
+
+  it('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order', async () => {
+    const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-endpoints-')), 'history.sqlite'));
+    try {
+      // Later batch first: the delivery log's partitions interleave.
+      await store.append([sent(3, 120, 'failed', 503), deferred(4, 130)].map((entry, index) => ({ partition: 1, offset: String(index), entry })), new Map([[1, '2']]));
+      await store.append([sent(1, 0, 'delivered', 200), sent(2, 60, 'retrying', 500)].map((entry, index) => ({ partition: 0, offset: String(index), entry })), new Map([[0, '2']]));
+      await store.append([attempt(11, { url: 'http://127.0.0.1:9/other', attemptedAt: at(90) })].map((entry) => ({ partition: 2, offset: '0', entry })), new Map([[2, '1']]));
+      const [flaky, other] = await store.endpoints(at(150));
+      expect(flaky).toMatchObject({ url: hook, lastSuccessAt: at(0), failingSince: at(60), lastErrorAt: at(120), lastError: 'HTTP 503', breakerOpenAt: at(130), lastSentAt: at(120) });
+      expect(flaky!.windows['5m']).toMatchObject({ sent: 3, delivered: 1, successRate: 1 / 3 });
+      expect(flaky!.windows['7d']).toMatchObject({ sent: 3, delivered: 1 });
+      expect(flaky!.windows['5m'].p50Ms).toBeGreaterThan(18);
+      expect(flaky!.windows['5m'].p50Ms).toBeLessThan(22);
+      expect(other).toMatchObject({ url: 'http://127.0.0.1:9/other', failingSince: null, windows: { '1h': { sent: 1, delivered: 1, successRate: 1 } } });
+      // Ten minutes on, the 5-minute window is empty and the hour's still counts them.
+      const [later] = await store.endpoints(at(750));
+      expect(later!.windows['5m']).toMatchObject({ sent: 0, successRate: null });
+      expect(later!.windows['1h']).toMatchObject({ sent: 3 });
+      // A success after the failures ends them.
+      await store.append([{ partition: 0, offset: '2', entry: sent(5, 140, 'delivered', 200) }], new Map([[0, '3']]));
+      expect((await store.endpoints(at(150)))[0]).toMatchObject({ failingSince: null, lastSuccessAt: at(140), lastErrorAt: at(120) });
+      // Buckets no window reads any more are pruned; the endpoint's state stays.
+      await store.pruneBuckets(at(8 * 24 * 3600));
+      expect((await store.endpoints(at(8 * 24 * 3600)))[0]).toMatchObject({ lastSuccessAt: at(140), windows: { '7d': { sent: 0 } } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a history file of an older layout is emptied and read again from the topic, not misread', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'history-layout-')), 'history.sqlite');
+    const old = new DatabaseSync(file);
+    old.exec('CREATE TABLE attempts (sequence INTEGER PRIMARY KEY, entry BLOB); CREATE TABLE positions (partition INTEGER PRIMARY KEY, next_offset TEXT NOT NULL); INSERT INTO positions VALUES (0, \'900\')');
+    old.close();
+    const store = new SqliteHistoryStore(file);
+    try {
+      expect(store.layoutChanged).toBe(true);
+      expect(await store.positions()).toEqual(new Map());
+      await store.append([{ partition: 0, offset: '0', entry: attempt(1) }], new Map([[0, '1']]));
+      expect((await store.holds()).attempts).toBe(1);
+    } finally {
+      await store.close();
+    }
+    const reopened = new SqliteHistoryStore(file);
+    expect(reopened.layoutChanged).toBe(false);
+    await reopened.close();
   });
 });
 

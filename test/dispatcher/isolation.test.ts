@@ -82,6 +82,10 @@ describe('isolation', () => {
     const log = await readLog(cluster, (entries) => entries.filter((entry) => entry.ruleId === 'hanging').length >= events.length - 5, 20_000);
     const deferred = log.filter((entry) => entry.ruleId === 'hanging' && entry.outcome === 'retrying');
     expect(deferred.some((entry) => /saturated|circuit breaker open/.test(entry.error ?? ''))).toBe(true);
+    // A deferral says so, apart from a retry after a failed attempt: its cause, and nothing sent.
+    for (const entry of deferred.filter((entry) => /saturated|circuit breaker open/.test(entry.error ?? ''))) {
+      expect(entry).toMatchObject({ deferral: expect.stringMatching(/^(endpoint_saturated|breaker_open)$/), request: null, httpStatus: null });
+    }
     await waitFor('timeouts logged', async () => (await readLog(cluster, (entries) => entries.some((entry) => entry.ruleId === 'hanging' && /timed out/.test(entry.error ?? '')), 20_000)).length > 0, 20_000);
   });
 });

@@ -48,10 +48,10 @@ describe('policy: before sending', () => {
     for (const endpoint of [healthy, open, { ...healthy, rateLimitWaitMs: 60_000 }]) {
       expect(decide(old, validRule(), endpoint, T0, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired' });
     }
-    expect(saturated(command(T0 - 59 * MINUTE), T0, 'busy', undefined, settings)).toMatchObject({ kind: 'defer' });
+    expect(saturated(command(T0 - 59 * MINUTE), T0, 'busy', undefined, settings)).toMatchObject({ kind: 'defer', cause: 'endpoint_saturated' });
     // A slow endpoint that will have room in ~6 s: back then, not at the schedule's next step.
     // When it should have room is an estimate: the delivery goes to the retry topic nearest it (RetryPolicy.waitAbout).
-    expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', waitMs: 6000, estimate: true });
+    expect(saturated(command(T0), T0, 'behind', 6000, settings)).toMatchObject({ kind: 'defer', cause: 'endpoint_saturated', waitMs: 6000, estimate: true });
   });
 
   it('a resend or replay starts a new age: an expired or exhausted delivery gets the whole schedule again, same delivery id', () => {
@@ -66,7 +66,7 @@ describe('policy: before sending', () => {
   it('deferrals never end: an open breaker defers to the next step of the schedule counted from creation, so deferrals per delivery are bounded by the schedule', () => {
     const open: EndpointState = { ...healthy, breaker: { state: 'open', openForMs: 30_000 } };
     // Created just now: at least the breaker's cool-down.
-    expect(decide(command(T0), validRule(), open, T0, settings)).toMatchObject({ kind: 'defer', waitMs: 30_000 });
+    expect(decide(command(T0), validRule(), open, T0, settings)).toMatchObject({ kind: 'defer', cause: 'breaker_open', waitMs: 30_000 });
     // Ten minutes old: not back every 30 s, but at the schedule's next step (5 s + 5 min + 30 min after creation).
     expect(decide(command(T0 - 10 * MINUTE), validRule(), open, T0, settings)).toMatchObject({ kind: 'defer', waitMs: 25 * MINUTE + 5000 });
     // Count the deferrals of a delivery to an endpoint whose breaker never closes: a handful, then it expires.
@@ -103,7 +103,7 @@ describe('policy: before sending', () => {
     const state = (now: number): EndpointState => ({ ...healthy, rateLimitWaitMs: limiter.waitFor('r1', now) });
     expect(decide(command(), limited, state(T0), T0, settings)).toEqual({ kind: 'send' });
     for (let index = 0; index < 10; index += 1) limiter.reserve('r1', 1, T0);
-    expect(decide(command(), limited, state(T0), T0, settings)).toMatchObject({ kind: 'defer', waitMs: 11_000 });
+    expect(decide(command(), limited, state(T0), T0, settings)).toMatchObject({ kind: 'defer', cause: 'rate_limited', waitMs: 11_000 });
     // Deciding (and deferring) many commands took no turns: the next free turn is unchanged.
     for (let index = 0; index < 100; index += 1) decide(command(), limited, state(T0), T0, settings);
     expect(limiter.waitFor('r1', T0)).toBe(11_000);
@@ -244,7 +244,7 @@ describe('deferrals that never end (item 4)', () => {
   it('waiting for a rule version the table never reaches defers along the schedule, then dead-letters as expired', () => {
     const matched = { ...command(), ruleVersion: { partition: 2, offset: 99 } };
     const young = ruleVersionPending(matched, T0 + 1000, settings);
-    expect(young).toMatchObject({ kind: 'defer', reason: expect.stringMatching(/partition 2, offset 99/) });
+    expect(young).toMatchObject({ kind: 'defer', cause: 'rule_version_pending', reason: expect.stringMatching(/partition 2, offset 99/) });
     expect((young as { waitMs: number }).waitMs).toBeGreaterThanOrEqual(4000);
     expect(ruleVersionPending(matched, T0 + 61 * MINUTE, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired', error: expect.stringMatching(/never reached/) });
   });

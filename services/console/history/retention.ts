@@ -56,6 +56,7 @@ export class HistoryRetention {
     const { maxAgeMs, maxBytes } = this.settings;
     let deleted = 0;
     try {
+      await this.#store.pruneBuckets(this.#now());
       for (;;) {
         const step = await this.#store.prune(this.#now() - maxAgeMs, maxBytes, STEP_ROWS);
         deleted += step;

@@ -7,6 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryLog } from '../../../schemas/index.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, ENDPOINT_WINDOWS, endpointFigures, rollUp, windowStart, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { cursor, type AttemptSummary, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Positions, type StoredAttempt } from './store.ts';
 
 const SCHEMA = `
@@ -37,7 +38,22 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
   CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, next_offset TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS endpoint_buckets (
+    span INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    latencies TEXT NOT NULL,
+    PRIMARY KEY (span, start, url)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state TEXT NOT NULL);
 `;
+/**
+ * The layout SCHEMA creates. A file of another layout is emptied and filled again from the delivery-log topic: the
+ * history is the topic's projection, and its topic holds what the file's retention would keep of it.
+ */
+const LAYOUT = 2;
 
 const type = contracts.deliveryLog.type;
 // U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
@@ -70,6 +86,7 @@ export class SqliteHistoryStore implements HistoryStore {
   readonly #insert: StatementSync;
   readonly #position: StatementSync;
   readonly #statements = new Map<string, StatementSync>();
+  #layoutChanged = false;
 
   /**
    * Opens (and creates, with its directory) the history at `file`, for this process only: a second console on the
@@ -83,7 +100,7 @@ export class SqliteHistoryStore implements HistoryStore {
       // Exclusive: the lock is taken by the first write below and kept until close.
       // auto_vacuum before the first table: it lets retention give deleted pages back to the file system.
       this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; PRAGMA cache_size = -32768;');
-      this.#db.exec(SCHEMA);
+      this.#migrate();
     } catch (error) {
       this.#db.close();
       if ((error as { errcode?: number }).errcode !== 5) throw error; // SQLITE_BUSY
@@ -92,6 +109,22 @@ export class SqliteHistoryStore implements HistoryStore {
     this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#position = this.#db.prepare('INSERT INTO positions (partition, next_offset) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset');
+  }
+
+  #migrate(): void {
+    const { user_version: layout } = this.#db.prepare('PRAGMA user_version').get() as { user_version: number };
+    const tables = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>;
+    if (layout !== LAYOUT && tables.length > 0) {
+      this.#layoutChanged = true;
+      for (const { name } of tables) this.#db.exec(`DROP TABLE "${name}"`);
+    }
+    this.#db.exec(SCHEMA);
+    this.#db.exec(`PRAGMA user_version = ${LAYOUT}`);
+  }
+
+  /** Whether the file held an older layout, emptied to be filled again from the topic. */
+  get layoutChanged(): boolean {
+    return this.#layoutChanged;
   }
 
   /** A statement prepared once per distinct SQL text (a query's filters make a handful of shapes). */
@@ -116,6 +149,7 @@ export class SqliteHistoryStore implements HistoryStore {
         this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
           entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
       }
+      this.#rollUp(attempts.map(({ entry }) => entry));
       for (const [partition, offset] of positions) this.#position.run(partition, offset);
       this.#db.exec('COMMIT');
     } catch (error) {
@@ -139,6 +173,36 @@ export class SqliteHistoryStore implements HistoryStore {
       count,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
+  }
+
+  /** Adds a batch to its endpoints' buckets and states (inside append's transaction). */
+  #rollUp(entries: DeliveryLog[]): void {
+    const { buckets, touched } = rollUp(entries);
+    const readBucket = this.#statement('SELECT sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start = ? AND url = ?');
+    const writeBucket = this.#statement('INSERT OR REPLACE INTO endpoint_buckets (span, start, url, sent, delivered, latencies) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const increment of buckets) {
+      const row = readBucket.get(increment.span, increment.start, increment.url) as { sent: number; delivered: number; latencies: string } | undefined;
+      const bucket = addBuckets(row && { ...increment, sent: row.sent, delivered: row.delivered, latencies: JSON.parse(row.latencies) }, increment);
+      writeBucket.run(bucket.span, bucket.start, bucket.url, bucket.sent, bucket.delivered, JSON.stringify(bucket.latencies));
+    }
+    const readState = this.#statement('SELECT state FROM endpoints WHERE url = ?');
+    const writeState = this.#statement('INSERT OR REPLACE INTO endpoints (url, state) VALUES (?, ?)');
+    for (const [url, changes] of touched) {
+      const row = readState.get(url) as { state: string } | undefined;
+      writeState.run(url, JSON.stringify(applyAttempts(row && (JSON.parse(row.state) as EndpointState), url, changes)));
+    }
+  }
+
+  async endpoints(now: number): Promise<EndpointFigures[]> {
+    const states = (this.#statement('SELECT state FROM endpoints ORDER BY url').all() as Array<{ state: string }>).map((row) => JSON.parse(row.state) as EndpointState);
+    const buckets = this.#statement('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
+    return endpointFigures(states, (window) => (buckets.all(ENDPOINT_WINDOWS[window].span, windowStart(window, now)) as Array<Omit<Bucket, 'latencies'> & { latencies: string }>)
+      .map((row) => ({ ...row, latencies: JSON.parse(row.latencies) })));
+  }
+
+  async pruneBuckets(now: number): Promise<void> {
+    const remove = this.#statement('DELETE FROM endpoint_buckets WHERE span = ? AND start < ?');
+    for (const [span, keptMs] of Object.entries(BUCKET_KEPT_MS)) remove.run(Number(span), now - keptMs);
   }
 
   async find(deliveryId: string, attempt: number): Promise<DeliveryLog | undefined> {

@@ -5,6 +5,7 @@
  * console killed at any point resumes where its history stops: no gap, no duplicate, no re-read from the beginning.
  */
 import type { DeliveryLog, DeliveryOutcome } from '../../../schemas/index.ts';
+import type { EndpointFigures } from './endpoint-stats.ts';
 
 /** One attempt as the feed read it, with where it sits in the delivery-log topic. */
 export interface StoredAttempt {
@@ -70,7 +71,7 @@ export interface AttemptSummary {
 export interface HistoryStore {
   /** The positions the history has read to, as last committed with its attempts. */
   positions(): Promise<Positions>;
-  /** Adds attempts and moves the positions in one transaction. */
+  /** Adds attempts, with what they change in the endpoints' figures, and moves the positions in one transaction. */
   append(attempts: StoredAttempt[], positions: Positions): Promise<void>;
   query(query: HistoryQuery): Promise<HistoryPage>;
   /** The newest record of that attempt. */
@@ -78,12 +79,16 @@ export interface HistoryStore {
   /** Attempts made at or after `since`, oldest first, without bodies. */
   summaries(since: number): Promise<AttemptSummary[]>;
   holds(): Promise<HistoryHolds>;
+  /** Every endpoint (target URL) an attempt was made at, with its figures over each window ending at `now`. */
+  endpoints(now: number): Promise<EndpointFigures[]>;
   /**
    * Deletes up to `rows` of the oldest attempts that are older than `before`, or, while the history takes more than
    * `maxBytes`, of the oldest whatever their age; returns how many it deleted. Called in small steps, so writes and
    * queries go on between them.
    */
   prune(before: number, maxBytes: number, rows: number): Promise<number>;
+  /** Deletes the endpoint buckets that no window ending at `now` reads (a few rows per endpoint and minute). */
+  pruneBuckets(now: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,175 @@
+/**
+ * The endpoint view's figures, kept as the history grows rather than computed from weeks of attempts at each look:
+ * per target URL, the attempts made and delivered and a latency histogram per minute (for 5 min and 1 h) and per hour
+ * (for 24 h and 7 d), and since when it has been failing. Pure: the store adds the batches up and keeps the results.
+ */
+import type { DeliveryLog } from '../../../schemas/index.ts';
+
+export const MINUTE = 60_000;
+export const HOUR = 3_600_000;
+
+/** The windows the view shows, each added up from the buckets of one span. */
+export const ENDPOINT_WINDOWS = { '5m': { span: MINUTE, buckets: 5 }, '1h': { span: MINUTE, buckets: 60 }, '24h': { span: HOUR, buckets: 24 }, '7d': { span: HOUR, buckets: 168 } } as const;
+export type EndpointWindow = keyof typeof ENDPOINT_WINDOWS;
+/** How long buckets of each span are kept: as long as the longest window that reads them, and one bucket more. */
+export const BUCKET_KEPT_MS: Record<number, number> = { [MINUTE]: 61 * MINUTE, [HOUR]: 169 * HOUR };
+
+/**
+ * Latencies counted in buckets that grow by 10 % from 1 ms (sparse: bucket index → count), so a percentile is exact to
+ * within a bucket's width whatever the spread, and a minute of an endpoint takes a few dozen numbers.
+ */
+export type Histogram = Record<number, number>;
+const GROWTH = 1.1;
+const bucketOf = (ms: number): number => (ms <= 1 ? 0 : Math.ceil(Math.log(ms) / Math.log(GROWTH)));
+const upperBound = (bucket: number): number => GROWTH ** bucket;
+
+export function mergeHistograms(into: Histogram, from: Histogram): Histogram {
+  for (const [bucket, count] of Object.entries(from)) into[Number(bucket)] = (into[Number(bucket)] ?? 0) + count;
+  return into;
+}
+
+/** The latency at percentile `p` (0–1), interpolated within its bucket; null without latencies. */
+export function percentileOf(histogram: Histogram, p: number): number | null {
+  const buckets = Object.entries(histogram).map(([bucket, count]) => [Number(bucket), count] as const).sort(([a], [b]) => a - b);
+  const total = buckets.reduce((sum, [, count]) => sum + count, 0);
+  if (total === 0) return null;
+  const rank = p * total;
+  let below = 0;
+  for (const [bucket, count] of buckets) {
+    if (below + count >= rank) {
+      const lower = bucket === 0 ? 0 : upperBound(bucket - 1);
+      return lower + (upperBound(bucket) - lower) * Math.min(1, Math.max(0, (rank - below) / count));
+    }
+    below += count;
+  }
+  return upperBound(buckets.at(-1)![0]);
+}
+
+/** One endpoint's attempts in one bucket of time. */
+export interface Bucket {
+  url: string;
+  span: number;
+  start: number;
+  /** Attempts made (a request went out); deferrals and skips are not attempts at the endpoint. */
+  sent: number;
+  delivered: number;
+  latencies: Histogram;
+}
+
+/** What the history knows of an endpoint beyond its buckets. */
+export interface EndpointState {
+  url: string;
+  lastSentAt: number | null;
+  lastSuccessAt: number | null;
+  lastErrorAt: number | null;
+  lastError: string | null;
+  /** The first failed attempt after its last success; null while the endpoint is not failing. */
+  failingSince: number | null;
+  /** The newest deferral because its circuit breaker was open. */
+  breakerOpenAt: number | null;
+}
+
+const bucketKey = (url: string, span: number, start: number) => `${span} ${start} ${url}`;
+
+/** A batch of attempts as bucket increments (to add to what is stored) and endpoint changes (to apply to it). */
+export function rollUp(entries: Iterable<DeliveryLog>): { buckets: Bucket[]; touched: Map<string, DeliveryLog[]> } {
+  const buckets = new Map<string, Bucket>();
+  const touched = new Map<string, DeliveryLog[]>();
+  for (const entry of entries) {
+    if (entry.url === null) continue;
+    const sent = entry.request !== null;
+    if (sent || entry.deferral === 'breaker_open') {
+      const list = touched.get(entry.url);
+      if (list) list.push(entry);
+      else touched.set(entry.url, [entry]);
+    }
+    if (!sent) continue;
+    for (const span of [MINUTE, HOUR]) {
+      const start = Math.floor(entry.attemptedAt / span) * span;
+      const key = bucketKey(entry.url, span, start);
+      let bucket = buckets.get(key);
+      if (!bucket) buckets.set(key, (bucket = { url: entry.url, span, start, sent: 0, delivered: 0, latencies: {} }));
+      bucket.sent += 1;
+      if (entry.outcome === 'delivered') bucket.delivered += 1;
+      if (entry.latencyMs !== null) mergeHistograms(bucket.latencies, { [bucketOf(entry.latencyMs)]: 1 });
+    }
+  }
+  return { buckets: [...buckets.values()], touched };
+}
+
+export const addBuckets = (stored: Bucket | undefined, increment: Bucket): Bucket =>
+  stored ? { ...stored, sent: stored.sent + increment.sent, delivered: stored.delivered + increment.delivered, latencies: mergeHistograms({ ...stored.latencies }, increment.latencies) } : increment;
+
+const later = (a: number | null, b: number) => (a === null || b > a ? b : a);
+
+/**
+ * `state` after `entries` (attempts at its URL, in any order: the delivery log's partitions interleave): a success
+ * ends a failure that began before it, and a failure after the last success starts or continues one.
+ */
+export function applyAttempts(state: EndpointState | undefined, url: string, entries: Iterable<DeliveryLog>): EndpointState {
+  const next: EndpointState = state ? { ...state } : { url, lastSentAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, failingSince: null, breakerOpenAt: null };
+  for (const entry of entries) {
+    const at = entry.attemptedAt;
+    if (entry.request === null) {
+      if (entry.deferral === 'breaker_open') next.breakerOpenAt = later(next.breakerOpenAt, at);
+      continue;
+    }
+    next.lastSentAt = later(next.lastSentAt, at);
+    if (entry.outcome === 'delivered') {
+      next.lastSuccessAt = later(next.lastSuccessAt, at);
+      if (next.failingSince !== null && at >= next.failingSince) next.failingSince = null;
+    } else {
+      if (next.lastErrorAt === null || at >= next.lastErrorAt) {
+        next.lastErrorAt = at;
+        next.lastError = entry.error ?? (entry.httpStatus !== null ? `HTTP ${entry.httpStatus}` : null);
+      }
+      if (next.lastSuccessAt === null || at > next.lastSuccessAt) next.failingSince = next.failingSince === null ? at : Math.min(next.failingSince, at);
+    }
+  }
+  return next;
+}
+
+export interface WindowStats {
+  sent: number;
+  delivered: number;
+  /** delivered / sent; null when nothing was sent. */
+  successRate: number | null;
+  p50Ms: number | null;
+  p95Ms: number | null;
+}
+
+/** The first bucket start a window reads at `now` (the current bucket is its last). */
+export const windowStart = (window: EndpointWindow, now: number): number => {
+  const { span, buckets } = ENDPOINT_WINDOWS[window];
+  return (Math.floor(now / span) - buckets + 1) * span;
+};
+
+/** Per URL, a window's figures from its buckets. */
+export function windowStats(buckets: Iterable<Bucket>): Map<string, WindowStats> {
+  const sums = new Map<string, { sent: number; delivered: number; latencies: Histogram }>();
+  for (const bucket of buckets) {
+    const sum = sums.get(bucket.url) ?? { sent: 0, delivered: 0, latencies: {} };
+    sum.sent += bucket.sent;
+    sum.delivered += bucket.delivered;
+    mergeHistograms(sum.latencies, bucket.latencies);
+    sums.set(bucket.url, sum);
+  }
+  return new Map([...sums].map(([url, { sent, delivered, latencies }]) => [url, {
+    sent, delivered, successRate: sent ? delivered / sent : null, p50Ms: percentileOf(latencies, 0.5), p95Ms: percentileOf(latencies, 0.95),
+  }]));
+}
+
+export const NO_ATTEMPTS: WindowStats = { sent: 0, delivered: 0, successRate: null, p50Ms: null, p95Ms: null };
+
+/** An endpoint as the history knows it: its state and each window's figures. */
+export type EndpointFigures = EndpointState & { windows: Record<EndpointWindow, WindowStats> };
+
+/** Every endpoint's figures at `now`, from their states and the buckets each window reads (`buckets(window)`). */
+export function endpointFigures(states: Iterable<EndpointState>, buckets: (window: EndpointWindow) => Iterable<Bucket>): EndpointFigures[] {
+  const windows = Object.keys(ENDPOINT_WINDOWS) as EndpointWindow[];
+  const stats = new Map(windows.map((window) => [window, windowStats(buckets(window))]));
+  return [...states].map((state) => ({
+    ...state,
+    windows: Object.fromEntries(windows.map((window) => [window, stats.get(window)!.get(state.url) ?? NO_ATTEMPTS])) as Record<EndpointWindow, WindowStats>,
+  }));
+}
