@@ -209,7 +209,7 @@ export interface DeliveryCommand {
   deliveryId: string;
   ruleId: string;
   event: WorkflowEvent;
-  /** 1 for the first attempt. */
+  /** 1 for the first attempt; numbers go on across resends and replays, so each attempt of a delivery has its own. */
   attempt: number;
   /** The attempt is due at this time. */
   notBefore: number;
@@ -217,6 +217,8 @@ export interface DeliveryCommand {
   createdAt: number;
   /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
   ruleVersion: null | RuleVersion;
+  /** The attempt the retry schedule started at: 1, or for a resend or replay the attempt after the delivery's last, so the schedule starts over while the numbers go on. */
+  firstAttempt: number;
   /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
   sample: boolean;
   /** The W3C trace context the delivery belongs to: the producer's (from the event's Kafka headers), or the matcher's match span when the matcher traces. Kept on every retry and dead-letter copy; sent as the webhook's traceparent and tracestate. */
@@ -229,7 +231,7 @@ export interface DeliveryCommandInput {
   deliveryId: string;
   ruleId: string;
   event: WorkflowEventInput;
-  /** 1 for the first attempt. */
+  /** 1 for the first attempt; numbers go on across resends and replays, so each attempt of a delivery has its own. */
   attempt: number;
   /** The attempt is due at this time. */
   notBefore: number;
@@ -237,6 +239,8 @@ export interface DeliveryCommandInput {
   createdAt: number;
   /** Where the rule version the matcher matched sits on the event-rules topic: a dispatcher whose rules table has not read that far waits for it before deciding the rule was deleted or disabled. */
   ruleVersion?: null | RuleVersionInput;
+  /** The attempt the retry schedule started at: 1, or for a resend or replay the attempt after the delivery's last, so the schedule starts over while the numbers go on. */
+  firstAttempt?: number;
   /** An operator's Test (console or CLI): sent even while the rule is disabled, so a rule can be tried before it goes live. A matched event's command never is. */
   sample?: boolean;
   /** The W3C trace context the delivery belongs to: the producer's (from the event's Kafka headers), or the matcher's match span when the matcher traces. Kept on every retry and dead-letter copy; sent as the webhook's traceparent and tracestate. */

@@ -19,17 +19,22 @@ export interface CommandOptions {
 
 /** A first attempt of delivering `event` to `rule`, due now. */
 export function newDeliveryCommand(event: WorkflowEvent, ruleId: string, now: number, { ruleVersion = null, sample = false, trace = null }: CommandOptions = {}): DeliveryCommand {
-  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, notBefore: now, createdAt: now, ruleVersion, sample, trace };
+  return { deliveryId: deliveryId(event.eventId, ruleId), ruleId, event, attempt: 1, firstAttempt: 1, notBefore: now, createdAt: now, ruleVersion, sample, trace };
 }
 
 /**
- * `command` sent again by an operator (a resend, a dead-letter replay): the same delivery id, so receivers still
- * de-duplicate on its webhook-id, but a new delivery by every other measure — attempt 1, due now, and a new age, so a
- * delivery that expired or used up its schedule gets the whole schedule again instead of expiring at once.
+ * `command` sent again by an operator (a resend, a dead-letter replay) after the delivery's attempt `lastAttempt`: the
+ * same delivery id, so receivers still de-duplicate on its webhook-id; the next attempt number, so every attempt of
+ * the delivery keeps its own; and otherwise a new start — due now, the schedule from its beginning and a new age, so
+ * a delivery that expired or used up its schedule gets all of it again instead of expiring at once.
  */
-export function sentAgain(command: DeliveryCommand, now: number): DeliveryCommand {
-  return { ...command, attempt: 1, notBefore: now, createdAt: now };
+export function sentAgain(command: DeliveryCommand, lastAttempt: number, now: number): DeliveryCommand {
+  const attempt = Math.max(lastAttempt, command.attempt) + 1;
+  return { ...command, attempt, firstAttempt: attempt, notBefore: now, createdAt: now };
 }
+
+/** Which attempt of its retry schedule `command` is (1 for the schedule's first), whatever its attempt number. */
+export const scheduleAttempt = (command: Pick<DeliveryCommand, 'attempt' | 'firstAttempt'>): number => command.attempt - command.firstAttempt + 1;
 
 /**
  * The Kafka key of a delivery's commands (first attempt and retries): the endpoint they go to, so all of an endpoint's

@@ -184,12 +184,12 @@ export const routeSchemas = {
       ...denied,
     },
   }),
-  resend: route('Webhook logs', 'Deliver a recent delivery again (same delivery id, attempt 1)', {
+  resend: route('Webhook logs', 'Deliver a recent delivery again: same delivery id, the attempt after its last, the whole retry schedule and a new age', {
     params: { type: 'object', required: ['deliveryId'], properties: { deliveryId: string } },
-    response: { 200: json({ type: 'object', properties: { pool: string } }), ...notFound, 409: error('No pool fits'), ...denied },
+    response: { 200: json({ type: 'object', properties: { pool: string, attempt: { type: 'integer', description: 'The number the resent attempt has' } } }), ...notFound, 409: error('No pool fits'), ...denied },
   }),
   deadLetters: route('Dead letters', 'Every dead-letter topic with its latest records and their reasons', { response: { 200: json({ type: 'object', additionalProperties: true }), ...denied } }),
-  replay: route('Dead letters', 'Replay dead-lettered deliveries (same delivery id, attempt 1) chosen by position, rule or delivery id', {
+  replay: route('Dead letters', 'Replay dead-lettered deliveries (same delivery id, the attempt after its last, the whole retry schedule and a new age) chosen by position, rule or delivery id', {
     body: { type: 'object', properties: { positions: { type: 'array', items: { type: 'string', description: 'topic:partition:offset' } }, ruleId: string, deliveryId: string } },
     response: {
       200: json({ type: 'object', properties: { replayed: { type: 'integer' }, refused: { type: 'array', items: { type: 'object', properties: { position: string, why: string } } } } }),

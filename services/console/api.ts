@@ -135,11 +135,12 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
     return overview(await state.history.summaries(overviewStart(now, overviewSeconds)), now, overviewSeconds);
   });
   api.get('/endpoints', { schema: schemas.endpoints }, async () => ({ endpoints: endpointView(await state.history.endpoints(Date.now()), state.rules.values()) }));
-  api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, (request) => {
+  api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, async (request) => {
     const { deliveryId } = request.params;
     const command = state.recentCommand(deliveryId);
     if (!command) throw new ActionError('not-found', `delivery ${deliveryId} is no longer in the console's window of commands; if it was dead-lettered, replay it from Dead letters`);
-    return actions.resend(actor(request), command);
+    const [newest] = (await state.history.query({ deliveryId, limit: 1 })).entries;
+    return actions.resend(actor(request), command, newest?.attempt ?? command.attempt);
   });
 
   // Dead letters

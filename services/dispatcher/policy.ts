@@ -8,6 +8,7 @@
  */
 import type { DeferralCause, DeliveryCommand, EventRule } from '../../schemas/index.ts';
 import { formatDuration } from '../common/duration.ts';
+import { scheduleAttempt } from '../common/deliveries.ts';
 import { activeSecrets } from '../common/rules.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import type { SendResult } from './sender.ts';
@@ -142,12 +143,13 @@ export function judge(command: DeliveryCommand, result: SendResult, failingSince
   if (failing) return { outcome: 'dead_lettered', httpStatus: status, error: `${error}; the rule was disabled: ${failing}`, ruleHealth: 'failure', followUp: { kind: 'disable', reason: failing } };
   // 429/502/504 ask us to slow down: honour Retry-After, else wait at least twice the scheduled delay.
   const slowDown = status === 429 || status === 502 || status === 504;
-  const scheduled = settings.retry.delays[command.attempt - 1] ?? 0;
+  const attempt = scheduleAttempt(command);
+  const scheduled = settings.retry.delays[attempt - 1] ?? 0;
   const retryAfterMs = result.kind === 'response' ? (result.retryAfterMs ?? (slowDown ? 2 * scheduled : undefined)) : undefined;
-  const next = settings.retry.afterFailure(command.attempt, retryAfterMs, now);
+  const next = settings.retry.afterFailure(attempt, retryAfterMs, now);
   const deadLetter = (reason: DeadLetterReason, text: string): Verdict =>
     ({ outcome: 'dead_lettered', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'dead-letter', reason, error: text } });
-  if (!next) return deadLetter('exhausted', `gave up after ${command.attempt} attempts; last: ${error}`);
+  if (!next) return deadLetter('exhausted', `gave up after ${attempt} attempts${attempt === command.attempt ? '' : ` (from attempt ${command.firstAttempt})`}; last: ${error}`);
   if (next.notBefore - command.createdAt > settings.maxAgeMs) return deadLetter('expired', `the next attempt would pass the maximum age of ${formatDuration(settings.maxAgeMs)}; last: ${error}`);
   return { outcome: 'retrying', httpStatus: status, error, ruleHealth: 'failure', followUp: { kind: 'retry', ...next } };
 }

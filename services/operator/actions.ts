@@ -168,14 +168,18 @@ export class OperatorActions {
     return { deliveryId: command.deliveryId, pool: route.pool, entry: (await logged) ?? null };
   }
 
-  /** Delivers a delivery's event again to its rule as it is now: same delivery id (receivers de-duplicate on it), attempt 1, a new age. */
-  async resend(actor: Actor, command: DeliveryCommand): Promise<{ pool: string }> {
+  /**
+   * Delivers a delivery's event again to its rule as it is now, after its attempt `lastAttempt`: same delivery id
+   * (receivers de-duplicate on it), the next attempt number, the whole schedule and a new age.
+   */
+  async resend(actor: Actor, command: DeliveryCommand, lastAttempt: number): Promise<{ pool: string; attempt: number }> {
     const rule = await this.rule(command.ruleId);
     const route = choosePool(rule, command.event, (await this.#resources.pools()).values());
     if (!route.ok) throw new ActionError('conflict', route.error);
-    await (await this.#resources.sender()).send(this.#resources.names.deliveries(route.pool), sentAgain(command, Date.now()), { 'resent-by': actor.by });
-    this.#line(actor, 'delivery resent', { ruleId: rule.id, deliveryId: command.deliveryId });
-    return { pool: route.pool };
+    const again = sentAgain(command, lastAttempt, Date.now());
+    await (await this.#resources.sender()).send(this.#resources.names.deliveries(route.pool), again, { 'resent-by': actor.by });
+    this.#line(actor, 'delivery resent', { ruleId: rule.id, deliveryId: command.deliveryId, attempt: again.attempt });
+    return { pool: route.pool, attempt: again.attempt };
   }
 
   /** Replays dead-lettered deliveries through the pool each rule is routed to now; the rest are refused, saying why. */

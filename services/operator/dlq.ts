@@ -1,7 +1,7 @@
 /**
  * The deliveries' dead-letter topic for operators: list what is there (by rule, time, reason) and replay it back into
- * the pipeline. A replayed command keeps its delivery id (so receivers still de-duplicate) and starts again at
- * attempt 1, with a new age, on the pool its rule's selectors choose now.
+ * the pipeline. A replayed command keeps its delivery id (so receivers still de-duplicate) and goes on with the next
+ * attempt number, the whole retry schedule and a new age, on the pool its rule's selectors choose now.
  */
 import { contracts, type DeliveryCommand, type EventRule } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../common/dead-letter.ts';
@@ -117,7 +117,7 @@ export function planReplay(entries: DeadDelivery[], rules: (id: string) => Event
 export async function sendReplays(plan: ReplayPlan, sender: CommandSender, onSent: (done: number) => void = () => undefined): Promise<number> {
   let done = 0;
   for (const { entry, topic } of plan.replay) {
-    await sender.send(topic, sentAgain(entry.command!, Date.now()), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
+    await sender.send(topic, sentAgain(entry.command!, entry.command!.attempt, Date.now()), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
     onSent((done += 1));
   }
   return done;

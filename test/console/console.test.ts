@@ -204,6 +204,10 @@ describe('console in headless Chromium', () => {
     await page.getByRole('button', { name: 'Resend' }).click();
     await waitFor('the resend', () => verified.length === 2);
     expect(verified[1]).toBe(verified[0]);
+    // Without a reload: the drawer shows the resent attempt, numbered after the first, and the list has both.
+    await expect.poll(() => page.locator('.drawer .timeline').innerText(), { timeout: 20_000 }).toMatch(/#1 Delivered[\s\S]*#2 Delivered/);
+    expect(await page.locator('.drawer header').innerText()).toContain('attempt 2');
+    expect(await page.locator('#logs tbody tr.attempt').count()).toBe(2);
     await page.goto(`${console_.url}#/logs`);
     await page.selectOption('#filter-outcome', 'failed');
     await expect.poll(() => page.locator('#logs tbody').innerText()).toContain('No attempts match');
@@ -284,6 +288,14 @@ describe('console in headless Chromium', () => {
       expect(await deadRow.innerText()).toMatch(/flaky[\s\S]*workflow_started[\s\S]*exhausted[\s\S]*HTTP 503/);
       await screenshot('console-dead-letters.png');
 
+      // The endpoint view: the failing one with since when, its last error and the rule using it; the one a disabled rule names, why.
+      await page.goto(`${console_.url}#/endpoints?window=5m`);
+      const flakyRow = page.locator(`#endpoints tr[data-url="${failing.url}"]`);
+      await expect.poll(() => flakyRow.innerText(), { timeout: 10_000 }).toMatch(/Used by Flaky hook[\s\S]*0 %[\s\S]*HTTP 503/);
+      expect(await flakyRow.locator('.failing-since').count()).toBe(1);
+      expect(await page.locator('#endpoints tr[data-url="http://127.0.0.1:9/gone"]').innerText()).toContain('Gone hook disabled: the endpoint answered 410 Gone');
+      await screenshot('console-endpoints.png');
+
       await page.goto(`${console_.url}#/overview`);
       await expect.poll(() => page.locator('#attempts').innerText()).not.toBe('–');
       await screenshot('console-overview.png');
@@ -294,8 +306,13 @@ describe('console in headless Chromium', () => {
       await page.click('#replay-selected');
       await waitFor('the replay', () => failing.received.length === 3);
       expect(new Set(failing.received.map((request) => request.headers['webhook-id'])).size).toBe(1);
+      // The replay is the delivery's third attempt, and it ended the endpoint's failure.
+      await page.goto(`${console_.url}#/endpoints?window=5m`);
+      await expect.poll(() => flakyRow.locator('.failing-since').count(), { timeout: 10_000 }).toBe(0);
+      expect(await flakyRow.innerText()).toContain('33.3 %');
       await page.goto(`${console_.url}#/logs`);
       await expect.poll(() => page.locator('#logs tbody tr[data-outcome=delivered]').count()).toBeGreaterThanOrEqual(1);
+      expect(await page.locator('#logs tbody tr[data-outcome=delivered]').first().getAttribute('data-key')).toMatch(/\/3$/);
       await page.locator('#logs tbody tr[data-outcome=dead_lettered]').first().click();
       await expect.poll(() => page.locator('#replay').count()).toBe(1);
       expect(await page.locator('#trace-id').innerText()).toBe(producerSpan.spanContext().traceId);

@@ -17,7 +17,7 @@ const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const artifacts = new URL('../../test-artifacts/', import.meta.url);
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const TOKEN = 'pages-test-token-0123456789abcdef';
-const PAGES = ['overview', 'rules', 'logs', 'dead-letters'] as const;
+const PAGES = ['overview', 'rules', 'logs', 'endpoints', 'dead-letters'] as const;
 
 /** What overflows at this width: the page itself, a cell's content, or a cell over its neighbour. */
 function layoutProblems(page: Page): Promise<string[]> {

@@ -57,10 +57,14 @@ describe('policy: before sending', () => {
   it('a resend or replay starts a new age: an expired or exhausted delivery gets the whole schedule again, same delivery id', () => {
     const expired = command(T0 - 61 * MINUTE, 3);
     expect(decide(expired, validRule(), healthy, T0, settings)).toMatchObject({ kind: 'dead-letter', reason: 'expired' });
-    const again = sentAgain(expired, T0);
-    expect(again).toMatchObject({ deliveryId: expired.deliveryId, attempt: 1, notBefore: T0, createdAt: T0 });
+    const again = sentAgain(expired, 3, T0);
+    // The attempt numbers go on (attempt 4), the schedule starts over.
+    expect(again).toMatchObject({ deliveryId: expired.deliveryId, attempt: 4, firstAttempt: 4, notBefore: T0, createdAt: T0 });
     expect(decide(again, validRule(), healthy, T0, settings)).toEqual({ kind: 'send' });
-    expect(judge(again, response(503), undefined, T0, settings)).toMatchObject({ outcome: 'retrying', followUp: { kind: 'retry', notBefore: T0 + 5000 } });
+    expect(judge(again, response(503), undefined, T0, settings)).toMatchObject({ outcome: 'retrying', followUp: { kind: 'retry', topicDelayMs: 5000, notBefore: T0 + 5000 } });
+    const last = { ...again, attempt: 6 };
+    expect(judge(last, response(503), undefined, T0, settings)).toMatchObject({ outcome: 'retrying', followUp: { kind: 'retry', topicDelayMs: 30 * MINUTE } });
+    expect(judge({ ...again, attempt: 7 }, response(503), undefined, T0, settings)).toMatchObject({ outcome: 'dead_lettered', followUp: { reason: 'exhausted', error: 'gave up after 4 attempts (from attempt 4); last: HTTP 503' } });
   });
 
   it('deferrals never end: an open breaker defers to the next step of the schedule counted from creation, so deferrals per delivery are bounded by the schedule', () => {

@@ -28,6 +28,10 @@ const OUTCOME_LABEL = { delivered: 'Delivered', retrying: 'Retrying', failed: 'F
 const FORMAT_LABEL = { standard: 'Standard', harness_v1: 'Harness v1', sharering: 'ShareRing' };
 const SCHEME_LABEL = { v1: 'HMAC-SHA256 (v1), shared secret', v1a: 'Ed25519 (v1a), public key' };
 const outcomeBadge = (outcome) => h('span', { class: `badge ${outcome}` }, OUTCOME_LABEL[outcome] ?? outcome);
+const DEFERRAL_LABEL = { breaker_open: 'breaker open', endpoint_saturated: 'endpoint busy', rate_limited: 'rate limited', rule_version_pending: 'waiting for the rule' };
+/** An attempt as what it is: a deferral (nothing sent, put off for a reason) is not a retry after a failed attempt. */
+const attemptBadge = (entry) => (entry.deferral ? h('span', { class: 'badge deferred', title: entry.error ?? '' }, `Deferred · ${DEFERRAL_LABEL[entry.deferral] ?? entry.deferral}`) : outcomeBadge(entry.outcome));
+const attemptLabel = (entry) => (entry.deferral ? `Deferred (${DEFERRAL_LABEL[entry.deferral] ?? entry.deferral})` : OUTCOME_LABEL[entry.outcome] ?? entry.outcome);
 const scopeText = (scope) => (scope.kind === 'everything' ? 'Everything' : `${scope.kind === 'workflows' ? 'Workflows' : 'Pipelines'}: ${scope.ids ? scope.ids.join(', ') : 'all'}`);
 
 function toast(message, kind = '') {
@@ -555,7 +559,8 @@ async function logsPage(params) {
         select('rule', 'Rule', rules.map((rule) => [rule.id, rule.name])),
         select('outcome', 'Status', Object.entries(OUTCOME_LABEL)),
         select('status', 'HTTP', [['2xx', '2xx'], ['3xx', '3xx'], ['4xx', '4xx'], ['5xx', '5xx']]),
-        select('endpoint', 'Endpoint', [...new Set(rules.map((rule) => { try { const url = new URL(rule.url); return `${url.origin}${url.pathname}`; } catch { return rule.url; } }))].map((url) => [url, url])),
+        // The rules' URLs as logged, and the one the link came with (an endpoint no rule uses any more).
+        select('endpoint', 'Endpoint', [...new Set([...rules.map((rule) => { try { const url = new URL(rule.url); return `${url.origin}${url.pathname}`; } catch { return rule.url; } }), logFilters.endpoint].filter(Boolean))].map((url) => [url, url])),
         select('eventType', 'Event type', catalog.eventTypes.map((type) => [type, type])),
         text('eventId', 'Event id', 'id or its start'), text('deliveryId', 'Delivery / webhook id', 'msg_…'),
         select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours'], ['10080', 'Last 7 days'], ['43200', 'Last 30 days']])),
@@ -596,12 +601,13 @@ async function refreshLogs() {
       event.currentTarget.classList.add('selected');
       attemptDrawer(entry);
     };
-    return h('tr', { class: `clickable attempt${key === selected ? ' selected' : ''}`, tabindex: '0', 'aria-label': `Attempt ${entry.attempt} of ${entry.eventType} to ${entry.ruleName ?? entry.ruleId}: ${OUTCOME_LABEL[entry.outcome] ?? entry.outcome}`,
+    return h('tr', { class: `clickable attempt${key === selected ? ' selected' : ''}`, tabindex: '0', 'aria-label': `Attempt ${entry.attempt} of ${entry.eventType} to ${entry.ruleName ?? entry.ruleId}: ${attemptLabel(entry)}`,
       dataset: { key, deliveryId: entry.deliveryId, outcome: entry.outcome }, onclick: open,
       onkeydown: (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); open(event); } } },
       h('td', { class: 'mono' }, fmtTime(entry.attemptedAt)), h('td', {}, h('span', { class: 'tag' }, entry.eventType), h('div', { class: 'sub mono truncate' }, entry.eventId)),
-      h('td', { class: 'mono truncate', title: entry.url ?? '' }, entry.url ?? '–'), h('td', {}, outcomeBadge(entry.outcome)),
-      h('td', { class: 'num' }, entry.httpStatus ?? '–'), h('td', { class: 'num' }, fmtMs(entry.latencyMs)), h('td', { class: 'num' }, entry.attempt),
+      h('td', { class: 'mono truncate', title: entry.url ?? '' }, entry.url ?? '–'), h('td', {}, attemptBadge(entry)),
+      h('td', { class: 'num' }, entry.httpStatus ?? '–'), h('td', { class: 'num' }, fmtMs(entry.latencyMs)),
+      h('td', { class: 'num', title: entry.deferral ? `Attempt ${entry.attempt} was put off: nothing was sent` : '' }, entry.deferral ? h('span', { class: 'pending' }, `(${entry.attempt})`) : entry.attempt),
       h('td', {}, entry.ruleName ?? entry.ruleId));
   }) : [emptyRow(8, 'No attempts match', 'Deliveries appear here as soon as the dispatcher logs them; try widening the filters.')]));
 }
@@ -616,27 +622,51 @@ const bodyDigest = (part) => (part?.bodySha256 ? h('p', { class: 'pending mono',
 const fmtBytes = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 ** 2 ? `${(bytes / 1024).toFixed(1)} kB` : bytes < 1024 ** 3 ? `${(bytes / 1024 ** 2).toFixed(2)} MB` : `${+(bytes / 1024 ** 3).toFixed(2)} GB`);
 const headerTable = (headers) => h('dl', { class: 'kv' }, ...Object.entries(headers).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, value]) => [h('dt', { class: 'mono' }, name), h('dd', { class: 'mono' }, value)]));
 
+/**
+ * After a Resend or Replay: waits (up to 20 s) for the delivery's next attempt to reach the history, then shows it in
+ * the drawer and the list beneath, so the operator sees what it did without a reload.
+ */
+async function followUp(deliveryId, known) {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const { entries } = await api('GET', `/api/logs?deliveryId=${encodeURIComponent(deliveryId)}&limit=1`).catch(() => ({ entries: [] }));
+    const [newest] = entries;
+    if (newest && newest.attempt > known) {
+      if (!$('.drawer')) return;
+      if (document.body.dataset.page === 'logs') await refreshLogs();
+      closeOverlays();
+      return attemptDrawer(newest);
+    }
+  }
+}
+
 async function attemptDrawer(summary) {
   const entry = await api('GET', `/api/logs/${encodeURIComponent(summary.deliveryId)}/${summary.attempt}`);
   const { entries: all } = await api('GET', `/api/logs?deliveryId=${encodeURIComponent(entry.deliveryId)}&limit=50`);
+  const last = Math.max(...all.map((attempt) => attempt.attempt), entry.attempt);
   const actions = [];
-  if (entry.outcome === 'delivered' || entry.outcome === 'failed') actions.push(h('button', { class: 'btn primary', id: 'resend', onclick: async () => {
+  if (entry.outcome === 'delivered' || entry.outcome === 'failed') actions.push(h('button', { class: 'btn primary', id: 'resend', onclick: async (event) => {
     try {
-      await api('POST', `/api/deliveries/${encodeURIComponent(entry.deliveryId)}/resend`);
-      toast('Resent: a new attempt with the same delivery id is on its way');
+      event.currentTarget.disabled = true;
+      const { attempt } = await api('POST', `/api/deliveries/${encodeURIComponent(entry.deliveryId)}/resend`);
+      toast(`Resent as attempt ${attempt}, with the same delivery id`);
+      await followUp(entry.deliveryId, last);
     } catch (error) { toast(error.message, 'bad'); }
   } }, 'Resend'));
-  if (entry.outcome === 'dead_lettered') actions.push(h('button', { class: 'btn primary', id: 'replay', onclick: async () => {
+  if (entry.outcome === 'dead_lettered') actions.push(h('button', { class: 'btn primary', id: 'replay', onclick: async (event) => {
     try {
+      event.currentTarget.disabled = true;
       const { replayed, refused } = await api('POST', '/api/dead-letters/replay', { deliveryId: entry.deliveryId });
       toast(replayed ? 'Replayed from the dead-letter topic with the same delivery id' : `Not replayed: ${refused.map((item) => item.why).join('; ')}`, replayed ? '' : 'bad');
+      if (replayed) await followUp(entry.deliveryId, last);
     } catch (error) { toast(error.message, 'bad'); }
   } }, 'Replay'));
   const request = entry.request;
   const response = entry.response;
-  drawer(`${entry.eventType} → ${entry.ruleName ?? entry.ruleId}`, `Delivery ${entry.deliveryId} · attempt ${entry.attempt}`, h('div', { id: 'attempt-details' },
+  drawer(`${entry.eventType} → ${entry.ruleName ?? entry.ruleId}`, `Delivery ${entry.deliveryId} · ${entry.deferral ? `attempt ${entry.attempt} put off` : `attempt ${entry.attempt}`}`, h('div', { id: 'attempt-details' },
     h('dl', { class: 'kv' },
-      h('dt', {}, 'Status'), h('dd', {}, outcomeBadge(entry.outcome), entry.httpStatus ? ` HTTP ${entry.httpStatus}` : ''),
+      h('dt', {}, 'Status'), h('dd', {}, attemptBadge(entry), entry.httpStatus ? ` HTTP ${entry.httpStatus}` : ''),
       h('dt', {}, 'Endpoint'), h('dd', { class: 'mono' }, entry.url ?? '–'),
       h('dt', {}, 'Event'), h('dd', { class: 'mono' }, `${entry.eventType} · ${entry.eventId}`),
       h('dt', {}, 'Rule'), h('dd', {}, `${entry.ruleName ?? ''} (${entry.ruleId})`),
@@ -653,8 +683,52 @@ async function attemptDrawer(summary) {
       response ? [headerTable(response.headers), h('pre', { class: 'code', style: 'margin-top:10px', id: 'response-body' }, response.body ? prettyBody(response.body) : '(empty body)'), bodyDigest(response)] :
         h('p', { class: 'pending' }, 'No response recorded: none arrived, or the record predates response logging.')),
     h('div', { class: 'section' }, h('h3', {}, `All attempts of this delivery (${all.length})`), h('div', { class: 'timeline' },
-      ...all.slice().reverse().map((attempt) => h('span', { class: `badge ${attempt.outcome}`, title: new Date(attempt.attemptedAt).toISOString() }, `#${attempt.attempt} ${OUTCOME_LABEL[attempt.outcome]}${attempt.httpStatus ? ` ${attempt.httpStatus}` : ''}`))))),
+      ...all.slice().reverse().map((attempt) => h('span', { class: `badge ${attempt.deferral ? 'deferred' : attempt.outcome}`, title: `${new Date(attempt.attemptedAt).toISOString()}${attempt.error ? ` · ${attempt.error}` : ''}` },
+        `#${attempt.attempt} ${attemptLabel(attempt)}${attempt.httpStatus ? ` ${attempt.httpStatus}` : ''}`))))),
   [h('button', { class: 'btn', onclick: closeOverlays }, 'Close'), ...actions]);
+}
+
+// ---------- Endpoints ----------
+const WINDOWS = [['5m', '5 min'], ['1h', '1 hour'], ['24h', '24 hours'], ['7d', '7 days']];
+let endpointWindow = '1h';
+async function endpointsPage(params) {
+  endpointWindow = WINDOWS.some(([key]) => key === params.get('window')) ? params.get('window') : '1h';
+  const choose = (key) => {
+    endpointWindow = key;
+    history.replaceState(null, '', `#/endpoints?window=${key}`);
+    document.querySelectorAll('#window button').forEach((button) => button.setAttribute('aria-pressed', String(button.dataset.window === key)));
+    refreshEndpoints();
+  };
+  page.replaceChildren(
+    pageHead('Endpoints', 'Every URL your rules send to, and how it has answered: success rate and latency of the attempts made (deferrals are not attempts), since when it fails, and its circuit breaker as the delivery log last showed it.',
+      h('div', { class: 'segmented', id: 'window', role: 'group', 'aria-label': 'Time window' },
+        ...WINDOWS.map(([key, label]) => h('button', { dataset: { window: key }, 'aria-pressed': String(key === endpointWindow), onclick: () => choose(key) }, label)))),
+    h('div', { class: 'card' }, h('table', { id: 'endpoints' },
+      h('thead', {}, h('tr', {}, ...['Endpoint', 'Success', 'p50 / p95', 'Attempts', 'Failing since', 'Last success', 'Last error', 'Breaker'].map((title) => h('th', {}, title)))), h('tbody'))));
+  return refreshEndpoints;
+}
+
+const rateClass = (rate) => (rate === null ? '' : rate >= 0.99 ? 'good' : rate >= 0.9 ? 'poor' : 'bad');
+async function refreshEndpoints() {
+  const { endpoints } = await api('GET', '/api/endpoints');
+  const body = $('#endpoints tbody');
+  if (!body) return;
+  const logsOf = (url, extra = '') => `#/logs?endpoint=${encodeURIComponent(url)}${extra}`;
+  body.replaceChildren(...(endpoints.length ? endpoints.map((endpoint) => {
+    const stats = endpoint.windows[endpointWindow];
+    const disabled = endpoint.rules.filter((rule) => !rule.enabled);
+    return h('tr', { dataset: { url: endpoint.url } },
+      h('td', {}, h('a', { class: 'mono truncate', href: logsOf(endpoint.url), title: `${endpoint.url}: its attempts in Webhook logs` }, endpoint.url),
+        h('div', { class: 'sub' }, endpoint.rules.length ? `Used by ${endpoint.rules.map((rule) => rule.name).join(', ')}` : 'No rule sends here now'),
+        ...disabled.map((rule) => h('div', { class: 'sub disabled-reason', style: 'color:var(--bad)' }, `${rule.name} disabled${rule.disabledReason ? `: ${rule.disabledReason}` : ''}`))),
+      h('td', { class: 'num' }, stats.successRate === null ? '–' : h('span', { class: `rate ${rateClass(stats.successRate)}` }, `${Math.round(stats.successRate * 1000) / 10} %`)),
+      h('td', { class: 'num' }, stats.p50Ms === null ? '–' : `${fmtMs(stats.p50Ms)} / ${fmtMs(stats.p95Ms)}`),
+      h('td', { class: 'num' }, stats.sent ? h('a', { href: logsOf(endpoint.url, `&since=${{ '5m': 5, '1h': 60, '24h': 1440, '7d': 10080 }[endpointWindow]}`) }, stats.sent.toLocaleString()) : '0'),
+      h('td', {}, endpoint.failingSince ? h('a', { href: logsOf(endpoint.url, '&outcome=retrying'), style: 'color:var(--bad)', class: 'failing-since' }, fmtTime(endpoint.failingSince)) : '–'),
+      h('td', {}, fmtTime(endpoint.lastSuccessAt)),
+      h('td', {}, endpoint.lastErrorAt ? [h('div', {}, fmtTime(endpoint.lastErrorAt)), h('div', { class: 'sub last-error', title: endpoint.lastError ?? '' }, endpoint.lastError ?? '')] : '–'),
+      h('td', {}, endpoint.breaker === 'open' ? h('span', { class: 'badge failed', title: `Deferring since ${fmtTime(endpoint.breakerOpenAt)}` }, 'Open') : endpoint.breaker === 'closed' ? h('span', { class: 'badge delivered' }, 'Closed') : '–'));
+  }) : [emptyRow(8, 'No endpoints yet', 'An endpoint appears here once a rule sends to it.')]));
 }
 
 // ---------- Dead letters ----------
@@ -667,7 +741,7 @@ async function deadLettersPage() {
       h('button', { class: 'btn', id: 'replay-rule-button', onclick: async () => {
         const ruleId = $('#replay-rule').value;
         if (!ruleId) return toast('Choose a rule first', 'bad');
-        if (await confirmModal('Replay every dead-lettered delivery of this rule?', `Rule ${ruleId}: each goes back to attempt 1 with its delivery id.`, 'primary', 'Replay')) replay({ ruleId });
+        if (await confirmModal('Replay every dead-lettered delivery of this rule?', `Rule ${ruleId}: each goes back with its delivery id and the whole retry schedule again.`, 'primary', 'Replay')) replay({ ruleId });
       } }, 'Replay rule'),
       h('button', { class: 'btn primary', id: 'replay-selected', onclick: () => replay({ positions: [...selectedDead] }) }, 'Replay selected')),
     h('div', { id: 'dead-topics' }));
@@ -716,7 +790,7 @@ async function refreshDeadLetters() {
 }
 
 // ---------- routing ----------
-const pages = { overview, rules: rulesPage, logs: logsPage, 'dead-letters': deadLettersPage };
+const pages = { overview, rules: rulesPage, logs: logsPage, endpoints: endpointsPage, 'dead-letters': deadLettersPage };
 async function route() {
   clearInterval(timer);
   closeOverlays();
