@@ -4,7 +4,7 @@
  * document), and every change goes through the operator actions, as the rules CLI's do.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES, type DeliveryCommand, type DeliveryOutcome, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
+import { EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES, type DeliveryOutcome, type EventRule, type SignatureScheme } from '../../schemas/index.ts';
 import { parseDuration } from '../common/duration.ts';
 import { ActionError, type Actor, type OperatorActions, type Saved } from '../operator/actions.ts';
 import type { DeadDelivery } from '../operator/dlq.ts';
@@ -25,8 +25,6 @@ export interface ConsoleState {
   readonly retention: { readonly settings: RetentionSettings };
   readonly deadLetters: DeadLetterStore;
   readonly actions: OperatorActions;
-  /** A recent delivery's command, from the console's window on the command topics. */
-  recentCommand(deliveryId: string): DeliveryCommand | undefined;
   /** How long a Test waits for its sample's delivery-log record. */
   readonly testTimeoutMs: number;
 }
@@ -137,8 +135,8 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   api.get('/endpoints', { schema: schemas.endpoints }, async () => ({ endpoints: endpointView(await state.history.endpoints(Date.now()), state.rules.values()) }));
   api.post<{ Params: { deliveryId: string } }>('/deliveries/:deliveryId/resend', { schema: schemas.resend }, async (request) => {
     const { deliveryId } = request.params;
-    const command = state.recentCommand(deliveryId);
-    if (!command) throw new ActionError('not-found', `delivery ${deliveryId} is no longer in the console's window of commands; if it was dead-lettered, replay it from Dead letters`);
+    const command = await state.history.command(deliveryId);
+    if (!command) throw new ActionError('not-found', `delivery ${deliveryId} is not in the console's history (older than its retention, or from before the console first started); if it was dead-lettered, replay it from Dead letters`);
     const [newest] = (await state.history.query({ deliveryId, limit: 1 })).entries;
     return actions.resend(actor(request), command, newest?.attempt ?? command.attempt);
   });

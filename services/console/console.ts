@@ -6,7 +6,6 @@
  */
 import { join } from 'node:path';
 import { Gauge } from 'prom-client';
-import type { DeliveryCommand } from '../../schemas/index.ts';
 import type { BaseConfig, ConnectionConfig } from '../common/config.ts';
 import { createKafka, kafkaConnection } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
@@ -19,11 +18,10 @@ import { topicNames, type TopicNames } from '../common/topics.ts';
 import { OperatorActions } from '../operator/actions.ts';
 import { CommandSender } from '../operator/command-sender.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
-import { HistoryFeed } from './history/feed.ts';
+import { CommandFeed, HistoryFeed } from './history/feed.ts';
 import { DEFAULT_RETENTION, HistoryRetention, type RetentionSettings } from './history/retention.ts';
 import { SqliteHistoryStore } from './history/sqlite-store.ts';
 import type { HistoryStore } from './history/store.ts';
-import { RecentCommands } from './recent-commands.ts';
 import { startWebServer, type ServedConsole, type WebServer, type WebSettings } from './web-server.ts';
 
 export interface ConsoleSettings extends WebSettings {
@@ -53,7 +51,7 @@ export class Console implements ServedConsole {
   readonly #settings: ConsoleSettings;
   readonly #logger: Logger;
   readonly #pools: PoolsTable;
-  readonly #commands: RecentCommands;
+  readonly #commands: CommandFeed;
   readonly #kafka: ReturnType<typeof createKafka>;
   readonly #registry: SchemaRegistryClient;
   #writer: RuleWriter | undefined;
@@ -77,7 +75,7 @@ export class Console implements ServedConsole {
     this.retention = new HistoryRetention(this.history, settings.retention ?? DEFAULT_RETENTION, logger);
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
     const commandTopics = new RegExp(`^${escapeRegExp(this.names.deliveries())}(\\.(?!dlq$)[^.]+)?$`);
-    this.#commands = new RecentCommands(this.#kafka, this.#registry, commandTopics, logger, settings.groupId);
+    this.#commands = new CommandFeed({ ...tableOptions, store: this.history, topics: commandTopics });
     // The writer and the sender are made by start() before the web server takes a request.
     const started = <T>(resource: () => T | undefined) => async () => resource()!;
     this.actions = new OperatorActions({
@@ -111,7 +109,7 @@ export class Console implements ServedConsole {
 
   /** Why the console is not ready: it is still reading its rules, or something it shows stopped following its topic. */
   get ready(): string | undefined {
-    const sources = { 'event-rules table': this.rules, 'dispatcher-pools table': this.#pools, 'delivery history': this.#feed, 'dead-letters window': this.deadLetters, 'commands window': this.#commands };
+    const sources = { 'event-rules table': this.rules, 'dispatcher-pools table': this.#pools, 'delivery history': this.#feed, 'dead-letters window': this.deadLetters, 'commands history': this.#commands };
     for (const [name, source] of Object.entries(sources)) if (source.failure) return `the ${name} stopped following its topic for good: ${source.failure.message}`;
     return this.rules.bootstrapped ? undefined : 'reading the event-rules topic';
   }
@@ -132,9 +130,4 @@ export class Console implements ServedConsole {
     await this.retention.stop();
     await this.history.close();
   }
-
-  recentCommand(deliveryId: string): DeliveryCommand | undefined {
-    return this.#commands.get(deliveryId);
-  }
 }
-

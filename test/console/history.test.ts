@@ -12,11 +12,14 @@ import { topicNames } from '../../services/common/topics.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
+import { newDeliveryCommand } from '../../services/common/deliveries.ts';
+import { harnessEvent } from '../fixtures/seed-events.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
 import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
 
 const T0 = Date.UTC(2026, 11, 1);
+const position = (topic: string, partition: number, next: string) => ({ topic, partition, next });
 
 function attempt(index: number, overrides: Partial<DeliveryLog> = {}): DeliveryLog {
   return valid(contracts.deliveryLog, {
@@ -36,7 +39,8 @@ describe('history store (SQLite)', () => {
   beforeAll(async () => {
     file = join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite');
     store = new SqliteHistoryStore(file);
-    await store.append(Array.from({ length: 250 }, (_, index) => ({ partition: index % 3, offset: String(index), entry: attempt(index) })), new Map([[0, '84'], [1, '84'], [2, '83']]));
+    await store.append(Array.from({ length: 125 }, (_, index) => attempt(index)), position('log', 0, '125'));
+    await store.append(Array.from({ length: 125 }, (_, index) => attempt(index + 125)), position('log', 1, '125'));
     return () => store.close();
   });
 
@@ -66,9 +70,25 @@ describe('history store (SQLite)', () => {
   it('finds an attempt, keeps positions with its attempts, and says what it holds', async () => {
     expect((await store.find('msg_000007', 1))?.eventId).toBe('evt-qa-7');
     expect(await store.find('msg_000007', 2)).toBeUndefined();
-    expect(await store.positions()).toEqual(new Map([[0, '84'], [1, '84'], [2, '83']]));
+    expect(await store.positions()).toEqual([position('log', 0, '125'), position('log', 1, '125')]);
     expect(await store.holds()).toMatchObject({ attempts: 250, oldestAt: T0, newestAt: T0 + 249_000, bytes: expect.any(Number) });
     expect((await store.summaries(T0 + 248_000)).map((summary) => summary.latencyMs)).toEqual([248, 249]);
+  });
+
+  it('keeps each delivery\'s first command (what a resend sends) and tells each delivery\'s newest state, for Recover', async () => {
+    const event = valid(contracts.workflowEvent, harnessEvent('workflow_started'));
+    const first = newDeliveryCommand(event, 'rule-1', T0);
+    await store.appendCommands([first, { ...first, attempt: 2 }], position('commands', 0, '2'));
+    expect(await store.command(first.deliveryId)).toEqual(first);
+    expect(await store.command('msg_unknown')).toBeUndefined();
+    expect(await store.positions()).toContainEqual(position('commands', 0, '2'));
+    // msg_000005 failed (index % 5 == 0), then a second attempt was delivered: its newest record decides.
+    await store.append([attempt(5, { attempt: 2, outcome: 'delivered', httpStatus: 200, attemptedAt: T0 + 300_000 })], position('log', 0, '126'));
+    const failed = await store.deliveries({ ruleId: 'rule-1', outcome: 'failed' }, 1000);
+    expect(failed.map((delivery) => delivery.deliveryId)).toContain('msg_000010');
+    expect(failed.find((delivery) => delivery.deliveryId === 'msg_000010')).toEqual({ deliveryId: 'msg_000010', ruleId: 'rule-1', lastAttempt: 1, outcome: 'failed' });
+    expect((await store.deliveries({ deliveryId: 'msg_000005' }, 10))).toEqual([{ deliveryId: 'msg_000005', ruleId: 'rule-2', lastAttempt: 2, outcome: 'delivered' }]);
+    expect(await store.deliveries({ ruleId: 'rule-1' }, 3)).toHaveLength(3);
   });
 
   it('refuses a second console on the same file, naming the setting', () => {
@@ -97,9 +117,9 @@ describe('endpoint figures', () => {
     const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-endpoints-')), 'history.sqlite'));
     try {
       // Later batch first: the delivery log's partitions interleave.
-      await store.append([sent(3, 120, 'failed', 503), deferred(4, 130)].map((entry, index) => ({ partition: 1, offset: String(index), entry })), new Map([[1, '2']]));
-      await store.append([sent(1, 0, 'delivered', 200), sent(2, 60, 'retrying', 500)].map((entry, index) => ({ partition: 0, offset: String(index), entry })), new Map([[0, '2']]));
-      await store.append([attempt(11, { url: 'http://127.0.0.1:9/other', attemptedAt: at(90) })].map((entry) => ({ partition: 2, offset: '0', entry })), new Map([[2, '1']]));
+      await store.append([sent(3, 120, 'failed', 503), deferred(4, 130)], position('log', 1, '2'));
+      await store.append([sent(1, 0, 'delivered', 200), sent(2, 60, 'retrying', 500)], position('log', 0, '2'));
+      await store.append([attempt(11, { url: 'http://127.0.0.1:9/other', attemptedAt: at(90) })], position('log', 2, '1'));
       const [flaky, other] = await store.endpoints(at(150));
       expect(flaky).toMatchObject({ url: hook, lastSuccessAt: at(0), failingSince: at(60), lastErrorAt: at(120), lastError: 'HTTP 503', breakerOpenAt: at(130), lastSentAt: at(120) });
       expect(flaky!.windows['5m']).toMatchObject({ sent: 3, delivered: 1, successRate: 1 / 3 });
@@ -112,7 +132,7 @@ describe('endpoint figures', () => {
       expect(later!.windows['5m']).toMatchObject({ sent: 0, successRate: null });
       expect(later!.windows['1h']).toMatchObject({ sent: 3 });
       // A success after the failures ends them.
-      await store.append([{ partition: 0, offset: '2', entry: sent(5, 140, 'delivered', 200) }], new Map([[0, '3']]));
+      await store.append([sent(5, 140, 'delivered', 200)], position('log', 0, '3'));
       expect((await store.endpoints(at(150)))[0]).toMatchObject({ failingSince: null, lastSuccessAt: at(140), lastErrorAt: at(120) });
       // Buckets no window reads any more are pruned; the endpoint's state stays.
       await store.pruneBuckets(at(8 * 24 * 3600));
@@ -130,8 +150,8 @@ describe('endpoint figures', () => {
     const store = new SqliteHistoryStore(file);
     try {
       expect(store.layoutChanged).toBe(true);
-      expect(await store.positions()).toEqual(new Map());
-      await store.append([{ partition: 0, offset: '0', entry: attempt(1) }], new Map([[0, '1']]));
+      expect(await store.positions()).toEqual([]);
+      await store.append([attempt(1)], position('log', 0, '1'));
       expect((await store.holds()).attempts).toBe(1);
     } finally {
       await store.close();
@@ -145,20 +165,24 @@ describe('endpoint figures', () => {
 describe('history retention', () => {
   let file = '';
   const open = async () => new SqliteHistoryStore(file = join(await mkdtemp(join(tmpdir(), 'history-retention-')), 'history.sqlite'));
-  const fill = (store: HistoryStore, count: number, body = '') => store.append(Array.from({ length: count }, (_, index) => ({
-    partition: 0, offset: String(index), entry: attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } }),
-  })), new Map([[0, String(count)]]));
+  const fill = (store: HistoryStore, count: number, body = '') => store.append(Array.from({ length: count }, (_, index) =>
+    attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } })), position('log', 0, String(count)));
 
   it('deletes attempts past the age in steps, letting the event loop turn between them', async () => {
     const store = await open();
     await fill(store, 20_000);
+    // A command goes with its time's attempts.
+    const event = valid(contracts.workflowEvent, harnessEvent('workflow_started'));
+    const [old, kept] = [newDeliveryCommand(event, 'old', T0), newDeliveryCommand(event, 'kept', T0 + 19_500_000)];
+    await store.appendCommands([old, kept], position('commands', 0, '2'));
     const retention = new HistoryRetention(store, { maxAgeMs: 1000_000, maxBytes: 10 * 1024 ** 3 }, testLogger, { now: () => T0 + 20_000_000 });
     // node:sqlite is synchronous: the feed's writes and the page's queries get their turn only when the event loop
     // turns, which it must do between the steps.
     let turns = 0;
     const ticker = setInterval(() => (turns += 1), 0);
-    expect(await retention.run()).toBe(19_000);
+    expect(await retention.run()).toBe(19_001);
     clearInterval(ticker);
+    expect([await store.command(old.deliveryId), await store.command(kept.deliveryId)]).toEqual([undefined, kept]);
     expect(turns).toBeGreaterThanOrEqual(5);
     expect(await store.holds()).toMatchObject({ attempts: 1000, oldestAt: T0 + 19_000_000, newestAt: T0 + 19_999_000 });
     expect(await retention.run()).toBe(0);
@@ -203,8 +227,9 @@ describe('history fed from the delivery-log topic', () => {
       env: clusterEnv(cluster, { CONSOLE_DATA_DIR: dataDir, CONSOLE_HTTP_PORT: '0', CONSOLE_TOKEN: 'x'.repeat(40), LOG_LEVEL: 'debug', LOG_FORMAT: 'json' }),
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const record = JSON.parse(line) as { msg?: string; partition: number; fetchedFrom: string; next: string; attempts: number };
-      if (record.msg === 'history stored a batch') batches.push(record);
+      const record = JSON.parse(line) as { msg?: string; topic?: string; partition: number; fetchedFrom: string; next: string; records: number };
+      if (record.topic !== names.deliveryLog) return;
+      if (record.msg === 'history stored a batch') batches.push({ ...record, attempts: record.records });
       if (record.msg === 'history skipped a batch it already stored') batches.push({ ...record, attempts: 0 });
     });
     return child;

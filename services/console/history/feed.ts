@@ -1,59 +1,147 @@
 /**
- * The delivery-log topic into the history store: a consumer group of this console's own that commits nothing to Kafka.
- * The store's positions are the truth: at start the consumer is sought to them, and a batch from before them (a
- * consumer restarted by kafkajs from the beginning) is skipped up to them, so nothing is stored twice and nothing is
- * re-read from the topic's beginning. A batch's attempts and its position are written in one transaction.
+ * Topics into the history store: a consumer group of this console's own that commits nothing to Kafka. The store's
+ * positions are the truth: at start the consumer is sought to them, and a batch from before them (a consumer
+ * restarted by kafkajs from the beginning) is skipped up to them, so nothing is stored twice and nothing is re-read
+ * from the topic's beginning. A batch's records and its position are written in one transaction.
+ *
+ * Two feeds fill the history: the delivery log's attempts (HistoryFeed, which also tells a waiting Test its result)
+ * and the first command of each delivery from the pools' command topics (CommandFeed: the event a resend needs).
  */
 import { randomUUID } from 'node:crypto';
-import { contracts, type DeliveryLog } from '../../../schemas/index.ts';
+import { contracts, type Contract, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { onFatalCrash, type Consumer, type EachBatchPayload, type Kafka } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
 import { DecodeError, type SchemaRegistryClient } from '../../common/registry.ts';
 import type { DeliveryLogWatch } from '../../operator/actions.ts';
-import type { HistoryStore, Positions, StoredAttempt } from './store.ts';
+import type { HistoryStore, TopicPosition } from './store.ts';
 
-export interface HistoryFeedOptions {
+export interface FeedOptions {
   kafka: Kafka;
   registry: SchemaRegistryClient;
   store: HistoryStore;
-  topic: string;
   groupPrefix: string;
   logger: Logger;
 }
 
-export class HistoryFeed implements DeliveryLogWatch {
-  readonly #options: HistoryFeedOptions;
+interface TopicFeedSpec<T> {
+  /** What the feed stores, in the log lines: "delivery log", "commands". */
+  name: string;
+  topics: string | RegExp;
+  contract: Contract<T>;
+  write: (records: T[], position: TopicPosition) => Promise<void>;
+  onStored?: (records: T[]) => void;
+}
+
+const matches = (topics: string | RegExp, topic: string) => (typeof topics === 'string' ? topics === topic : topics.test(topic));
+
+class TopicFeed<T> {
+  readonly #options: FeedOptions;
+  readonly #spec: TopicFeedSpec<T>;
   readonly #consumer: Consumer;
-  readonly #waiters = new Map<string, Set<(entry: DeliveryLog) => void>>();
-  #positions: Positions = new Map();
+  readonly #positions = new Map<string, bigint>();
   #failed: Error | undefined;
 
-  constructor(options: HistoryFeedOptions) {
+  constructor(options: FeedOptions, spec: TopicFeedSpec<T>) {
     this.#options = options;
+    this.#spec = spec;
     this.#consumer = options.kafka.consumer({ groupId: `${options.groupPrefix}.history.${randomUUID()}`, maxWaitTimeInMs: 500 });
   }
 
-  /** Why the feed stopped following the delivery log for good, if it did. */
   get failure(): Error | undefined {
     return this.#failed;
   }
 
   async start(): Promise<void> {
-    const { topic, store, logger } = this.#options;
+    const { store, logger } = this.#options;
+    const { name, topics } = this.#spec;
     onFatalCrash(this.#consumer, (error) => {
       this.#failed = error;
-      logger.error({ err: error }, 'the history stopped reading the delivery log for good; the console reports not ready');
+      logger.error({ err: error }, `the history stopped reading the ${name} for good; the console reports not ready`);
     }, { maxRestarts: 5 });
-    this.#positions = await store.positions();
+    const positions = (await store.positions()).filter(({ topic }) => matches(topics, topic));
+    for (const { topic, partition, next } of positions) this.#positions.set(`${topic}:${partition}`, BigInt(next));
     await this.#consumer.connect();
-    await this.#consumer.subscribe({ topic, fromBeginning: true });
+    await this.#consumer.subscribe({ topics: [topics], fromBeginning: true });
     await this.#consumer.run({ autoCommit: false, eachBatch: (payload) => this.#batch(payload) });
     // Held by kafkajs until each partition's first fetch, so no batch before them is fetched.
-    for (const [partition, offset] of this.#positions) this.#consumer.seek({ topic, partition, offset });
+    for (const { topic, partition, next } of positions) {
+      try {
+        this.#consumer.seek({ topic, partition, offset: next });
+      } catch (error) {
+        // A topic gone since (a retired pool's): nothing of it to read.
+        logger.debug({ topic, partition, err: error }, `the history did not seek a ${name} partition it no longer reads`);
+      }
+    }
   }
 
   stop(): Promise<void> {
     return this.#consumer.disconnect();
+  }
+
+  async #batch({ batch, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.isEmpty()) return;
+    const { topic, partition } = batch;
+    const { registry, logger } = this.#options;
+    const { name, contract } = this.#spec;
+    const key = `${topic}:${partition}`;
+    const position = this.#positions.get(key);
+    let messages = batch.messages;
+    if (position !== undefined && BigInt(messages[0]!.offset) < position) {
+      if (position > BigInt(batch.highWatermark)) {
+        logger.warn({ topic, partition, position: String(position), end: batch.highWatermark }, `the ${name} partition ends before the history's position (the topic was recreated): storing it from its start`);
+      } else {
+        messages = messages.filter((message) => BigInt(message.offset) >= position);
+        if (messages.length === 0) {
+          logger.debug({ topic, partition, fetchedFrom: batch.firstOffset(), next: String(position) }, 'history skipped a batch it already stored');
+          this.#consumer.seek({ topic, partition, offset: String(position) });
+          return;
+        }
+      }
+    }
+    const records: T[] = [];
+    for (const message of messages) {
+      try {
+        records.push(await registry.decode(contract, message.value));
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        logger.warn({ topic, partition, offset: message.offset, reason: error.reason }, `skipping an undecodable ${name} record`);
+      }
+    }
+    const next = BigInt(batch.lastOffset()) + 1n;
+    await this.#spec.write(records, { topic, partition, next: String(next) });
+    this.#positions.set(key, next);
+    // `fetchedFrom`: where the fetch began, before anything already stored was skipped.
+    logger.debug({ topic, partition, fetchedFrom: batch.firstOffset(), next: String(next), records: records.length }, 'history stored a batch');
+    this.#spec.onStored?.(records);
+  }
+}
+
+/** The delivery log's attempts into the history. */
+export class HistoryFeed implements DeliveryLogWatch {
+  readonly #feed: TopicFeed<DeliveryLog>;
+  readonly #waiters = new Map<string, Set<(entry: DeliveryLog) => void>>();
+
+  constructor(options: FeedOptions & { topic: string }) {
+    this.#feed = new TopicFeed(options, {
+      name: 'delivery log', topics: options.topic, contract: contracts.deliveryLog,
+      write: (attempts, position) => options.store.append(attempts, position),
+      onStored: (attempts) => {
+        for (const entry of attempts) for (const resolve of this.#waiters.get(entry.deliveryId) ?? []) resolve(entry);
+      },
+    });
+  }
+
+  /** Why the feed stopped following the delivery log for good, if it did. */
+  get failure(): Error | undefined {
+    return this.#feed.failure;
+  }
+
+  start(): Promise<void> {
+    return this.#feed.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#feed.stop();
   }
 
   /** The next record of `deliveryId` to arrive, or undefined after `timeoutMs`. */
@@ -71,40 +159,11 @@ export class HistoryFeed implements DeliveryLogWatch {
       waiters.add(done);
     });
   }
+}
 
-  async #batch({ batch, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (!isRunning() || isStale() || batch.isEmpty()) return;
-    const { topic, partition } = batch;
-    const { registry, store, logger } = this.#options;
-    const known = this.#positions.get(partition);
-    const position = known === undefined ? undefined : BigInt(known);
-    let messages = batch.messages;
-    if (known !== undefined && position !== undefined && BigInt(messages[0]!.offset) < position) {
-      if (position > BigInt(batch.highWatermark)) {
-        logger.warn({ partition, position: known, end: batch.highWatermark }, 'the delivery-log partition ends before the history\'s position (the topic was recreated): storing it from its start');
-      } else {
-        messages = messages.filter((message) => BigInt(message.offset) >= position);
-        if (messages.length === 0) {
-          logger.debug({ partition, fetchedFrom: batch.firstOffset(), next: known }, 'history skipped a batch it already stored');
-          this.#consumer.seek({ topic, partition, offset: known });
-          return;
-        }
-      }
-    }
-    const attempts: StoredAttempt[] = [];
-    for (const message of messages) {
-      try {
-        attempts.push({ partition, offset: message.offset, entry: await registry.decode(contracts.deliveryLog, message.value) });
-      } catch (error) {
-        if (!(error instanceof DecodeError)) throw error;
-        logger.warn({ partition, offset: message.offset, reason: error.reason }, 'skipping an undecodable delivery-log record');
-      }
-    }
-    const next = String(BigInt(batch.lastOffset()) + 1n);
-    await store.append(attempts, new Map([[partition, next]]));
-    this.#positions.set(partition, next);
-    // `fetchedFrom`: where the fetch began, before anything already stored was skipped.
-    logger.debug({ partition, fetchedFrom: batch.firstOffset(), next, attempts: attempts.length }, 'history stored a batch');
-    for (const { entry } of attempts) for (const resolve of this.#waiters.get(entry.deliveryId) ?? []) resolve(entry);
+/** Each delivery's first command, from every pool's command topic (`topics`), into the history. */
+export class CommandFeed extends TopicFeed<DeliveryCommand> {
+  constructor(options: FeedOptions & { topics: RegExp }) {
+    super(options, { name: 'commands', topics: options.topics, contract: contracts.deliveryCommand, write: (commands, position) => options.store.appendCommands(commands, position) });
   }
 }

@@ -6,9 +6,9 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { contracts, type DeliveryLog } from '../../../schemas/index.ts';
+import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, ENDPOINT_WINDOWS, endpointFigures, rollUp, windowStart, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { cursor, type AttemptSummary, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Positions, type StoredAttempt } from './store.ts';
+import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -37,7 +37,10 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
-  CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, next_offset TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset TEXT NOT NULL, PRIMARY KEY (topic, partition));
+  -- Each delivery's first command, Avro-encoded: what a resend sends again.
+  CREATE TABLE IF NOT EXISTS commands (delivery_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, command BLOB NOT NULL);
+  CREATE INDEX IF NOT EXISTS commands_by_time ON commands (created_at);
   CREATE TABLE IF NOT EXISTS endpoint_buckets (
     span INTEGER NOT NULL,
     start INTEGER NOT NULL,
@@ -53,9 +56,10 @@ const SCHEMA = `
  * The layout SCHEMA creates. A file of another layout is emptied and filled again from the delivery-log topic: the
  * history is the topic's projection, and its topic holds what the file's retention would keep of it.
  */
-const LAYOUT = 2;
+const LAYOUT = 3;
 
 const type = contracts.deliveryLog.type;
+const commandType = contracts.deliveryCommand.type;
 // U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
 const PREFIX_END = '\u{10FFFF}';
 
@@ -108,7 +112,7 @@ export class SqliteHistoryStore implements HistoryStore {
     }
     this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.#position = this.#db.prepare('INSERT INTO positions (partition, next_offset) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset');
+    this.#position = this.#db.prepare('INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset');
   }
 
   #migrate(): void {
@@ -137,25 +141,44 @@ export class SqliteHistoryStore implements HistoryStore {
     return statement;
   }
 
-  async positions(): Promise<Positions> {
-    const rows = this.#statement('SELECT partition, next_offset FROM positions').all() as Array<{ partition: number; next_offset: string }>;
-    return new Map(rows.map((row) => [row.partition, row.next_offset]));
+  async positions(): Promise<TopicPosition[]> {
+    const rows = this.#statement('SELECT topic, partition, next_offset FROM positions').all() as Array<{ topic: string; partition: number; next_offset: string }>;
+    return rows.map((row) => ({ topic: row.topic, partition: row.partition, next: row.next_offset }));
   }
 
-  async append(attempts: StoredAttempt[], positions: Positions): Promise<void> {
+  /** Runs `write` and moves `position` in one transaction. */
+  #transaction(position: TopicPosition, write: () => void): void {
     this.#db.exec('BEGIN');
     try {
-      for (const { entry } of attempts) {
-        this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
-          entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
-      }
-      this.#rollUp(attempts.map(({ entry }) => entry));
-      for (const [partition, offset] of positions) this.#position.run(partition, offset);
+      write();
+      this.#position.run(position.topic, position.partition, position.next);
       this.#db.exec('COMMIT');
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  async append(attempts: DeliveryLog[], position: TopicPosition): Promise<void> {
+    this.#transaction(position, () => {
+      for (const entry of attempts) {
+        this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+          entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
+      }
+      this.#rollUp(attempts);
+    });
+  }
+
+  async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
+    const insert = this.#statement('INSERT OR IGNORE INTO commands (delivery_id, created_at, command) VALUES (?, ?, ?)');
+    this.#transaction(position, () => {
+      for (const command of commands) insert.run(command.deliveryId, command.createdAt, commandType.toBuffer(command));
+    });
+  }
+
+  async command(deliveryId: string): Promise<DeliveryCommand | undefined> {
+    const row = this.#statement('SELECT command FROM commands WHERE delivery_id = ?').get(deliveryId) as { command: Uint8Array } | undefined;
+    return row ? (commandType.fromBuffer(Buffer.from(row.command)) as DeliveryCommand) : undefined;
   }
 
   async query(query: HistoryQuery): Promise<HistoryPage> {
@@ -173,6 +196,15 @@ export class SqliteHistoryStore implements HistoryStore {
       count,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
+  }
+
+  async deliveries(query: HistoryQuery, limit: number): Promise<DeliveryState[]> {
+    const { where, values } = filters(query);
+    // SQLite gives the other columns of a max() group from the row holding the max: the newest record's.
+    const rows = this.#statement(`SELECT delivery_id, rule_id, max(sequence) AS newest, outcome, (SELECT max(attempt) FROM attempts AS same WHERE same.delivery_id = attempts.delivery_id) AS last_attempt
+      FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM attempts ${where} ORDER BY attempted_at DESC, sequence DESC LIMIT ?) GROUP BY delivery_id ORDER BY newest DESC`)
+      .all(...values, limit) as Array<{ delivery_id: string; rule_id: string; outcome: DeliveryState['outcome']; last_attempt: number }>;
+    return rows.map((row) => ({ deliveryId: row.delivery_id, ruleId: row.rule_id, lastAttempt: row.last_attempt, outcome: row.outcome }));
   }
 
   /** Adds a batch to its endpoints' buckets and states (inside append's transaction). */
@@ -238,17 +270,20 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {
-    const oldest = 'DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ORDER BY attempted_at, sequence LIMIT ?)';
+    const oldestAttempts = 'DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ORDER BY attempted_at, sequence LIMIT ?)';
     let { changes } = this.#statement(`DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts WHERE attempted_at < ? ORDER BY attempted_at, sequence LIMIT ?)`).run(before, rows);
     const over = this.#usedBytes() - maxBytes;
     if (Number(changes) === 0 && over > 0) {
       // As many of the oldest as the excess takes at the average attempt's size, so a step deletes no more than that.
       const { count } = this.#statement('SELECT count(*) AS count FROM attempts').get() as { count: number };
       const average = (over + maxBytes) / Math.max(1, count);
-      ({ changes } = this.#statement(oldest).run(Math.min(rows, Math.ceil(over / average))));
+      ({ changes } = this.#statement(oldestAttempts).run(Math.min(rows, Math.ceil(over / average))));
     }
-    if (Number(changes) > 0) this.#db.exec('PRAGMA incremental_vacuum');
-    return Number(changes);
+    // A command goes with the last attempts of its delivery: kept while an attempt from its time is.
+    const oldest = (this.#statement('SELECT min(attempted_at) AS value FROM attempts').get() as { value: number | null }).value ?? Number.MAX_SAFE_INTEGER;
+    const commands = this.#statement('DELETE FROM commands WHERE delivery_id IN (SELECT delivery_id FROM commands WHERE created_at < ? ORDER BY created_at LIMIT ?)').run(Math.min(before, oldest), rows).changes;
+    if (Number(changes) + Number(commands) > 0) this.#db.exec('PRAGMA incremental_vacuum');
+    return Number(changes) + Number(commands);
   }
 
   async close(): Promise<void> {

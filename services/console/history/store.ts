@@ -1,21 +1,20 @@
 /**
- * The console's delivery history: every attempt the delivery-log topic carried, kept on disk and queried by the
- * logs page, the overview and the API. One interface, one backend per database; the feed (feed.ts) is the only writer.
- * A backend keeps the topic positions it has read to in the same transaction as the attempts they brought, so a
- * console killed at any point resumes where its history stops: no gap, no duplicate, no re-read from the beginning.
+ * The console's delivery history: every attempt the delivery-log topic carried, and the first command of every
+ * delivery the pools' command topics carried (its event, which a resend needs and the log does not keep), kept on disk
+ * and queried by the logs page, the endpoint view, the overview and the API. One interface, one backend per database;
+ * the feeds (feed.ts) are the only writers. A backend keeps the topic positions it has read to in the same transaction
+ * as the records they brought, so a console killed at any point resumes where its history stops: no gap, no
+ * duplicate, no re-read from the beginning.
  */
-import type { DeliveryLog, DeliveryOutcome } from '../../../schemas/index.ts';
+import type { DeliveryCommand, DeliveryLog, DeliveryOutcome } from '../../../schemas/index.ts';
 import type { EndpointFigures } from './endpoint-stats.ts';
 
-/** One attempt as the feed read it, with where it sits in the delivery-log topic. */
-export interface StoredAttempt {
+/** Where the history has read a partition of one of its topics to: the next offset to read. */
+export interface TopicPosition {
+  topic: string;
   partition: number;
-  offset: string;
-  entry: DeliveryLog;
+  next: string;
 }
-
-/** Per partition of the delivery-log topic, the offset the history has read to (the next one to read). */
-export type Positions = Map<number, string>;
 
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export type StatusClass = (typeof STATUS_CLASSES)[number];
@@ -47,6 +46,16 @@ export interface HistoryPage {
   next: string | null;
 }
 
+/** A delivery as its newest record in the history leaves it. */
+export interface DeliveryState {
+  deliveryId: string;
+  ruleId: string;
+  /** The highest attempt number it reached. */
+  lastAttempt: number;
+  /** The outcome of its newest record. */
+  outcome: DeliveryOutcome;
+}
+
 /** What the history holds. */
 export interface HistoryHolds {
   attempts: number;
@@ -69,10 +78,16 @@ export interface AttemptSummary {
 }
 
 export interface HistoryStore {
-  /** The positions the history has read to, as last committed with its attempts. */
-  positions(): Promise<Positions>;
-  /** Adds attempts, with what they change in the endpoints' figures, and moves the positions in one transaction. */
-  append(attempts: StoredAttempt[], positions: Positions): Promise<void>;
+  /** The positions the history has read its topics to, as last committed with their records. */
+  positions(): Promise<TopicPosition[]>;
+  /** Adds attempts, with what they change in the endpoints' figures, and moves the position in one transaction. */
+  append(attempts: DeliveryLog[], position: TopicPosition): Promise<void>;
+  /** Keeps each delivery's first command (a later one of the same delivery, a resend, changes nothing) and moves the position. */
+  appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void>;
+  /** The delivery's command, event and all, while the history holds it. */
+  command(deliveryId: string): Promise<DeliveryCommand | undefined>;
+  /** The deliveries with an attempt `query` matches, newest first, at most `limit`, as their newest records leave them. */
+  deliveries(query: HistoryQuery, limit: number): Promise<DeliveryState[]>;
   query(query: HistoryQuery): Promise<HistoryPage>;
   /** The newest record of that attempt. */
   find(deliveryId: string, attempt: number): Promise<DeliveryLog | undefined>;
