@@ -9,6 +9,14 @@ import { DELIVERY_OUTCOMES, EVENT_TYPES, PAYLOAD_FORMATS, SIGNATURE_SCHEMES } fr
 import { HEADER_MASK } from '../operator/rule-view.ts';
 import { STATUS_CLASSES } from './history/store.ts';
 
+/** The logs page's filters: /api/logs's query, a bulk resend's body. */
+const logFilters = {
+  rule: { type: 'string' }, endpoint: { type: 'string', description: 'The target URL as logged' }, eventType: { type: 'string' },
+  eventId: { type: 'string', description: 'Exactly this event id' }, eventIdPrefix: { type: 'string', description: 'Event ids that start with this' },
+  deliveryId: { type: 'string', description: 'The delivery id, which is the webhook-id header the endpoint got' },
+  outcome: { enum: [...DELIVERY_OUTCOMES, ''] }, status: { enum: [...STATUS_CLASSES, ''], description: 'The HTTP status class the endpoint answered' },
+  since: { type: 'integer', description: 'ms since the epoch' }, until: { type: 'integer', description: 'ms since the epoch' },
+};
 const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] });
 const ref = (name: string) => ({ $ref: `${name}#` });
 const string = { type: 'string' };
@@ -140,11 +148,7 @@ export const routeSchemas = {
     querystring: {
       type: 'object',
       properties: {
-        rule: string, endpoint: { type: 'string', description: 'The target URL as logged' }, eventType: string,
-        eventId: { type: 'string', description: 'Exactly this event id' }, eventIdPrefix: { type: 'string', description: 'Event ids that start with this' },
-        deliveryId: { type: 'string', description: 'The delivery id, which is the webhook-id header the endpoint got' },
-        outcome: { enum: DELIVERY_OUTCOMES }, status: { enum: STATUS_CLASSES, description: 'The HTTP status class the endpoint answered' },
-        since: { type: 'integer', description: 'ms since the epoch' }, until: { type: 'integer', description: 'ms since the epoch' },
+        ...logFilters,
         limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
         cursor: { type: 'string', description: 'The `next` of the previous page' },
       },
@@ -184,7 +188,21 @@ export const routeSchemas = {
       ...denied,
     },
   }),
-  resend: route('Webhook logs', 'Deliver a recent delivery again: same delivery id, the attempt after its last, the whole retry schedule and a new age', {
+  resendMany: route('Webhook logs', 'Recover: send again every delivery with an attempt the filters match (with failedOnly, only those given up on: failed or dead-lettered as their newest record says), at most 10,000 at a time; dryRun counts them and sends nothing', {
+    body: { type: 'object', required: ['filters'], properties: { filters: { type: 'object', additionalProperties: false, properties: logFilters }, failedOnly: { type: 'boolean', default: false }, dryRun: { type: 'boolean', default: false } } },
+    response: {
+      200: json({
+        type: 'object',
+        properties: {
+          deliveries: { type: 'integer', description: 'dryRun: how many it would send' }, resent: { type: 'integer' },
+          refused: { type: 'array', items: { type: 'object', properties: { deliveryId: string, why: string } } },
+          more: { type: 'boolean', description: 'More than 10,000 matched: send again for the rest' },
+        },
+      }),
+      ...invalid, ...denied,
+    },
+  }),
+  resend: route('Webhook logs', 'Deliver a delivery again: same delivery id, the attempt after its last, the whole retry schedule and a new age', {
     params: { type: 'object', required: ['deliveryId'], properties: { deliveryId: string } },
     response: { 200: json({ type: 'object', properties: { pool: string, attempt: { type: 'integer', description: 'The number the resent attempt has' } } }), ...notFound, 409: error('No pool fits'), ...denied },
   }),

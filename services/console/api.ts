@@ -16,7 +16,7 @@ import type { DeadLetterStore } from './dead-letter-store.ts';
 import { endpointView } from './endpoint-view.ts';
 import { overview, overviewStart } from './history/overview.ts';
 import type { RetentionSettings } from './history/retention.ts';
-import type { HistoryStore, StatusClass } from './history/store.ts';
+import type { HistoryQuery, HistoryStore, StatusClass } from './history/store.ts';
 
 /** What the API shows and acts on: the console's tables and windows, and the operator actions. */
 export interface ConsoleState {
@@ -36,6 +36,25 @@ interface ApiOptions {
 
 type RuleBody = Omit<RulePut, 'id'> & { id?: string; secret?: string; secrets?: unknown };
 type IdParams = { Params: { id: string } };
+
+/** The logs page's filters, as /api/logs takes them in its query and bulk resends in their body. */
+type LogFilters = {
+  rule?: string; endpoint?: string; eventType?: string; eventId?: string; eventIdPrefix?: string; deliveryId?: string; outcome?: DeliveryOutcome; status?: StatusClass;
+  since?: number; until?: number;
+};
+
+/** The history query of `filters`; an empty one is unset, as an HTML form sends it. */
+function historyQuery({ rule, endpoint, eventType, eventId, eventIdPrefix, deliveryId, outcome, status, since, until }: LogFilters): HistoryQuery {
+  return {
+    ruleId: rule || undefined, outcome: outcome || undefined, url: endpoint || undefined, eventType: eventType || undefined, eventId: eventId || undefined,
+    eventIdPrefix: eventIdPrefix || undefined, deliveryId: deliveryId || undefined, statusClass: status || undefined, since, until,
+  };
+}
+
+/** At most this many deliveries go in one bulk resend (the rest are left for the next, `more` says so). */
+const RESEND_LIMIT = 10_000;
+/** A delivery given up on: what "resend everything that failed" resends (one still retrying is not given up yet). */
+const GIVEN_UP = new Set<DeliveryOutcome>(['failed', 'dead_lettered']);
 
 const actor = (request: FastifyRequest): Actor => ({ by: 'console', via: request.session ? 'session' : 'bearer' });
 const view = ({ rule, warnings }: Saved) => ({ ...ruleView(rule), warnings });
@@ -108,18 +127,24 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   api.delete<{ Params: { application: string } }>('/applications/:application/rules', { schema: schemas.deleteApplication }, async (request) => ({ deleted: await actions.deleteApplication(actor(request), request.params.application) }));
 
   // Webhook logs
-  type LogQuery = {
-    rule?: string; endpoint?: string; eventType?: string; eventId?: string; eventIdPrefix?: string; deliveryId?: string; outcome?: DeliveryOutcome; status?: StatusClass;
-    since?: number; until?: number; limit?: number; cursor?: string;
-  };
-  api.get<{ Querystring: LogQuery }>('/logs', { schema: schemas.logs }, async (request) => {
-    const { rule, endpoint, eventType, eventId, eventIdPrefix, deliveryId, outcome, status, since, until, limit, cursor } = request.query;
-    // An empty parameter is an unset filter, as an HTML form sends it.
-    const page = await state.history.query({
-      ruleId: rule || undefined, outcome, url: endpoint || undefined, eventType: eventType || undefined, eventId: eventId || undefined,
-      eventIdPrefix: eventIdPrefix || undefined, deliveryId: deliveryId || undefined, statusClass: status, since, until, limit, cursor: cursor || undefined,
-    });
+  api.get<{ Querystring: LogFilters & { limit?: number; cursor?: string } }>('/logs', { schema: schemas.logs }, async (request) => {
+    const { limit, cursor } = request.query;
+    const page = await state.history.query({ ...historyQuery(request.query), limit, cursor: cursor || undefined });
     return { history: { ...(await state.history.holds()), ...state.retention.settings }, ...page };
+  });
+  // Recover and bulk resend: the deliveries of a filtered view (or only those given up on), counted first with dryRun.
+  api.post<{ Body: { filters: LogFilters; failedOnly?: boolean; dryRun?: boolean } }>('/deliveries/resend', { schema: schemas.resendMany }, async (request) => {
+    const { filters, failedOnly = false, dryRun = false } = request.body;
+    const found = await state.history.deliveries(historyQuery(filters), RESEND_LIMIT + 1);
+    const chosen = (failedOnly ? found.filter(({ outcome }) => GIVEN_UP.has(outcome)) : found).slice(0, RESEND_LIMIT);
+    const more = found.length > RESEND_LIMIT;
+    if (dryRun) return { deliveries: chosen.length, more };
+    const items = await Promise.all(chosen.map(async (delivery) => ({
+      entry: delivery, command: await state.history.command(delivery.deliveryId), lastAttempt: delivery.lastAttempt,
+      missing: 'its event is not in the console\'s history (older than its retention, or from before the console first started)',
+    })));
+    const { resent, refused } = await actions.resendAll(actor(request), items);
+    return { resent, refused: refused.map(({ entry, why }) => ({ deliveryId: entry.deliveryId, why })), more };
   });
   api.get<{ Params: { deliveryId: string; attempt: number } }>('/logs/:deliveryId/:attempt', { schema: schemas.attempt }, async (request) => {
     const { deliveryId, attempt } = request.params;

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DeliveryCommand, DeliveryLog, EventRule, SignatureScheme } from '../../schemas/index.ts';
-import { newDeliveryCommand, sentAgain } from '../common/deliveries.ts';
+import { newDeliveryCommand } from '../common/deliveries.ts';
 import type { Kafka } from '../common/kafka.ts';
 import type { Logger } from '../common/logger.ts';
 import { choosePool, type PoolsTable } from '../common/pools.ts';
@@ -18,7 +18,8 @@ import { generateSigningKey } from '../common/signing-keys.ts';
 import type { RulesTable } from '../common/rules-table.ts';
 import type { TopicNames } from '../common/topics.ts';
 import type { CommandSender } from './command-sender.ts';
-import { planReplay, sendReplays, type DeadDelivery } from './dlq.ts';
+import { replayOf, type DeadDelivery } from './dlq.ts';
+import { planSends, sendPlanned, type SendAgain } from './send-again.ts';
 import { retirePool, type RetirementOptions, type RetirementResult } from './pool-retirement.ts';
 import { resolvePut, sampleEvent, shownOnce, withEnabled, withRotatedSecret } from './rule-changes.ts';
 import { RuleInputError, type RulePut } from './rule-input.ts';
@@ -173,22 +174,35 @@ export class OperatorActions {
    * (receivers de-duplicate on it), the next attempt number, the whole schedule and a new age.
    */
   async resend(actor: Actor, command: DeliveryCommand, lastAttempt: number): Promise<{ pool: string; attempt: number }> {
-    const rule = await this.rule(command.ruleId);
-    const route = choosePool(rule, command.event, (await this.#resources.pools()).values());
-    if (!route.ok) throw new ActionError('conflict', route.error);
-    const again = sentAgain(command, lastAttempt, Date.now());
-    await (await this.#resources.sender()).send(this.#resources.names.deliveries(route.pool), again, { 'resent-by': actor.by });
-    this.#line(actor, 'delivery resent', { ruleId: rule.id, deliveryId: command.deliveryId, attempt: again.attempt });
-    return { pool: route.pool, attempt: again.attempt };
+    await this.rule(command.ruleId); // a rule gone is not-found, as for every action on a rule
+    const { sent: [again], plan } = await this.#sendAgain([{ entry: command, command, missing: '', lastAttempt, headers: { 'resent-by': actor.by } }]);
+    if (!again) throw new ActionError('conflict', plan.refused[0]!.why);
+    this.#line(actor, 'delivery resent', { ruleId: command.ruleId, deliveryId: command.deliveryId, attempt: again.attempt });
+    return { pool: plan.send[0]!.pool, attempt: again.attempt };
+  }
+
+  /**
+   * Resends many deliveries at once (Recover, a bulk resend of a filtered view), each as resend() sends one; those that
+   * cannot go are refused, saying why.
+   */
+  async resendAll<T>(actor: Actor, items: Array<Omit<SendAgain<T>, 'headers'>>, onSent?: (done: number, of: number) => void): Promise<{ resent: number; refused: Array<{ entry: T; why: string }> }> {
+    const { sent, plan } = await this.#sendAgain(items.map((item) => ({ ...item, headers: { 'resent-by': actor.by } })), onSent);
+    this.#line(actor, 'deliveries resent', { ruleIds: [...new Set(sent.map((command) => command.ruleId))], resent: sent.length, refused: plan.refused.length });
+    return { resent: sent.length, refused: plan.refused };
   }
 
   /** Replays dead-lettered deliveries through the pool each rule is routed to now; the rest are refused, saying why. */
   async replay(actor: Actor, entries: DeadDelivery[], onSent?: (done: number, of: number) => void): Promise<{ replayed: number; refused: Array<{ entry: DeadDelivery; why: string }> }> {
+    const { sent, plan } = await this.#sendAgain(entries.map(replayOf), onSent);
+    this.#line(actor, 'dead letters replayed', { ruleIds: [...new Set(sent.map((command) => command.ruleId))], deliveryIds: sent.map((command) => command.deliveryId), refused: plan.refused.length });
+    return { replayed: sent.length, refused: plan.refused };
+  }
+
+  async #sendAgain<T>(items: Array<SendAgain<T>>, onSent?: (done: number, of: number) => void) {
     const [rules, pools] = await Promise.all([this.#resources.rules(), this.#resources.pools()]);
-    const plan = planReplay(entries, (id) => rules.get(id), pools.values(), this.#resources.names);
-    const replayed = await sendReplays(plan, await this.#resources.sender(), (done) => onSent?.(done, plan.replay.length));
-    this.#line(actor, 'dead letters replayed', { ruleIds: [...new Set(plan.replay.map(({ entry }) => entry.command!.ruleId))], deliveryIds: plan.replay.map(({ entry }) => entry.command!.deliveryId), refused: plan.refused.length });
-    return { replayed, refused: plan.refused };
+    const plan = planSends(items, (id) => rules.get(id), pools.values(), this.#resources.names);
+    const sent = await sendPlanned(plan, await this.#resources.sender(), (done) => onSent?.(done, plan.send.length));
+    return { sent, plan };
   }
 
   /** Retires `pool` for good (see pool-retirement.ts); a RetirementRefused says why not. */

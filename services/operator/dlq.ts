@@ -3,16 +3,13 @@
  * the pipeline. A replayed command keeps its delivery id (so receivers still de-duplicate) and goes on with the next
  * attempt number, the whole retry schedule and a new age, on the pool its rule's selectors choose now.
  */
-import { contracts, type DeliveryCommand, type EventRule } from '../../schemas/index.ts';
+import { contracts, type DeliveryCommand } from '../../schemas/index.ts';
 import { DLQ_HEADERS } from '../common/dead-letter.ts';
-import { sentAgain } from '../common/deliveries.ts';
 import { headerValue, type Kafka, type KafkaMessage } from '../common/kafka.ts';
-import type { DispatcherPool } from '../../schemas/index.ts';
-import { choosePool } from '../common/pools.ts';
 import { DecodeError, type SchemaRegistryClient } from '../common/registry.ts';
 import { redactUrlsIn } from '../common/rules.ts';
 import type { TopicNames } from '../common/topics.ts';
-import type { CommandSender } from './command-sender.ts';
+import type { SendAgain } from './send-again.ts';
 import { drainRanges, readRanges } from './topic-ranges.ts';
 
 export interface DeadDelivery {
@@ -91,34 +88,10 @@ export function filterDeadDeliveries(entries: DeadDelivery[], filter: DlqFilter)
     (!filter.position || `${entry.partition}:${entry.offset}` === filter.position));
 }
 
-export interface ReplayPlan {
-  replay: Array<{ entry: DeadDelivery; topic: string }>;
-  refused: Array<{ entry: DeadDelivery; why: string }>;
-}
-
-/** Where each record goes back to, or why it cannot (undecodable, rule gone, no pool fits). */
-export function planReplay(entries: DeadDelivery[], rules: (id: string) => EventRule | undefined, pools: Iterable<DispatcherPool>, names: TopicNames): ReplayPlan {
-  const plan: ReplayPlan = { replay: [], refused: [] };
-  const poolList = [...pools];
-  for (const entry of entries) {
-    const rule = entry.command && rules(entry.command.ruleId);
-    if (!entry.command) plan.refused.push({ entry, why: `not a decodable command (${entry.reason})` });
-    else if (!rule) plan.refused.push({ entry, why: `rule ${entry.command.ruleId} no longer exists` });
-    else {
-      const route = choosePool(rule, entry.command.event, poolList);
-      if (route.ok) plan.replay.push({ entry, topic: names.deliveries(route.pool) });
-      else plan.refused.push({ entry, why: route.error });
-    }
-  }
-  return plan;
-}
-
-/** Sends a plan's replays, one by one (acknowledged each), telling `onSent` after each. */
-export async function sendReplays(plan: ReplayPlan, sender: CommandSender, onSent: (done: number) => void = () => undefined): Promise<number> {
-  let done = 0;
-  for (const { entry, topic } of plan.replay) {
-    await sender.send(topic, sentAgain(entry.command!, entry.command!.attempt, Date.now()), { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` });
-    onSent((done += 1));
-  }
-  return done;
+/** A dead-lettered delivery as one to send again: after its last attempt, saying where it was replayed from. */
+export function replayOf(entry: DeadDelivery): SendAgain<DeadDelivery> {
+  return {
+    entry, command: entry.command, missing: `not a decodable command (${entry.reason})`, lastAttempt: entry.command?.attempt ?? 0,
+    headers: { 'replayed-from': `${entry.topic}:${entry.partition}:${entry.offset}` },
+  };
 }

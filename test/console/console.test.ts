@@ -201,7 +201,7 @@ describe('console in headless Chromium', () => {
     expect(await page.locator('#request-body').innerText()).toContain('"type": "workflow.');
     expect(await page.locator('#response').innerText()).toMatch(/x-receiver\s+console-test/);
 
-    await page.getByRole('button', { name: 'Resend' }).click();
+    await page.click('#resend');
     await waitFor('the resend', () => verified.length === 2);
     expect(verified[1]).toBe(verified[0]);
     // Without a reload: the drawer shows the resent attempt, numbered after the first, and the list has both.
@@ -320,6 +320,59 @@ describe('console in headless Chromium', () => {
     } finally {
       await io.close();
       await failing.close();
+    }
+  });
+
+  it('recovers what failed for an endpoint since a time, and resends a filtered view, each saying how many before it sends', async () => {
+    const down = await startReceiver('/recover');
+    down.respond = () => 503;
+    const io = await writers(cluster);
+    try {
+      await io.rules.put(rule('recover', 'recover-app', { name: 'Recover hook', url: down.url, eventTypes: ['workflow_completed'] }));
+      await waitFor('the matcher has the rule', () => matcher.rules.get('recover') !== undefined);
+      const before = Date.now();
+      await io.events.publish(Array.from({ length: 3 }, (_, index) => harnessEvent('workflow_completed', { application: { id: 'recover-app' }, workflowExecutionId: `recover-${index}` })));
+      // RETRY_SCHEDULE 500 ms: two attempts each, then given up on.
+      await expect.poll(() => console_.deadLetters.deliveries().filter((entry) => entry.command?.ruleId === 'recover').length, { timeout: 30_000 }).toBe(3);
+      await waitFor('the give-ups in the history', async () => (await console_.history.query({ ruleId: 'recover', outcome: 'dead_lettered' })).count === 3, 10_000);
+      expect(down.received).toHaveLength(6);
+
+      down.respond = () => 200;
+      await page.goto(`${console_.url}#/endpoints?window=5m`);
+      const row = page.locator(`#endpoints tr[data-url="${down.url}"]`);
+      await row.getByRole('button', { name: `Recover ${down.url}` }).click();
+      // Since when it has been failing, by default: all three.
+      await expect.poll(() => page.locator('#recover-count').innerText()).toBe('3 deliveries failed or dead-lettered since then will be sent again.');
+      expect(new Date(await page.inputValue('#recover-since')).getTime()).toBeGreaterThanOrEqual(Math.floor(before / 60_000) * 60_000 - 60_000);
+      await screenshot('console-recover.png');
+      // A time after the failures: nothing to recover.
+      await page.fill('#recover-since', new Date(Date.now() + 3_600_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16));
+      await page.dispatchEvent('#recover-since', 'change');
+      await expect.poll(() => page.locator('#recover-count').innerText()).toMatch(/^0 deliveries/);
+      await page.fill('#recover-since', new Date(before - 60_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16));
+      await page.dispatchEvent('#recover-since', 'change');
+      await expect.poll(() => page.locator('#recover-count').innerText()).toMatch(/^3 deliveries/);
+      await page.click('#recover-send');
+      await waitFor('the recovered deliveries', () => down.received.length === 9, 20_000);
+      expect(new Set(down.received.map((request) => request.headers['webhook-id'])).size).toBe(3);
+      // Each went out as its delivery's third attempt, delivered; nothing failed is left to recover.
+      await waitFor('the recoveries logged', async () => (await console_.history.query({ ruleId: 'recover', outcome: 'delivered' })).count === 3, 10_000);
+      expect((await console_.history.query({ ruleId: 'recover', outcome: 'delivered' })).entries.map((entry) => entry.attempt)).toEqual([3, 3, 3]);
+      const again = await (await api('/api/deliveries/resend', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ filters: { rule: 'recover' }, failedOnly: true, dryRun: true }) })).json();
+      expect(again).toEqual({ deliveries: 0, more: false });
+
+      // A bulk resend of the logs filtered to the rule: all three deliveries, delivered or not.
+      await page.goto(`${console_.url}#/logs?rule=recover`);
+      // Its attempts, and the deferrals while its breaker was open.
+      const logged = (await console_.history.query({ ruleId: 'recover' })).count;
+      await expect.poll(() => page.locator('#log-count').innerText()).toBe(`1–${Math.min(logged, 100)} of ${logged} attempts`);
+      await page.click('#resend-view');
+      await expect.poll(() => page.locator('.modal').innerText()).toContain('3 deliveries will be sent again');
+      await page.click('#confirm');
+      await waitFor('the resent view', () => down.received.length === 12, 20_000);
+    } finally {
+      await io.close();
+      await down.close();
     }
   });
 

@@ -202,7 +202,7 @@ export class SqliteHistoryStore implements HistoryStore {
     const { where, values } = filters(query);
     // SQLite gives the other columns of a max() group from the row holding the max: the newest record's.
     const rows = this.#statement(`SELECT delivery_id, rule_id, max(sequence) AS newest, outcome, (SELECT max(attempt) FROM attempts AS same WHERE same.delivery_id = attempts.delivery_id) AS last_attempt
-      FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM attempts ${where} ORDER BY attempted_at DESC, sequence DESC LIMIT ?) GROUP BY delivery_id ORDER BY newest DESC`)
+      FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM attempts ${where} GROUP BY delivery_id ORDER BY max(sequence) DESC LIMIT ?) GROUP BY delivery_id ORDER BY newest DESC`)
       .all(...values, limit) as Array<{ delivery_id: string; rule_id: string; outcome: DeliveryState['outcome']; last_attempt: number }>;
     return rows.map((row) => ({ deliveryId: row.delivery_id, ruleId: row.rule_id, lastAttempt: row.last_attempt, outcome: row.outcome }));
   }

@@ -552,7 +552,8 @@ async function logsPage(params) {
   const walk = (id, label, move) => h('button', { class: 'btn', id, disabled: true, onclick: () => { move(); refreshLogs(); } }, label);
   const { rules } = await api('GET', '/api/rules');
   page.replaceChildren(
-    pageHead('Webhook logs', 'Every delivery attempt: what was sent, what the endpoint answered, and how long it took. Click an attempt for its request and response.'),
+    pageHead('Webhook logs', 'Every delivery attempt: what was sent, what the endpoint answered, and how long it took. Click an attempt for its request and response.',
+      h('button', { class: 'btn', id: 'resend-view', onclick: () => resendMatching('Send these deliveries again?', apiFilters(), false, 'deliveries match these filters') }, 'Resend these…')),
     h('div', { class: 'note', id: 'log-window', style: 'margin-bottom:14px' }, 'Loading…'),
     h('div', { class: 'card' },
       h('div', { class: 'filters' },
@@ -574,12 +575,34 @@ const LOG_PAGE = 100;
 const fmtAge = (ms) => (ms >= 86_400_000 ? `${+(ms / 86_400_000).toFixed(1)} days` : ms >= 3_600_000 ? `${+(ms / 3_600_000).toFixed(1)} hours` : `${Math.round(ms / 60_000)} minutes`);
 const kept = ({ maxAgeMs, maxBytes }) => `It keeps ${fmtAge(maxAgeMs)} of attempts, up to ${fmtBytes(maxBytes)}.`;
 const attempts = (count) => `${count.toLocaleString()} attempt${count === 1 ? '' : 's'}`;
+/** The page's filters as the API takes them: an event id finds every event whose id starts with it (the exact id among them). */
+function apiFilters() {
+  const filters = Object.fromEntries(Object.entries(logFilters).filter(([key, value]) => value && key !== 'since' && key !== 'eventId'));
+  if (logFilters.eventId) filters.eventIdPrefix = logFilters.eventId;
+  if (logFilters.since) filters.since = Date.now() - Number(logFilters.since) * 60_000;
+  return filters;
+}
+
+/**
+ * Sends again the deliveries `filters` match (only those given up on, with `failedOnly`): says how many first, and
+ * sends only once the operator agrees.
+ */
+async function resendMatching(title, filters, failedOnly, what) {
+  const { deliveries, more } = await api('POST', '/api/deliveries/resend', { filters, failedOnly, dryRun: true });
+  if (deliveries === 0) return toast(`No ${what} to send again`, 'bad');
+  const count = `${deliveries.toLocaleString()} ${deliveries === 1 ? 'delivery' : 'deliveries'}`;
+  const text = `${count} ${more ? '(the newest; more match, send again for the rest) ' : ''}will be sent again: each with its delivery id, so receivers de-duplicate, the next attempt number and the whole retry schedule.`;
+  if (!(await confirmModal(title, text, 'primary', `Send ${count}`))) return;
+  try {
+    const { resent, refused } = await api('POST', '/api/deliveries/resend', { filters, failedOnly });
+    toast(`Sent again: ${resent.toLocaleString()}${refused.length ? `; not sent ${refused.length}: ${refused[0].why}` : ''}`, refused.length ? 'bad' : '');
+  } catch (error) {
+    toast(error.message, 'bad');
+  }
+}
+
 async function refreshLogs() {
-  const query = new URLSearchParams({ limit: String(LOG_PAGE) });
-  for (const [key, value] of Object.entries(logFilters)) if (value && key !== 'since' && key !== 'eventId') query.set(key, value);
-  // An event id finds the attempts of every event whose id starts with it (the exact id among them).
-  if (logFilters.eventId) query.set('eventIdPrefix', logFilters.eventId);
-  if (logFilters.since) query.set('since', String(Date.now() - Number(logFilters.since) * 60_000));
+  const query = new URLSearchParams({ limit: String(LOG_PAGE), ...apiFilters() });
   if (logCursors.length) query.set('cursor', logCursors.at(-1));
   const { history: held, entries, count, next } = await api('GET', `/api/logs?${query}`);
   const note = $('#log-window');
@@ -704,7 +727,7 @@ async function endpointsPage(params) {
       h('div', { class: 'segmented', id: 'window', role: 'group', 'aria-label': 'Time window' },
         ...WINDOWS.map(([key, label]) => h('button', { dataset: { window: key }, 'aria-pressed': String(key === endpointWindow), onclick: () => choose(key) }, label)))),
     h('div', { class: 'card' }, h('table', { id: 'endpoints' },
-      h('thead', {}, h('tr', {}, ...['Endpoint', 'Success', 'p50 / p95', 'Attempts', 'Failing since', 'Last success', 'Last error', 'Breaker'].map((title) => h('th', {}, title)))), h('tbody'))));
+      h('thead', {}, h('tr', {}, ...['Endpoint', 'Success', 'p50 / p95', 'Attempts', 'Failing since', 'Last success', 'Last error', 'Breaker', ''].map((title) => h('th', {}, title)))), h('tbody'))));
   return refreshEndpoints;
 }
 
@@ -718,7 +741,7 @@ async function refreshEndpoints() {
     const stats = endpoint.windows[endpointWindow];
     const disabled = endpoint.rules.filter((rule) => !rule.enabled);
     return h('tr', { dataset: { url: endpoint.url } },
-      h('td', {}, h('a', { class: 'mono truncate', href: logsOf(endpoint.url), title: `${endpoint.url}: its attempts in Webhook logs` }, endpoint.url),
+      h('td', {}, h('a', { class: 'mono', href: logsOf(endpoint.url), title: `${endpoint.url}: its attempts in Webhook logs` }, endpoint.url),
         h('div', { class: 'sub' }, endpoint.rules.length ? `Used by ${endpoint.rules.map((rule) => rule.name).join(', ')}` : 'No rule sends here now'),
         ...disabled.map((rule) => h('div', { class: 'sub disabled-reason', style: 'color:var(--bad)' }, `${rule.name} disabled${rule.disabledReason ? `: ${rule.disabledReason}` : ''}`))),
       h('td', { class: 'num' }, stats.successRate === null ? '–' : h('span', { class: `rate ${rateClass(stats.successRate)}` }, `${Math.round(stats.successRate * 1000) / 10} %`)),
@@ -727,8 +750,38 @@ async function refreshEndpoints() {
       h('td', {}, endpoint.failingSince ? h('a', { href: logsOf(endpoint.url, '&outcome=retrying'), style: 'color:var(--bad)', class: 'failing-since' }, fmtTime(endpoint.failingSince)) : '–'),
       h('td', {}, fmtTime(endpoint.lastSuccessAt)),
       h('td', {}, endpoint.lastErrorAt ? [h('div', {}, fmtTime(endpoint.lastErrorAt)), h('div', { class: 'sub last-error', title: endpoint.lastError ?? '' }, endpoint.lastError ?? '')] : '–'),
-      h('td', {}, endpoint.breaker === 'open' ? h('span', { class: 'badge failed', title: `Deferring since ${fmtTime(endpoint.breakerOpenAt)}` }, 'Open') : endpoint.breaker === 'closed' ? h('span', { class: 'badge delivered' }, 'Closed') : '–'));
-  }) : [emptyRow(8, 'No endpoints yet', 'An endpoint appears here once a rule sends to it.')]));
+      h('td', {}, endpoint.breaker === 'open' ? h('span', { class: 'badge failed', title: `Deferring since ${fmtTime(endpoint.breakerOpenAt)}` }, 'Open') : endpoint.breaker === 'closed' ? h('span', { class: 'badge delivered' }, 'Closed') : '–'),
+      h('td', {}, h('button', { class: 'btn small', 'aria-label': `Recover ${endpoint.url}`, onclick: () => recoverDialog(endpoint) }, 'Recover…')));
+  }) : [emptyRow(9, 'No endpoints yet', 'An endpoint appears here once a rule sends to it.')]));
+}
+
+/** A local date-time input's value for `ms`. */
+const localInput = (ms) => { const date = new Date(ms); date.setMinutes(date.getMinutes() - date.getTimezoneOffset()); return date.toISOString().slice(0, 16); };
+/** Recover: resend everything given up on for this endpoint (or one of its rules) since a time, counted before it goes. */
+function recoverDialog(endpoint) {
+  const since = h('input', { type: 'datetime-local', id: 'recover-since', value: localInput(endpoint.failingSince ?? Date.now() - 86_400_000) });
+  const rule = h('select', { id: 'recover-rule' }, h('option', { value: '' }, 'Every rule sending here'), ...endpoint.rules.map((each) => h('option', { value: each.id }, each.name)));
+  const preview = h('p', { id: 'recover-count', class: 'pending' }, 'Counting…');
+  const filters = () => ({ endpoint: endpoint.url, ...(rule.value ? { rule: rule.value } : {}), since: new Date(since.value).getTime() });
+  const count = async () => {
+    if (Number.isNaN(filters().since)) return (preview.textContent = 'Choose a time');
+    const { deliveries, more } = await api('POST', '/api/deliveries/resend', { filters: filters(), failedOnly: true, dryRun: true });
+    preview.textContent = `${deliveries.toLocaleString()}${more ? '+' : ''} ${deliveries === 1 ? 'delivery' : 'deliveries'} failed or dead-lettered since then will be sent again.`;
+    preview.dataset.count = String(deliveries);
+  };
+  since.addEventListener('change', count);
+  rule.addEventListener('change', count);
+  modal('Recover failed deliveries', `Everything given up on for ${endpoint.url} since a time goes again, each with its delivery id, the next attempt number and the whole retry schedule.`,
+    h('div', { class: 'form-grid' }, h('label', {}, 'Since', since), h('label', {}, 'Rule', rule), preview),
+    (close) => [h('button', { class: 'btn', onclick: close }, 'Cancel'), h('button', { class: 'btn primary', id: 'recover-send', onclick: async () => {
+      if (!Number(preview.dataset.count)) return toast('Nothing to recover in that time', 'bad');
+      try {
+        const { resent, refused } = await api('POST', '/api/deliveries/resend', { filters: filters(), failedOnly: true });
+        close();
+        toast(`Recovered: ${resent.toLocaleString()} sent again${refused.length ? `; not sent ${refused.length}: ${refused[0].why}` : ''}`, refused.length ? 'bad' : '');
+      } catch (error) { toast(error.message, 'bad'); }
+    } }, 'Send them again')]);
+  count().catch((error) => { preview.textContent = error.message; });
 }
 
 // ---------- Dead letters ----------
