@@ -20,14 +20,17 @@ import { CommandSender } from '../operator/command-sender.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
 import { CommandFeed, HistoryFeed } from './history/feed.ts';
 import { DEFAULT_RETENTION, HistoryRetention, type RetentionSettings } from './history/retention.ts';
+import { PostgresHistoryStore } from './history/postgres-store.ts';
 import { SqliteHistoryStore } from './history/sqlite-store.ts';
 import type { HistoryStore } from './history/store.ts';
 import { startWebServer, type ServedConsole, type WebServer, type WebSettings } from './web-server.ts';
 
 export interface ConsoleSettings extends WebSettings {
   groupId: string;
-  /** The directory the delivery history is kept in. */
+  /** The directory the delivery history is kept in (its SQLite file). */
   dataDir: string;
+  /** A PostgreSQL URL: the history kept there instead, shared by every console given it. */
+  historyUrl?: string | undefined;
   /** How much of it is kept: DEFAULT_RETENTION unless told. */
   retention?: RetentionSettings;
   /** How long a Test waits for its sample's delivery-log record. */
@@ -35,6 +38,9 @@ export interface ConsoleSettings extends WebSettings {
 }
 
 type ConsoleConfig = ConnectionConfig & Pick<BaseConfig, 'KAFKA_CLIENT_ID' | 'TOPIC_PREFIX'>;
+
+/** How often a console that does not feed a shared history tries to take over. */
+const LEAD_RETRY_MS = 5000;
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -57,6 +63,9 @@ export class Console implements ServedConsole {
   #writer: RuleWriter | undefined;
   #sender: CommandSender | undefined;
   #web: WebServer | undefined;
+  #leading = false;
+  #standby: NodeJS.Timeout | undefined;
+  #standbyLogged = false;
 
   constructor(config: ConsoleConfig, settings: ConsoleSettings, logger: Logger) {
     this.#settings = settings;
@@ -68,9 +77,7 @@ export class Console implements ServedConsole {
     const tableOptions = { kafka: this.#kafka, registry: this.#registry, logger, groupPrefix: settings.groupId };
     this.rules = new RulesTable({ ...tableOptions, topic: this.names.eventRules });
     this.#pools = new PoolsTable({ ...tableOptions, topic: this.names.dispatcherPools });
-    const history = new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
-    if (history.layoutChanged) logger.warn({ dataDir: settings.dataDir }, 'the delivery history was kept in an older layout: it is read again from the delivery-log topic');
-    this.history = history;
+    this.history = settings.historyUrl ? new PostgresHistoryStore(settings.historyUrl) : new SqliteHistoryStore(join(settings.dataDir, 'history.sqlite'));
     this.#feed = new HistoryFeed({ ...tableOptions, store: this.history, topic: this.names.deliveryLog });
     this.retention = new HistoryRetention(this.history, settings.retention ?? DEFAULT_RETENTION, logger);
     this.deadLetters = new DeadLetterStore(this.#kafka, this.#registry, this.names, logger, settings.groupId);
@@ -82,7 +89,7 @@ export class Console implements ServedConsole {
       kafka: this.#kafka, registry: this.#registry, names: this.names,
       rules: started(() => this.rules), pools: started(() => this.#pools), writer: started(() => this.#writer), sender: started(() => this.#sender), deliveryLog: started(() => this.#feed),
     }, logger);
-    const { deadLetters } = this;
+    const { history, deadLetters } = this;
     new Gauge({ name: 'console_history_attempts', help: 'Delivery attempts the console\'s history holds', registers: [this.metrics], async collect() { this.set((await history.holds()).attempts); } });
     new Gauge({
       name: 'console_dead_letters',
@@ -119,14 +126,34 @@ export class Console implements ServedConsole {
     this.#sender = await CommandSender.create(this.#kafka, this.#registry);
     // Up while the tables load: /healthz answers, /readyz says what is still being read.
     this.#web = await startWebServer(this, this.#settings, this.#logger);
+    const { layoutChanged } = await this.history.opened();
+    if (layoutChanged) this.#logger.warn('the delivery history was kept in an older layout: it is read again from the delivery-log and command topics');
     await Promise.all([this.rules.start(), this.#pools.start()]);
-    await Promise.all([this.#feed.start(), this.deadLetters.start(), this.#commands.start()]);
-    this.retention.start();
+    await Promise.all([this.deadLetters.start(), this.#feedWhenLeading()]);
+  }
+
+  /**
+   * Feeds the history (and runs its retention) if this console is the one to; a console sharing a database with one
+   * that does serves the pages from it and tries again every few seconds, taking over when the other stops.
+   */
+  async #feedWhenLeading(): Promise<void> {
+    if (await this.history.lead()) {
+      await Promise.all([this.#feed.start(), this.#commands.start()]);
+      this.retention.start();
+      this.#leading = true;
+      return;
+    }
+    if (!this.#standbyLogged) this.#logger.info('another console feeds the shared delivery history: this one serves it, and takes over if that one stops');
+    this.#standbyLogged = true;
+    this.#standby = setTimeout(() => void this.#feedWhenLeading().catch((error) => this.#logger.error({ err: error }, 'could not take over feeding the delivery history; trying again')), LEAD_RETRY_MS);
+    this.#standby.unref();
   }
 
   async stop(): Promise<void> {
     await this.#web?.close();
-    await Promise.allSettled([this.#feed.stop(), this.deadLetters.stop(), this.#commands.stop(), this.rules.stop(), this.#pools.stop(), this.#writer?.close(), this.#sender?.close()]);
+    clearTimeout(this.#standby);
+    const feeds = this.#leading ? [this.#feed.stop(), this.#commands.stop()] : [];
+    await Promise.allSettled([...feeds, this.deadLetters.stop(), this.rules.stop(), this.#pools.stop(), this.#writer?.close(), this.#sender?.close()]);
     await this.retention.stop();
     await this.history.close();
   }

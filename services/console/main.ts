@@ -22,6 +22,8 @@ export const consoleSettings = {
   CONSOLE_TOKEN_FILE: z.string().default(fileURLToPath(new URL('../../.stack/console-token', import.meta.url))),
   /** Where the console keeps its delivery history; `<STACK_DIR>/console` under npm start, `.stack/console` otherwise. One console per directory. */
   CONSOLE_DATA_DIR: z.string().min(1).optional(),
+  /** postgres://…: keep the history in PostgreSQL, shared by every console given the same URL, instead of CONSOLE_DATA_DIR. */
+  CONSOLE_HISTORY_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   /** Attempts older than this leave the history. */
   CONSOLE_HISTORY_RETENTION: duration(formatDuration(DEFAULT_RETENTION.maxAgeMs)),
   /** Past this size the oldest attempts leave the history, whatever their age. */
@@ -46,7 +48,7 @@ if (import.meta.main) {
   else if (!config.CONSOLE_TOKEN) logger.info({ file: tokenFile }, 'console admin token read from its file');
   const dataDir = config.CONSOLE_DATA_DIR ?? (config.STACK_DIR ? `${config.STACK_DIR}/console` : fileURLToPath(new URL('../../.stack/console', import.meta.url)));
   await runService(logger, () => new Console(config, {
-    groupId: consoleGroupId(config), dataDir, retention: { maxAgeMs: config.CONSOLE_HISTORY_RETENTION, maxBytes: config.CONSOLE_HISTORY_MAX_SIZE }, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
+    groupId: consoleGroupId(config), dataDir, historyUrl: config.CONSOLE_HISTORY_URL, retention: { maxAgeMs: config.CONSOLE_HISTORY_RETENTION, maxBytes: config.CONSOLE_HISTORY_MAX_SIZE }, httpHost: config.CONSOLE_HTTP_HOST, httpPort: config.CONSOLE_HTTP_PORT,
     adminToken: admin.token, secureCookie: config.CONSOLE_SECURE_COOKIE,
   }, logger));
 }

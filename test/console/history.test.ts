@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts, type DeliveryLog } from '../../schemas/index.ts';
 import { createKafka, createProducer, kafkaConnection } from '../../services/common/kafka.ts';
 import { registryConnection, SchemaRegistryClient } from '../../services/common/registry.ts';
@@ -14,8 +14,11 @@ import { mergeHistograms, percentileOf, rollUp } from '../../services/console/hi
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
+import { PostgresHistoryStore } from '../../services/console/history/postgres-store.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
 import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
+import { freePort } from '../../stack/ports.ts';
+import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
 
 const T0 = Date.UTC(2026, 11, 1);
@@ -32,13 +35,19 @@ function attempt(index: number, overrides: Partial<DeliveryLog> = {}): DeliveryL
   });
 }
 
-describe('history store (SQLite)', () => {
+// Each backend answers the same tests: the embedded file, and PostgreSQL (Debian's, started for this file).
+let postgres: Promise<Postgres> | undefined;
+afterAll(async () => (await postgres)?.stop());
+const backends = [
+  { backend: 'SQLite', open: async () => new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite')) },
+  { backend: 'PostgreSQL', open: async () => new PostgresHistoryStore(await (await (postgres ??= startPostgres())).database()) },
+];
+
+describe.each(backends)('history store ($backend)', ({ open }) => {
   let store: HistoryStore;
-  let file: string;
 
   beforeAll(async () => {
-    file = join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite');
-    store = new SqliteHistoryStore(file);
+    store = await open();
     await store.append(Array.from({ length: 125 }, (_, index) => attempt(index)), position('log', 0, '125'));
     await store.append(Array.from({ length: 125 }, (_, index) => attempt(index + 125)), position('log', 1, '125'));
     return () => store.close();
@@ -91,8 +100,17 @@ describe('history store (SQLite)', () => {
     expect(await store.deliveries({ ruleId: 'rule-1' }, 3)).toHaveLength(3);
   });
 
-  it('refuses a second console on the same file, naming the setting', () => {
-    expect(() => new SqliteHistoryStore(file)).toThrow(/in use by another console: give each console its own CONSOLE_DATA_DIR/);
+});
+
+describe('history store on one file (SQLite)', () => {
+  it('refuses a second console on the same file, naming the setting', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite');
+    const first = new SqliteHistoryStore(file);
+    try {
+      expect(() => new SqliteHistoryStore(file)).toThrow(/in use by another console: give each console its own CONSOLE_DATA_DIR/);
+    } finally {
+      await first.close();
+    }
   });
 });
 
@@ -113,8 +131,8 @@ describe('endpoint figures', () => {
     expect(percentileOf({}, 0.5)).toBeNull();
   });
 
-  it('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order', async () => {
-    const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-endpoints-')), 'history.sqlite'));
+  it.each(backends)('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order ($backend)', async ({ open }) => {
+    const store = await open();
     try {
       // Later batch first: the delivery log's partitions interleave.
       await store.append([sent(3, 120, 'failed', 503), deferred(4, 130)], position('log', 1, '2'));
@@ -149,7 +167,7 @@ describe('endpoint figures', () => {
     old.close();
     const store = new SqliteHistoryStore(file);
     try {
-      expect(store.layoutChanged).toBe(true);
+      expect(await store.opened()).toEqual({ layoutChanged: true });
       expect(await store.positions()).toEqual([]);
       await store.append([attempt(1)], position('log', 0, '1'));
       expect((await store.holds()).attempts).toBe(1);
@@ -157,14 +175,12 @@ describe('endpoint figures', () => {
       await store.close();
     }
     const reopened = new SqliteHistoryStore(file);
-    expect(reopened.layoutChanged).toBe(false);
+    expect(await reopened.opened()).toEqual({ layoutChanged: false });
     await reopened.close();
   });
 });
 
-describe('history retention', () => {
-  let file = '';
-  const open = async () => new SqliteHistoryStore(file = join(await mkdtemp(join(tmpdir(), 'history-retention-')), 'history.sqlite'));
+describe.each(backends)('history retention ($backend)', ({ backend, open }) => {
   const fill = (store: HistoryStore, count: number, body = '') => store.append(Array.from({ length: count }, (_, index) =>
     attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } })), position('log', 0, String(count)));
 
@@ -183,13 +199,13 @@ describe('history retention', () => {
     expect(await retention.run()).toBe(19_001);
     clearInterval(ticker);
     expect([await store.command(old.deliveryId), await store.command(kept.deliveryId)]).toEqual([undefined, kept]);
-    expect(turns).toBeGreaterThanOrEqual(5);
+    expect(turns).toBeGreaterThanOrEqual(backend === 'SQLite' ? 5 : 1);
     expect(await store.holds()).toMatchObject({ attempts: 1000, oldestAt: T0 + 19_000_000, newestAt: T0 + 19_999_000 });
     expect(await retention.run()).toBe(0);
     await store.close();
   });
 
-  it('deletes the oldest attempts past the size, whatever their age, and gives the space back', async () => {
+  it('deletes the oldest attempts past the size, whatever their age', async () => {
     const store = await open();
     await fill(store, 3000, 'x'.repeat(4000));
     const before = await store.holds();
@@ -200,6 +216,15 @@ describe('history retention', () => {
     expect(after.usedBytes).toBeLessThanOrEqual(4 * 1024 ** 2);
     expect(after).toMatchObject({ newestAt: before.newestAt, attempts: expect.any(Number) });
     expect(after.attempts).toBeGreaterThan(0);
+    await store.close();
+  });
+
+  it.runIf(backend === 'SQLite')('gives the freed space back to the file system', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'history-retention-')), 'history.sqlite');
+    const store = new SqliteHistoryStore(file);
+    await fill(store, 3000, 'x'.repeat(4000));
+    const before = await store.holds();
+    await new HistoryRetention(store, { maxAgeMs: 365 * 86_400_000, maxBytes: 4 * 1024 ** 2 }, testLogger, { now: () => T0 }).run();
     await store.close();
     // Closed, the log is checkpointed into the file: the pages freed went back to the file system.
     const reopened = new SqliteHistoryStore(file);
@@ -213,21 +238,21 @@ describe('history fed from the delivery-log topic', () => {
   const names = topicNames(cluster.TOPIC_PREFIX);
   const kafka = createKafka({ ...kafkaConnection(cluster), clientId: 'history-test', logger: testLogger });
   const registry = new SchemaRegistryClient(registryConnection(cluster));
-  let dataDir: string;
+  type Batch = { partition: number; fetchedFrom: string; next: string; attempts: number };
 
   beforeAll(async () => {
     await prepareCluster(cluster, testLogger);
-    dataDir = await mkdtemp(join(tmpdir(), 'history-feed-'));
   });
 
-  /** A console process; its debug lines say where the fetch of each stored batch began. */
-  function startConsole(batches: Array<{ partition: number; fetchedFrom: string; next: string; attempts: number }>): ChildProcess {
+  /** A console process; its debug lines say where the fetch of each stored batch began, and whether it feeds. */
+  function startConsole(batches: Batch[], env: NodeJS.ProcessEnv, said: string[] = []): ChildProcess {
     const child = spawn(process.execPath, [new URL('../../services/console/main.ts', import.meta.url).pathname], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: clusterEnv(cluster, { CONSOLE_DATA_DIR: dataDir, CONSOLE_HTTP_PORT: '0', CONSOLE_TOKEN: 'x'.repeat(40), LOG_LEVEL: 'debug', LOG_FORMAT: 'json' }),
+      env: clusterEnv(cluster, { CONSOLE_HTTP_PORT: '0', CONSOLE_TOKEN: 'x'.repeat(40), LOG_LEVEL: 'debug', LOG_FORMAT: 'json', ...env }),
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const record = JSON.parse(line) as { msg?: string; topic?: string; partition: number; fetchedFrom: string; next: string; records: number };
+      said.push(record.msg ?? '');
       if (record.topic !== names.deliveryLog) return;
       if (record.msg === 'history stored a batch') batches.push({ ...record, attempts: record.records });
       if (record.msg === 'history skipped a batch it already stored') batches.push({ ...record, attempts: 0 });
@@ -235,14 +260,15 @@ describe('history fed from the delivery-log topic', () => {
     return child;
   }
   const exited = (child: ChildProcess) => new Promise((resolve) => child.once('exit', resolve));
+  const last = (batches: Batch[], partition: number) => batches.filter((batch) => batch.partition === partition).at(-1)?.next;
 
-  it('after kill -9 resumes where it stopped: no gap, no duplicate row, and no re-read from the beginning', { timeout: 120_000 }, async () => {
-    const total = 12_000;
+  /** `count` more attempts on the delivery log, numbered from `from`; the log's end offsets after them. */
+  async function logAttempts(from: number, count: number): Promise<Map<number, string>> {
     const codec = await registry.codec(`${names.deliveryLog}-value`, contracts.deliveryLog);
     const producer = createProducer(kafka);
     await producer.connect();
     const body = 'x'.repeat(2000);
-    for (let start = 0; start < total; start += 1000) {
+    for (let start = from; start < from + count; start += 1000) {
       await producer.send({ topic: names.deliveryLog, messages: Array.from({ length: 1000 }, (_, index) => {
         const entry = attempt(start + index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } });
         return { key: entry.deliveryId, value: codec.encode(entry) };
@@ -253,40 +279,88 @@ describe('history fed from the delivery-log topic', () => {
     await admin.connect();
     const ends = new Map((await admin.fetchTopicOffsets(names.deliveryLog)).map(({ partition, offset }) => [partition, offset]));
     await admin.disconnect();
-    const at = (batches: typeof before, partition: number) => batches.filter((batch) => batch.partition === partition).at(-1)?.next;
+    return ends;
+  }
 
-    const before: Array<{ partition: number; fetchedFrom: string; next: string; attempts: number }> = [];
-    const first = startConsole(before);
+  /** Every attempt's delivery id, walking the whole history page by page. */
+  async function storedIds(store: HistoryStore): Promise<{ count: number; ids: Set<string> }> {
+    const ids = new Set<string>();
+    let count = 0;
+    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const page = await store.query({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      count = page.count;
+      for (const entry of page.entries) ids.add(entry.deliveryId);
+      cursor = page.next;
+    }
+    return { count, ids };
+  }
+
+  it('after kill -9 resumes where it stopped: no gap, no duplicate row, and no re-read from the beginning', { timeout: 120_000 }, async () => {
+    const total = 12_000;
+    const ends = await logAttempts(0, total);
+    const env = { CONSOLE_DATA_DIR: await mkdtemp(join(tmpdir(), 'history-feed-')) };
+
+    const before: Batch[] = [];
+    const first = startConsole(before, env);
     await waitFor('the first batches stored', () => before.length >= 2, 60_000);
     first.kill('SIGKILL');
     await exited(first);
     expect(before.reduce((sum, batch) => sum + batch.attempts, 0)).toBeLessThan(total);
 
-    const after: typeof before = [];
-    const second = startConsole(after);
-    await waitFor('the rest stored', () => [...ends].every(([partition, end]) => (at(after, partition) ?? at(before, partition)) === end), 60_000);
+    const after: Batch[] = [];
+    const second = startConsole(after, env);
+    await waitFor('the rest stored', () => [...ends].every(([partition, end]) => (last(after, partition) ?? last(before, partition)) === end), 60_000);
     second.kill('SIGTERM');
     await exited(second);
     // Each partition went on from no earlier than the position its last logged batch before the kill committed (a
     // batch committed just before the kill may not have had its line written).
     for (const partition of new Set(before.map((batch) => batch.partition))) {
       const resumed = after.find((batch) => batch.partition === partition);
-      if (resumed) expect(BigInt(resumed.fetchedFrom)).toBeGreaterThanOrEqual(BigInt(at(before, partition)!));
+      if (resumed) expect(BigInt(resumed.fetchedFrom)).toBeGreaterThanOrEqual(BigInt(last(before, partition)!));
     }
 
-    const store = new SqliteHistoryStore(join(dataDir, 'history.sqlite'));
+    const store = new SqliteHistoryStore(join(env.CONSOLE_DATA_DIR, 'history.sqlite'));
     try {
-      const page = await store.query({ limit: 1000 });
-      expect(page.count).toBe(total);
-      const ids = new Set<string>();
-      for (let cursor: string | null = null, first = true; first || cursor; first = false) {
-        const { entries, next } = await store.query({ limit: 1000, ...(cursor ? { cursor } : {}) });
-        for (const entry of entries) ids.add(entry.deliveryId);
-        cursor = next;
-      }
-      expect(ids.size).toBe(total);
+      const { count, ids } = await storedIds(store);
+      expect([count, ids.size]).toEqual([total, total]);
     } finally {
       await store.close();
     }
+  });
+
+  it('two consoles share one PostgreSQL history: one feeds it, the other serves it, and takes over after kill -9 with no gap and no duplicate', { timeout: 120_000 }, async () => {
+    const url = await (await (postgres ??= startPostgres())).database();
+    const logged = (await logAttempts(12_000, 6000));
+    const env = { CONSOLE_HISTORY_URL: url };
+    const fed: Batch[] = [];
+    const served: Batch[] = [];
+    const standbySaid: string[] = [];
+    const feeder = startConsole(fed, env);
+    await waitFor('the feeder storing', () => fed.length >= 2, 60_000);
+    const standby = startConsole(served, env, standbySaid);
+    await waitFor('the standby up', () => standbySaid.includes('another console feeds the shared delivery history: this one serves it, and takes over if that one stops'), 60_000);
+    expect(served).toEqual([]);
+    feeder.kill('SIGKILL');
+    await exited(feeder);
+    // The feeder's session died with it, and its lock: the standby takes over from the stored positions.
+    await waitFor('the rest stored by the standby', () => [...logged].every(([partition, end]) => (last(served, partition) ?? last(fed, partition)) === end), 60_000);
+    standby.kill('SIGTERM');
+    await exited(standby);
+    const store = new PostgresHistoryStore(url);
+    try {
+      const { count, ids } = await storedIds(store);
+      expect([count, ids.size]).toEqual([18_000, 18_000]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a PostgreSQL history that cannot be reached is a clear error naming the setting, never its password', async () => {
+    const port = await freePort();
+    const store = new PostgresHistoryStore(`postgres://webhooks:hunter2-secret@127.0.0.1:${port}/history`);
+    const error = await store.opened().then(() => undefined, (failure: Error) => failure);
+    expect(error?.message).toMatch(new RegExp(`^CONSOLE_HISTORY_URL: cannot reach PostgreSQL at postgres://webhooks@127\\.0\\.0\\.1:${port}/history: `));
+    expect(error?.message).not.toContain('hunter2');
+    await store.close();
   });
 });

@@ -120,8 +120,11 @@ class TopicFeed<T> {
 export class HistoryFeed implements DeliveryLogWatch {
   readonly #feed: TopicFeed<DeliveryLog>;
   readonly #waiters = new Map<string, Set<(entry: DeliveryLog) => void>>();
+  readonly #store: HistoryStore;
+  #running = false;
 
   constructor(options: FeedOptions & { topic: string }) {
+    this.#store = options.store;
     this.#feed = new TopicFeed(options, {
       name: 'delivery log', topics: options.topic, contract: contracts.deliveryLog,
       write: (attempts, position) => options.store.append(attempts, position),
@@ -136,16 +139,33 @@ export class HistoryFeed implements DeliveryLogWatch {
     return this.#feed.failure;
   }
 
-  start(): Promise<void> {
-    return this.#feed.start();
+  async start(): Promise<void> {
+    await this.#feed.start();
+    this.#running = true;
   }
 
   stop(): Promise<void> {
+    this.#running = false;
     return this.#feed.stop();
   }
 
-  /** The next record of `deliveryId` to arrive, or undefined after `timeoutMs`. */
+  /**
+   * The next record of `deliveryId` to arrive, or undefined after `timeoutMs`: as this feed stores it, or, while
+   * another console feeds a shared history, as it appears there.
+   */
   next(deliveryId: string, timeoutMs: number): Promise<DeliveryLog | undefined> {
+    return this.#running ? this.#stored(deliveryId, timeoutMs) : this.#polled(deliveryId, timeoutMs);
+  }
+
+  async #polled(deliveryId: string, timeoutMs: number): Promise<DeliveryLog | undefined> {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 250))) {
+      const [entry] = (await this.#store.query({ deliveryId, limit: 1 })).entries;
+      if (entry) return entry;
+    }
+    return undefined;
+  }
+
+  #stored(deliveryId: string, timeoutMs: number): Promise<DeliveryLog | undefined> {
     return new Promise((resolve) => {
       const waiters = this.#waiters.get(deliveryId) ?? new Set();
       this.#waiters.set(deliveryId, waiters);

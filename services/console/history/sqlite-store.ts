@@ -126,9 +126,13 @@ export class SqliteHistoryStore implements HistoryStore {
     this.#db.exec(`PRAGMA user_version = ${LAYOUT}`);
   }
 
-  /** Whether the file held an older layout, emptied to be filled again from the topic. */
-  get layoutChanged(): boolean {
-    return this.#layoutChanged;
+  async opened(): Promise<{ layoutChanged: boolean }> {
+    return { layoutChanged: this.#layoutChanged };
+  }
+
+  /** The file is this console's alone (the lock taken at open): it always feeds it. */
+  async lead(): Promise<boolean> {
+    return true;
   }
 
   /** A statement prepared once per distinct SQL text (a query's filters make a handful of shapes). */

@@ -78,6 +78,13 @@ export interface AttemptSummary {
 }
 
 export interface HistoryStore {
+  /** Once the store can be used; whether it held an older layout, emptied to be filled again from the topics. */
+  opened(): Promise<{ layoutChanged: boolean }>;
+  /**
+   * Whether this console is the one to feed the history (its feeds running), becoming it if no other is: always for
+   * an embedded file (one console per file), for a shared database the one holding its lock.
+   */
+  lead(): Promise<boolean>;
   /** The positions the history has read its topics to, as last committed with their records. */
   positions(): Promise<TopicPosition[]>;
   /** Adds attempts, with what they change in the endpoints' figures, and moves the position in one transaction. */

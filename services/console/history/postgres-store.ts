@@ -1,0 +1,324 @@
+/**
+ * The history on PostgreSQL (CONSOLE_HISTORY_URL), so several console replicas share one: each serves its pages from
+ * it, and one at a time feeds it — the one holding the database's advisory lock; when it stops, another takes over
+ * from the stored positions. The same tables as the SQLite backend; attempts and commands stored as their Avro
+ * encoding beside the columns the queries filter and sort by.
+ */
+import pg from 'pg';
+import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, ENDPOINT_WINDOWS, endpointFigures, rollUp, windowStart, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+
+const LAYOUT = 3;
+// event_id in the C collation: byte order, so a prefix is an index range.
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS attempts (
+    sequence BIGSERIAL PRIMARY KEY,
+    attempted_at BIGINT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    rule_name TEXT,
+    event_id TEXT COLLATE "C" NOT NULL,
+    event_type TEXT NOT NULL,
+    url TEXT,
+    outcome TEXT NOT NULL,
+    status_class SMALLINT,
+    latency_ms DOUBLE PRECISION,
+    entry BYTEA NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_rule_outcome ON attempts (rule_id, outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url_outcome ON attempts (url, outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
+  CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition));
+  CREATE TABLE IF NOT EXISTS commands (delivery_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, command BYTEA NOT NULL);
+  CREATE INDEX IF NOT EXISTS commands_by_time ON commands (created_at);
+  CREATE TABLE IF NOT EXISTS endpoint_buckets (span BIGINT NOT NULL, start BIGINT NOT NULL, url TEXT NOT NULL, sent INTEGER NOT NULL, delivered INTEGER NOT NULL, latencies JSONB NOT NULL, PRIMARY KEY (span, start, url));
+  CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state JSONB NOT NULL);
+  -- What the size bound counts: PostgreSQL keeps deleted rows' space for reuse rather than giving it back.
+  CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+  INSERT INTO totals VALUES ('bytes', 0) ON CONFLICT DO NOTHING;
+`;
+const TABLES = ['attempts', 'positions', 'commands', 'endpoint_buckets', 'endpoints', 'totals', 'history_layout'];
+/** What a row costs beyond its encoded record: its columns, its index entries, the page's share. */
+const ROW_OVERHEAD_BYTES = 320;
+/** Held by the console that feeds the history; any other value would do, as long as every console uses this one. */
+const FEED_LOCK = 0x77686b68; // "whkh"
+const PREFIX_END = '\u{10FFFF}';
+const type = contracts.deliveryLog.type;
+const commandType = contracts.deliveryCommand.type;
+
+/** The WHERE clause of a query, its parameters numbered from `$1`. */
+function filters(query: HistoryQuery, values: unknown[] = []): { where: string; values: unknown[] } {
+  const clauses: string[] = [];
+  const add = (clause: string, ...given: unknown[]) => {
+    clauses.push(clause.replace(/\?/g, () => `$${values.push(given.shift()) }`));
+  };
+  if (query.ruleId) add('rule_id = ?', query.ruleId);
+  if (query.outcome) add('outcome = ?', query.outcome);
+  if (query.url) add('url = ?', query.url);
+  if (query.eventType) add('event_type = ?', query.eventType);
+  if (query.eventId) add('event_id = ?', query.eventId);
+  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
+  if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
+  if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
+  if (query.since !== undefined) add('attempted_at >= ?', query.since);
+  if (query.until !== undefined) add('attempted_at <= ?', query.until);
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+}
+
+/** The URL without its password, for messages. */
+export const safeUrl = (url: string): string => {
+  const parsed = URL.parse(url);
+  if (!parsed) return 'an unparsable URL';
+  parsed.password = '';
+  return parsed.toString();
+};
+
+export class PostgresHistoryStore implements HistoryStore {
+  readonly #pool: pg.Pool;
+  readonly #url: string;
+  readonly #ready: Promise<void>;
+  #lockHolder: pg.PoolClient | undefined;
+  #layoutChanged = false;
+
+  /** Connects (lazily: the first call says if the database cannot be reached) and creates the tables it needs. */
+  constructor(url: string) {
+    this.#url = url;
+    // BIGINT columns come back as strings by default: every one here is a millisecond time or an offset, well inside 2^53.
+    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as never } });
+    this.#pool.on('error', () => undefined); // an idle client's error; the next query reconnects and reports its own
+    this.#ready = this.#migrate();
+    this.#ready.catch(() => undefined);
+  }
+
+  async #migrate(): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw new Error(`CONSOLE_HISTORY_URL: cannot reach PostgreSQL at ${safeUrl(this.#url)}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      // One console migrates at a time.
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK + 1]);
+      await client.query('CREATE TABLE IF NOT EXISTS history_layout (version INTEGER NOT NULL)');
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM history_layout');
+      if (rows[0]?.version !== LAYOUT) {
+        const { rows: existing } = await client.query<{ count: number }>("SELECT count(*)::int AS count FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'attempts'");
+        if (existing[0]!.count > 0 || rows.length > 0) this.#layoutChanged = true;
+        for (const table of TABLES.filter((name) => name !== 'history_layout')) await client.query(`DROP TABLE IF EXISTS ${table}`);
+        await client.query('DELETE FROM history_layout');
+        await client.query('INSERT INTO history_layout VALUES ($1)', [LAYOUT]);
+      }
+      await client.query(SCHEMA);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async opened(): Promise<{ layoutChanged: boolean }> {
+    await this.#ready;
+    return { layoutChanged: this.#layoutChanged };
+  }
+
+  async #query<R extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
+    await this.#ready;
+    return (await this.#pool.query<R>(sql, values)).rows;
+  }
+
+  async #transaction(position: TopicPosition, write: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    await this.#ready;
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      // A batch another feeder stored already (one that held the lock before this one) is not stored again.
+      const { rows } = await client.query<{ next_offset: number }>('SELECT next_offset FROM positions WHERE topic = $1 AND partition = $2 FOR UPDATE', [position.topic, position.partition]);
+      if (rows[0] && rows[0].next_offset >= Number(position.next)) {
+        await client.query('ROLLBACK');
+        return;
+      }
+      await write(client);
+      await client.query('INSERT INTO positions VALUES ($1, $2, $3) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset', [position.topic, position.partition, position.next]);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async lead(): Promise<boolean> {
+    if (this.#lockHolder) return true;
+    await this.#ready;
+    const client = await this.#pool.connect();
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [FEED_LOCK]);
+    if (!rows[0]!.locked) {
+      client.release();
+      return false;
+    }
+    // The lock lives as long as this session: kept out of the pool until close.
+    this.#lockHolder = client;
+    return true;
+  }
+
+  async positions(): Promise<TopicPosition[]> {
+    const rows = await this.#query<{ topic: string; partition: number; next_offset: number }>('SELECT topic, partition, next_offset FROM positions');
+    return rows.map((row) => ({ topic: row.topic, partition: row.partition, next: String(row.next_offset) }));
+  }
+
+  async append(attempts: DeliveryLog[], position: TopicPosition): Promise<void> {
+    await this.#transaction(position, async (client) => {
+      let bytes = 0;
+      // In chunks, well inside PostgreSQL's 65,535 parameters per statement.
+      for (let start = 0; start < attempts.length; start += 1000) {
+        const values: unknown[] = [];
+        const rows = attempts.slice(start, start + 1000).map((entry) => {
+          const encoded = type.toBuffer(entry);
+          bytes += encoded.length + ROW_OVERHEAD_BYTES;
+          const row = [entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+            entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, encoded];
+          return `(${row.map((value) => `$${values.push(value)}`).join(', ')})`;
+        });
+        await client.query(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry) VALUES ${rows.join(', ')}`, values);
+      }
+      await this.#rollUp(client, attempts);
+      await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);
+    });
+  }
+
+  async #rollUp(client: pg.PoolClient, entries: DeliveryLog[]): Promise<void> {
+    const { buckets, touched } = rollUp(entries);
+    for (const increment of buckets) {
+      const { rows: [row] } = await client.query<{ sent: number; delivered: number; latencies: Bucket['latencies'] }>('SELECT sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start = $2 AND url = $3 FOR UPDATE', [increment.span, increment.start, increment.url]);
+      const bucket = addBuckets(row && { ...increment, ...row }, increment);
+      await client.query('INSERT INTO endpoint_buckets VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies',
+        [bucket.span, bucket.start, bucket.url, bucket.sent, bucket.delivered, JSON.stringify(bucket.latencies)]);
+    }
+    for (const [url, changes] of touched) {
+      const { rows: [row] } = await client.query<{ state: EndpointState }>('SELECT state FROM endpoints WHERE url = $1 FOR UPDATE', [url]);
+      await client.query('INSERT INTO endpoints VALUES ($1, $2) ON CONFLICT (url) DO UPDATE SET state = excluded.state', [url, JSON.stringify(applyAttempts(row?.state, url, changes))]);
+    }
+  }
+
+  async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
+    await this.#transaction(position, async (client) => {
+      for (let start = 0; start < commands.length; start += 1000) {
+        const values: unknown[] = [];
+        const rows = commands.slice(start, start + 1000).map((command) => `($${values.push(command.deliveryId)}, $${values.push(command.createdAt)}, $${values.push(commandType.toBuffer(command))})`);
+        const inserted = await client.query<{ bytes: number }>(`INSERT INTO commands VALUES ${rows.join(', ')} ON CONFLICT (delivery_id) DO NOTHING RETURNING octet_length(command) AS bytes`, values);
+        const bytes = inserted.rows.reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
+        await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);
+      }
+    });
+  }
+
+  async command(deliveryId: string): Promise<DeliveryCommand | undefined> {
+    const [row] = await this.#query<{ command: Buffer }>('SELECT command FROM commands WHERE delivery_id = $1', [deliveryId]);
+    return row ? (commandType.fromBuffer(row.command) as DeliveryCommand) : undefined;
+  }
+
+  async query(query: HistoryQuery): Promise<HistoryPage> {
+    const { where, values } = filters(query);
+    const limit = query.limit ?? 200;
+    const after = query.cursor ? cursor.decode(query.cursor) : undefined;
+    const pageValues = [...values];
+    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : where;
+    const [rows, [counted]] = await Promise.all([
+      this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT $${pageValues.push(limit + 1)}`, pageValues),
+      this.#query<{ count: number }>(`SELECT count(*)::bigint AS count FROM attempts ${where}`, values),
+    ]);
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      entries: page.map((row) => type.fromBuffer(row.entry) as DeliveryLog),
+      count: counted!.count,
+      next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
+    };
+  }
+
+  async deliveries(query: HistoryQuery, limit: number): Promise<DeliveryState[]> {
+    const { where, values } = filters(query);
+    const rows = await this.#query<{ delivery_id: string; rule_id: string; outcome: DeliveryState['outcome']; last_attempt: number; sequence: number }>(`
+      WITH chosen AS (SELECT delivery_id FROM attempts ${where} GROUP BY delivery_id ORDER BY max(sequence) DESC LIMIT $${values.push(limit)})
+      SELECT DISTINCT ON (a.delivery_id) a.delivery_id, a.rule_id, a.outcome, a.sequence, (SELECT max(attempt) FROM attempts AS same WHERE same.delivery_id = a.delivery_id) AS last_attempt
+      FROM attempts AS a JOIN chosen USING (delivery_id) ORDER BY a.delivery_id, a.sequence DESC`, values);
+    return rows.sort((a, b) => b.sequence - a.sequence).map((row) => ({ deliveryId: row.delivery_id, ruleId: row.rule_id, lastAttempt: row.last_attempt, outcome: row.outcome }));
+  }
+
+  async find(deliveryId: string, attempt: number): Promise<DeliveryLog | undefined> {
+    const [row] = await this.#query<{ entry: Buffer }>('SELECT entry FROM attempts WHERE delivery_id = $1 AND attempt = $2 ORDER BY sequence DESC LIMIT 1', [deliveryId, attempt]);
+    return row ? (type.fromBuffer(row.entry) as DeliveryLog) : undefined;
+  }
+
+  async summaries(since: number): Promise<AttemptSummary[]> {
+    const rows = await this.#query<{ rule_id: string; rule_name: string | null; url: string | null; outcome: AttemptSummary['outcome']; latency_ms: number | null; attempted_at: number }>(
+      'SELECT rule_id, rule_name, url, outcome, latency_ms, attempted_at FROM attempts WHERE attempted_at >= $1 ORDER BY attempted_at, sequence', [since]);
+    return rows.map((row) => ({ ruleId: row.rule_id, ruleName: row.rule_name, url: row.url, outcome: row.outcome, latencyMs: row.latency_ms, attemptedAt: row.attempted_at }));
+  }
+
+  async holds(): Promise<HistoryHolds> {
+    const [[counts], [sizes]] = await Promise.all([
+      this.#query<{ attempts: number; oldest: number | null; newest: number | null }>('SELECT count(*)::bigint AS attempts, min(attempted_at) AS oldest, max(attempted_at) AS newest FROM attempts'),
+      this.#query<{ bytes: number; used: number }>(`SELECT (SELECT sum(pg_total_relation_size(to_regclass(name)))::bigint FROM unnest($1::text[]) AS name) AS bytes, (SELECT value FROM totals WHERE name = 'bytes') AS used`, [TABLES]),
+    ]);
+    return { attempts: counts!.attempts, oldestAt: counts!.oldest, newestAt: counts!.newest, bytes: sizes!.bytes, usedBytes: sizes!.used };
+  }
+
+  async endpoints(now: number): Promise<EndpointFigures[]> {
+    const states = (await this.#query<{ state: EndpointState }>('SELECT state FROM endpoints ORDER BY url')).map((row) => row.state);
+    const windows = Object.keys(ENDPOINT_WINDOWS) as Array<keyof typeof ENDPOINT_WINDOWS>;
+    const buckets = new Map(await Promise.all(windows.map(async (window) => [window, await this.#query<Bucket>(
+      'SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [ENDPOINT_WINDOWS[window].span, windowStart(window, now)])] as const)));
+    return endpointFigures(states, (window) => buckets.get(window)!);
+  }
+
+  async prune(before: number, maxBytes: number, rows: number): Promise<number> {
+    await this.#ready;
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      let deleted = await client.query<{ bytes: number }>('DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts WHERE attempted_at < $1 ORDER BY attempted_at, sequence LIMIT $2) RETURNING octet_length(entry) AS bytes', [before, rows]);
+      const [{ used, count }] = (await client.query<{ used: number; count: number }>("SELECT (SELECT value FROM totals WHERE name = 'bytes') AS used, (SELECT count(*)::bigint FROM attempts) AS count")).rows as [{ used: number; count: number }];
+      const over = used - maxBytes;
+      if (deleted.rowCount === 0 && over > 0) {
+        const average = used / Math.max(1, count);
+        deleted = await client.query('DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ORDER BY attempted_at, sequence LIMIT $1) RETURNING octet_length(entry) AS bytes', [Math.min(rows, Math.ceil(over / average))]);
+      }
+      const oldest = (await client.query<{ oldest: number | null }>('SELECT min(attempted_at) AS oldest FROM attempts')).rows[0]!.oldest ?? Number.MAX_SAFE_INTEGER;
+      const commands = await client.query<{ bytes: number }>('DELETE FROM commands WHERE delivery_id IN (SELECT delivery_id FROM commands WHERE created_at < $1 ORDER BY created_at LIMIT $2) RETURNING octet_length(command) AS bytes', [Math.min(before, oldest), rows]);
+      const freed = [...deleted.rows, ...commands.rows].reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
+      await client.query("UPDATE totals SET value = greatest(0, value - $1) WHERE name = 'bytes'", [freed]);
+      await client.query('COMMIT');
+      return deleted.rows.length + commands.rows.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async pruneBuckets(now: number): Promise<void> {
+    for (const [span, keptMs] of Object.entries(BUCKET_KEPT_MS)) await this.#query('DELETE FROM endpoint_buckets WHERE span = $1 AND start < $2', [Number(span), now - keptMs]);
+  }
+
+  async close(): Promise<void> {
+    this.#lockHolder?.release();
+    this.#lockHolder = undefined;
+    await this.#pool.end();
+  }
+}
