@@ -18,7 +18,7 @@ import { PostgresHistoryStore } from '../../services/console/history/postgres-st
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
 import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { freePort } from '../../stack/ports.ts';
-import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
+import { startPostgres, type Postgres } from '../../stack/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
 
 const T0 = Date.UTC(2026, 11, 1);

@@ -164,10 +164,24 @@ export const NO_ATTEMPTS: WindowStats = { sent: 0, delivered: 0, successRate: nu
 /** An endpoint as the history knows it: its state and each window's figures. */
 export type EndpointFigures = EndpointState & { windows: Record<EndpointWindow, WindowStats> };
 
-/** Every endpoint's figures at `now`, from their states and the buckets each window reads (`buckets(window)`). */
-export function endpointFigures(states: Iterable<EndpointState>, buckets: (window: EndpointWindow) => Iterable<Bucket>): EndpointFigures[] {
+/** Per span, the first bucket start its longest window reads at `now`: what a store reads for endpointFigures. */
+export function bucketsToRead(now: number): Array<{ span: number; since: number }> {
+  const since = new Map<number, number>();
+  for (const window of Object.keys(ENDPOINT_WINDOWS) as EndpointWindow[]) {
+    const { span } = ENDPOINT_WINDOWS[window];
+    since.set(span, Math.min(since.get(span) ?? Infinity, windowStart(window, now)));
+  }
+  return [...since].map(([span, start]) => ({ span, since: start }));
+}
+
+/** Every endpoint's figures at `now`, from their states and the buckets bucketsToRead(now) names. */
+export function endpointFigures(states: Iterable<EndpointState>, buckets: Bucket[], now: number): EndpointFigures[] {
   const windows = Object.keys(ENDPOINT_WINDOWS) as EndpointWindow[];
-  const stats = new Map(windows.map((window) => [window, windowStats(buckets(window))]));
+  const stats = new Map(windows.map((window) => {
+    const { span } = ENDPOINT_WINDOWS[window];
+    const start = windowStart(window, now);
+    return [window, windowStats(buckets.filter((bucket) => bucket.span === span && bucket.start >= start))];
+  }));
   return [...states].map((state) => ({
     ...state,
     windows: Object.fromEntries(windows.map((window) => [window, stats.get(window)!.get(state.url) ?? NO_ATTEMPTS])) as Record<EndpointWindow, WindowStats>,

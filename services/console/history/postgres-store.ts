@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
-import { addBuckets, applyAttempts, BUCKET_KEPT_MS, ENDPOINT_WINDOWS, endpointFigures, rollUp, windowStart, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const LAYOUT = 3;
@@ -200,17 +200,25 @@ export class PostgresHistoryStore implements HistoryStore {
     });
   }
 
+  /** Adds a batch to its endpoints' buckets and states: one read and one write of each, whatever the batch touches. */
   async #rollUp(client: pg.PoolClient, entries: DeliveryLog[]): Promise<void> {
     const { buckets, touched } = rollUp(entries);
-    for (const increment of buckets) {
-      const { rows: [row] } = await client.query<{ sent: number; delivered: number; latencies: Bucket['latencies'] }>('SELECT sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start = $2 AND url = $3 FOR UPDATE', [increment.span, increment.start, increment.url]);
-      const bucket = addBuckets(row && { ...increment, ...row }, increment);
-      await client.query('INSERT INTO endpoint_buckets VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies',
-        [bucket.span, bucket.start, bucket.url, bucket.sent, bucket.delivered, JSON.stringify(bucket.latencies)]);
+    if (buckets.length) {
+      const keys = { span: buckets.map((bucket) => bucket.span), start: buckets.map((bucket) => bucket.start), url: buckets.map((bucket) => bucket.url) };
+      const { rows } = await client.query<Bucket>(`SELECT b.span, b.start, b.url, b.sent, b.delivered, b.latencies FROM endpoint_buckets AS b
+        JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k (span, start, url) USING (span, start, url) FOR UPDATE OF b`, [keys.span, keys.start, keys.url]);
+      const stored = new Map(rows.map((row) => [`${row.span} ${row.start} ${row.url}`, row]));
+      const sums = buckets.map((increment) => addBuckets(stored.get(`${increment.span} ${increment.start} ${increment.url}`), increment));
+      await client.query(`INSERT INTO endpoint_buckets SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::int[], $6::jsonb[])
+        ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies`,
+      [sums.map((sum) => sum.span), sums.map((sum) => sum.start), sums.map((sum) => sum.url), sums.map((sum) => sum.sent), sums.map((sum) => sum.delivered), sums.map((sum) => JSON.stringify(sum.latencies))]);
     }
-    for (const [url, changes] of touched) {
-      const { rows: [row] } = await client.query<{ state: EndpointState }>('SELECT state FROM endpoints WHERE url = $1 FOR UPDATE', [url]);
-      await client.query('INSERT INTO endpoints VALUES ($1, $2) ON CONFLICT (url) DO UPDATE SET state = excluded.state', [url, JSON.stringify(applyAttempts(row?.state, url, changes))]);
+    if (touched.size) {
+      const urls = [...touched.keys()];
+      const { rows } = await client.query<{ url: string; state: EndpointState }>('SELECT url, state FROM endpoints WHERE url = ANY($1::text[]) FOR UPDATE', [urls]);
+      const stored = new Map(rows.map((row) => [row.url, row.state]));
+      const states = urls.map((url) => JSON.stringify(applyAttempts(stored.get(url), url, touched.get(url)!)));
+      await client.query('INSERT INTO endpoints SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (url) DO UPDATE SET state = excluded.state', [urls, states]);
     }
   }
 
@@ -280,10 +288,8 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async endpoints(now: number): Promise<EndpointFigures[]> {
     const states = (await this.#query<{ state: EndpointState }>('SELECT state FROM endpoints ORDER BY url')).map((row) => row.state);
-    const windows = Object.keys(ENDPOINT_WINDOWS) as Array<keyof typeof ENDPOINT_WINDOWS>;
-    const buckets = new Map(await Promise.all(windows.map(async (window) => [window, await this.#query<Bucket>(
-      'SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [ENDPOINT_WINDOWS[window].span, windowStart(window, now)])] as const)));
-    return endpointFigures(states, (window) => buckets.get(window)!);
+    const buckets = await Promise.all(bucketsToRead(now).map(({ span, since }) => this.#query<Bucket>('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [span, since])));
+    return endpointFigures(states, buckets.flat(), now);
   }
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {

@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
-import { addBuckets, applyAttempts, BUCKET_KEPT_MS, ENDPOINT_WINDOWS, endpointFigures, rollUp, windowStart, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
@@ -231,9 +231,10 @@ export class SqliteHistoryStore implements HistoryStore {
 
   async endpoints(now: number): Promise<EndpointFigures[]> {
     const states = (this.#statement('SELECT state FROM endpoints ORDER BY url').all() as Array<{ state: string }>).map((row) => JSON.parse(row.state) as EndpointState);
-    const buckets = this.#statement('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
-    return endpointFigures(states, (window) => (buckets.all(ENDPOINT_WINDOWS[window].span, windowStart(window, now)) as Array<Omit<Bucket, 'latencies'> & { latencies: string }>)
-      .map((row) => ({ ...row, latencies: JSON.parse(row.latencies) })));
+    const read = this.#statement('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
+    const buckets = bucketsToRead(now).flatMap(({ span, since }) => (read.all(span, since) as Array<Omit<Bucket, 'latencies'> & { latencies: string }>)
+      .map((row) => ({ ...row, latencies: JSON.parse(row.latencies) as Bucket['latencies'] })));
+    return endpointFigures(states, buckets, now);
   }
 
   async pruneBuckets(now: number): Promise<void> {
