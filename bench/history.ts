@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { contracts, EVENT_TYPES, type DeliveryLog, type DeliveryOutcome } from '../schemas/index.ts';
+import { parseCommandLine, USAGE_EXIT_CODE } from '../services/common/cli.ts';
 import { createKafka, createProducer, kafkaConnection } from '../services/common/kafka.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { progressLine } from '../services/common/progress.ts';
@@ -29,12 +29,29 @@ import { freePort } from '../stack/ports.ts';
 import { startPostgres, type Postgres } from '../stack/postgres.ts';
 import { benchCluster, percentile, ProcessMeter, progress, removeRun, serviceEnv, writeResults } from './support.ts';
 
-const { values: args } = parseArgs({ options: { attempts: { type: 'string', default: '5000000' }, backend: { type: 'string', default: 'both' }, samples: { type: 'string', default: '100' } } });
+const USAGE = `
+usage: npm run bench:history -- [--attempts 5000000] [--backend both|sqlite|postgres] [--samples 100]
+
+The console's delivery history at scale, per backend: ingest rate, p99 of every query, restart-to-ready, peak RSS
+and disk per attempt, against the goals; writes bench/results/history.json (docs/benchmarks.md).
+`;
+const { values: args } = parseCommandLine({ options: {
+  help: { type: 'boolean', short: 'h' },
+  attempts: { type: 'string', default: '5000000' },
+  backend: { type: 'string', default: 'both' },
+  // Timed requests per query (after one untimed).
+  samples: { type: 'string', default: '100' },
+} }, USAGE);
 const ATTEMPTS = Number(args.attempts);
 const SAMPLES = Number(args.samples);
 const BACKENDS = args.backend === 'both' ? ['sqlite', 'postgres'] as const : [args.backend as 'sqlite' | 'postgres'];
-if (!Number.isInteger(ATTEMPTS) || ATTEMPTS < 1000) throw new Error('--attempts: a whole number, at least 1000');
-if (!BACKENDS.every((backend) => backend === 'sqlite' || backend === 'postgres')) throw new Error('--backend: sqlite, postgres or both');
+const refuse = (message: string): never => {
+  process.stderr.write(`error: ${message}; see --help\n`);
+  return process.exit(USAGE_EXIT_CODE);
+};
+if (!Number.isInteger(ATTEMPTS) || ATTEMPTS < 1000) refuse('--attempts: must be a whole number, at least 1000');
+if (!BACKENDS.every((backend) => backend === 'sqlite' || backend === 'postgres')) refuse('--backend: must be sqlite, postgres or both');
+if (!Number.isInteger(SAMPLES) || SAMPLES < 1) refuse('--samples: must be a whole number, at least 1');
 
 const GOALS = { ingestOfDeliveries: 3, queryP99Ms: 50, restartReadyMs: 5000, peakRssMB: 300 };
 const TOKEN = 'bench-history-token-0123456789abcdef';

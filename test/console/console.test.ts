@@ -370,6 +370,17 @@ describe('console in headless Chromium', () => {
       await expect.poll(() => page.locator('.modal').innerText()).toContain('3 deliveries will be sent again');
       await page.click('#confirm');
       await waitFor('the resent view', () => down.received.length === 12, 20_000);
+
+      // Any time range, kept in the URL: nothing in the hour before the events, all of them in a range around them.
+      const local = (ms: number) => new Date(ms - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+      await page.goto(`${console_.url}#/logs?rule=recover&since=custom&from=${local(before - 3_600_000)}&to=${local(before - 120_000)}`);
+      await expect.poll(() => page.locator('#logs tbody').innerText()).toContain('No attempts match');
+      expect(await page.isVisible('#filter-from')).toBe(true);
+      const to = local(Date.now() + 120_000);
+      await page.fill('#filter-to', to);
+      await page.dispatchEvent('#filter-to', 'change');
+      await expect.poll(() => page.locator('#log-count').innerText()).toMatch(/^1–\d+ of \d+ attempts$/);
+      expect(new URL(page.url().replace('#/logs', '')).searchParams.get('to')).toBe(to);
     } finally {
       await io.close();
       await down.close();

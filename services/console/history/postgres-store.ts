@@ -7,9 +7,9 @@
 import pg from 'pg';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
-const LAYOUT = 3;
+const LAYOUT = 4;
 // event_id in the C collation: byte order, so a prefix is an index range.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -27,16 +27,7 @@ const SCHEMA = `
     latency_ms DOUBLE PRECISION,
     entry BYTEA NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_rule_outcome ON attempts (rule_id, outcome, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_url_outcome ON attempts (url, outcome, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
+  ${ATTEMPT_INDEXES}
   CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition));
   CREATE TABLE IF NOT EXISTS commands (delivery_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, command BYTEA NOT NULL);
   CREATE INDEX IF NOT EXISTS commands_by_time ON commands (created_at);
@@ -44,34 +35,21 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state JSONB NOT NULL);
   -- What the size bound counts: PostgreSQL keeps deleted rows' space for reuse rather than giving it back.
   CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-  INSERT INTO totals VALUES ('bytes', 0) ON CONFLICT DO NOTHING;
+  INSERT INTO totals VALUES ('bytes', 0), ('attempts', 0) ON CONFLICT DO NOTHING;
 `;
 const TABLES = ['attempts', 'positions', 'commands', 'endpoint_buckets', 'endpoints', 'totals', 'history_layout'];
 /** What a row costs beyond its encoded record: its columns, its index entries, the page's share. */
 const ROW_OVERHEAD_BYTES = 320;
 /** Held by the console that feeds the history; any other value would do, as long as every console uses this one. */
 const FEED_LOCK = 0x77686b68; // "whkh"
-const PREFIX_END = '\u{10FFFF}';
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
 
-/** The WHERE clause of a query, its parameters numbered from `$1`. */
-function filters(query: HistoryQuery, values: unknown[] = []): { where: string; values: unknown[] } {
-  const clauses: string[] = [];
-  const add = (clause: string, ...given: unknown[]) => {
-    clauses.push(clause.replace(/\?/g, () => `$${values.push(given.shift()) }`));
-  };
-  if (query.ruleId) add('rule_id = ?', query.ruleId);
-  if (query.outcome) add('outcome = ?', query.outcome);
-  if (query.url) add('url = ?', query.url);
-  if (query.eventType) add('event_type = ?', query.eventType);
-  if (query.eventId) add('event_id = ?', query.eventId);
-  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
-  if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
-  if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
-  if (query.since !== undefined) add('attempted_at >= ?', query.since);
-  if (query.until !== undefined) add('attempted_at <= ?', query.until);
-  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+/** A query's conditions in PostgreSQL's numbered placeholders, its values first in `values`. */
+function filters(query: HistoryQuery): { where: string; values: unknown[] } {
+  const { where, values } = conditions(query);
+  let index = 0;
+  return { where: where.replace(/\?/g, () => `$${(index += 1)}`), values: [...values] };
 }
 
 /** The URL without its password, for messages. */
@@ -100,15 +78,8 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async #migrate(): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw new Error(`CONSOLE_HISTORY_URL: cannot reach PostgreSQL at ${safeUrl(this.#url)}: ${(error as Error).message}`, { cause: error });
-    }
-    try {
+    await this.#inTransaction(async (client) => {
       // One console migrates at a time.
-      await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK + 1]);
       await client.query('CREATE TABLE IF NOT EXISTS history_layout (version INTEGER NOT NULL)');
       const { rows } = await client.query<{ version: number }>('SELECT version FROM history_layout');
@@ -120,7 +91,23 @@ export class PostgresHistoryStore implements HistoryStore {
         await client.query('INSERT INTO history_layout VALUES ($1)', [LAYOUT]);
       }
       await client.query(SCHEMA);
-      await client.query('COMMIT');
+    });
+  }
+
+  /** `work` in a transaction of its own client: committed when it returns, rolled back when it throws or says so. */
+  async #inTransaction<T>(work: (client: pg.PoolClient, rollBack: () => void) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw new Error(`CONSOLE_HISTORY_URL: cannot reach PostgreSQL at ${safeUrl(this.#url)}: ${(error as Error).message}`, { cause: error });
+    }
+    let rolledBack = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client, () => (rolledBack = true));
+      await client.query(rolledBack ? 'ROLLBACK' : 'COMMIT');
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -139,26 +126,16 @@ export class PostgresHistoryStore implements HistoryStore {
     return (await this.#pool.query<R>(sql, values)).rows;
   }
 
+  /** `write` and the position it brings in one transaction; nothing if another feeder stored that far already. */
   async #transaction(position: TopicPosition, write: (client: pg.PoolClient) => Promise<void>): Promise<void> {
     await this.#ready;
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.#inTransaction(async (client, rollBack) => {
       // A batch another feeder stored already (one that held the lock before this one) is not stored again.
       const { rows } = await client.query<{ next_offset: number }>('SELECT next_offset FROM positions WHERE topic = $1 AND partition = $2 FOR UPDATE', [position.topic, position.partition]);
-      if (rows[0] && rows[0].next_offset >= Number(position.next)) {
-        await client.query('ROLLBACK');
-        return;
-      }
+      if (rows[0] && rows[0].next_offset >= Number(position.next)) return rollBack();
       await write(client);
       await client.query('INSERT INTO positions VALUES ($1, $2, $3) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset', [position.topic, position.partition, position.next]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async lead(): Promise<boolean> {
@@ -196,7 +173,7 @@ export class PostgresHistoryStore implements HistoryStore {
         await client.query(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry) VALUES ${rows.join(', ')}`, values);
       }
       await this.#rollUp(client, attempts);
-      await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);
+      await client.query("UPDATE totals SET value = value + CASE name WHEN 'bytes' THEN $1::bigint ELSE $2::bigint END", [bytes, attempts.length]);
     });
   }
 
@@ -247,13 +224,15 @@ export class PostgresHistoryStore implements HistoryStore {
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : where;
     const [rows, [counted]] = await Promise.all([
       this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT $${pageValues.push(limit + 1)}`, pageValues),
-      this.#query<{ count: number }>(`SELECT count(*)::bigint AS count FROM attempts ${where}`, values),
+      where ? this.#query<{ count: number }>(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT $${values.length + 1}) AS matched`, [...values, COUNT_LIMIT])
+        : this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'"),
     ]);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
       entries: page.map((row) => type.fromBuffer(row.entry) as DeliveryLog),
-      count: counted!.count,
+      count: Math.min(counted!.count, COUNT_LIMIT),
+      countCapped: counted!.count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
   }
@@ -280,7 +259,7 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async holds(): Promise<HistoryHolds> {
     const [[counts], [sizes]] = await Promise.all([
-      this.#query<{ attempts: number; oldest: number | null; newest: number | null }>('SELECT count(*)::bigint AS attempts, min(attempted_at) AS oldest, max(attempted_at) AS newest FROM attempts'),
+      this.#query<{ attempts: number; oldest: number | null; newest: number | null }>("SELECT (SELECT value FROM totals WHERE name = 'attempts') AS attempts, min(attempted_at) AS oldest, max(attempted_at) AS newest FROM attempts"),
       this.#query<{ bytes: number; used: number }>(`SELECT (SELECT sum(pg_total_relation_size(to_regclass(name)))::bigint FROM unnest($1::text[]) AS name) AS bytes, (SELECT value FROM totals WHERE name = 'bytes') AS used`, [TABLES]),
     ]);
     return { attempts: counts!.attempts, oldestAt: counts!.oldest, newestAt: counts!.newest, bytes: sizes!.bytes, usedBytes: sizes!.used };
@@ -294,11 +273,9 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {
     await this.#ready;
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.#inTransaction(async (client) => {
       let deleted = await client.query<{ bytes: number }>('DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts WHERE attempted_at < $1 ORDER BY attempted_at, sequence LIMIT $2) RETURNING octet_length(entry) AS bytes', [before, rows]);
-      const [{ used, count }] = (await client.query<{ used: number; count: number }>("SELECT (SELECT value FROM totals WHERE name = 'bytes') AS used, (SELECT count(*)::bigint FROM attempts) AS count")).rows as [{ used: number; count: number }];
+      const [{ used, count }] = (await client.query<{ used: number; count: number }>("SELECT (SELECT value FROM totals WHERE name = 'bytes') AS used, (SELECT value FROM totals WHERE name = 'attempts') AS count")).rows as [{ used: number; count: number }];
       const over = used - maxBytes;
       if (deleted.rowCount === 0 && over > 0) {
         const average = used / Math.max(1, count);
@@ -307,15 +284,9 @@ export class PostgresHistoryStore implements HistoryStore {
       const oldest = (await client.query<{ oldest: number | null }>('SELECT min(attempted_at) AS oldest FROM attempts')).rows[0]!.oldest ?? Number.MAX_SAFE_INTEGER;
       const commands = await client.query<{ bytes: number }>('DELETE FROM commands WHERE delivery_id IN (SELECT delivery_id FROM commands WHERE created_at < $1 ORDER BY created_at LIMIT $2) RETURNING octet_length(command) AS bytes', [Math.min(before, oldest), rows]);
       const freed = [...deleted.rows, ...commands.rows].reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
-      await client.query("UPDATE totals SET value = greatest(0, value - $1) WHERE name = 'bytes'", [freed]);
-      await client.query('COMMIT');
+      await client.query("UPDATE totals SET value = greatest(0, value - CASE name WHEN 'bytes' THEN $1::bigint ELSE $2::bigint END)", [freed, deleted.rows.length]);
       return deleted.rows.length + commands.rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async pruneBuckets(now: number): Promise<void> {

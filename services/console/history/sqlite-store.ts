@@ -5,10 +5,10 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -26,17 +26,7 @@ const SCHEMA = `
     latency_ms REAL,
     entry BLOB NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
-  -- What failed for a rule or an endpoint (the page's usual question, and Recover's) without reading every attempt of it.
-  CREATE INDEX IF NOT EXISTS attempts_by_rule_outcome ON attempts (rule_id, outcome, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_url_outcome ON attempts (url, outcome, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
-  CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
+  ${ATTEMPT_INDEXES}
   CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset TEXT NOT NULL, PRIMARY KEY (topic, partition));
   -- Each delivery's first command, Avro-encoded: what a resend sends again.
   CREATE TABLE IF NOT EXISTS commands (delivery_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, command BLOB NOT NULL);
@@ -51,39 +41,18 @@ const SCHEMA = `
     PRIMARY KEY (span, start, url)
   ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state TEXT NOT NULL);
+  -- The attempts held, kept with every insert and delete: count(*) over millions of rows is a scan.
+  CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  INSERT OR IGNORE INTO totals VALUES ('attempts', 0);
 `;
 /**
  * The layout SCHEMA creates. A file of another layout is emptied and filled again from the delivery-log topic: the
  * history is the topic's projection, and its topic holds what the file's retention would keep of it.
  */
-const LAYOUT = 3;
+const LAYOUT = 4;
 
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
-// U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
-const PREFIX_END = '\u{10FFFF}';
-
-/** The WHERE clause of a query, its parameters in order. */
-function filters(query: HistoryQuery): { where: string; values: SQLInputValue[] } {
-  const clauses: string[] = [];
-  const values: SQLInputValue[] = [];
-  const add = (clause: string, ...given: SQLInputValue[]) => {
-    clauses.push(clause);
-    values.push(...given);
-  };
-  if (query.ruleId) add('rule_id = ?', query.ruleId);
-  if (query.outcome) add('outcome = ?', query.outcome);
-  if (query.url) add('url = ?', query.url);
-  if (query.eventType) add('event_type = ?', query.eventType);
-  if (query.eventId) add('event_id = ?', query.eventId);
-  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
-  if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
-  if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
-  if (query.since !== undefined) add('attempted_at >= ?', query.since);
-  if (query.until !== undefined) add('attempted_at <= ?', query.until);
-  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
-}
-
 export class SqliteHistoryStore implements HistoryStore {
   readonly #file: string;
   readonly #db: DatabaseSync;
@@ -152,11 +121,18 @@ export class SqliteHistoryStore implements HistoryStore {
 
   /** Runs `write` and moves `position` in one transaction. */
   #transaction(position: TopicPosition, write: () => void): void {
-    this.#db.exec('BEGIN');
-    try {
+    this.#inTransaction(() => {
       write();
       this.#position.run(position.topic, position.partition, position.next);
+    });
+  }
+
+  #inTransaction<T>(work: () => T): T {
+    this.#db.exec('BEGIN');
+    try {
+      const result = work();
       this.#db.exec('COMMIT');
+      return result;
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
@@ -170,7 +146,16 @@ export class SqliteHistoryStore implements HistoryStore {
           entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
       }
       this.#rollUp(attempts);
+      this.#count(attempts.length);
     });
+  }
+
+  #count(change: number): void {
+    this.#statement("UPDATE totals SET value = value + ? WHERE name = 'attempts'").run(change);
+  }
+
+  #attempts(): number {
+    return (this.#statement("SELECT value FROM totals WHERE name = 'attempts'").get() as { value: number }).value;
   }
 
   async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
@@ -186,24 +171,25 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async query(query: HistoryQuery): Promise<HistoryPage> {
-    const { where, values } = filters(query);
+    const { where, values } = conditions(query);
     const limit = query.limit ?? 200;
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
     const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?`)
       .all(...values, ...(after ? [after.attemptedAt, after.sequence] : []), limit + 1) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
-    const { count } = this.#statement(`SELECT count(*) AS count FROM attempts ${where}`).get(...values) as { count: number };
+    const count = where ? (this.#statement(`SELECT count(*) AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?)`).get(...values, COUNT_LIMIT) as { count: number }).count : this.#attempts();
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
       entries: page.map((row) => type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog),
-      count,
+      count: Math.min(count, COUNT_LIMIT),
+      countCapped: count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
   }
 
   async deliveries(query: HistoryQuery, limit: number): Promise<DeliveryState[]> {
-    const { where, values } = filters(query);
+    const { where, values } = conditions(query);
     // SQLite gives the other columns of a max() group from the row holding the max: the newest record's.
     const rows = this.#statement(`SELECT delivery_id, rule_id, max(sequence) AS newest, outcome, (SELECT max(attempt) FROM attempts AS same WHERE same.delivery_id = attempts.delivery_id) AS last_attempt
       FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM attempts ${where} GROUP BY delivery_id ORDER BY max(sequence) DESC LIMIT ?) GROUP BY delivery_id ORDER BY newest DESC`)
@@ -257,7 +243,7 @@ export class SqliteHistoryStore implements HistoryStore {
   async holds(): Promise<HistoryHolds> {
     // Apart, so that min and max each read one end of the time index.
     const value = (sql: string) => (this.#statement(sql).get() as { value: number | null }).value;
-    const row = { attempts: value('SELECT count(*) AS value FROM attempts') ?? 0, oldestAt: value('SELECT min(attempted_at) AS value FROM attempts'), newestAt: value('SELECT max(attempted_at) AS value FROM attempts') };
+    const row = { attempts: this.#attempts(), oldestAt: value('SELECT min(attempted_at) AS value FROM attempts'), newestAt: value('SELECT max(attempted_at) AS value FROM attempts') };
     let bytes = 0;
     for (const suffix of ['', '-wal']) {
       try {
@@ -275,19 +261,25 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {
+    // One step, one transaction: the count moves with the rows.
+    const deleted = this.#inTransaction(() => this.#pruneStep(before, maxBytes, rows));
+    if (deleted > 0) this.#db.exec('PRAGMA incremental_vacuum');
+    return deleted;
+  }
+
+  #pruneStep(before: number, maxBytes: number, rows: number): number {
     const oldestAttempts = 'DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ORDER BY attempted_at, sequence LIMIT ?)';
     let { changes } = this.#statement(`DELETE FROM attempts WHERE sequence IN (SELECT sequence FROM attempts WHERE attempted_at < ? ORDER BY attempted_at, sequence LIMIT ?)`).run(before, rows);
     const over = this.#usedBytes() - maxBytes;
     if (Number(changes) === 0 && over > 0) {
       // As many of the oldest as the excess takes at the average attempt's size, so a step deletes no more than that.
-      const { count } = this.#statement('SELECT count(*) AS count FROM attempts').get() as { count: number };
-      const average = (over + maxBytes) / Math.max(1, count);
+      const average = (over + maxBytes) / Math.max(1, this.#attempts());
       ({ changes } = this.#statement(oldestAttempts).run(Math.min(rows, Math.ceil(over / average))));
     }
+    this.#count(-Number(changes));
     // A command goes with the last attempts of its delivery: kept while an attempt from its time is.
     const oldest = (this.#statement('SELECT min(attempted_at) AS value FROM attempts').get() as { value: number | null }).value ?? Number.MAX_SAFE_INTEGER;
     const commands = this.#statement('DELETE FROM commands WHERE delivery_id IN (SELECT delivery_id FROM commands WHERE created_at < ? ORDER BY created_at LIMIT ?)').run(Math.min(before, oldest), rows).changes;
-    if (Number(changes) + Number(commands) > 0) this.#db.exec('PRAGMA incremental_vacuum');
     return Number(changes) + Number(commands);
   }
 

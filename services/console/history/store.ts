@@ -40,8 +40,9 @@ export interface HistoryQuery {
 
 export interface HistoryPage {
   entries: DeliveryLog[];
-  /** Every attempt the query matches, over the whole history. */
+  /** The attempts the query matches, over the whole history: exact up to COUNT_LIMIT, which `countCapped` says it reached. */
   count: number;
+  countCapped: boolean;
   /** The cursor of the page after this one; null on the last page. */
   next: string | null;
 }
@@ -112,6 +113,52 @@ export interface HistoryStore {
   /** Deletes the endpoint buckets that no window ending at `now` reads (a few rows per endpoint and minute). */
   pruneBuckets(now: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Where a filtered query stops counting: counting a filter that matches millions of attempts would cost a page a
+ * scan of millions of index entries, and past this "more than" is what a person reads anyway. The whole history's
+ * count is kept exact (holds()).
+ */
+export const COUNT_LIMIT = 100_000;
+
+/** The attempts table's indexes, in the SQL both backends speak: one per filter of the page, each in page order. */
+export const ATTEMPT_INDEXES = `
+  CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url ON attempts (url, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts (outcome, attempted_at, sequence);
+  -- What failed for a rule or an endpoint (the page's usual question, and Recover's) without reading every attempt of it.
+  CREATE INDEX IF NOT EXISTS attempts_by_rule_outcome ON attempts (rule_id, outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_url_outcome ON attempts (url, outcome, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_event_type ON attempts (event_type, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_status_class ON attempts (status_class, attempted_at, sequence);
+  CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, attempt);
+`;
+
+// U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
+const PREFIX_END = '\u{10FFFF}';
+
+/** A query's filters as SQL conditions with `?` placeholders, and their values in order (the backends' shared WHERE). */
+export function conditions(query: HistoryQuery): { where: string; values: Array<string | number> } {
+  const clauses: string[] = [];
+  const values: Array<string | number> = [];
+  const add = (clause: string, ...given: Array<string | number>) => {
+    clauses.push(clause);
+    values.push(...given);
+  };
+  if (query.ruleId) add('rule_id = ?', query.ruleId);
+  if (query.outcome) add('outcome = ?', query.outcome);
+  if (query.url) add('url = ?', query.url);
+  if (query.eventType) add('event_type = ?', query.eventType);
+  if (query.eventId) add('event_id = ?', query.eventId);
+  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
+  if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
+  if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
+  if (query.since !== undefined) add('attempted_at >= ?', query.since);
+  if (query.until !== undefined) add('attempted_at <= ?', query.until);
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
 /** A page's cursor: the sort key (attemptedAt, then the store's own sequence) of the last attempt it showed. */

@@ -533,7 +533,8 @@ const fieldLabel = (issue) => (issue.field.includes('.') ? `${issue.field.split(
 
 // ---------- Webhook logs ----------
 // The filters live in the page's URL (#/logs?rule=…), so a reload or a shared link shows the same attempts.
-const logFilters = { rule: '', outcome: '', status: '', endpoint: '', eventType: '', eventId: '', deliveryId: '', since: '' };
+// `since`: minutes back from now, or `custom` for the range `from`–`to` (local date-times, either end open).
+const logFilters = { rule: '', outcome: '', status: '', endpoint: '', eventType: '', eventId: '', deliveryId: '', since: '', from: '', to: '' };
 /** The pages of older attempts the operator walked to: the cursor each one started at (the newest page has none). */
 let logCursors = [];
 async function logsPage(params) {
@@ -541,6 +542,7 @@ async function logsPage(params) {
   logCursors = [];
   const changed = (key, value) => {
     logFilters[key] = value;
+    if (key === 'since') document.querySelectorAll('.custom-range').forEach((label) => { label.hidden = value !== 'custom'; });
     logCursors = [];
     const query = new URLSearchParams(Object.entries(logFilters).filter(([, given]) => given));
     history.replaceState(null, '', `#/logs${query.size ? `?${query}` : ''}`);
@@ -564,7 +566,9 @@ async function logsPage(params) {
         select('endpoint', 'Endpoint', [...new Set([...rules.map((rule) => { try { const url = new URL(rule.url); return `${url.origin}${url.pathname}`; } catch { return rule.url; } }), logFilters.endpoint].filter(Boolean))].map((url) => [url, url])),
         select('eventType', 'Event type', catalog.eventTypes.map((type) => [type, type])),
         text('eventId', 'Event id', 'id or its start'), text('deliveryId', 'Delivery / webhook id', 'msg_…'),
-        select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours'], ['10080', 'Last 7 days'], ['43200', 'Last 30 days']])),
+        select('since', 'Time', [['5', 'Last 5 minutes'], ['60', 'Last hour'], ['1440', 'Last 24 hours'], ['10080', 'Last 7 days'], ['43200', 'Last 30 days'], ['custom', 'Custom range…']]),
+        ...[['from', 'From'], ['to', 'To']].map(([key, label]) => h('label', { class: 'custom-range', hidden: logFilters.since !== 'custom' }, label,
+          h('input', { type: 'datetime-local', id: `filter-${key}`, value: logFilters[key], onchange: (event) => changed(key, event.target.value) })))),
       h('table', { id: 'logs' }, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Endpoint', 'Status', 'HTTP', 'Latency', 'Attempt', 'Rule'].map((title) => h('th', {}, title)))), h('tbody')),
       h('div', { class: 'pager' }, h('span', { id: 'log-count', class: 'pending' }),
         walk('logs-newest', 'Newest', () => { logCursors = []; }), walk('logs-newer', '← Newer', () => { logCursors.pop(); }), walk('logs-older', 'Older →', () => { logCursors.push($('#logs-older').dataset.cursor); }))));
@@ -577,9 +581,14 @@ const kept = ({ maxAgeMs, maxBytes }) => `It keeps ${fmtAge(maxAgeMs)} of attemp
 const attempts = (count) => `${count.toLocaleString()} attempt${count === 1 ? '' : 's'}`;
 /** The page's filters as the API takes them: an event id finds every event whose id starts with it (the exact id among them). */
 function apiFilters() {
-  const filters = Object.fromEntries(Object.entries(logFilters).filter(([key, value]) => value && key !== 'since' && key !== 'eventId'));
+  const filters = Object.fromEntries(Object.entries(logFilters).filter(([key, value]) => value && !['since', 'from', 'to', 'eventId'].includes(key)));
   if (logFilters.eventId) filters.eventIdPrefix = logFilters.eventId;
-  if (logFilters.since) filters.since = Date.now() - Number(logFilters.since) * 60_000;
+  if (logFilters.since === 'custom') {
+    const at = (local) => (local ? new Date(local).getTime() : NaN);
+    if (!Number.isNaN(at(logFilters.from))) filters.since = at(logFilters.from);
+    // To the end of the minute named.
+    if (!Number.isNaN(at(logFilters.to))) filters.until = at(logFilters.to) + 59_999;
+  } else if (logFilters.since) filters.since = Date.now() - Number(logFilters.since) * 60_000;
   return filters;
 }
 
@@ -604,14 +613,14 @@ async function resendMatching(title, filters, failedOnly, what) {
 async function refreshLogs() {
   const query = new URLSearchParams({ limit: String(LOG_PAGE), ...apiFilters() });
   if (logCursors.length) query.set('cursor', logCursors.at(-1));
-  const { history: held, entries, count, next } = await api('GET', `/api/logs?${query}`);
+  const { history: held, entries, count, countCapped, next } = await api('GET', `/api/logs?${query}`);
   const note = $('#log-window');
   if (!note) return;
   note.textContent = held.oldestAt
     ? `The history holds ${attempts(held.attempts)} since ${fmtTime(held.oldestAt)} (${fmtBytes(held.bytes)} on disk). ${kept(held)}`
     : `The history holds no attempts yet: they appear here as soon as a dispatcher logs them. ${kept(held)}`;
   const first = logCursors.length * LOG_PAGE;
-  $('#log-count').textContent = count ? `${(first + 1).toLocaleString()}–${(first + entries.length).toLocaleString()} of ${attempts(count)}` : '';
+  $('#log-count').textContent = count ? `${(first + 1).toLocaleString()}–${(first + entries.length).toLocaleString()} of ${countCapped ? `more than ${attempts(count)}` : attempts(count)}` : '';
   Object.assign($('#logs-older'), { disabled: !next }).dataset.cursor = next ?? '';
   $('#logs-newer').disabled = logCursors.length === 0;
   $('#logs-newest').disabled = logCursors.length === 0;
