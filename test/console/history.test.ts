@@ -10,7 +10,7 @@ import { registryConnection, SchemaRegistryClient } from '../../services/common/
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
+import { emptyHistogram, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
@@ -123,12 +123,14 @@ describe('endpoint figures', () => {
 
   it('percentiles from the latency histogram are within a bucket (10 %) of the exact ones', () => {
     const { buckets } = rollUp(Array.from({ length: 1000 }, (_, index) => attempt(index, { latencyMs: index + 1, attemptedAt: T0, url: hook })));
-    const histogram = mergeHistograms({}, buckets.find((bucket) => bucket.span === 60_000)!.latencies);
+    const histogram = mergeHistograms(emptyHistogram(), buckets.find((bucket) => bucket.span === 60_000)!.latencies);
     expect(percentileOf(histogram, 0.5)! / 500).toBeGreaterThan(0.9);
     expect(percentileOf(histogram, 0.5)! / 500).toBeLessThan(1.1);
     expect(percentileOf(histogram, 0.95)! / 950).toBeGreaterThan(0.9);
     expect(percentileOf(histogram, 0.95)! / 950).toBeLessThan(1.1);
-    expect(percentileOf({}, 0.5)).toBeNull();
+    expect(percentileOf(emptyHistogram(), 0.5)).toBeNull();
+    // Kept as bytes and read back, the same.
+    expect(histogramOf(histogramBytes(histogram))).toEqual(histogram);
   });
 
   it.each(backends)('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order ($backend)', async ({ open }) => {

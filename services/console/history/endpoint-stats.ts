@@ -1,48 +1,66 @@
 /**
  * The endpoint view's figures, kept as the history grows rather than computed from weeks of attempts at each look:
- * per target URL, the attempts made and delivered and a latency histogram per minute (for 5 min and 1 h) and per hour
- * (for 24 h and 7 d), and since when it has been failing. Pure: the store adds the batches up and keeps the results.
+ * per target URL, the attempts made and delivered and a latency histogram per minute (for 5 min and 1 h), per hour
+ * (24 h) and per day (7 d), and since when it has been failing. Pure: the store adds the batches up and keeps the results.
  */
 import type { DeliveryLog } from '../../../schemas/index.ts';
 
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
-
-/** The windows the view shows, each added up from the buckets of one span. */
-export const ENDPOINT_WINDOWS = { '5m': { span: MINUTE, buckets: 5 }, '1h': { span: MINUTE, buckets: 60 }, '24h': { span: HOUR, buckets: 24 }, '7d': { span: HOUR, buckets: 168 } } as const;
-export type EndpointWindow = keyof typeof ENDPOINT_WINDOWS;
-/** How long buckets of each span are kept: as long as the longest window that reads them, and one bucket more. */
-export const BUCKET_KEPT_MS: Record<number, number> = { [MINUTE]: 61 * MINUTE, [HOUR]: 169 * HOUR };
+export const DAY = 86_400_000;
 
 /**
- * Latencies counted in buckets that grow by 10 % from 1 ms (sparse: bucket index → count), so a percentile is exact to
- * within a bucket's width whatever the spread, and a minute of an endpoint takes a few dozen numbers.
+ * The windows the view shows, each added up from whole buckets of one span, the current one included: "24 h" is the
+ * last 23 to 24 hours, "7 d" the last 6 to 7 UTC days. A few hundred rows per endpoint, whatever the traffic.
  */
-export type Histogram = Record<number, number>;
+export const ENDPOINT_WINDOWS = { '5m': { span: MINUTE, buckets: 5 }, '1h': { span: MINUTE, buckets: 60 }, '24h': { span: HOUR, buckets: 24 }, '7d': { span: DAY, buckets: 7 } } as const;
+export type EndpointWindow = keyof typeof ENDPOINT_WINDOWS;
+/** How long buckets of each span are kept: as long as the longest window that reads them, and one bucket more. */
+export const BUCKET_KEPT_MS: Record<number, number> = { [MINUTE]: 61 * MINUTE, [HOUR]: 25 * HOUR, [DAY]: 8 * DAY };
+
+/**
+ * Latencies counted in buckets that grow by 10 % from 1 ms to about 84 s (an attempt times out well before), so a
+ * percentile is exact to within a bucket's width whatever the spread. Fixed-size, so a store keeps one as bytes and
+ * adding two up is a loop over 120 counts: the endpoint view adds thousands at each look.
+ */
+export type Histogram = Uint32Array;
 const GROWTH = 1.1;
-const bucketOf = (ms: number): number => (ms <= 1 ? 0 : Math.ceil(Math.log(ms) / Math.log(GROWTH)));
+const BUCKETS = 120;
+const bucketOf = (ms: number): number => (ms <= 1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms) / Math.log(GROWTH))));
 const upperBound = (bucket: number): number => GROWTH ** bucket;
 
+export const emptyHistogram = (): Histogram => new Uint32Array(BUCKETS);
+
 export function mergeHistograms(into: Histogram, from: Histogram): Histogram {
-  for (const [bucket, count] of Object.entries(from)) into[Number(bucket)] = (into[Number(bucket)] ?? 0) + count;
+  for (let bucket = 0; bucket < BUCKETS; bucket += 1) into[bucket]! += from[bucket]!;
   return into;
 }
 
+/** A histogram as a store keeps it, and back. */
+export const histogramBytes = (histogram: Histogram): Uint8Array => new Uint8Array(histogram.buffer, histogram.byteOffset, histogram.byteLength);
+/** A view on `bytes` where they allow one (no copy: the endpoint view reads thousands), else a copy. */
+export const histogramOf = (bytes: Uint8Array): Histogram => {
+  if (bytes.byteOffset % 4 === 0 && bytes.byteLength === BUCKETS * 4) return new Uint32Array(bytes.buffer, bytes.byteOffset, BUCKETS);
+  const histogram = emptyHistogram();
+  new Uint8Array(histogram.buffer).set(bytes.subarray(0, histogram.byteLength));
+  return histogram;
+};
+
 /** The latency at percentile `p` (0–1), interpolated within its bucket; null without latencies. */
 export function percentileOf(histogram: Histogram, p: number): number | null {
-  const buckets = Object.entries(histogram).map(([bucket, count]) => [Number(bucket), count] as const).sort(([a], [b]) => a - b);
-  const total = buckets.reduce((sum, [, count]) => sum + count, 0);
+  const total = histogram.reduce((sum, count) => sum + count, 0);
   if (total === 0) return null;
   const rank = p * total;
   let below = 0;
-  for (const [bucket, count] of buckets) {
-    if (below + count >= rank) {
+  for (let bucket = 0; bucket < BUCKETS; bucket += 1) {
+    const count = histogram[bucket]!;
+    if (count > 0 && below + count >= rank) {
       const lower = bucket === 0 ? 0 : upperBound(bucket - 1);
       return lower + (upperBound(bucket) - lower) * Math.min(1, Math.max(0, (rank - below) / count));
     }
     below += count;
   }
-  return upperBound(buckets.at(-1)![0]);
+  return null;
 }
 
 /** One endpoint's attempts in one bucket of time. */
@@ -84,21 +102,21 @@ export function rollUp(entries: Iterable<DeliveryLog>): { buckets: Bucket[]; tou
       else touched.set(entry.url, [entry]);
     }
     if (!sent) continue;
-    for (const span of [MINUTE, HOUR]) {
+    for (const span of [MINUTE, HOUR, DAY]) {
       const start = Math.floor(entry.attemptedAt / span) * span;
       const key = bucketKey(entry.url, span, start);
       let bucket = buckets.get(key);
-      if (!bucket) buckets.set(key, (bucket = { url: entry.url, span, start, sent: 0, delivered: 0, latencies: {} }));
+      if (!bucket) buckets.set(key, (bucket = { url: entry.url, span, start, sent: 0, delivered: 0, latencies: emptyHistogram() }));
       bucket.sent += 1;
       if (entry.outcome === 'delivered') bucket.delivered += 1;
-      if (entry.latencyMs !== null) mergeHistograms(bucket.latencies, { [bucketOf(entry.latencyMs)]: 1 });
+      if (entry.latencyMs !== null) bucket.latencies[bucketOf(entry.latencyMs)]! += 1;
     }
   }
   return { buckets: [...buckets.values()], touched };
 }
 
 export const addBuckets = (stored: Bucket | undefined, increment: Bucket): Bucket =>
-  stored ? { ...stored, sent: stored.sent + increment.sent, delivered: stored.delivered + increment.delivered, latencies: mergeHistograms({ ...stored.latencies }, increment.latencies) } : increment;
+  stored ? { ...stored, sent: stored.sent + increment.sent, delivered: stored.delivered + increment.delivered, latencies: mergeHistograms(stored.latencies.slice(), increment.latencies) } : increment;
 
 const later = (a: number | null, b: number) => (a === null || b > a ? b : a);
 
@@ -148,7 +166,7 @@ export const windowStart = (window: EndpointWindow, now: number): number => {
 export function windowStats(buckets: Iterable<Bucket>): Map<string, WindowStats> {
   const sums = new Map<string, { sent: number; delivered: number; latencies: Histogram }>();
   for (const bucket of buckets) {
-    const sum = sums.get(bucket.url) ?? { sent: 0, delivered: 0, latencies: {} };
+    const sum = sums.get(bucket.url) ?? { sent: 0, delivered: 0, latencies: emptyHistogram() };
     sum.sent += bucket.sent;
     sum.delivered += bucket.delivered;
     mergeHistograms(sum.latencies, bucket.latencies);

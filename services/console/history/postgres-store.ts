@@ -6,10 +6,10 @@
  */
 import pg from 'pg';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
-import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
-const LAYOUT = 4;
+const LAYOUT = 5;
 // event_id in the C collation: byte order, so a prefix is an index range.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -31,7 +31,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition));
   CREATE TABLE IF NOT EXISTS commands (delivery_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, command BYTEA NOT NULL);
   CREATE INDEX IF NOT EXISTS commands_by_time ON commands (created_at);
-  CREATE TABLE IF NOT EXISTS endpoint_buckets (span BIGINT NOT NULL, start BIGINT NOT NULL, url TEXT NOT NULL, sent INTEGER NOT NULL, delivered INTEGER NOT NULL, latencies JSONB NOT NULL, PRIMARY KEY (span, start, url));
+  CREATE TABLE IF NOT EXISTS endpoint_buckets (span BIGINT NOT NULL, start BIGINT NOT NULL, url TEXT NOT NULL, sent INTEGER NOT NULL, delivered INTEGER NOT NULL, latencies BYTEA NOT NULL, PRIMARY KEY (span, start, url));
   CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state JSONB NOT NULL);
   -- What the size bound counts: PostgreSQL keeps deleted rows' space for reuse rather than giving it back.
   CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -51,6 +51,9 @@ function filters(query: HistoryQuery): { where: string; values: unknown[] } {
   let index = 0;
   return { where: where.replace(/\?/g, () => `$${(index += 1)}`), values: [...values] };
 }
+
+type StoredBucket = Omit<Bucket, 'latencies'> & { latencies: Buffer };
+const bucketOf = (row: StoredBucket): Bucket => ({ ...row, latencies: histogramOf(row.latencies) });
 
 /** The URL without its password, for messages. */
 export const safeUrl = (url: string): string => {
@@ -182,13 +185,13 @@ export class PostgresHistoryStore implements HistoryStore {
     const { buckets, touched } = rollUp(entries);
     if (buckets.length) {
       const keys = { span: buckets.map((bucket) => bucket.span), start: buckets.map((bucket) => bucket.start), url: buckets.map((bucket) => bucket.url) };
-      const { rows } = await client.query<Bucket>(`SELECT b.span, b.start, b.url, b.sent, b.delivered, b.latencies FROM endpoint_buckets AS b
+      const { rows } = await client.query<StoredBucket>(`SELECT b.span, b.start, b.url, b.sent, b.delivered, b.latencies FROM endpoint_buckets AS b
         JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k (span, start, url) USING (span, start, url) FOR UPDATE OF b`, [keys.span, keys.start, keys.url]);
-      const stored = new Map(rows.map((row) => [`${row.span} ${row.start} ${row.url}`, row]));
+      const stored = new Map(rows.map((row) => [`${row.span} ${row.start} ${row.url}`, bucketOf(row)]));
       const sums = buckets.map((increment) => addBuckets(stored.get(`${increment.span} ${increment.start} ${increment.url}`), increment));
-      await client.query(`INSERT INTO endpoint_buckets SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::int[], $6::jsonb[])
+      await client.query(`INSERT INTO endpoint_buckets SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::int[], $6::bytea[])
         ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies`,
-      [sums.map((sum) => sum.span), sums.map((sum) => sum.start), sums.map((sum) => sum.url), sums.map((sum) => sum.sent), sums.map((sum) => sum.delivered), sums.map((sum) => JSON.stringify(sum.latencies))]);
+      [sums.map((sum) => sum.span), sums.map((sum) => sum.start), sums.map((sum) => sum.url), sums.map((sum) => sum.sent), sums.map((sum) => sum.delivered), sums.map((sum) => Buffer.from(histogramBytes(sum.latencies)))]);
     }
     if (touched.size) {
       const urls = [...touched.keys()];
@@ -267,8 +270,8 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async endpoints(now: number): Promise<EndpointFigures[]> {
     const states = (await this.#query<{ state: EndpointState }>('SELECT state FROM endpoints ORDER BY url')).map((row) => row.state);
-    const buckets = await Promise.all(bucketsToRead(now).map(({ span, since }) => this.#query<Bucket>('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [span, since])));
-    return endpointFigures(states, buckets.flat(), now);
+    const buckets = await Promise.all(bucketsToRead(now).map(({ span, since }) => this.#query<StoredBucket>('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [span, since])));
+    return endpointFigures(states, buckets.flat().map(bucketOf), now);
   }
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {

@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
-import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
@@ -37,7 +37,7 @@ const SCHEMA = `
     url TEXT NOT NULL,
     sent INTEGER NOT NULL,
     delivered INTEGER NOT NULL,
-    latencies TEXT NOT NULL,
+    latencies BLOB NOT NULL,
     PRIMARY KEY (span, start, url)
   ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state TEXT NOT NULL);
@@ -49,7 +49,7 @@ const SCHEMA = `
  * The layout SCHEMA creates. A file of another layout is emptied and filled again from the delivery-log topic: the
  * history is the topic's projection, and its topic holds what the file's retention would keep of it.
  */
-const LAYOUT = 4;
+const LAYOUT = 5;
 
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
@@ -203,9 +203,9 @@ export class SqliteHistoryStore implements HistoryStore {
     const readBucket = this.#statement('SELECT sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start = ? AND url = ?');
     const writeBucket = this.#statement('INSERT OR REPLACE INTO endpoint_buckets (span, start, url, sent, delivered, latencies) VALUES (?, ?, ?, ?, ?, ?)');
     for (const increment of buckets) {
-      const row = readBucket.get(increment.span, increment.start, increment.url) as { sent: number; delivered: number; latencies: string } | undefined;
-      const bucket = addBuckets(row && { ...increment, sent: row.sent, delivered: row.delivered, latencies: JSON.parse(row.latencies) }, increment);
-      writeBucket.run(bucket.span, bucket.start, bucket.url, bucket.sent, bucket.delivered, JSON.stringify(bucket.latencies));
+      const row = readBucket.get(increment.span, increment.start, increment.url) as { sent: number; delivered: number; latencies: Uint8Array } | undefined;
+      const bucket = addBuckets(row && { ...increment, sent: row.sent, delivered: row.delivered, latencies: histogramOf(row.latencies) }, increment);
+      writeBucket.run(bucket.span, bucket.start, bucket.url, bucket.sent, bucket.delivered, histogramBytes(bucket.latencies));
     }
     const readState = this.#statement('SELECT state FROM endpoints WHERE url = ?');
     const writeState = this.#statement('INSERT OR REPLACE INTO endpoints (url, state) VALUES (?, ?)');
@@ -218,8 +218,9 @@ export class SqliteHistoryStore implements HistoryStore {
   async endpoints(now: number): Promise<EndpointFigures[]> {
     const states = (this.#statement('SELECT state FROM endpoints ORDER BY url').all() as Array<{ state: string }>).map((row) => JSON.parse(row.state) as EndpointState);
     const read = this.#statement('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
-    const buckets = bucketsToRead(now).flatMap(({ span, since }) => (read.all(span, since) as Array<Omit<Bucket, 'latencies'> & { latencies: string }>)
-      .map((row) => ({ ...row, latencies: JSON.parse(row.latencies) as Bucket['latencies'] })));
+    const buckets = bucketsToRead(now).flatMap(({ span, since }) => read.all(span, since) as unknown as Bucket[]);
+    // Each row's bytes read in place as its histogram.
+    for (const bucket of buckets) bucket.latencies = histogramOf(bucket.latencies as unknown as Uint8Array);
     return endpointFigures(states, buckets, now);
   }
 
