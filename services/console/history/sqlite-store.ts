@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, PREFIX_SORT_LIMIT, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -50,8 +50,7 @@ const SCHEMA = `
  * history is the topic's projection, and its topic holds what the file's retention would keep of it.
  */
 const LAYOUT = 5;
-/** Past this many matches, a prefix query reads by time instead of sorting its matches (at 5,000,000 attempts, 0.4 %: ~25,000 index entries to find a page). */
-const PREFIX_SORT_LIMIT = 20_000;
+
 
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
@@ -178,8 +177,6 @@ export class SqliteHistoryStore implements HistoryStore {
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
     const count = where ? (this.#statement(`SELECT count(*) AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?)`).get(...values, COUNT_LIMIT) as { count: number }).count : this.#attempts();
-    // An event-id prefix is a range of the event index, whose matches then need sorting by time: cheap for a few
-    // thousand, not for the hundreds of thousands a short prefix matches, which the time index finds newest first.
     const source = query.eventIdPrefix && count > PREFIX_SORT_LIMIT ? 'attempts INDEXED BY attempts_by_time' : 'attempts';
     // The page's keys first (from the index alone, so a sort handles keys, not bodies), then its attempts.
     const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (SELECT sequence FROM ${source} ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?)
