@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, PREFIX_SORT_LIMIT, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const LAYOUT = 5;
 // event_id in the C collation: byte order, so a prefix is an index range.
@@ -49,8 +49,8 @@ const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
 
 /** A query's conditions in PostgreSQL's numbered placeholders, its values first in `values`. */
-function filters(query: HistoryQuery, options: { prefixByTime?: boolean } = {}): { where: string; values: unknown[] } {
-  const { where, values } = conditions(query, options);
+function filters(query: HistoryQuery): { where: string; values: unknown[] } {
+  const { where, values } = conditions(query);
   let index = 0;
   return { where: where.replace(/\?/g, () => `$${(index += 1)}`), values: [...values] };
 }
@@ -228,11 +228,11 @@ export class PostgresHistoryStore implements HistoryStore {
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const [counted] = where ? await this.#query<{ count: number }>(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT $${values.length + 1}) AS matched`, [...values, COUNT_LIMIT])
       : await this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
-    // Many matches of a prefix: read by time.
-    const byTime = query.eventIdPrefix && counted!.count > PREFIX_SORT_LIMIT;
-    const { where: filtered, values: pageValues } = byTime ? filters(query, { prefixByTime: true }) : { where, values: [...values] };
-    const paged = after ? `${filtered ? `${filtered} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : filtered;
-    const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT $${pageValues.push(limit + 1)}`, pageValues);
+    const pageValues = [...values];
+    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : where;
+    // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts.
+    const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts
+      WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT $${pageValues.push(limit + 1)}) ORDER BY attempted_at DESC, sequence DESC`, pageValues);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {

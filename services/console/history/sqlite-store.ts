@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, PREFIX_SORT_LIMIT, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -177,9 +177,8 @@ export class SqliteHistoryStore implements HistoryStore {
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
     const count = where ? (this.#statement(`SELECT count(*) AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?)`).get(...values, COUNT_LIMIT) as { count: number }).count : this.#attempts();
-    const source = query.eventIdPrefix && count > PREFIX_SORT_LIMIT ? 'attempts INDEXED BY attempts_by_time' : 'attempts';
     // The page's keys first (from the index alone, so a sort handles keys, not bodies), then its attempts.
-    const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (SELECT sequence FROM ${source} ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?)
+    const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?)
       ORDER BY attempted_at DESC, sequence DESC`).all(...values, ...(after ? [after.attemptedAt, after.sequence] : []), limit + 1) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
     const page = rows.slice(0, limit);
     const last = page.at(-1);

@@ -123,13 +123,10 @@ export interface HistoryStore {
 export const COUNT_LIMIT = 100_000;
 
 /**
- * Past this many matches, an event-id prefix query reads by time instead of sorting its matches: the prefix is a
- * range of the event index, cheap to sort for a few thousand matches, not for the hundreds of thousands a short
- * prefix matches, which the time index finds newest first (at 5,000,000 attempts, 0.4 %: ~25,000 entries a page).
+ * The attempts table's indexes, in the SQL both backends speak: one per filter of the page, each ending in the page's
+ * order (attempted_at, sequence), so a page's keys come from one index alone, sorted there or, for an event-id
+ * prefix (a range of its index), sorted as keys before any attempt is read.
  */
-export const PREFIX_SORT_LIMIT = 20_000;
-
-/** The attempts table's indexes, in the SQL both backends speak: one per filter of the page, each in page order. */
 export const ATTEMPT_INDEXES = `
   CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (attempted_at, sequence);
   CREATE INDEX IF NOT EXISTS attempts_by_rule ON attempts (rule_id, attempted_at, sequence);
@@ -147,11 +144,8 @@ export const ATTEMPT_INDEXES = `
 // U+10FFFF sorts after every character that may follow a prefix, so [prefix, prefix + it) is the prefix's range.
 const PREFIX_END = '\u{10FFFF}';
 
-/**
- * A query's filters as SQL conditions with `?` placeholders, and their values in order (the backends' shared WHERE).
- * `prefixByTime` writes an event-id prefix so that no index serves it: the page is then read by time.
- */
-export function conditions(query: HistoryQuery, { prefixByTime = false } = {}): { where: string; values: Array<string | number> } {
+/** A query's filters as SQL conditions with `?` placeholders, and their values in order (the backends' shared WHERE). */
+export function conditions(query: HistoryQuery): { where: string; values: Array<string | number> } {
   const clauses: string[] = [];
   const values: Array<string | number> = [];
   const add = (clause: string, ...given: Array<string | number>) => {
@@ -163,8 +157,7 @@ export function conditions(query: HistoryQuery, { prefixByTime = false } = {}): 
   if (query.url) add('url = ?', query.url);
   if (query.eventType) add('event_type = ?', query.eventType);
   if (query.eventId) add('event_id = ?', query.eventId);
-  const eventId = prefixByTime ? "(event_id || '')" : 'event_id';
-  if (query.eventIdPrefix) add(`${eventId} >= ? AND ${eventId} < ?`, query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
+  if (query.eventIdPrefix) add('event_id >= ? AND event_id < ?', query.eventIdPrefix, query.eventIdPrefix + PREFIX_END);
   if (query.deliveryId) add('delivery_id = ?', query.deliveryId);
   if (query.statusClass) add('status_class = ?', Number(query.statusClass[0]));
   if (query.since !== undefined) add('attempted_at >= ?', query.since);
