@@ -162,8 +162,8 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
     const { deliveryId } = request.params;
     const command = await state.history.command(deliveryId);
     if (!command) throw new ActionError('not-found', `delivery ${deliveryId} is not in the console's history (older than its retention, or from before the console first started); if it was dead-lettered, replay it from Dead letters`);
-    const [newest] = (await state.history.query({ deliveryId, limit: 1 })).entries;
-    return actions.resend(actor(request), command, newest?.attempt ?? command.attempt);
+    const [delivery] = await state.history.deliveries({ deliveryId }, 1);
+    return actions.resend(actor(request), command, delivery?.lastAttempt ?? command.attempt);
   });
 
   // Dead letters
