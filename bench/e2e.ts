@@ -11,6 +11,7 @@
  *       own work per delivery without I/O (bench/floor.ts, each in a process of its own). Their sum is the least a
  *       dispatcher built from these libraries can spend per delivery. Beside kafkajs, @platformatic/kafka consumes the
  *       same records and produces the same batches, for the Kafka client's future (measured, not used).
+ * After the fixed rate it measures each service idle (CPU ms per second with nothing to do).
  * It also adds up every process's CPU per delivery (the broker's and registry's when the run owns them) into the
  * fastest the whole pipeline could go on this machine's cores.
  * Options: --events 20000 --rules 2 --rate 1000 --rate-seconds 10 --dispatchers 1 [--endpoints N --endpoint-latency
@@ -180,6 +181,14 @@ while (receiver.received < before + ticks * perTick * ruleCount) await sleep(100
 const fixed = [...latencies].sort((a, b) => a - b);
 // At a moderate rate, fetches and produce requests carry a few records each: their fixed cost shows here.
 const fixedMicrosPerDelivery = Object.fromEntries(Object.entries(meter.cpuSeconds()).map(([name, cpu]) => [name, Math.round((cpu * 1e6) / (ticks * perTick * ruleCount))]));
+
+// 3. Idle: what the services spend with nothing to do (timers, heartbeats, fetches that come back empty).
+const IDLE_SECONDS = 10;
+progress(`idle: ${IDLE_SECONDS} s with no events…`);
+await sleep(1000);
+meter.mark();
+await sleep(IDLE_SECONDS * 1000);
+const idleCpuMsPerSecond = Object.fromEntries(Object.entries(meter.cpuSeconds()).filter(([name]) => name in services).map(([name, cpu]) => [name, Number(((cpu * 1000) / IDLE_SECONDS).toFixed(1))]));
 const peakRssMB = meter.peakRssMB();
 meter.stop();
 await publisher.close();
@@ -258,6 +267,7 @@ const results = {
   ...(many ? { manyEndpoints: { endpoints: endpointCount, endpointLatencyMs, failing: '1 %', ...many } } : {}),
   saturatedLatencyMs: fast.latencyMs,
   fixedRate: { eventsPerSecond: rate, seconds: rateSeconds, latencyMs: { p50: percentile(fixed, 0.5), p95: percentile(fixed, 0.95), p99: percentile(fixed, 0.99) }, cpuMicrosPerDelivery: fixedMicrosPerDelivery },
+  idleCpuMsPerSecond,
   cpuCores: fast.cpuCores,
   peakRssMB,
   references: {
@@ -274,6 +284,7 @@ const results = {
     ofBaseline: Number((fast.deliveriesPerSecond / baseline).toFixed(1)),
     dispatcherCpuOfFloor: Number((dispatcherMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
     dispatcherLowerBoundOfFloor: Number((lowerBoundMicros / floorPost.cpuMicrosPerUnit).toFixed(2)),
+    dispatcherCpuOfLowerBound: Number((dispatcherMicros / lowerBoundMicros).toFixed(2)),
     ceilingOfRawPost: Number((ceiling / rawPost).toFixed(2)),
     platformaticOfKafkajs: {
       consume: Number((platformaticConsume.cpuMicrosPerUnit / floorConsume.cpuMicrosPerUnit).toFixed(2)),
@@ -282,19 +293,21 @@ const results = {
     ...(many ? { manyEndpointsOfFast: Number((many.deliveriesPerSecond / fast.deliveriesPerSecond).toFixed(2)) } : {}),
   },
 };
-const perDelivery = (micros: Record<string, number>) => Object.entries(micros).map(([name, each]) => `${name} ${each}`).join(' · ');
+const byProcess = (figures: Record<string, number>) => Object.entries(figures).map(([name, each]) => `${name} ${each}`).join(' · ');
 console.log(`
 sustained deliveries/s          ${fast.deliveriesPerSecond}   (${expected} deliveries in ${fast.seconds} s, ${dispatcherCount} dispatcher(s))
 latency under backlog p50/p95/p99   ${fast.latencyMs.p50} / ${fast.latencyMs.p95} / ${fast.latencyMs.p99} ms
 latency at ${rate} events/s p50/p95/p99  ${results.fixedRate.latencyMs.p50} / ${results.fixedRate.latencyMs.p95} / ${results.fixedRate.latencyMs.p99} ms
-  CPU µs per delivery at that rate  ${perDelivery(fixedMicrosPerDelivery)}
+  CPU µs per delivery at that rate  ${byProcess(fixedMicrosPerDelivery)}
+idle, CPU ms per second           ${byProcess(idleCpuMsPerSecond)}
 CPU (cores, sustained run)        ${Object.entries(fast.cpuCores).map(([name, cores]) => `${name} ${cores}`).join(' · ')}
-CPU µs per delivery               ${perDelivery(fast.cpuMicrosPerDelivery)}
+CPU µs per delivery               ${byProcess(fast.cpuMicrosPerDelivery)}
   dispatcher ÷ undici floor       ${results.ratios.dispatcherCpuOfFloor} × (${dispatcherMicros} µs vs ${floorPost.cpuMicrosPerUnit} µs per request)
   least it could be              ${results.ratios.dispatcherLowerBoundOfFloor} × (${lowerBoundMicros.toFixed(1)} µs: the floors (d) plus its own work without I/O)
+  dispatcher ÷ least              ${results.ratios.dispatcherCpuOfLowerBound} ×
   matcher per command             ${fast.cpuMicrosPerDelivery.matcher} µs (${fast.cpuMicrosPerDelivery.matcher! * ruleCount} µs per event at ${ruleCount} rules)
 ${dispatcherCount > 1 ? `dispatcher shares                 ${Object.entries(fast.dispatcherShares).map(([name, count]) => `${name} ${((100 * count) / expected).toFixed(0)} %`).join(' · ')}\n` : ''}\
-${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${perDelivery(many.cpuMicrosPerDelivery)}\n` : ''}\
+${many ? `${endpointCount} endpoints at ${endpointLatencyMs} ms   ${many.deliveriesPerSecond} answered/s → ${results.ratios.manyEndpointsOfFast} × one fast endpoint; CPU µs per delivery ${byProcess(many.cpuMicrosPerDelivery)}\n` : ''}\
 peak RSS (MB)                     ${Object.entries(peakRssMB).map(([name, mb]) => `${name} ${mb}`).join(' · ')}
 (a) raw POST rate (autocannon)    ${rawPost}/s   → pipeline = ${results.ratios.ofRawPost} × raw POST
   whole run's CPU per delivery    ${wholeMicros} µs${measuredBroker ? '' : ' (broker and registry not measured: not this run\'s)'} → at most ${ceiling}/s on ${cores} cores = ${results.ratios.ceilingOfRawPost} × raw POST

@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { connect as connectTcp, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-// Before kafkajs: its record-batch checksum module is replaced by a native one (see the module).
+// Before kafkajs: its record-batch checksum module is replaced by a native one, and its request queue's endless
+// 1 ms re-check by one armed only while requests wait (see the modules).
 import './kafka-crc32c.ts';
+import './kafka-request-queue.ts';
 import kafkajs from 'kafkajs';
 import type { ConnectionConfig, SaslMechanism } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -23,15 +25,6 @@ export type Producer = Pick<kafkajs.Producer, 'connect' | 'disconnect' | 'send' 
 
 const { Kafka: KafkaClient, logLevel, CompressionTypes, AssignerProtocol } = kafkajs;
 export { CompressionTypes };
-
-// kafkajs 2.2.4's request queue arms its throttle check with `throttledUntil - Date.now()`, a negative delay whenever it
-// is not throttled; Node clamps that to 1 ms (the intended behaviour) but, since Node 24, warns on every call.
-// Swallow exactly that warning and pass every other one to Node's own handlers.
-const warningHandlers = process.listeners('warning');
-process.removeAllListeners('warning');
-process.on('warning', (warning) => {
-  if (warning.name !== 'TimeoutNegativeWarning') for (const handler of warningHandlers) handler(warning);
-});
 
 /** Where the brokers are and how to authenticate to them: what the producer SDK takes and kafkaConnection() builds. */
 export interface KafkaConnection {
