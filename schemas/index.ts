@@ -53,6 +53,29 @@ export const contracts = {
   endpointHealth: contract<EndpointHealth>('endpoint-health'),
 } as const;
 
+/** Where records are encoded: grown to the largest record encoded so far and reused (encoding is synchronous). */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * `value`'s Avro binary after `header` (the wire format's magic byte and schema id, say), in a buffer of its own.
+ * avsc's toBuffer() encodes a record of over 1 kB twice (first to size it) into a zero-filled buffer, which a header
+ * then costs another copy of; this encodes once into a reused buffer and copies out the bytes written.
+ */
+export function toBinary<T>(contract: Contract<T>, value: T, header?: Buffer): Buffer {
+  const start = header?.length ?? 0;
+  for (;;) {
+    // avsc answers a buffer too small with minus the bytes missing.
+    const end = contract.type.encode(value, scratch, start);
+    if (end >= 0) {
+      const binary = Buffer.allocUnsafe(end);
+      header?.copy(binary, 0);
+      scratch.copy(binary, start, start, end);
+      return binary;
+    }
+    scratch = Buffer.allocUnsafeSlow(2 ** Math.ceil(Math.log2(scratch.length - end)));
+  }
+}
+
 /** Every parsed contract in dependency order, for tools (type generation) that walk them all. */
 export const allContractTypes: readonly avro.Type[] = files.map((file) => parsed.get(file)!);
 

@@ -2,7 +2,7 @@
  * The two records of a delivery, each built here and nowhere else: the command that asks for it (matcher, rules CLI,
  * console) and the delivery-log record of one attempt or decision (dispatcher, matcher).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AttemptRequest, AttemptResponse, DeferralCause, DeliveryCommand, DeliveryLog, DeliveryOutcome, EventRule, RuleVersion, TraceContext, WorkflowEvent } from '../../schemas/index.ts';
 import { deliveryId } from './delivery-id.ts';
 import { loggableUrl } from './rules.ts';
@@ -103,7 +103,7 @@ export type LoggedBody = Pick<AttemptRequest, 'body' | 'bodyTruncated' | 'bodyBy
  */
 export function loggedBody(body: string, limit: number): LoggedBody {
   const bytes = Buffer.byteLength(body);
-  const sha256 = createHash('sha256').update(body).digest('hex');
+  const sha256 = hash('sha256', body, 'hex');
   if (bytes <= limit) return { body, bodyTruncated: false, bodyBytes: bytes, bodySha256: sha256 };
   return { body: utf8Prefix(Buffer.from(body), limit), bodyTruncated: true, bodyBytes: bytes, bodySha256: sha256 };
 }

@@ -15,7 +15,7 @@ import avro from 'avsc';
 import forge, { type Response as MappersmithResponse } from 'mappersmith';
 import BasicAuthMiddleware from 'mappersmith/middleware/basic-auth';
 import TimeoutMiddleware from 'mappersmith/middleware/timeout';
-import { timestampIssues, type Contract } from '../../schemas/index.ts';
+import { timestampIssues, toBinary, type Contract } from '../../schemas/index.ts';
 import type { ConnectionConfig } from './config.ts';
 import { CERTIFICATE_ERROR, CLIENT_CERTIFICATE_REFUSED } from './tls-errors.ts';
 
@@ -201,11 +201,7 @@ export class SchemaRegistryClient {
     header.writeUInt8(MAGIC_BYTE, 0);
     header.writeInt32BE(schemaId, 1);
     // The library's encode() is asynchronous and looks the schema up for every record; this one is synchronous.
-    return {
-      subject,
-      schemaId,
-      encode: (value) => Buffer.concat([header, contract.type.toBuffer(value)]),
-    };
+    return { subject, schemaId, encode: (value) => toBinary(contract, value, header) };
   }
 
   /**

@@ -7,7 +7,7 @@
  * request, which made up a third of the client's CPU per delivery. The attempt deadline is enforced by one sweep over
  * the requests in flight instead of a timer per request.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, ProxyAgent, type Dispatcher } from 'undici';
 import type { AttemptResponse, EndpointTls } from '../../schemas/index.ts';
@@ -97,7 +97,9 @@ export class Sender {
     let responseHeaders: Record<string, string | string[] | undefined> = {};
     const kept: Buffer[] = [];
     const keep = this.#settings.logBodyBytes;
-    const hash = createHash('sha256');
+    // The whole body's hash: at its end, in one call over the kept chunks while it fits in `keep` (a Hash object per
+    // response cost more than the digest), as it arrives once it is larger.
+    let hasher: Hash | undefined;
     let bodyBytes = 0;
     let abort: ((reason: Error) => void) | undefined;
     return new Promise((resolve) => {
@@ -111,7 +113,11 @@ export class Sender {
       // Once the status arrived, the attempt is that response however its body ends (too large, too slow, aborted).
       const outcome = (error: Error) => (status === undefined ? this.#failure(error, latency()) : response());
       // The hash is of the whole body: only a body read to its end has one.
-      const response = (ended = false) => this.#response(status!, responseHeaders, { kept, bodyBytes, sha256: ended ? hash.digest('hex') : null }, latency());
+      const response = (ended = false) => {
+        const start = Buffer.concat(kept);
+        const sha256 = !ended ? null : hasher ? hasher.digest('hex') : hash('sha256', start, 'hex');
+        return this.#response(status!, responseHeaders, { start, bodyBytes, sha256 }, latency());
+      };
       // At the deadline the attempt is over, whether undici already started it (abort it) or not (abort it at its start).
       let timeout: AttemptTimeoutError | undefined;
       const attempt: Attempt = {
@@ -136,7 +142,12 @@ export class Sender {
           // Only the start is kept; past the cap, the connection is closed rather than drained.
           if (bodyBytes < keep) kept.push(chunk);
           bodyBytes += chunk.length;
-          hash.update(chunk);
+          if (hasher) hasher.update(chunk);
+          else if (bodyBytes > keep) {
+            hasher = createHash('sha256');
+            for (const part of kept) hasher.update(part);
+            if (kept.at(-1) !== chunk) hasher.update(chunk);
+          }
           if (bodyBytes > Math.max(RESPONSE_BODY_CAP, keep)) controller.abort(new Error('response body larger than the cap'));
         },
         onResponseEnd: () => settle(response(true)),
@@ -283,17 +294,17 @@ function describe(error: Error, timedOut: boolean, attemptTimeoutMs: number): st
 
 /** What arrived of a response body: its start, its size, and its hash when it was read to its end. */
 interface ReceivedBody {
-  kept: Buffer[];
+  start: Buffer;
   bodyBytes: number;
   sha256: string | null;
 }
 
-function summarize(headers: Record<string, string | string[] | undefined>, { kept, bodyBytes, sha256 }: ReceivedBody, keep: number): ResponseSummary {
+function summarize(headers: Record<string, string | string[] | undefined>, { start, bodyBytes, sha256 }: ReceivedBody, keep: number): ResponseSummary {
   const recorded: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined) recorded[name] = MASKED_RESPONSE_HEADERS.has(name) ? '••••' : Array.isArray(value) ? value.join(', ') : value;
   }
-  return { headers: recorded, body: utf8Prefix(Buffer.concat(kept), keep), bodyTruncated: bodyBytes > keep, bodyBytes, bodySha256: sha256 };
+  return { headers: recorded, body: utf8Prefix(start, keep), bodyTruncated: bodyBytes > keep, bodyBytes, bodySha256: sha256 };
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date. */

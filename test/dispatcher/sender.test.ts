@@ -15,6 +15,13 @@ const routes: Record<string, (request: IncomingMessage, response: ServerResponse
   '/moved': (_, response) => response.writeHead(302, { location: '/ok' }).end(),
   '/large': (_, response) => response.writeHead(200).end(Buffer.alloc(1024 * 1024, 'x')),
   '/echo-ish': (_, response) => response.writeHead(200).end(`${'é'.repeat(600)}tail`),
+  // Chunks that end exactly at the log limit (1,024 bytes), then one more: the hash must span the limit.
+  '/chunked': (request, response) => {
+    const total = Number(new URL(request.url!, 'http://x').searchParams.get('bytes'));
+    response.writeHead(200);
+    for (let sent = 0; sent < total; sent += 256) response.write(Buffer.alloc(Math.min(256, total - sent), sent / 256 + 65));
+    response.end();
+  },
   '/silent': () => undefined,
   '/trickle': (_, response) => response.writeHead(200).write('{'),
 };
@@ -74,6 +81,12 @@ describe('sender', () => {
     if (result.kind !== 'response') throw new Error(result.kind);
     // 1024 bytes fall in the middle of the 513th two-byte character: 512 whole ones are kept.
     expect(result.response).toMatchObject({ body: 'é'.repeat(512), bodyTruncated: true, bodyBytes: whole.length, bodySha256: createHash('sha256').update(whole).digest('hex') });
+    // Whole bodies within the limit, at it and one chunk past it, sent in chunks.
+    for (const bytes of [0, 2, 1024, 1280]) {
+      const chunks = Array.from({ length: Math.ceil(bytes / 256) }, (_, index) => Buffer.alloc(Math.min(256, bytes - index * 256), index + 65));
+      const chunked = await send(`/chunked?bytes=${bytes}`);
+      expect(chunked.kind === 'response' && chunked.response).toMatchObject({ bodyBytes: bytes, bodyTruncated: bytes > 1024, bodySha256: createHash('sha256').update(Buffer.concat(chunks)).digest('hex') });
+    }
     const large = await send('/large');
     // Not read to its end (past the drain cap): no hash claims to be the whole body's.
     expect(large.kind === 'response' && large.response).toMatchObject({ bodyTruncated: true, bodySha256: null });

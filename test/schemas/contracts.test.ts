@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderTypes, typesFile } from '../../schemas/generate-types.ts';
-import { contracts, timestampIssues, validate } from '../../schemas/index.ts';
+import { contracts, timestampIssues, toBinary, validate } from '../../schemas/index.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 
 describe('contracts', () => {
@@ -56,5 +56,21 @@ describe('contracts', () => {
     if (!command.ok) throw new Error(JSON.stringify(command.issues));
     command.value.event.startedAt = -far;
     expect(timestampIssues(contracts.deliveryCommand, command.value).map((issue) => issue.field)).toEqual(['event.startedAt']);
+  });
+
+  it('encodes once into a reused buffer the same bytes as avsc, after a header, at any size (the buffer grows past 64 kB)', () => {
+    const header = Buffer.from([0, 0, 0, 0, 42]);
+    for (const name of ['wf', 'x'.repeat(2000), 'y'.repeat(200_000), 'z'.repeat(10)]) {
+      const checked = validate(contracts.workflowEvent, { ...harnessEvent('workflow_started'), workflow: { id: 'wf', name } });
+      if (!checked.ok) throw new Error(JSON.stringify(checked.issues));
+      const event = checked.value;
+      const binary = toBinary(contracts.workflowEvent, event, header);
+      expect(binary).toEqual(Buffer.concat([header, contracts.workflowEvent.type.toBuffer(event)]));
+      expect(toBinary(contracts.workflowEvent, event)).toEqual(contracts.workflowEvent.type.toBuffer(event));
+      // Its own bytes: encoding the next record does not change this one.
+      const copy = Buffer.from(binary);
+      toBinary(contracts.workflowEvent, { ...event, eventId: 'another' }, header);
+      expect(binary).toEqual(copy);
+    }
   });
 });

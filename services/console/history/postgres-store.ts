@@ -5,7 +5,7 @@
  * encoding beside the columns the queries filter and sort by.
  */
 import pg from 'pg';
-import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
+import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
@@ -170,7 +170,7 @@ export class PostgresHistoryStore implements HistoryStore {
       for (let start = 0; start < attempts.length; start += 1000) {
         const values: unknown[] = [];
         const rows = attempts.slice(start, start + 1000).map((entry) => {
-          const encoded = type.toBuffer(entry);
+          const encoded = toBinary(contracts.deliveryLog, entry);
           bytes += encoded.length + ROW_OVERHEAD_BYTES;
           const row = [entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
             entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, encoded];
@@ -209,7 +209,7 @@ export class PostgresHistoryStore implements HistoryStore {
     await this.#transaction(position, async (client) => {
       for (let start = 0; start < commands.length; start += 1000) {
         const values: unknown[] = [];
-        const rows = commands.slice(start, start + 1000).map((command) => `($${values.push(command.deliveryId)}, $${values.push(command.createdAt)}, $${values.push(commandType.toBuffer(command))})`);
+        const rows = commands.slice(start, start + 1000).map((command) => `($${values.push(command.deliveryId)}, $${values.push(command.createdAt)}, $${values.push(toBinary(contracts.deliveryCommand, command))})`);
         const inserted = await client.query<{ bytes: number }>(`INSERT INTO commands VALUES ${rows.join(', ')} ON CONFLICT (delivery_id) DO NOTHING RETURNING octet_length(command) AS bytes`, values);
         const bytes = inserted.rows.reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
         await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);

@@ -6,7 +6,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { contracts, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
+import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
 import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
 
@@ -144,7 +144,7 @@ export class SqliteHistoryStore implements HistoryStore {
     this.#transaction(position, () => {
       for (const entry of attempts) {
         this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
-          entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, type.toBuffer(entry));
+          entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, toBinary(contracts.deliveryLog, entry));
       }
       this.#rollUp(attempts);
       this.#count(attempts.length);
@@ -162,7 +162,7 @@ export class SqliteHistoryStore implements HistoryStore {
   async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
     const insert = this.#statement('INSERT OR IGNORE INTO commands (delivery_id, created_at, command) VALUES (?, ?, ?)');
     this.#transaction(position, () => {
-      for (const command of commands) insert.run(command.deliveryId, command.createdAt, commandType.toBuffer(command));
+      for (const command of commands) insert.run(command.deliveryId, command.createdAt, toBinary(contracts.deliveryCommand, command));
     });
   }
 
