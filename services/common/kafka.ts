@@ -5,9 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { connect as connectTcp, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-// Before kafkajs: its record-batch checksum module is replaced by a native one, and its request queue's endless
-// 1 ms re-check by one armed only while requests wait (see the modules).
+// Before kafkajs: its record-batch checksum module is replaced by a native one, its request queue's endless 1 ms
+// re-check by one armed only while requests wait, and its encoders grow without zero-filling (see the modules).
 import './kafka-crc32c.ts';
+import './kafka-encoder.ts';
 import './kafka-request-queue.ts';
 import kafkajs from 'kafkajs';
 import type { ConnectionConfig, SaslMechanism } from './config.ts';
