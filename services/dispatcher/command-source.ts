@@ -99,6 +99,9 @@ export class CommandSource {
   async stop(deadline: number): Promise<void> {
     this.#stopping = true;
     this.#consuming = false;
+    // Nothing more is read: a batch that is not handled is fetched again at once, so while the records in hand finish
+    // (up to an attempt's timeout) an unpaused consumer would fetch and decode the same batches in a busy loop.
+    this.#settings.consumer.pause(this.#settings.topics.map((topic) => ({ topic })));
     while (this.#held > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     await this.#committer.stop();
     await this.#settings.consumer.disconnect();

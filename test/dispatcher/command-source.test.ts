@@ -43,6 +43,11 @@ class StandInConsumer extends EventEmitter {
     } as unknown as EachBatchPayload);
   }
 
+  readonly paused: string[] = [];
+  pause(topics: Array<{ topic: string; partitions?: number[] }>) {
+    for (const { topic, partitions } of topics) this.paused.push(partitions ? partitions.map((partition) => `${topic}:${partition}`).join(',') : topic);
+  }
+
   async commitOffsets(offsets: Array<{ topic: string; partition: number; offset: string }>) {
     this.commitsInProgress += 1;
     this.maxCommitsInProgress = Math.max(this.maxCommitsInProgress, this.commitsInProgress);
@@ -150,5 +155,21 @@ describe('command source', () => {
     await finish('0:3');
     expect(commandSource.heldBytes).toBe(0);
     await commandSource.stop(Date.now());
+  });
+
+  it('stops reading when it stops: every topic is paused while the records in hand finish, so no batch is fetched again and again meanwhile', async () => {
+    const consumer = new StandInConsumer();
+    const { commandSource, handled, finish } = source(consumer);
+    await commandSource.start();
+    consumer.join({ commands: [0] });
+    await consumer.deliver('commands', 0, 0, 1);
+    const stopped = commandSource.stop(Date.now() + 5000);
+    expect(consumer.paused).toEqual(['commands']);
+    // A batch kafkajs hands over meanwhile is left alone.
+    await consumer.deliver('commands', 0, 2, 3);
+    expect(handled).toEqual(['0:0', '0:1']);
+    await finish('0:0', '0:1');
+    await stopped;
+    expect(consumer.commits.at(-1)).toEqual([{ topic: 'commands', partition: 0, offset: '2' }]);
   });
 });
