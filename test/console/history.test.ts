@@ -11,6 +11,7 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { emptyHistogram, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
+import { HistoryFeed } from '../../services/console/history/feed.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
@@ -48,8 +49,11 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
 
   beforeAll(async () => {
     store = await open();
-    await store.append(Array.from({ length: 125 }, (_, index) => attempt(index)), position('log', 0, '125'));
-    await store.append(Array.from({ length: 125 }, (_, index) => attempt(index + 125)), position('log', 1, '125'));
+    // Two partitions' records in one write, each with its position.
+    await store.append([
+      { records: Array.from({ length: 125 }, (_, index) => attempt(index)), position: position('log', 0, '125') },
+      { records: Array.from({ length: 125 }, (_, index) => attempt(index + 125)), position: position('log', 1, '125') },
+    ]);
     return () => store.close();
   });
 
@@ -87,12 +91,12 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
   it('keeps each delivery\'s first command (what a resend sends) and tells each delivery\'s newest state, for Recover', async () => {
     const event = valid(contracts.workflowEvent, harnessEvent('workflow_started'));
     const first = newDeliveryCommand(event, 'rule-1', T0);
-    await store.appendCommands([first, { ...first, attempt: 2 }], position('commands', 0, '2'));
+    await store.appendCommands([{ records: [first, { ...first, attempt: 2 }], position: position('commands', 0, '2') }]);
     expect(await store.command(first.deliveryId)).toEqual(first);
     expect(await store.command('msg_unknown')).toBeUndefined();
     expect(await store.positions()).toContainEqual(position('commands', 0, '2'));
     // msg_000005 failed (index % 5 == 0), then a second attempt was delivered: its newest record decides.
-    await store.append([attempt(5, { attempt: 2, outcome: 'delivered', httpStatus: 200, attemptedAt: T0 + 300_000 })], position('log', 0, '126'));
+    await store.append([{ records: [attempt(5, { attempt: 2, outcome: 'delivered', httpStatus: 200, attemptedAt: T0 + 300_000 })], position: position('log', 0, '126') }]);
     const failed = await store.deliveries({ ruleId: 'rule-1', outcome: 'failed' }, 1000);
     expect(failed.map((delivery) => delivery.deliveryId)).toContain('msg_000010');
     expect(failed.find((delivery) => delivery.deliveryId === 'msg_000010')).toEqual({ deliveryId: 'msg_000010', ruleId: 'rule-1', lastAttempt: 1, outcome: 'failed' });
@@ -102,7 +106,7 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
 
   it('a prefix matching tens of thousands of events pages newest first (their keys sorted from the event index)', async () => {
     const many = 20_500;
-    await store.append(Array.from({ length: many }, (_, index) => attempt(1000 + index, { eventId: `evt-many-${index}`, request: null, attemptedAt: T0 + 1_000_000 + index })), position('log', 2, String(many)));
+    await store.append([{ records: Array.from({ length: many }, (_, index) => attempt(1000 + index, { eventId: `evt-many-${index}`, request: null, attemptedAt: T0 + 1_000_000 + index })), position: position('log', 2, String(many)) }]);
     const first = await store.query({ eventIdPrefix: 'evt-many-', limit: 100 });
     expect(first).toMatchObject({ count: many, countCapped: false });
     expect(first.entries.map((entry) => entry.eventId)).toEqual(Array.from({ length: 100 }, (_, index) => `evt-many-${many - 1 - index}`));
@@ -110,6 +114,21 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
     expect(second.entries[0]!.eventId).toBe(`evt-many-${many - 101}`);
     // A rarer prefix among them.
     expect((await store.query({ eventIdPrefix: 'evt-many-1999', limit: 100 })).entries.map((entry) => entry.eventId)).toEqual([...Array.from({ length: 10 }, (_, index) => `evt-many-1999${9 - index}`), 'evt-many-1999']);
+  });
+});
+
+describe('history store shared by consoles (PostgreSQL)', () => {
+  it('leaves out of a write the partitions another feeder stored that far already, and stores the others with it', async () => {
+    const store = new PostgresHistoryStore(await (await (postgres ??= startPostgres())).database());
+    try {
+      await store.append([{ records: [attempt(1), attempt(2)], position: position('log', 0, '2') }]);
+      // A feeder that held the lock before this one stored partition 0 to 2; this write read it again, and partition 1.
+      await store.append([{ records: [attempt(1), attempt(2)], position: position('log', 0, '2') }, { records: [attempt(3)], position: position('log', 1, '1') }]);
+      expect((await store.query({})).entries.map((entry) => entry.deliveryId).sort()).toEqual(['msg_000001', 'msg_000002', 'msg_000003']);
+      expect(await store.positions()).toEqual(expect.arrayContaining([position('log', 0, '2'), position('log', 1, '1')]));
+    } finally {
+      await store.close();
+    }
   });
 });
 
@@ -148,9 +167,9 @@ describe('endpoint figures', () => {
     const store = await open();
     try {
       // Later batch first: the delivery log's partitions interleave.
-      await store.append([sent(3, 120, 'failed', 503), deferred(4, 130)], position('log', 1, '2'));
-      await store.append([sent(1, 0, 'delivered', 200), sent(2, 60, 'retrying', 500)], position('log', 0, '2'));
-      await store.append([attempt(11, { url: 'http://127.0.0.1:9/other', attemptedAt: at(90) })], position('log', 2, '1'));
+      await store.append([{ records: [sent(3, 120, 'failed', 503), deferred(4, 130)], position: position('log', 1, '2') }]);
+      await store.append([{ records: [sent(1, 0, 'delivered', 200), sent(2, 60, 'retrying', 500)], position: position('log', 0, '2') }]);
+      await store.append([{ records: [attempt(11, { url: 'http://127.0.0.1:9/other', attemptedAt: at(90) })], position: position('log', 2, '1') }]);
       const [flaky, other] = await store.endpoints(at(150));
       expect(flaky).toMatchObject({ url: hook, lastSuccessAt: at(0), failingSince: at(60), lastErrorAt: at(120), lastError: 'HTTP 503', breakerOpenAt: at(130), lastSentAt: at(120) });
       expect(flaky!.windows['5m']).toMatchObject({ sent: 3, delivered: 1, successRate: 1 / 3 });
@@ -163,7 +182,7 @@ describe('endpoint figures', () => {
       expect(later!.windows['5m']).toMatchObject({ sent: 0, successRate: null });
       expect(later!.windows['1h']).toMatchObject({ sent: 3 });
       // A success after the failures ends them.
-      await store.append([sent(5, 140, 'delivered', 200)], position('log', 0, '3'));
+      await store.append([{ records: [sent(5, 140, 'delivered', 200)], position: position('log', 0, '3') }]);
       expect((await store.endpoints(at(150)))[0]).toMatchObject({ failingSince: null, lastSuccessAt: at(140), lastErrorAt: at(120) });
       // Buckets no window reads any more are pruned; the endpoint's state stays.
       await store.pruneBuckets(at(8 * 24 * 3600));
@@ -182,7 +201,7 @@ describe('endpoint figures', () => {
     try {
       expect(await store.opened()).toEqual({ layoutChanged: true });
       expect(await store.positions()).toEqual([]);
-      await store.append([attempt(1)], position('log', 0, '1'));
+      await store.append([{ records: [attempt(1)], position: position('log', 0, '1') }]);
       expect((await store.holds()).attempts).toBe(1);
     } finally {
       await store.close();
@@ -194,8 +213,10 @@ describe('endpoint figures', () => {
 });
 
 describe.each(backends)('history retention ($backend)', ({ backend, open }) => {
-  const fill = (store: HistoryStore, count: number, body = '') => store.append(Array.from({ length: count }, (_, index) =>
-    attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } })), position('log', 0, String(count)));
+  const fill = (store: HistoryStore, count: number, body = '') => store.append([{
+    records: Array.from({ length: count }, (_, index) => attempt(index, { request: { headers: {}, body, bodyTruncated: false, bodyBytes: body.length, bodySha256: null } })),
+    position: position('log', 0, String(count)),
+  }]);
 
   it('deletes attempts past the age in steps, letting the event loop turn between them', async () => {
     const store = await open();
@@ -203,7 +224,7 @@ describe.each(backends)('history retention ($backend)', ({ backend, open }) => {
     // A command goes with its time's attempts.
     const event = valid(contracts.workflowEvent, harnessEvent('workflow_started'));
     const [old, kept] = [newDeliveryCommand(event, 'old', T0), newDeliveryCommand(event, 'kept', T0 + 19_500_000)];
-    await store.appendCommands([old, kept], position('commands', 0, '2'));
+    await store.appendCommands([{ records: [old, kept], position: position('commands', 0, '2') }]);
     const retention = new HistoryRetention(store, { maxAgeMs: 1000_000, maxBytes: 10 * 1024 ** 3 }, testLogger, { now: () => T0 + 20_000_000 });
     // node:sqlite is synchronous: the feed's writes and the page's queries get their turn only when the event loop
     // turns, which it must do between the steps.
@@ -366,6 +387,42 @@ describe('history fed from the delivery-log topic', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('tries a failed write again, and stops the feed (console not ready) when writes keep failing, with nothing stored twice or lost', { timeout: 60_000 }, async () => {
+    const topic = `${cluster.TOPIC_PREFIX}feed-retry`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    await admin.disconnect();
+    const codec = await registry.codec(`${topic}-value`, contracts.deliveryLog);
+    const producer = createProducer(kafka);
+    await producer.connect();
+    await producer.send({ topic, messages: [attempt(1), attempt(2), attempt(3)].map((entry) => ({ key: entry.deliveryId, value: codec.encode(entry) })) });
+    await producer.disconnect();
+
+    /** `store` with its writes of attempts answered by `append`. */
+    const writingWith = (store: HistoryStore, append: HistoryStore['append']): HistoryStore => new Proxy(store, {
+      get: (target, name) => (name === 'append' ? append : (Reflect.get(target, name) as { bind?: (to: unknown) => unknown }).bind?.(target)),
+    });
+    const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-retry-')), 'history.sqlite'));
+    let refusals = 1;
+    const flaky = writingWith(store, (segments) => (refusals-- > 0 ? Promise.reject(new Error('disk busy')) : store.append(segments)));
+    const feed = new HistoryFeed({ kafka, registry, store: flaky, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
+    await feed.start();
+    await waitFor('the attempts stored after one refusal', async () => (await store.query({})).count === 3, 20_000);
+    expect(feed.failure).toBeUndefined();
+    expect(await store.positions()).toEqual([position(topic, 0, '3')]);
+    await feed.stop();
+
+    const other = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-broken-')), 'history.sqlite'));
+    const failing = new HistoryFeed({ kafka, registry, store: writingWith(other, () => Promise.reject(new Error('disk full'))), groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
+    await failing.start();
+    await waitFor('the feed given up after its tries', () => failing.failure !== undefined, 20_000);
+    expect(failing.failure?.message).toBe('disk full');
+    expect(await other.positions()).toEqual([]);
+    await failing.stop();
+    await Promise.all([store.close(), other.close()]);
   });
 
   it('a PostgreSQL history that cannot be reached is a clear error naming the setting, never its password', async () => {

@@ -2,7 +2,10 @@
  * Topics into the history store: a consumer group of this console's own that commits nothing to Kafka. The store's
  * positions are the truth: at start the consumer is sought to them, and a batch from before them (a consumer
  * restarted by kafkajs from the beginning) is skipped up to them, so nothing is stored twice and nothing is re-read
- * from the topic's beginning. A batch's records and its position are written in one transaction.
+ * from the topic's beginning. Records and their positions are written in one transaction: the batches a fetch brings,
+ * up to 5,000 records, together (a commit and a roll-up of the endpoints' buckets cost the same for a few hundred
+ * records as for thousands). A write that fails is tried again; one that keeps failing stops the feed (the console
+ * reports not ready), and a restart reads on from the positions stored.
  *
  * Two feeds fill the history: the delivery log's attempts (HistoryFeed, which also tells a waiting Test its result)
  * and the first command of each delivery from the pools' command topics (CommandFeed: the event a resend needs).
@@ -13,7 +16,7 @@ import { onFatalCrash, type Consumer, type EachBatchPayload, type Kafka } from '
 import type { Logger } from '../../common/logger.ts';
 import { DecodeError, type SchemaRegistryClient } from '../../common/registry.ts';
 import type { DeliveryLogWatch } from '../../operator/actions.ts';
-import type { HistoryStore, TopicPosition } from './store.ts';
+import type { HistoryStore, Segment } from './store.ts';
 
 export interface FeedOptions {
   kafka: Kafka;
@@ -28,9 +31,14 @@ interface TopicFeedSpec<T> {
   name: string;
   topics: string | RegExp;
   contract: Contract<T>;
-  write: (records: T[], position: TopicPosition) => Promise<void>;
+  write: (segments: Array<Segment<T>>) => Promise<void>;
   onStored?: (records: T[]) => void;
 }
+
+/** Records written in one transaction at most; fewer when the fetches bring fewer. */
+const GROUP_RECORDS = 5000;
+/** Tries of a write before the feed gives up, one second more apart each time. */
+const WRITE_ATTEMPTS = 3;
 
 const matches = (topics: string | RegExp, topic: string) => (typeof topics === 'string' ? topics === topic : topics.test(topic));
 
@@ -38,7 +46,14 @@ class TopicFeed<T> {
   readonly #options: FeedOptions;
   readonly #spec: TopicFeedSpec<T>;
   readonly #consumer: Consumer;
+  /** How far each partition has been read: what is stored, and what waits to be. */
   readonly #positions = new Map<string, bigint>();
+  /** Read, not yet written: one segment per partition, and the offset its first fetch began at (for the log). */
+  #pending = new Map<string, { segment: Segment<T>; fetchedFrom: string }>();
+  #pendingRecords = 0;
+  #flushScheduled = false;
+  /** The write in flight, if any: one at a time, so a later one never lands without the earlier. */
+  #writing: Promise<void> | undefined;
   #failed: Error | undefined;
 
   constructor(options: FeedOptions, spec: TopicFeedSpec<T>) {
@@ -76,12 +91,14 @@ class TopicFeed<T> {
     }
   }
 
-  stop(): Promise<void> {
-    return this.#consumer.disconnect();
+  /** Stops reading, then stores what was read. */
+  async stop(): Promise<void> {
+    await this.#consumer.disconnect();
+    while ((this.#writing || this.#pending.size > 0) && !this.#failed) await this.#flush();
   }
 
   async #batch({ batch, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (!isRunning() || isStale() || batch.isEmpty()) return;
+    if (!isRunning() || isStale() || batch.isEmpty() || this.#failed) return;
     const { topic, partition } = batch;
     const { registry, logger } = this.#options;
     const { name, contract } = this.#spec;
@@ -110,11 +127,67 @@ class TopicFeed<T> {
       }
     }
     const next = BigInt(batch.lastOffset()) + 1n;
-    await this.#spec.write(records, { topic, partition, next: String(next) });
+    const read = { topic, partition, next: String(next) };
+    const pending = this.#pending.get(key);
+    if (pending) {
+      for (const record of records) pending.segment.records.push(record);
+      pending.segment.position = read;
+    } else this.#pending.set(key, { segment: { records, position: read }, fetchedFrom: batch.firstOffset()! });
+    this.#pendingRecords += records.length;
     this.#positions.set(key, next);
-    // `fetchedFrom`: where the fetch began, before anything already stored was skipped.
-    logger.debug({ topic, partition, fetchedFrom: batch.firstOffset(), next: String(next), records: records.length }, 'history stored a batch');
-    this.#spec.onStored?.(records);
+    // Full: read on only once it is being written. Else written once the batches in hand are handed over (kafkajs
+    // hands a fetch's batches over one after the other, without waiting in between), or after the write in flight.
+    while (this.#pendingRecords >= GROUP_RECORDS && !this.#failed) await this.#flush();
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        void this.#flush();
+      });
+    }
+  }
+
+  /**
+   * Starts writing what was read, unless a write is in flight (what was read then waits for it, and goes next);
+   * resolves when the write in flight ends.
+   */
+  #flush(): Promise<void> {
+    if (this.#writing) return this.#writing;
+    if (this.#pending.size === 0) return Promise.resolve();
+    const pending = [...this.#pending.values()];
+    this.#pending = new Map();
+    this.#pendingRecords = 0;
+    this.#writing = this.#write(pending).finally(() => {
+      this.#writing = undefined;
+      if (this.#pending.size > 0) void this.#flush();
+    });
+    return this.#writing;
+  }
+
+  async #write(pending: Array<{ segment: Segment<T>; fetchedFrom: string }>): Promise<void> {
+    const { logger } = this.#options;
+    const { name } = this.#spec;
+    const segments = pending.map(({ segment }) => segment);
+    for (let attempt = 1; !this.#failed; attempt += 1) {
+      try {
+        await this.#spec.write(segments);
+        for (const { segment: { records, position }, fetchedFrom } of pending) {
+          // `fetchedFrom`: where the fetch began, before anything already stored was skipped.
+          logger.debug({ topic: position.topic, partition: position.partition, fetchedFrom, next: position.next, records: records.length }, 'history stored a batch');
+          this.#spec.onStored?.(records);
+        }
+        return;
+      } catch (error) {
+        if (attempt >= WRITE_ATTEMPTS) {
+          this.#failed = error as Error;
+          logger.error({ err: error }, `the history could not store the ${name}; it stops reading it and the console reports not ready (a restart reads on from what was stored)`);
+          await this.#consumer.disconnect().catch(() => undefined);
+          return;
+        }
+        logger.warn({ err: error, attempt }, `the history could not store the ${name}; trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
   }
 }
 
@@ -129,7 +202,7 @@ export class HistoryFeed implements DeliveryLogWatch {
     this.#store = options.store;
     this.#feed = new TopicFeed(options, {
       name: 'delivery log', topics: options.topic, contract: contracts.deliveryLog,
-      write: (attempts, position) => options.store.append(attempts, position),
+      write: (segments) => options.store.append(segments),
       onStored: (attempts) => {
         for (const entry of attempts) for (const resolve of this.#waiters.get(entry.deliveryId) ?? []) resolve(entry);
       },
@@ -186,6 +259,6 @@ export class HistoryFeed implements DeliveryLogWatch {
 /** Each delivery's first command, from every pool's command topic (`topics`), into the history. */
 export class CommandFeed extends TopicFeed<DeliveryCommand> {
   constructor(options: FeedOptions & { topics: RegExp }) {
-    super(options, { name: 'commands', topics: options.topics, contract: contracts.deliveryCommand, write: (commands, position) => options.store.appendCommands(commands, position) });
+    super(options, { name: 'commands', topics: options.topics, contract: contracts.deliveryCommand, write: (segments) => options.store.appendCommands(segments) });
   }
 }

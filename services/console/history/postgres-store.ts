@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
 const LAYOUT = 5;
 // event_id in the C collation: byte order, so a prefix is an index range.
@@ -132,15 +132,23 @@ export class PostgresHistoryStore implements HistoryStore {
     return (await this.#pool.query<R>(sql, values)).rows;
   }
 
-  /** `write` and the position it brings in one transaction; nothing if another feeder stored that far already. */
-  async #transaction(position: TopicPosition, write: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  /**
+   * `write` of the segments and the positions they bring in one transaction, leaving out a segment another feeder
+   * stored already (one that held the lock before this one); nothing at all if every one was.
+   */
+  async #transaction<T>(segments: Array<Segment<T>>, write: (client: pg.PoolClient, records: T[]) => Promise<void>): Promise<void> {
     await this.#ready;
     await this.#inTransaction(async (client, rollBack) => {
-      // A batch another feeder stored already (one that held the lock before this one) is not stored again.
-      const { rows } = await client.query<{ next_offset: number }>('SELECT next_offset FROM positions WHERE topic = $1 AND partition = $2 FOR UPDATE', [position.topic, position.partition]);
-      if (rows[0] && rows[0].next_offset >= Number(position.next)) return rollBack();
-      await write(client);
-      await client.query('INSERT INTO positions VALUES ($1, $2, $3) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset', [position.topic, position.partition, position.next]);
+      const positions = segments.map(({ position }) => position);
+      const { rows } = await client.query<{ topic: string; partition: number; next_offset: number }>(`SELECT p.topic, p.partition, p.next_offset FROM positions AS p
+        JOIN unnest($1::text[], $2::int[]) AS k (topic, partition) USING (topic, partition) FOR UPDATE OF p`, [positions.map(({ topic }) => topic), positions.map(({ partition }) => partition)]);
+      const stored = new Map(rows.map((row) => [`${row.topic}:${row.partition}`, Number(row.next_offset)]));
+      const fresh = segments.filter(({ position }) => !((stored.get(`${position.topic}:${position.partition}`) ?? -1) >= Number(position.next)));
+      if (fresh.length === 0) return rollBack();
+      await write(client, fresh.flatMap(({ records }) => records));
+      await client.query(`INSERT INTO positions SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])
+        ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
+      [fresh.map(({ position }) => position.topic), fresh.map(({ position }) => position.partition), fresh.map(({ position }) => position.next)]);
     });
   }
 
@@ -163,8 +171,8 @@ export class PostgresHistoryStore implements HistoryStore {
     return rows.map((row) => ({ topic: row.topic, partition: row.partition, next: String(row.next_offset) }));
   }
 
-  async append(attempts: DeliveryLog[], position: TopicPosition): Promise<void> {
-    await this.#transaction(position, async (client) => {
+  async append(segments: Array<Segment<DeliveryLog>>): Promise<void> {
+    await this.#transaction(segments, async (client, attempts) => {
       let bytes = 0;
       // In chunks, well inside PostgreSQL's 65,535 parameters per statement.
       for (let start = 0; start < attempts.length; start += 1000) {
@@ -205,8 +213,8 @@ export class PostgresHistoryStore implements HistoryStore {
     }
   }
 
-  async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
-    await this.#transaction(position, async (client) => {
+  async appendCommands(segments: Array<Segment<DeliveryCommand>>): Promise<void> {
+    await this.#transaction(segments, async (client, commands) => {
       for (let start = 0; start < commands.length; start += 1000) {
         const values: unknown[] = [];
         const rows = commands.slice(start, start + 1000).map((command) => `($${values.push(command.deliveryId)}, $${values.push(command.createdAt)}, $${values.push(toBinary(contracts.deliveryCommand, command))})`);

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -123,11 +123,11 @@ export class SqliteHistoryStore implements HistoryStore {
     return rows.map((row) => ({ topic: row.topic, partition: row.partition, next: row.next_offset }));
   }
 
-  /** Runs `write` and moves `position` in one transaction. */
-  #transaction(position: TopicPosition, write: () => void): void {
+  /** Runs `write` and moves the segments' positions in one transaction. */
+  #transaction(segments: Array<Segment<unknown>>, write: () => void): void {
     this.#inTransaction(() => {
       write();
-      this.#position.run(position.topic, position.partition, position.next);
+      for (const { position } of segments) this.#position.run(position.topic, position.partition, position.next);
     });
   }
 
@@ -143,8 +143,9 @@ export class SqliteHistoryStore implements HistoryStore {
     }
   }
 
-  async append(attempts: DeliveryLog[], position: TopicPosition): Promise<void> {
-    this.#transaction(position, () => {
+  async append(segments: Array<Segment<DeliveryLog>>): Promise<void> {
+    const attempts = segments.flatMap((segment) => segment.records);
+    this.#transaction(segments, () => {
       for (const entry of attempts) {
         this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
           entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, toBinary(contracts.deliveryLog, entry));
@@ -162,10 +163,10 @@ export class SqliteHistoryStore implements HistoryStore {
     return (this.#statement("SELECT value FROM totals WHERE name = 'attempts'").get() as { value: number }).value;
   }
 
-  async appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void> {
+  async appendCommands(segments: Array<Segment<DeliveryCommand>>): Promise<void> {
     const insert = this.#statement('INSERT OR IGNORE INTO commands (delivery_id, created_at, command) VALUES (?, ?, ?)');
-    this.#transaction(position, () => {
-      for (const command of commands) insert.run(command.deliveryId, command.createdAt, toBinary(contracts.deliveryCommand, command));
+    this.#transaction(segments, () => {
+      for (const { records } of segments) for (const command of records) insert.run(command.deliveryId, command.createdAt, toBinary(contracts.deliveryCommand, command));
     });
   }
 

@@ -16,6 +16,12 @@ export interface TopicPosition {
   next: string;
 }
 
+/** Records read from one partition, and the position after them: stored with them, in the same transaction. */
+export interface Segment<T> {
+  records: T[];
+  position: TopicPosition;
+}
+
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export type StatusClass = (typeof STATUS_CLASSES)[number];
 
@@ -88,10 +94,10 @@ export interface HistoryStore {
   lead(): Promise<boolean>;
   /** The positions the history has read its topics to, as last committed with their records. */
   positions(): Promise<TopicPosition[]>;
-  /** Adds attempts, with what they change in the endpoints' figures, and moves the position in one transaction. */
-  append(attempts: DeliveryLog[], position: TopicPosition): Promise<void>;
-  /** Keeps each delivery's first command (a later one of the same delivery, a resend, changes nothing) and moves the position. */
-  appendCommands(commands: DeliveryCommand[], position: TopicPosition): Promise<void>;
+  /** Adds attempts, with what they change in the endpoints' figures, and moves their positions in one transaction. */
+  append(segments: Array<Segment<DeliveryLog>>): Promise<void>;
+  /** Keeps each delivery's first command (a later one of the same delivery, a resend, changes nothing) and moves the positions. */
+  appendCommands(segments: Array<Segment<DeliveryCommand>>): Promise<void>;
   /** The delivery's command, event and all, while the history holds it. */
   command(deliveryId: string): Promise<DeliveryCommand | undefined>;
   /** The deliveries with an attempt `query` matches, newest first, at most `limit`, as their newest records leave them. */
