@@ -40,8 +40,9 @@ function attempt(index: number, overrides: Partial<DeliveryLog> = {}): DeliveryL
 let postgres: Promise<Postgres> | undefined;
 afterAll(async () => (await postgres)?.stop());
 const backends = [
-  { backend: 'SQLite', open: async () => new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite')) },
-  { backend: 'PostgreSQL', open: async () => new PostgresHistoryStore(await (await (postgres ??= startPostgres())).database()) },
+  // Their clock at T0, where the attempts are: buckets no window would read at the real time are not written.
+  { backend: 'SQLite', open: async () => new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-')), 'history.sqlite'), { now: () => T0 }) },
+  { backend: 'PostgreSQL', open: async () => new PostgresHistoryStore(await (await (postgres ??= startPostgres())).database(), { now: () => T0 }) },
 ];
 
 describe.each(backends)('history store ($backend)', ({ open }) => {
@@ -152,7 +153,7 @@ describe('endpoint figures', () => {
   const deferred = (index: number, seconds: number) => attempt(index, { url: hook, outcome: 'retrying', httpStatus: null, deferral: 'breaker_open', error: 'circuit breaker open for the endpoint', attemptedAt: at(seconds), request: null, latencyMs: null });
 
   it('percentiles from the latency histogram are within a bucket (10 %) of the exact ones', () => {
-    const { buckets } = rollUp(Array.from({ length: 1000 }, (_, index) => attempt(index, { latencyMs: index + 1, attemptedAt: T0, url: hook })));
+    const { buckets } = rollUp(Array.from({ length: 1000 }, (_, index) => attempt(index, { latencyMs: index + 1, attemptedAt: T0, url: hook })), T0);
     const histogram = mergeHistograms(emptyHistogram(), buckets.find((bucket) => bucket.span === 60_000)!.latencies);
     expect(percentileOf(histogram, 0.5)! / 500).toBeGreaterThan(0.9);
     expect(percentileOf(histogram, 0.5)! / 500).toBeLessThan(1.1);
@@ -161,6 +162,15 @@ describe('endpoint figures', () => {
     expect(percentileOf(emptyHistogram(), 0.5)).toBeNull();
     // Kept as bytes and read back, the same.
     expect(histogramOf(histogramBytes(histogram))).toEqual(histogram);
+  });
+
+  it('leaves out the buckets no window reads any more: a history catching up on a week writes no minute buckets of days ago', () => {
+    const now = T0 + 7 * 24 * 3_600_000;
+    const spans = (attemptedAt: number) => rollUp([attempt(1, { url: hook, attemptedAt })], now).buckets.map((bucket) => bucket.span).sort((a, b) => a - b);
+    expect(spans(now - 60_000)).toEqual([60_000, 3_600_000, 86_400_000]);
+    expect(spans(now - 2 * 3_600_000)).toEqual([3_600_000, 86_400_000]);
+    expect(spans(now - 2 * 24 * 3_600_000)).toEqual([86_400_000]);
+    expect(spans(now - 9 * 24 * 3_600_000)).toEqual([]);
   });
 
   it.each(backends)('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order ($backend)', async ({ open }) => {

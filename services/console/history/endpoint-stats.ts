@@ -17,6 +17,7 @@ export const ENDPOINT_WINDOWS = { '5m': { span: MINUTE, buckets: 5 }, '1h': { sp
 export type EndpointWindow = keyof typeof ENDPOINT_WINDOWS;
 /** How long buckets of each span are kept: as long as the longest window that reads them, and one bucket more. */
 export const BUCKET_KEPT_MS: Record<number, number> = { [MINUTE]: 61 * MINUTE, [HOUR]: 25 * HOUR, [DAY]: 8 * DAY };
+const SPANS = [MINUTE, HOUR, DAY] as const;
 
 /**
  * Latencies counted in buckets that grow by 10 % from 1 ms to about 84 s (an attempt times out well before), so a
@@ -89,8 +90,13 @@ export interface EndpointState {
 
 const bucketKey = (url: string, span: number, start: number) => `${span} ${start} ${url}`;
 
-/** A batch of attempts as bucket increments (to add to what is stored) and endpoint changes (to apply to it). */
-export function rollUp(entries: Iterable<DeliveryLog>): { buckets: Bucket[]; touched: Map<string, DeliveryLog[]> } {
+/**
+ * A batch of attempts as bucket increments (to add to what is stored) and endpoint changes (to apply to it). Buckets
+ * no window reads any more at `now` are left out: they would be pruned, and a history catching up on days of attempts
+ * would otherwise write minute buckets only to delete them.
+ */
+export function rollUp(entries: Iterable<DeliveryLog>, now: number): { buckets: Bucket[]; touched: Map<string, DeliveryLog[]> } {
+  const keptSince = SPANS.map((span) => now - BUCKET_KEPT_MS[span]!);
   const buckets = new Map<string, Bucket>();
   const touched = new Map<string, DeliveryLog[]>();
   for (const entry of entries) {
@@ -102,8 +108,10 @@ export function rollUp(entries: Iterable<DeliveryLog>): { buckets: Bucket[]; tou
       else touched.set(entry.url, [entry]);
     }
     if (!sent) continue;
-    for (const span of [MINUTE, HOUR, DAY]) {
+    for (let index = 0; index < SPANS.length; index += 1) {
+      const span = SPANS[index]!;
       const start = Math.floor(entry.attemptedAt / span) * span;
+      if (start < keptSince[index]!) continue;
       const key = bucketKey(entry.url, span, start);
       let bucket = buckets.get(key);
       if (!bucket) buckets.set(key, (bucket = { url: entry.url, span, start, sent: 0, delivered: 0, latencies: emptyHistogram() }));

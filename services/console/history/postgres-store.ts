@@ -70,11 +70,14 @@ export class PostgresHistoryStore implements HistoryStore {
   readonly #pool: pg.Pool;
   readonly #url: string;
   readonly #ready: Promise<void>;
+  readonly #now: () => number;
   #lockHolder: pg.PoolClient | undefined;
   #layoutChanged = false;
 
   /** Connects (lazily: the first call says if the database cannot be reached) and creates the tables it needs. */
-  constructor(url: string) {
+  /** `now`: the clock that decides which endpoint buckets are still worth writing (tests set it). */
+  constructor(url: string, { now = Date.now }: { now?: () => number } = {}) {
+    this.#now = now;
     this.#url = url;
     // BIGINT columns come back as strings by default: every one here is a millisecond time or an offset, well inside 2^53.
     this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as never } });
@@ -193,7 +196,7 @@ export class PostgresHistoryStore implements HistoryStore {
 
   /** Adds a batch to its endpoints' buckets and states: one read and one write of each, whatever the batch touches. */
   async #rollUp(client: pg.PoolClient, entries: DeliveryLog[]): Promise<void> {
-    const { buckets, touched } = rollUp(entries);
+    const { buckets, touched } = rollUp(entries, this.#now());
     if (buckets.length) {
       const keys = { span: buckets.map((bucket) => bucket.span), start: buckets.map((bucket) => bucket.start), url: buckets.map((bucket) => bucket.url) };
       const { rows } = await client.query<StoredBucket>(`SELECT b.span, b.start, b.url, b.sent, b.delivered, b.latencies FROM endpoint_buckets AS b

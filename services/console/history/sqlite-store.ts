@@ -60,13 +60,16 @@ export class SqliteHistoryStore implements HistoryStore {
   readonly #insert: StatementSync;
   readonly #position: StatementSync;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #now: () => number;
   #layoutChanged = false;
 
   /**
    * Opens (and creates, with its directory) the history at `file`, for this process only: a second console on the
    * same file would store every attempt again, so it is refused.
    */
-  constructor(file: string) {
+  /** `now`: the clock that decides which endpoint buckets are still worth writing (tests set it). */
+  constructor(file: string, { now = Date.now }: { now?: () => number } = {}) {
+    this.#now = now;
     this.#file = file;
     mkdirSync(dirname(file), { recursive: true });
     this.#db = new DatabaseSync(file);
@@ -205,7 +208,7 @@ export class SqliteHistoryStore implements HistoryStore {
 
   /** Adds a batch to its endpoints' buckets and states (inside append's transaction). */
   #rollUp(entries: DeliveryLog[]): void {
-    const { buckets, touched } = rollUp(entries);
+    const { buckets, touched } = rollUp(entries, this.#now());
     const readBucket = this.#statement('SELECT sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start = ? AND url = ?');
     const writeBucket = this.#statement('INSERT OR REPLACE INTO endpoint_buckets (span, start, url, sent, delivered, latencies) VALUES (?, ?, ?, ?, ?, ?)');
     for (const increment of buckets) {
