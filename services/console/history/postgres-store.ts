@@ -241,9 +241,13 @@ export class PostgresHistoryStore implements HistoryStore {
       : await this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
     const pageValues = [...values];
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : where;
-    // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts.
+    // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts. A prefix's
+    // keys come from the event index whatever the planner guesses: it reckons a prefix's matches spread over time and
+    // reads the time index backwards for the first hundred, but ids that follow time put them together, maybe far
+    // back (evt-qa-1… at a million attempts: 800,000 newer rows read, 318 ms, where sorting its 37,000 keys takes 8).
+    const newestFirst = query.eventIdPrefix ? '(attempted_at + 0) DESC, sequence DESC' : 'attempted_at DESC, sequence DESC';
     const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts
-      WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT $${pageValues.push(limit + 1)}) ORDER BY attempted_at DESC, sequence DESC`, pageValues);
+      WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY ${newestFirst} LIMIT $${pageValues.push(limit + 1)}) ORDER BY attempted_at DESC, sequence DESC`, pageValues);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
