@@ -242,7 +242,11 @@ async function runBackend(backend: 'sqlite' | 'postgres', postgres: Postgres | u
   return { backend, attempts: ATTEMPTS, ingestPerSecond, queryP99Ms, settledMs: Math.round(settledMs), queryP99MsAtRest, restartReadyMs, peakRssMB, diskBytesPerAttempt: Math.round(diskBytes / ATTEMPTS) };
 }
 
-/** Waits (up to 10 minutes) until no autovacuum worker runs in the history's database for 10 s; how long it waited. */
+/**
+ * Waits (up to 10 minutes) until autovacuum has caught up with the load — fewer rows inserted since the attempts
+ * table's last vacuum than it waits for (1 %, autovacuum_vacuum_insert_scale_factor) and no autovacuum worker in
+ * the database — for 10 s; how long it waited.
+ */
 async function untilAtRest(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -250,8 +254,10 @@ async function untilAtRest(url: string): Promise<number> {
   try {
     let quietSince = performance.now();
     while (performance.now() - quietSince < 10_000 && performance.now() - started < 600_000) {
-      const { rows } = await client.query<{ busy: string }>("SELECT count(*) AS busy FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'autovacuum worker'");
-      if (Number(rows[0]!.busy) > 0) quietSince = performance.now();
+      const { rows } = await client.query<{ busy: string; behind: boolean }>(`SELECT
+        (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'autovacuum worker') AS busy,
+        (SELECT n_ins_since_vacuum > greatest(1000, n_live_tup / 100) FROM pg_stat_user_tables WHERE relname = 'attempts') AS behind`);
+      if (Number(rows[0]!.busy) > 0 || rows[0]!.behind) quietSince = performance.now();
       await sleep(500);
     }
     return performance.now() - started - 10_000;

@@ -10,6 +10,7 @@ import { registryConnection, SchemaRegistryClient } from '../../services/common/
 import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
 import { emptyHistogram, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
 import { HistoryFeed } from '../../services/console/history/feed.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
@@ -128,6 +129,27 @@ describe('history store shared by consoles (PostgreSQL)', () => {
       expect((await store.query({})).entries.map((entry) => entry.deliveryId).sort()).toEqual(['msg_000001', 'msg_000002', 'msg_000003']);
       expect(await store.positions()).toEqual(expect.arrayContaining([position('log', 0, '2'), position('log', 1, '1')]));
     } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('history store shared by consoles (PostgreSQL): statistics', () => {
+  it('analyses the attempts table as it grows, not only when autovacuum comes round (at most once a minute)', async () => {
+    const url = await (await (postgres ??= startPostgres())).database();
+    const store = new PostgresHistoryStore(url, { now: () => T0 });
+    const client = new pg.Client({ connectionString: url });
+    try {
+      for (let start = 0; start < 12_000; start += 4000) {
+        await store.append([{ records: Array.from({ length: 4000 }, (_, index) => attempt(start + index)), position: position('log', 0, String(start + 4000)) }]);
+      }
+      await client.connect();
+      const analysed = async () => (await client.query<{ last_analyze: Date | null }>("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'attempts'")).rows[0]!.last_analyze;
+      await waitFor('the table analysed', async () => (await analysed()) !== null, 10_000);
+      const { rows } = await client.query<{ tuples: number }>("SELECT reltuples AS tuples FROM pg_class WHERE oid = 'attempts'::regclass");
+      expect(rows[0]!.tuples).toBeGreaterThanOrEqual(10_000);
+    } finally {
+      await client.end();
       await store.close();
     }
   });
