@@ -41,8 +41,8 @@ const SCHEMA = `
   INSERT INTO totals VALUES ('bytes', 0), ('attempts', 0) ON CONFLICT DO NOTHING;
 `;
 const TABLES = ['attempts', 'positions', 'commands', 'endpoint_buckets', 'endpoints', 'totals', 'history_layout'];
-/** The attempts table is vacuumed and analysed as it doubles from this size on (see #analyseAsItGrows). */
-const MIN_ROWS_TO_ANALYSE = 10_000;
+/** The attempts table is vacuumed and analysed as it doubles from this size on (see #vacuumAsItGrows). */
+const MIN_ROWS_TO_VACUUM = 10_000;
 /** What a row costs beyond its encoded record: its columns, its index entries, the page's share. */
 const ROW_OVERHEAD_BYTES = 320;
 /** Held by the console that feeds the history; any other value would do, as long as every console uses this one. */
@@ -73,9 +73,9 @@ export class PostgresHistoryStore implements HistoryStore {
   readonly #url: string;
   readonly #ready: Promise<void>;
   readonly #now: () => number;
-  #analysedRows = 0;
-  #rowsSinceAnalysis = 0;
-  #analysing: Promise<unknown> | undefined;
+  #vacuumedRows = 0;
+  #rowsSinceVacuum = 0;
+  #vacuuming: Promise<unknown> | undefined;
   #lockHolder: pg.PoolClient | undefined;
   #layoutChanged = false;
 
@@ -107,7 +107,7 @@ export class PostgresHistoryStore implements HistoryStore {
       await client.query(SCHEMA);
       // What the planner's statistics know of: the attempts table at its last analysis (-1 never analysed).
       const { rows: known } = await client.query<{ tuples: number }>("SELECT reltuples::bigint AS tuples FROM pg_class WHERE oid = 'attempts'::regclass");
-      this.#analysedRows = Math.max(0, known[0]!.tuples);
+      this.#vacuumedRows = Math.max(0, known[0]!.tuples);
     });
   }
 
@@ -118,15 +118,15 @@ export class PostgresHistoryStore implements HistoryStore {
    * backwards for them (500 ms where the delivery index answers in 0.1), and without a visibility map every count and
    * page reads the table's rows where the index alone would do.
    */
-  #analyseAsItGrows(added: number): void {
-    this.#rowsSinceAnalysis += added;
-    if (this.#analysing || this.#rowsSinceAnalysis < Math.max(MIN_ROWS_TO_ANALYSE, this.#analysedRows)) return;
-    const rows = this.#analysedRows + this.#rowsSinceAnalysis;
-    this.#rowsSinceAnalysis = 0;
-    this.#analysing = this.#pool.query('VACUUM (ANALYZE) attempts').then(
-      () => (this.#analysedRows = rows),
+  #vacuumAsItGrows(added: number): void {
+    this.#rowsSinceVacuum += added;
+    if (this.#vacuuming || this.#rowsSinceVacuum < Math.max(MIN_ROWS_TO_VACUUM, this.#vacuumedRows)) return;
+    const rows = this.#vacuumedRows + this.#rowsSinceVacuum;
+    this.#rowsSinceVacuum = 0;
+    this.#vacuuming = this.#pool.query('VACUUM (ANALYZE) attempts').then(
+      () => (this.#vacuumedRows = rows),
       () => undefined, // autovacuum will get to it; the next doubling tries again
-    ).finally(() => (this.#analysing = undefined));
+    ).finally(() => (this.#vacuuming = undefined));
   }
 
   /** `work` in a transaction of its own client: committed when it returns, rolled back when it throws or says so. */
@@ -220,7 +220,7 @@ export class PostgresHistoryStore implements HistoryStore {
       await client.query("UPDATE totals SET value = value + CASE name WHEN 'bytes' THEN $1::bigint ELSE $2::bigint END", [bytes, attempts.length]);
       added = attempts.length;
     });
-    this.#analyseAsItGrows(added);
+    this.#vacuumAsItGrows(added);
   }
 
   /** Adds a batch to its endpoints' buckets and states: one read and one write of each, whatever the batch touches. */
@@ -344,7 +344,7 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async close(): Promise<void> {
-    await this.#analysing;
+    await this.#vacuuming;
     this.#lockHolder?.release();
     this.#lockHolder = undefined;
     await this.#pool.end();
