@@ -8,13 +8,10 @@
  * This replaces that one method with the same growth into uninitialised memory. Only the exact code kafkajs 2.2.4
  * ships is replaced: another version's method is left as it is.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { kafkajsModule, replaceKafkajsMethod } from './kafkajs-method.ts';
 
-const require = createRequire(import.meta.url);
-export const KAFKAJS_ENCODER_MODULE = join(dirname(require.resolve('kafkajs')), 'src/protocol/encoder.js');
+const ENCODER = 'src/protocol/encoder.js';
+export const KAFKAJS_ENCODER_MODULE = kafkajsModule(ENCODER);
 /** SHA-256 of kafkajs 2.2.4's Encoder.prototype.ensureAvailable source. */
 const KNOWN_SOURCE_SHA256 = '5aa16d1fa42902216d6e3f6dc6a63250a3cea1be85abbdea3d6b4f7740575448';
 
@@ -35,12 +32,4 @@ export function ensureAvailable(this: EncoderState, length: number): void {
 }
 
 /** Whether kafkajs's encoder now grows without zero-filling (false for a kafkajs whose method differs). */
-export const encoderFixed: boolean = (() => {
-  if (!existsSync(KAFKAJS_ENCODER_MODULE)) return false;
-  const prototype = (require(KAFKAJS_ENCODER_MODULE) as { prototype: { ensureAvailable: (length: number) => void } }).prototype;
-  if (prototype.ensureAvailable === ensureAvailable) return true;
-  const source = createHash('sha256').update(prototype.ensureAvailable.toString()).digest('hex');
-  if (source !== KNOWN_SOURCE_SHA256) return false;
-  prototype.ensureAvailable = ensureAvailable;
-  return true;
-})();
+export const encoderFixed: boolean = replaceKafkajsMethod(ENCODER, 'ensureAvailable', KNOWN_SOURCE_SHA256, ensureAvailable);

@@ -10,13 +10,10 @@
  * is throttled. A request waiting for an in-flight slot is still checked when an answer frees one, as before.
  * Only the exact code kafkajs 2.2.4 ships is replaced: another version's method is left as it is.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { kafkajsModule, replaceKafkajsMethod } from './kafkajs-method.ts';
 
-const require = createRequire(import.meta.url);
-export const KAFKAJS_REQUEST_QUEUE_MODULE = join(dirname(require.resolve('kafkajs')), 'src/network/requestQueue/index.js');
+const REQUEST_QUEUE = 'src/network/requestQueue/index.js';
+export const KAFKAJS_REQUEST_QUEUE_MODULE = kafkajsModule(REQUEST_QUEUE);
 /** SHA-256 of kafkajs 2.2.4's RequestQueue.prototype.scheduleCheckPendingRequests source. */
 const KNOWN_SOURCE_SHA256 = '04347ea969c6f2e3754427c0cbaee0bd4ce947fbd82f7b6e027506a06dfc581a';
 /** kafkajs's own interval for re-checking requests that wait. */
@@ -44,12 +41,4 @@ export function scheduleCheckPendingRequests(this: RequestQueueState): void {
 }
 
 /** Whether kafkajs's request queue now runs the method above (false for a kafkajs whose method differs). */
-export const requestQueueFixed: boolean = (() => {
-  if (!existsSync(KAFKAJS_REQUEST_QUEUE_MODULE)) return false;
-  const prototype = (require(KAFKAJS_REQUEST_QUEUE_MODULE) as { prototype: { scheduleCheckPendingRequests: () => void } }).prototype;
-  if (prototype.scheduleCheckPendingRequests === scheduleCheckPendingRequests) return true;
-  const source = createHash('sha256').update(prototype.scheduleCheckPendingRequests.toString()).digest('hex');
-  if (source !== KNOWN_SOURCE_SHA256) return false;
-  prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
-  return true;
-})();
+export const requestQueueFixed: boolean = replaceKafkajsMethod(REQUEST_QUEUE, 'scheduleCheckPendingRequests', KNOWN_SOURCE_SHA256, scheduleCheckPendingRequests);
