@@ -440,7 +440,7 @@ describe('history fed from the delivery-log topic', () => {
     const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-retry-')), 'history.sqlite'));
     let refusals = 1;
     const flaky = writingWith(store, (segments) => (refusals-- > 0 ? Promise.reject(new Error('disk busy')) : store.append(segments)));
-    const feed = new HistoryFeed({ kafka, registry, store: flaky, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
+    const feed = new HistoryFeed({ kafka, registry, store: flaky, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic, writeRetryDelaysMs: [100, 200] });
     await feed.start();
     await waitFor('the attempts stored after one refusal', async () => (await store.query({})).count === 3, 20_000);
     expect(feed.failure).toBeUndefined();
@@ -448,7 +448,7 @@ describe('history fed from the delivery-log topic', () => {
     await feed.stop();
 
     const other = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-broken-')), 'history.sqlite'));
-    const failing = new HistoryFeed({ kafka, registry, store: writingWith(other, () => Promise.reject(new Error('disk full'))), groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
+    const failing = new HistoryFeed({ kafka, registry, store: writingWith(other, () => Promise.reject(new Error('disk full'))), groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic, writeRetryDelaysMs: [100, 200] });
     await failing.start();
     await waitFor('the feed given up after its tries', () => failing.failure !== undefined, 20_000);
     expect(failing.failure?.message).toBe('disk full');

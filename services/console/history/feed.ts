@@ -4,8 +4,8 @@
  * restarted by kafkajs from the beginning) is skipped up to them, so nothing is stored twice and nothing is re-read
  * from the topic's beginning. Records and their positions are written in one transaction: the batches a fetch brings,
  * up to 5,000 records, together (a commit and a roll-up of the endpoints' buckets cost the same for a few hundred
- * records as for thousands). A write that fails is tried again; one that keeps failing stops the feed (the console
- * reports not ready), and a restart reads on from the positions stored.
+ * records as for thousands). A write that fails is tried again for about a minute; one that keeps failing stops the
+ * feed (the console reports not ready), and a restart reads on from the positions stored.
  *
  * Two feeds fill the history: the delivery log's attempts (HistoryFeed, which also tells a waiting Test its result)
  * and the first command of each delivery from the pools' command topics (CommandFeed: the event a resend needs).
@@ -24,6 +24,8 @@ export interface FeedOptions {
   store: HistoryStore;
   groupPrefix: string;
   logger: Logger;
+  /** How long to wait before each new try of a write that failed; past the last, the feed gives up. */
+  writeRetryDelaysMs?: readonly number[];
 }
 
 interface TopicFeedSpec<T> {
@@ -37,8 +39,8 @@ interface TopicFeedSpec<T> {
 
 /** Records written in one transaction at most; fewer when the fetches bring fewer. */
 const GROUP_RECORDS = 5000;
-/** Tries of a write before the feed gives up, one second more apart each time. */
-const WRITE_ATTEMPTS = 3;
+/** A write that fails is tried again for about a minute (a database restarting, a failover) before the feed gives up. */
+const WRITE_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000, 30_000];
 
 const matches = (topics: string | RegExp, topic: string) => (typeof topics === 'string' ? topics === topic : topics.test(topic));
 
@@ -168,6 +170,7 @@ class TopicFeed<T> {
     const { logger } = this.#options;
     const { name } = this.#spec;
     const segments = pending.map(({ segment }) => segment);
+    const delays = this.#options.writeRetryDelaysMs ?? WRITE_RETRY_DELAYS_MS;
     for (let attempt = 1; !this.#failed; attempt += 1) {
       try {
         await this.#spec.write(segments);
@@ -178,14 +181,15 @@ class TopicFeed<T> {
         }
         return;
       } catch (error) {
-        if (attempt >= WRITE_ATTEMPTS) {
+        const delay = delays[attempt - 1];
+        if (delay === undefined) {
           this.#failed = error as Error;
           logger.error({ err: error }, `the history could not store the ${name}; it stops reading it and the console reports not ready (a restart reads on from what was stored)`);
           await this.#consumer.disconnect().catch(() => undefined);
           return;
         }
         logger.warn({ err: error, attempt }, `the history could not store the ${name}; trying again`);
-        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+        await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   }

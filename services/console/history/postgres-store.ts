@@ -85,7 +85,8 @@ export class PostgresHistoryStore implements HistoryStore {
     this.#now = now;
     this.#url = url;
     // BIGINT columns come back as strings by default: every one here is a millisecond time or an offset, well inside 2^53.
-    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as never } });
+    // Eight connections: the feeder keeps one for its lock, and its two feeds and retention write while pages read.
+    this.#pool = new pg.Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 5000, types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as never } });
     this.#pool.on('error', () => undefined); // an idle client's error; the next query reconnects and reports its own
     this.#ready = this.#migrate();
     this.#ready.catch(() => undefined);
@@ -123,10 +124,23 @@ export class PostgresHistoryStore implements HistoryStore {
     if (this.#vacuuming || this.#rowsSinceVacuum < Math.max(MIN_ROWS_TO_VACUUM, this.#vacuumedRows)) return;
     const rows = this.#vacuumedRows + this.#rowsSinceVacuum;
     this.#rowsSinceVacuum = 0;
-    this.#vacuuming = this.#pool.query('VACUUM (ANALYZE) attempts').then(
+    // On a connection of its own, so the feed's writes and the pages' queries never wait for one behind it, and
+    // skipped if autovacuum (or another console) holds the table for the same work.
+    this.#vacuuming = this.#aside('VACUUM (ANALYZE, SKIP_LOCKED) attempts').then(
       () => (this.#vacuumedRows = rows),
       () => undefined, // autovacuum will get to it; the next doubling tries again
     ).finally(() => (this.#vacuuming = undefined));
+  }
+
+  /** `sql` on a connection of its own, outside the pool, closed after. */
+  async #aside(sql: string): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000 });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
   }
 
   /** `work` in a transaction of its own client: committed when it returns, rolled back when it throws or says so. */
