@@ -170,21 +170,6 @@ export const windowStart = (window: EndpointWindow, now: number): number => {
   return (Math.floor(now / span) - buckets + 1) * span;
 };
 
-/** Per URL, a window's figures from its buckets. */
-export function windowStats(buckets: Iterable<Bucket>): Map<string, WindowStats> {
-  const sums = new Map<string, { sent: number; delivered: number; latencies: Histogram }>();
-  for (const bucket of buckets) {
-    const sum = sums.get(bucket.url) ?? { sent: 0, delivered: 0, latencies: emptyHistogram() };
-    sum.sent += bucket.sent;
-    sum.delivered += bucket.delivered;
-    mergeHistograms(sum.latencies, bucket.latencies);
-    sums.set(bucket.url, sum);
-  }
-  return new Map([...sums].map(([url, { sent, delivered, latencies }]) => [url, {
-    sent, delivered, successRate: sent ? delivered / sent : null, p50Ms: percentileOf(latencies, 0.5), p95Ms: percentileOf(latencies, 0.95),
-  }]));
-}
-
 export const NO_ATTEMPTS: WindowStats = { sent: 0, delivered: 0, successRate: null, p50Ms: null, p95Ms: null };
 
 /** An endpoint as the history knows it: its state and each window's figures. */
@@ -200,16 +185,37 @@ export function bucketsToRead(now: number): Array<{ span: number; since: number 
   return [...since].map(([span, start]) => ({ span, since: start }));
 }
 
-/** Every endpoint's figures at `now`, from their states and the buckets bucketsToRead(now) names. */
-export function endpointFigures(states: Iterable<EndpointState>, buckets: Bucket[], now: number): EndpointFigures[] {
-  const windows = Object.keys(ENDPOINT_WINDOWS) as EndpointWindow[];
-  const stats = new Map(windows.map((window) => {
-    const { span } = ENDPOINT_WINDOWS[window];
-    const start = windowStart(window, now);
-    return [window, windowStats(buckets.filter((bucket) => bucket.span === span && bucket.start >= start))];
-  }));
+/**
+ * Every endpoint's figures at `now`, from their states and the buckets bucketsToRead(now) names: one pass that adds
+ * each bucket into every window reading it (the view's thousands of buckets, read at each look).
+ */
+export function endpointFigures(states: Iterable<EndpointState>, buckets: Iterable<Bucket>, now: number): EndpointFigures[] {
+  const windows = (Object.keys(ENDPOINT_WINDOWS) as EndpointWindow[]).map((name) => ({ name, span: ENDPOINT_WINDOWS[name].span, start: windowStart(name, now), sums: new Map<string, Sum>() }));
+  for (const bucket of buckets) {
+    for (const window of windows) {
+      if (bucket.span !== window.span || bucket.start < window.start) continue;
+      let sum = window.sums.get(bucket.url);
+      if (!sum) window.sums.set(bucket.url, (sum = { sent: 0, delivered: 0, latencies: emptyHistogram() }));
+      sum.sent += bucket.sent;
+      sum.delivered += bucket.delivered;
+      mergeHistograms(sum.latencies, bucket.latencies);
+    }
+  }
   return [...states].map((state) => ({
     ...state,
-    windows: Object.fromEntries(windows.map((window) => [window, stats.get(window)!.get(state.url) ?? NO_ATTEMPTS])) as Record<EndpointWindow, WindowStats>,
+    windows: Object.fromEntries(windows.map(({ name, sums }) => {
+      const sum = sums.get(state.url);
+      return [name, sum ? statsOf(sum) : NO_ATTEMPTS];
+    })) as Record<EndpointWindow, WindowStats>,
   }));
 }
+
+interface Sum {
+  sent: number;
+  delivered: number;
+  latencies: Histogram;
+}
+
+const statsOf = ({ sent, delivered, latencies }: Sum): WindowStats => ({
+  sent, delivered, successRate: sent ? delivered / sent : null, p50Ms: percentileOf(latencies, 0.5), p95Ms: percentileOf(latencies, 0.95),
+});

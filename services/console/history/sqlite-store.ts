@@ -226,10 +226,16 @@ export class SqliteHistoryStore implements HistoryStore {
 
   async endpoints(now: number): Promise<EndpointFigures[]> {
     const states = (this.#statement('SELECT state FROM endpoints ORDER BY url').all() as Array<{ state: string }>).map((row) => JSON.parse(row.state) as EndpointState);
-    const read = this.#statement('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
-    const buckets = bucketsToRead(now).flatMap(({ span, since }) => read.all(span, since) as unknown as Bucket[]);
-    // Each row's bytes read in place as its histogram.
-    for (const bucket of buckets) bucket.latencies = histogramOf(bucket.latencies as unknown as Uint8Array);
+    // Rows as arrays, made into buckets of one shape: node:sqlite's row objects (null prototype, one per row) are
+    // slow to read, and the view reads thousands (endpoints p50 34 → 9 ms with sixty endpoints' buckets).
+    const read = this.#statement('SELECT url, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = ? AND start >= ?');
+    read.setReturnArrays(true);
+    const buckets: Bucket[] = [];
+    for (const { span, since } of bucketsToRead(now)) {
+      for (const [url, start, sent, delivered, latencies] of read.all(span, since) as unknown as Array<[string, number, number, number, Uint8Array]>) {
+        buckets.push({ url, span, start, sent, delivered, latencies: histogramOf(latencies) });
+      }
+    }
     return endpointFigures(states, buckets, now);
   }
 
