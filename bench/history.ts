@@ -25,6 +25,7 @@ import { progressLine } from '../services/common/progress.ts';
 import { registryConnection, SchemaRegistryClient } from '../services/common/registry.ts';
 import { prepareCluster } from '../services/common/setup.ts';
 import { topicNames } from '../services/common/topics.ts';
+import { CONSOLE_NODE_FLAGS } from '../services/console/node-flags.ts';
 import { freePort } from '../stack/ports.ts';
 import { startPostgres, type Postgres } from '../stack/postgres.ts';
 import { benchCluster, percentile, ProcessMeter, progress, removeRun, serviceEnv, writeResults } from './support.ts';
@@ -120,7 +121,7 @@ interface ConsoleProcess {
 
 async function startConsole(env: NodeJS.ProcessEnv): Promise<ConsoleProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../services/console/main.ts', import.meta.url))], {
+  const child = spawn(process.execPath, [...CONSOLE_NODE_FLAGS, fileURLToPath(new URL('../services/console/main.ts', import.meta.url))], {
     env: { ...serviceEnv(cluster), CONSOLE_HTTP_PORT: String(port), CONSOLE_TOKEN: TOKEN, CONSOLE_GROUP_ID: `${cluster.TOPIC_PREFIX}console`, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -10,6 +10,7 @@ import { orExit, orExitAsync, parseCommandLine } from '../services/common/cli.ts
 import { baseSettings, duration, integer, loadConfig } from '../services/common/config.ts';
 import { createLogger, logRelay } from '../services/common/logger.ts';
 import { prepareCluster } from '../services/common/setup.ts';
+import { CONSOLE_NODE_FLAGS } from '../services/console/node-flags.ts';
 import { externalEndpoints, stackSettings, stackUp } from '../stack/index.ts';
 import { DEMO_POOL, startDemo, type Demo } from './demo.ts';
 import { Supervisor } from './supervisor.ts';
@@ -54,7 +55,7 @@ say('topics created and contracts registered');
 const supervisor = new Supervisor((line) => log.warn(line), logRelay(logging.LOG_FORMAT));
 supervisor.start({ name: 'matcher', script: script('../services/matcher/main.ts'), env });
 supervisor.start({ name: 'dispatcher', script: script('../services/dispatcher/main.ts'), env });
-supervisor.start({ name: 'console', script: script('../services/console/main.ts'), env });
+supervisor.start({ name: 'console', script: script('../services/console/main.ts'), nodeArgs: CONSOLE_NODE_FLAGS, env });
 let demoRun: Demo | undefined;
 if (demo) {
   // The demo pool alone may dial loopback: the default pool keeps the SSRF guard's public-only policy.

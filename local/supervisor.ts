@@ -11,6 +11,8 @@ export interface ChildSpec {
   name: string;
   script: string;
   args?: string[];
+  /** Flags for the child's Node, before its script. */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -42,7 +44,7 @@ export class Supervisor {
   #spawn(running: Running): void {
     const { spec } = running;
     running.startedAt = Date.now();
-    const child = spawn(process.execPath, [spec.script, ...(spec.args ?? [])], { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...(spec.args ?? [])], { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     running.child = child;
     createInterface({ input: child.stdout! }).on('line', (line) => this.#relay(spec.name, line));
     createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`[${spec.name}] ${line}\n`));

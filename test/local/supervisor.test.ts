@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Supervisor } from '../../local/supervisor.ts';
+import { CONSOLE_NODE_FLAGS } from '../../services/console/node-flags.ts';
 
 describe('supervisor', () => {
   it('restarts a child that crashes, with backoff, and stops the one that runs', { timeout: 30_000 }, async () => {
@@ -26,5 +27,18 @@ describe('supervisor', () => {
     expect(said.some((line) => line.startsWith('runner exited'))).toBe(false);
     // Each child's stdout lines reach the relay under the child's name.
     expect(relayed).toEqual(['runner: running', 'runner: clean exit']);
+  });
+
+  it("runs a child's Node with the flags its spec gives (the console's bounded young generation)", { timeout: 15_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'supervisor-'));
+    const reporter = join(dir, 'reporter.mjs');
+    await writeFile(reporter, `console.log(JSON.stringify({ execArgv: process.execArgv, args: process.argv.slice(2) })); setInterval(() => {}, 1000);\n`);
+    const relayed: string[] = [];
+    const supervisor = new Supervisor(() => undefined, (_, line) => relayed.push(line));
+    supervisor.start({ name: 'reporter', script: reporter, nodeArgs: CONSOLE_NODE_FLAGS, args: ['--its-own'] });
+    const deadline = Date.now() + 10_000;
+    while (relayed.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await supervisor.stop(5000);
+    expect(JSON.parse(relayed[0]!)).toEqual({ execArgv: ['--max-semi-space-size=8'], args: ['--its-own'] });
   });
 });
