@@ -3,9 +3,10 @@
  * (`--attempts`) spread over the last 7 days go onto the delivery-log topic, then into a console process on each
  * backend (`--backend sqlite|postgres|both`; PostgreSQL is Debian's, started here with fsync on), which stores them
  * as it would in production. Measured per backend: ingest rate (attempts/s from the console's start to the last one
- * stored), p99 of every query the logs page, the endpoint view and the overview make (through the console's API),
- * right after the load and again once the backend's own upkeep after it has ended (PostgreSQL's autovacuum), how long a restarted console takes to be ready with the full history, the console's peak RSS over all of it, and
- * disk bytes per attempt. Goals: ingest ≥ 3 × the sustained deliveries/s of `npm run bench` on the same machine (read
+ * stored), p99 of every query the logs page, the endpoint view and the overview make (through the console's API)
+ * right after the load and again once the backend's own upkeep after it has ended (PostgreSQL's autovacuum), how long
+ * a restarted console takes to be ready with the full history, the console's peak RSS over all of it, and disk bytes
+ * per attempt. Goals: ingest ≥ 3 × the sustained deliveries/s of `npm run bench` on the same machine (read
  * from its bench/results/e2e.json), every query p99 ≤ 50 ms, ready ≤ 5 s after a restart, peak RSS ≤ 300 MB.
  * Writes bench/results/history.json.
  */

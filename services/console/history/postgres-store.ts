@@ -79,8 +79,10 @@ export class PostgresHistoryStore implements HistoryStore {
   #lockHolder: pg.PoolClient | undefined;
   #layoutChanged = false;
 
-  /** Connects (lazily: the first call says if the database cannot be reached) and creates the tables it needs. */
-  /** `now`: the clock that decides which endpoint buckets are still worth writing (tests set it). */
+  /**
+   * Connects (lazily: the first call says if the database cannot be reached) and creates the tables it needs. `now`:
+   * the clock that decides which endpoint buckets are still worth writing (tests set it).
+   */
   constructor(url: string, { now = Date.now }: { now?: () => number } = {}) {
     this.#now = now;
     this.#url = url;
