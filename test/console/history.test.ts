@@ -18,7 +18,7 @@ import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { PostgresHistoryStore } from '../../services/console/history/postgres-store.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
-import { HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
+import { cursor, HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { freePort } from '../../stack/ports.ts';
 import { startPostgres, type Postgres } from '../../stack/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
@@ -77,6 +77,14 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
     expect((await store.query({ statusClass: '5xx' })).count).toBe(50);
     expect((await store.query({ statusClass: '2xx', outcome: 'failed' })).count).toBe(0);
     expect((await store.query({ ruleId: 'rule-1', url: 'http://127.0.0.1:9/hook-1' })).count).toBe(42);
+    // A rule's or an endpoint's attempts, failed and delivered, newest first over pages (one range per outcome, merged).
+    const newestOf = (keep: (index: number) => boolean) => Array.from({ length: 250 }, (_, index) => 249 - index).filter(keep).map((index) => attempt(index).deliveryId);
+    for (const [filter, keep] of [[{ ruleId: 'rule-1' }, (index: number) => index % 3 === 1], [{ url: 'http://127.0.0.1:9/hook-1' }, (index: number) => index % 2 === 1]] as const) {
+      const firstPage = await store.query({ ...filter, limit: 50 });
+      const secondPage = await store.query({ ...filter, limit: 100, cursor: firstPage.next! });
+      expect([...firstPage.entries, ...secondPage.entries].map((entry) => entry.deliveryId)).toEqual(newestOf(keep));
+      expect(secondPage.next).toBeNull();
+    }
     expect((await store.query({ since: T0 + 10_000, until: T0 + 19_000 })).count).toBe(10);
     expect((await store.query({ eventType: 'task_failed' })).count).toBe(0);
     await expect(store.query({ cursor: 'not-a-cursor' })).rejects.toThrow(HistoryQueryError);
@@ -106,15 +114,25 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
     expect(await store.deliveries({ ruleId: 'rule-1' }, 3)).toHaveLength(3);
   });
 
-  it('a prefix matching tens of thousands of events pages newest first (their keys sorted from the event index)', async () => {
+  it('a prefix matching tens of thousands of events pages newest first, hour by hour across the gaps between them', async () => {
     const many = 20_500;
-    await store.append([{ records: Array.from({ length: many }, (_, index) => attempt(1000 + index, { eventId: `evt-many-${index}`, request: null, attemptedAt: T0 + 1_000_000 + index })), position: position('log', 2, String(many)) }]);
+    // One every two seconds, over eleven hours and more, with two hours of none after the first 12,000.
+    const at = (index: number) => T0 + 1_000_000 + index * 2000 + (index >= 12_000 ? 2 * 3_600_000 : 0);
+    const ids = (from: number, length: number) => Array.from({ length }, (_, index) => `evt-many-${from - index}`);
+    await store.append([{ records: Array.from({ length: many }, (_, index) => attempt(1000 + index, { eventId: `evt-many-${index}`, request: null, attemptedAt: at(index) })), position: position('log', 2, String(many)) }]);
     const first = await store.query({ eventIdPrefix: 'evt-many-', limit: 100 });
     expect(first).toMatchObject({ count: many, countCapped: false });
-    expect(first.entries.map((entry) => entry.eventId)).toEqual(Array.from({ length: 100 }, (_, index) => `evt-many-${many - 1 - index}`));
+    expect(first.entries.map((entry) => entry.eventId)).toEqual(ids(many - 1, 100));
     const second = await store.query({ eventIdPrefix: 'evt-many-', limit: 100, cursor: first.next! });
-    expect(second.entries[0]!.eventId).toBe(`evt-many-${many - 101}`);
-    // A rarer prefix among them.
+    expect(second.entries.map((entry) => entry.eventId)).toEqual(ids(many - 101, 100));
+    // A page over the empty hours, and the next one from its cursor.
+    const across = await store.query({ eventIdPrefix: 'evt-many-', limit: 100, until: at(12_049) });
+    expect(across.entries.map((entry) => entry.eventId)).toEqual(ids(12_049, 100));
+    expect((await store.query({ eventIdPrefix: 'evt-many-', limit: 100, until: at(12_049), cursor: across.next! })).entries.map((entry) => entry.eventId)).toEqual(ids(11_949, 100));
+    // The walk stops at `since`: the last page holds what is left above it, and says it is the last.
+    const last = await store.query({ eventIdPrefix: 'evt-many-', limit: 100, since: at(10_000), cursor: cursor.encode(at(10_030), 0) });
+    expect([last.entries.map((entry) => entry.eventId), last.next]).toEqual([ids(10_029, 30), null]);
+    // A rarer prefix among them, its few keys sorted.
     expect((await store.query({ eventIdPrefix: 'evt-many-1999', limit: 100 })).entries.map((entry) => entry.eventId)).toEqual([...Array.from({ length: 10 }, (_, index) => `evt-many-1999${9 - index}`), 'evt-many-1999']);
   });
 });

@@ -7,14 +7,15 @@
 import pg from 'pg';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
-const LAYOUT = 5;
+const LAYOUT = 6;
 // event_id in the C collation: byte order, so a prefix is an index range.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
     sequence BIGSERIAL PRIMARY KEY,
     attempted_at BIGINT NOT NULL,
+    hour INTEGER NOT NULL,
     delivery_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     rule_id TEXT NOT NULL,
@@ -50,11 +51,16 @@ const FEED_LOCK = 0x77686b68; // "whkh"
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
 
+/** SQL written with `?` placeholders (the backends' shared SQL) in PostgreSQL's numbered ones. */
+function numbered(sql: string): string {
+  let index = 0;
+  return sql.replace(/\?/g, () => `$${(index += 1)}`);
+}
+
 /** A query's conditions in PostgreSQL's numbered placeholders, its values first in `values`. */
 function filters(query: HistoryQuery): { where: string; values: unknown[] } {
   const { where, values } = conditions(query);
-  let index = 0;
-  return { where: where.replace(/\?/g, () => `$${(index += 1)}`), values: [...values] };
+  return { where: numbered(where), values: [...values] };
 }
 
 type StoredBucket = Omit<Bucket, 'latencies'> & { latencies: Buffer };
@@ -226,11 +232,11 @@ export class PostgresHistoryStore implements HistoryStore {
         const rows = attempts.slice(start, start + 1000).map((entry) => {
           const encoded = toBinary(contracts.deliveryLog, entry);
           bytes += encoded.length + ROW_OVERHEAD_BYTES;
-          const row = [entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+          const row = [entry.attemptedAt, hourOf(entry.attemptedAt), entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
             entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, encoded];
           return `(${row.map((value) => `$${values.push(value)}`).join(', ')})`;
         });
-        await client.query(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry) VALUES ${rows.join(', ')}`, values);
+        await client.query(`INSERT INTO attempts (attempted_at, hour, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry) VALUES ${rows.join(', ')}`, values);
       }
       await this.#rollUp(client, attempts);
       await client.query("UPDATE totals SET value = value + CASE name WHEN 'bytes' THEN $1::bigint ELSE $2::bigint END", [bytes, attempts.length]);
@@ -279,20 +285,28 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async query(query: HistoryQuery): Promise<HistoryPage> {
-    const { where, values } = filters(query);
+    const { where, values } = conditions(query);
     const limit = query.limit ?? 200;
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
-    const [counted] = where ? await this.#query<{ count: number }>(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT $${values.length + 1}) AS matched`, [...values, COUNT_LIMIT])
+    const [counted] = where ? await this.#query<{ count: number }>(numbered(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?) AS matched`), [...values, COUNT_LIMIT])
       : await this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
-    const pageValues = [...values];
-    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < ($${pageValues.push(after.attemptedAt)}, $${pageValues.push(after.sequence)})` : where;
-    // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts. A prefix's
-    // keys come from the event index whatever the planner guesses: it reckons a prefix's matches spread over time and
-    // reads the time index backwards for the first hundred, but ids that follow time put them together, maybe far
-    // back (evt-qa-1… at a million attempts: 800,000 newer rows read, 318 ms, where sorting its 37,000 keys takes 8).
-    const newestFirst = query.eventIdPrefix ? '(attempted_at + 0) DESC, sequence DESC' : 'attempted_at DESC, sequence DESC';
-    const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(`SELECT sequence, attempted_at, entry FROM attempts
-      WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY ${newestFirst} LIMIT $${pageValues.push(limit + 1)}) ORDER BY attempted_at DESC, sequence DESC`, pageValues);
+    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
+    const pagedValues = [...values, ...(after ? [after.attemptedAt, after.sequence] : [])];
+    const walk = query.eventIdPrefix && counted!.count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, await this.#bounds()) : undefined;
+    // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts. A prefix
+    // matching many walks the hours, newest first: the nested loop reads them in generate_series's order and stops
+    // at the limit, so the hours after the page's are never read. A rarer prefix's keys come from the event index
+    // whatever the planner guesses: it reckons a prefix's matches spread over time and reads the time index backwards
+    // for the first hundred, but ids that follow time put them together, maybe far back (evt-qa-1… at a million
+    // attempts: 800,000 newer rows read, 318 ms, where sorting its 37,000 keys takes 8).
+    const keys = walk
+      ? { sql: `SELECT k.sequence FROM generate_series(?::int, ?::int, -1) AS h (hour)
+          CROSS JOIN LATERAL (SELECT sequence FROM attempts ${paged} AND hour = h.hour ORDER BY attempted_at DESC, sequence DESC LIMIT ?) AS k LIMIT ?`,
+        values: [walk.from, walk.to, ...pagedValues, limit + 1, limit + 1] }
+      : query.eventIdPrefix ? { sql: `SELECT sequence FROM attempts ${paged} ORDER BY (attempted_at + 0) DESC, sequence DESC LIMIT ?`, values: [...pagedValues, limit + 1] }
+        : newestKeys(query, paged, pagedValues, limit + 1);
+    const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(numbered(`SELECT sequence, attempted_at, entry FROM attempts
+      WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`), keys.values);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
@@ -323,12 +337,19 @@ export class PostgresHistoryStore implements HistoryStore {
     return rows.map((row) => ({ ruleId: row.rule_id, ruleName: row.rule_name, url: row.url, outcome: row.outcome, latencyMs: row.latency_ms, attemptedAt: row.attempted_at }));
   }
 
+  /** The times of the oldest and the newest attempt held (each one end of the time index). */
+  async #bounds(): Promise<{ oldestAt: number | null; newestAt: number | null }> {
+    const [row] = await this.#query<{ oldestAt: number | null; newestAt: number | null }>('SELECT min(attempted_at) AS "oldestAt", max(attempted_at) AS "newestAt" FROM attempts');
+    return row!;
+  }
+
   async holds(): Promise<HistoryHolds> {
-    const [[counts], [sizes]] = await Promise.all([
-      this.#query<{ attempts: number; oldest: number | null; newest: number | null }>("SELECT (SELECT value FROM totals WHERE name = 'attempts') AS attempts, min(attempted_at) AS oldest, max(attempted_at) AS newest FROM attempts"),
-      this.#query<{ bytes: number; used: number }>(`SELECT (SELECT sum(pg_total_relation_size(to_regclass(name)))::bigint FROM unnest($1::text[]) AS name) AS bytes, (SELECT value FROM totals WHERE name = 'bytes') AS used`, [TABLES]),
+    const [bounds, [sizes]] = await Promise.all([
+      this.#bounds(),
+      this.#query<{ attempts: number; bytes: number; used: number }>(`SELECT (SELECT value FROM totals WHERE name = 'attempts') AS attempts,
+        (SELECT sum(pg_total_relation_size(to_regclass(name)))::bigint FROM unnest($1::text[]) AS name) AS bytes, (SELECT value FROM totals WHERE name = 'bytes') AS used`, [TABLES]),
     ]);
-    return { attempts: counts!.attempts, oldestAt: counts!.oldest, newestAt: counts!.newest, bytes: sizes!.bytes, usedBytes: sizes!.used };
+    return { attempts: sizes!.attempts, ...bounds, bytes: sizes!.bytes, usedBytes: sizes!.used };
   }
 
   async endpoints(now: number): Promise<EndpointFigures[]> {

@@ -8,12 +8,13 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
     sequence INTEGER PRIMARY KEY,
     attempted_at INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
     delivery_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     rule_id TEXT NOT NULL,
@@ -49,7 +50,7 @@ const SCHEMA = `
  * The layout SCHEMA creates. A file of another layout is emptied and filled again from the delivery-log topic: the
  * history is the topic's projection, and its topic holds what the file's retention would keep of it.
  */
-const LAYOUT = 5;
+const LAYOUT = 6;
 
 
 const type = contracts.deliveryLog.type;
@@ -77,7 +78,7 @@ export class SqliteHistoryStore implements HistoryStore {
       // Exclusive: the lock is taken by the first write below and kept until close.
       // auto_vacuum before the first table: it lets retention give deleted pages back to the file system.
       // Checkpoints every 256 MB of WAL instead of 4 MB: each copies the pages changed since the last one into the file,
-      // and the ten indexes change the same pages again and again, so rarer checkpoints copy each far fewer times
+      // and the nine indexes change the same pages again and again, so rarer checkpoints copy each far fewer times
       // (storing a million attempts: 13,500 → 20,700 a second; the longest commit, one that checkpoints, 290 ms).
       this.#db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 65536;');
       this.#migrate();
@@ -86,8 +87,8 @@ export class SqliteHistoryStore implements HistoryStore {
       if ((error as { errcode?: number }).errcode !== 5) throw error; // SQLITE_BUSY
       throw new Error(`${file} is in use by another console: give each console its own CONSOLE_DATA_DIR`, { cause: error });
     }
-    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#insert = this.#db.prepare(`INSERT INTO attempts (attempted_at, hour, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#position = this.#db.prepare('INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset');
   }
 
@@ -150,7 +151,7 @@ export class SqliteHistoryStore implements HistoryStore {
     const attempts = segments.flatMap((segment) => segment.records);
     this.#transaction(segments, () => {
       for (const entry of attempts) {
-        this.#insert.run(entry.attemptedAt, entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+        this.#insert.run(entry.attemptedAt, hourOf(entry.attemptedAt), entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
           entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, toBinary(contracts.deliveryLog, entry));
       }
       this.#rollUp(attempts);
@@ -183,10 +184,13 @@ export class SqliteHistoryStore implements HistoryStore {
     const limit = query.limit ?? 200;
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
+    const pagedValues = [...values, ...(after ? [after.attemptedAt, after.sequence] : [])];
     const count = where ? (this.#statement(`SELECT count(*) AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?)`).get(...values, COUNT_LIMIT) as { count: number }).count : this.#attempts();
-    // The page's keys first (from the index alone, so a sort handles keys, not bodies), then its attempts.
-    const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (SELECT sequence FROM attempts ${paged} ORDER BY attempted_at DESC, sequence DESC LIMIT ?)
-      ORDER BY attempted_at DESC, sequence DESC`).all(...values, ...(after ? [after.attemptedAt, after.sequence] : []), limit + 1) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
+    const walk = query.eventIdPrefix && count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, this.#bounds()) : undefined;
+    // The page's keys first (from an index alone, so a sort handles keys, not bodies), then its attempts.
+    const keys = walk ? { sql: 'SELECT value FROM json_each(?)', values: [JSON.stringify(this.#walkHours(paged, pagedValues, walk, limit + 1))] } : newestKeys(query, paged, pagedValues, limit + 1);
+    const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`)
+      .all(...keys.values) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
@@ -195,6 +199,23 @@ export class SqliteHistoryStore implements HistoryStore {
       countCapped: count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
+  }
+
+  /** The newest `wanted` keys `paged` matches, an hour at a time from the newest hour of `hours` down (PREFIX_WALK_FROM). */
+  #walkHours(paged: string, values: Array<string | number>, hours: { from: number; to: number }, wanted: number): number[] {
+    const inHour = this.#statement(`SELECT sequence FROM attempts ${paged} AND hour = ? ORDER BY attempted_at DESC, sequence DESC LIMIT ?`);
+    inHour.setReturnArrays(true);
+    const keys: number[] = [];
+    for (let hour = hours.from; hour >= hours.to && keys.length < wanted; hour -= 1) {
+      for (const [sequence] of inHour.all(...values, hour, wanted - keys.length) as unknown as Array<[number]>) keys.push(sequence);
+    }
+    return keys;
+  }
+
+  /** The times of the oldest and the newest attempt held, each read from one end of the time index. */
+  #bounds(): { oldestAt: number | null; newestAt: number | null } {
+    const value = (sql: string) => (this.#statement(sql).get() as { value: number | null }).value;
+    return { oldestAt: value('SELECT min(attempted_at) AS value FROM attempts'), newestAt: value('SELECT max(attempted_at) AS value FROM attempts') };
   }
 
   async deliveries(query: HistoryQuery, limit: number): Promise<DeliveryState[]> {
@@ -257,9 +278,7 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async holds(): Promise<HistoryHolds> {
-    // Apart, so that min and max each read one end of the time index.
-    const value = (sql: string) => (this.#statement(sql).get() as { value: number | null }).value;
-    const row = { attempts: this.#attempts(), oldestAt: value('SELECT min(attempted_at) AS value FROM attempts'), newestAt: value('SELECT max(attempted_at) AS value FROM attempts') };
+    const row = { attempts: this.#attempts(), ...this.#bounds() };
     let bytes = 0;
     for (const suffix of ['', '-wal']) {
       try {
@@ -294,7 +313,7 @@ export class SqliteHistoryStore implements HistoryStore {
     }
     this.#count(-Number(changes));
     // A command goes with the last attempts of its delivery: kept while an attempt from its time is.
-    const oldest = (this.#statement('SELECT min(attempted_at) AS value FROM attempts').get() as { value: number | null }).value ?? Number.MAX_SAFE_INTEGER;
+    const oldest = this.#bounds().oldestAt ?? Number.MAX_SAFE_INTEGER;
     const commands = this.#statement('DELETE FROM commands WHERE delivery_id IN (SELECT delivery_id FROM commands WHERE created_at < ? ORDER BY created_at LIMIT ?)').run(Math.min(before, oldest), rows).changes;
     return Number(changes) + Number(commands);
   }
