@@ -207,7 +207,8 @@ describe('endpoint figures', () => {
   it('leaves out the buckets no window reads any more: a history catching up on a week writes no minute buckets of days ago', () => {
     const now = T0 + 7 * 24 * 3_600_000;
     const spans = (attemptedAt: number) => rollUp([attempt(1, { url: hook, attemptedAt })], now).buckets.map((bucket) => bucket.span).sort((a, b) => a - b);
-    expect(spans(now - 60_000)).toEqual([60_000, 3_600_000, 86_400_000]);
+    expect(spans(now - 60_000)).toEqual([60_000, 300_000, 3_600_000, 86_400_000]);
+    expect(spans(now - 30 * 60_000)).toEqual([300_000, 3_600_000, 86_400_000]);
     expect(spans(now - 2 * 3_600_000)).toEqual([3_600_000, 86_400_000]);
     expect(spans(now - 2 * 24 * 3_600_000)).toEqual([86_400_000]);
     expect(spans(now - 9 * 24 * 3_600_000)).toEqual([]);
