@@ -39,6 +39,6 @@ describe('supervisor', () => {
     const deadline = Date.now() + 10_000;
     while (relayed.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     await supervisor.stop(5000);
-    expect(JSON.parse(relayed[0]!)).toEqual({ execArgv: ['--max-semi-space-size=8'], args: ['--its-own'] });
+    expect(JSON.parse(relayed[0]!)).toEqual({ execArgv: ['--max-semi-space-size=8', '--heap-growing-percent=20'], args: ['--its-own'] });
   });
 });
