@@ -155,8 +155,8 @@ export const routeSchemas = {
     },
     response: { 200: json({ type: 'object', properties: {
       history: ref('History'), entries: { type: 'array', items: ref('Attempt') },
-      count: { type: 'integer', description: 'Attempts matching the filters in the whole history, counted up to 100,000' },
-      countCapped: { type: 'boolean', description: 'More match than `count`: the count stopped at 100,000 (the unfiltered count is always exact)' },
+      count: { type: 'integer', description: 'Attempts matching the filters in the whole history, counted up to 10,000' },
+      countCapped: { type: 'boolean', description: 'More match than `count`: the count stopped at 10,000 (the unfiltered count is always exact)' },
       next: nullable({ type: 'string', description: 'The cursor of the next (older) page; null on the last one' }),
     } }), 400: error('A query parameter out of its range'), ...denied },
   }),

@@ -18,7 +18,7 @@ import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { PostgresHistoryStore } from '../../services/console/history/postgres-store.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
-import { cursor, HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
+import { COUNT_LIMIT, cursor, HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { freePort } from '../../stack/ports.ts';
 import { startPostgres, type Postgres } from '../../stack/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
@@ -121,7 +121,11 @@ describe.each(backends)('history store ($backend)', ({ open }) => {
     const ids = (from: number, length: number) => Array.from({ length }, (_, index) => `evt-many-${from - index}`);
     await store.append([{ records: Array.from({ length: many }, (_, index) => attempt(1000 + index, { eventId: `evt-many-${index}`, request: null, attemptedAt: at(index) })), position: position('log', 2, String(many)) }]);
     const first = await store.query({ eventIdPrefix: 'evt-many-', limit: 100 });
-    expect(first).toMatchObject({ count: many, countCapped: false });
+    // Counted to COUNT_LIMIT, past which the page says "more than"; the whole history's count stays exact.
+    expect(first).toMatchObject({ count: COUNT_LIMIT, countCapped: true });
+    const { attempts: held } = await store.holds();
+    expect(held).toBeGreaterThan(COUNT_LIMIT);
+    expect(await store.query({ limit: 1 })).toMatchObject({ count: held, countCapped: false });
     expect(first.entries.map((entry) => entry.eventId)).toEqual(ids(many - 1, 100));
     const second = await store.query({ eventIdPrefix: 'evt-many-', limit: 100, cursor: first.next! });
     expect(second.entries.map((entry) => entry.eventId)).toEqual(ids(many - 101, 100));

@@ -311,8 +311,8 @@ export class PostgresHistoryStore implements HistoryStore {
     const last = page.at(-1);
     return {
       entries: page.map((row) => type.fromBuffer(row.entry) as DeliveryLog),
-      count: Math.min(counted!.count, COUNT_LIMIT),
-      countCapped: counted!.count >= COUNT_LIMIT,
+      count: counted!.count,
+      countCapped: where !== '' && counted!.count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
   }

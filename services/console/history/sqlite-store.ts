@@ -195,8 +195,8 @@ export class SqliteHistoryStore implements HistoryStore {
     const last = page.at(-1);
     return {
       entries: page.map((row) => type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog),
-      count: Math.min(count, COUNT_LIMIT),
-      countCapped: count >= COUNT_LIMIT,
+      count,
+      countCapped: where !== '' && count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
   }
