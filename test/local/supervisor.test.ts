@@ -29,7 +29,7 @@ describe('supervisor', () => {
     expect(relayed).toEqual(['runner: running', 'runner: clean exit']);
   });
 
-  it("runs a child's Node with the flags its spec gives (the console's bounded young generation)", { timeout: 15_000 }, async () => {
+  it("runs a child's Node with the flags its spec gives (the console's V8 heap flags)", { timeout: 15_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'supervisor-'));
     const reporter = join(dir, 'reporter.mjs');
     await writeFile(reporter, `console.log(JSON.stringify({ execArgv: process.execArgv, args: process.argv.slice(2) })); setInterval(() => {}, 1000);\n`);

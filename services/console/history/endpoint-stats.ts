@@ -1,7 +1,8 @@
 /**
  * The endpoint view's figures, kept as the history grows rather than computed from weeks of attempts at each look:
  * per target URL, the attempts made and delivered and a latency histogram per minute (for 5 min), per five minutes
- * (1 h), per hour (24 h) and per day (7 d), and since when it has been failing. Pure: the store adds the batches up and keeps the results.
+ * (1 h), per hour (24 h) and per day (7 d), and since when it has been failing. Pure: the store adds the batches up
+ * and keeps the results.
  */
 import type { DeliveryLog } from '../../../schemas/index.ts';
 

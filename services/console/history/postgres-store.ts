@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, paged, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
 const LAYOUT = 6;
 // event_id in the C collation: byte order, so a prefix is an index range.
@@ -290,8 +290,7 @@ export class PostgresHistoryStore implements HistoryStore {
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
     const [counted] = where ? await this.#query<{ count: number }>(numbered(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?) AS matched`), [...values, COUNT_LIMIT])
       : await this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
-    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
-    const pagedValues = [...values, ...(after ? [after.attemptedAt, after.sequence] : [])];
+    const page = paged(where, values, after);
     const walk = query.eventIdPrefix && counted!.count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, await this.#bounds()) : undefined;
     // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts. A prefix
     // matching many walks the hours, newest first: the nested loop reads them in generate_series's order and stops
@@ -301,16 +300,16 @@ export class PostgresHistoryStore implements HistoryStore {
     // attempts: 800,000 newer rows read, 318 ms, where sorting its 37,000 keys takes 8).
     const keys = walk
       ? { sql: `SELECT k.sequence FROM generate_series(?::int, ?::int, -1) AS h (hour)
-          CROSS JOIN LATERAL (SELECT sequence FROM attempts ${paged} AND hour = h.hour ORDER BY attempted_at DESC, sequence DESC LIMIT ?) AS k LIMIT ?`,
-        values: [walk.from, walk.to, ...pagedValues, limit + 1, limit + 1] }
-      : query.eventIdPrefix ? { sql: `SELECT sequence FROM attempts ${paged} ORDER BY (attempted_at + 0) DESC, sequence DESC LIMIT ?`, values: [...pagedValues, limit + 1] }
-        : newestKeys(query, paged, pagedValues, limit + 1);
+          CROSS JOIN LATERAL (SELECT sequence FROM attempts ${page.where} AND hour = h.hour ORDER BY attempted_at DESC, sequence DESC LIMIT ?) AS k LIMIT ?`,
+        values: [walk.from, walk.to, ...page.values, limit + 1, limit + 1] }
+      : query.eventIdPrefix ? { sql: `SELECT sequence FROM attempts ${page.where} ORDER BY (attempted_at + 0) DESC, sequence DESC LIMIT ?`, values: [...page.values, limit + 1] }
+        : newestKeys(query, page.where, page.values, limit + 1);
     const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(numbered(`SELECT sequence, attempted_at, entry FROM attempts
       WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`), keys.values);
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
+    const shown = rows.slice(0, limit);
+    const last = shown.at(-1);
     return {
-      entries: page.map((row) => type.fromBuffer(row.entry) as DeliveryLog),
+      entries: shown.map((row) => type.fromBuffer(row.entry) as DeliveryLog),
       count: counted!.count,
       countCapped: where !== '' && counted!.count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
 import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, paged, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -183,27 +183,26 @@ export class SqliteHistoryStore implements HistoryStore {
     const { where, values } = conditions(query);
     const limit = query.limit ?? 200;
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
-    const paged = after ? `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)` : where;
-    const pagedValues = [...values, ...(after ? [after.attemptedAt, after.sequence] : [])];
+    const page = paged(where, values, after);
     const count = where ? (this.#statement(`SELECT count(*) AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?)`).get(...values, COUNT_LIMIT) as { count: number }).count : this.#attempts();
     const walk = query.eventIdPrefix && count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, this.#bounds()) : undefined;
     // The page's keys first (from an index alone, so a sort handles keys, not bodies), then its attempts.
-    const keys = walk ? { sql: 'SELECT value FROM json_each(?)', values: [JSON.stringify(this.#walkHours(paged, pagedValues, walk, limit + 1))] } : newestKeys(query, paged, pagedValues, limit + 1);
+    const keys = walk ? { sql: 'SELECT value FROM json_each(?)', values: [JSON.stringify(this.#walkHours(page.where, page.values, walk, limit + 1))] } : newestKeys(query, page.where, page.values, limit + 1);
     const rows = this.#statement(`SELECT sequence, attempted_at, entry FROM attempts WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`)
       .all(...keys.values) as Array<{ sequence: number; attempted_at: number; entry: Uint8Array }>;
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
+    const shown = rows.slice(0, limit);
+    const last = shown.at(-1);
     return {
-      entries: page.map((row) => type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog),
+      entries: shown.map((row) => type.fromBuffer(Buffer.from(row.entry)) as DeliveryLog),
       count,
       countCapped: where !== '' && count >= COUNT_LIMIT,
       next: rows.length > limit && last ? cursor.encode(last.attempted_at, last.sequence) : null,
     };
   }
 
-  /** The newest `wanted` keys `paged` matches, an hour at a time from the newest hour of `hours` down (PREFIX_WALK_FROM). */
-  #walkHours(paged: string, values: Array<string | number>, hours: { from: number; to: number }, wanted: number): number[] {
-    const inHour = this.#statement(`SELECT sequence FROM attempts ${paged} AND hour = ? ORDER BY attempted_at DESC, sequence DESC LIMIT ?`);
+  /** The newest `wanted` keys `where` matches, an hour at a time from the newest hour of `hours` down (PREFIX_WALK_FROM). */
+  #walkHours(where: string, values: Array<string | number>, hours: { from: number; to: number }, wanted: number): number[] {
+    const inHour = this.#statement(`SELECT sequence FROM attempts ${where} AND hour = ? ORDER BY attempted_at DESC, sequence DESC LIMIT ?`);
     inHour.setReturnArrays(true);
     const keys: number[] = [];
     for (let hour = hours.from; hour >= hours.to && keys.length < wanted; hour -= 1) {

@@ -152,11 +152,11 @@ export const ATTEMPT_INDEXES = `
 `;
 
 /**
- * The newest `wanted` keys (sequence) `paged` matches, as SQL with `?` placeholders and their values. A rule or an
+ * The newest `wanted` keys (sequence) `where` matches, as SQL with `?` placeholders and their values. A rule or an
  * endpoint without an outcome is read as the newest of each outcome (one range of its index each), merged.
  */
-export function newestKeys(query: HistoryQuery, paged: string, values: ReadonlyArray<string | number>, wanted: number): { sql: string; values: Array<string | number> } {
-  const newest = (outcome?: DeliveryOutcome) => `SELECT sequence${outcome ? ', attempted_at' : ''} FROM attempts ${paged}${outcome ? ` AND outcome = '${outcome}'` : ''} ORDER BY attempted_at DESC, sequence DESC LIMIT ?`;
+export function newestKeys(query: HistoryQuery, where: string, values: ReadonlyArray<string | number>, wanted: number): { sql: string; values: Array<string | number> } {
+  const newest = (outcome?: DeliveryOutcome) => `SELECT sequence${outcome ? ', attempted_at' : ''} FROM attempts ${where}${outcome ? ` AND outcome = '${outcome}'` : ''} ORDER BY attempted_at DESC, sequence DESC LIMIT ?`;
   if (!(query.ruleId || query.url) || query.outcome) return { sql: newest(), values: [...values, wanted] };
   return {
     sql: `SELECT sequence FROM (${DELIVERY_OUTCOMES.map((outcome) => `SELECT * FROM (${newest(outcome)}) AS ${outcome}`).join(' UNION ALL ')}) AS merged
@@ -213,6 +213,15 @@ export function conditions(query: HistoryQuery): { where: string; values: Array<
   if (query.since !== undefined) add('attempted_at >= ?', query.since);
   if (query.until !== undefined) add('attempted_at <= ?', query.until);
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+}
+
+/**
+ * A query's conditions with the cursor's bound added (the attempts older than where the previous page stopped), and
+ * their values: what a page's keys are read with.
+ */
+export function paged(where: string, values: ReadonlyArray<string | number>, after: { attemptedAt: number; sequence: number } | undefined): { where: string; values: Array<string | number> } {
+  if (!after) return { where, values: [...values] };
+  return { where: `${where ? `${where} AND` : 'WHERE'} (attempted_at, sequence) < (?, ?)`, values: [...values, after.attemptedAt, after.sequence] };
 }
 
 /** A page's cursor: the sort key (attemptedAt, then the store's own sequence) of the last attempt it showed. */
