@@ -11,7 +11,8 @@ import { prepareCluster } from '../../services/common/setup.ts';
 import { topicNames } from '../../services/common/topics.ts';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { emptyHistogram, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
+import { applyAttempts, emptyHistogram, endpointFigures, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
+import { RecentBuckets } from '../../services/console/history/recent-buckets.ts';
 import { HistoryFeed } from '../../services/console/history/feed.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
@@ -156,6 +157,25 @@ describe('history store shared by consoles (PostgreSQL)', () => {
   });
 });
 
+describe('history store shared by consoles (PostgreSQL): the endpoint view', () => {
+  it('a console that does not feed the history sees the buckets the feeder writes after its first look', async () => {
+    const url = await (await (postgres ??= startPostgres())).database();
+    const feeder = new PostgresHistoryStore(url, { now: () => T0 });
+    const reader = new PostgresHistoryStore(url, { now: () => T0 });
+    try {
+      const hook = 'http://127.0.0.1:9/hook-1';
+      await feeder.append([{ records: [attempt(1), attempt(3, { outcome: 'failed', httpStatus: 503 })], position: position('log', 0, '2') }]);
+      expect((await reader.endpoints(T0 + 60_000)).find((row) => row.url === hook)!.windows['5m']).toMatchObject({ sent: 2, delivered: 1 });
+      await feeder.append([{ records: [attempt(5, { outcome: 'failed', httpStatus: 503 }), attempt(7)], position: position('log', 0, '4') }]);
+      expect((await reader.endpoints(T0 + 60_000)).find((row) => row.url === hook)!.windows['5m']).toMatchObject({ sent: 4, delivered: 2, successRate: 0.5 });
+      expect(await reader.endpoints(T0 + 60_000)).toEqual(await feeder.endpoints(T0 + 60_000));
+    } finally {
+      await reader.close();
+      await feeder.close();
+    }
+  });
+});
+
 describe('history store shared by consoles (PostgreSQL): statistics', () => {
   it('analyses the attempts table as it grows, not only when autovacuum comes round (at most once a minute)', async () => {
     const url = await (await (postgres ??= startPostgres())).database();
@@ -218,6 +238,39 @@ describe('endpoint figures', () => {
     expect(spans(now - 9 * 24 * 3_600_000)).toEqual([]);
   });
 
+  it('held between looks, the buckets give the figures of reading them all; a look takes the rows changed since the last', () => {
+    const now = at(600);
+    const versioned = (entries: DeliveryLog[], version: number) => rollUp(entries, now).buckets.map((bucket) => ({ ...bucket, version }));
+    const states = [applyAttempts(undefined, hook, [])];
+    const recent = new RecentBuckets();
+    expect(recent.changedSince).toBe(-1);
+    const first = versioned([sent(1, 0, 'delivered', 200), sent(2, 300, 'failed', 503)], 1);
+    expect(recent.figures(states, first, now)).toEqual(endpointFigures(states, first, now));
+    expect(recent.changedSince).toBe(1);
+    // The same buckets again at version 2, with a third attempt added, replace those held.
+    const second = versioned([sent(1, 0, 'delivered', 200), sent(2, 300, 'failed', 503), sent(3, 590, 'delivered', 200)], 2);
+    const figures = recent.figures(states, second, now);
+    expect(figures).toEqual(endpointFigures(states, second, now));
+    expect(figures[0]!.windows['1h']).toMatchObject({ sent: 3, delivered: 2 });
+    // A look whose read began before version 2 was written lands after it: its older rows change nothing.
+    expect(recent.figures(states, first, now)).toEqual(figures);
+    expect(recent.figures(states, [], now)).toEqual(figures);
+    // A week on, no window reads any of them: none is held.
+    expect(recent.figures(states, [], at(8 * 24 * 3600))[0]!.windows['7d']).toMatchObject({ sent: 0 });
+  });
+
+  it('holds no more buckets than its limit: past it each look reads every row, and the figures are the same', () => {
+    const now = at(60);
+    // Four buckets (a minute, five minutes, an hour, a day), every one read by a window at `now`.
+    const all = rollUp([sent(1, 0, 'delivered', 200), sent(2, 30, 'failed', 503)], now).buckets.map((bucket) => ({ ...bucket, version: 1 }));
+    expect(all).toHaveLength(4);
+    const recent = new RecentBuckets({ limit: all.length - 1 });
+    const states = [applyAttempts(undefined, hook, [])];
+    expect(recent.figures(states, all, now)).toEqual(endpointFigures(states, all, now));
+    expect(recent.changedSince).toBe(-1);
+    expect(new RecentBuckets({ limit: all.length }).figures(states, all, now)).toEqual(endpointFigures(states, all, now));
+  });
+
   it.each(backends)('counts attempts made (not deferrals) per window, and keeps failing since, last success, last error and the breaker across batches in any order ($backend)', async ({ open }) => {
     const store = await open();
     try {
@@ -264,6 +317,51 @@ describe('endpoint figures', () => {
     const reopened = new SqliteHistoryStore(file);
     expect(await reopened.opened()).toEqual({ layoutChanged: false });
     await reopened.close();
+  });
+});
+
+describe('history layout upgrades', () => {
+  // A layout-6 history as that layout left it: bucket rows without versions.
+  const downgrade = {
+    SQLite: async (file: string) => {
+      const db = new DatabaseSync(file);
+      db.exec("ALTER TABLE endpoint_buckets DROP COLUMN version; DELETE FROM totals WHERE name = 'bucket_version'; PRAGMA user_version = 6");
+      db.close();
+    },
+    PostgreSQL: async (url: string) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query("ALTER TABLE endpoint_buckets DROP COLUMN version; DELETE FROM totals WHERE name = 'bucket_version'; UPDATE history_layout SET version = 6");
+      await client.end();
+    },
+  };
+  const places = {
+    SQLite: async () => join(await mkdtemp(join(tmpdir(), 'history-upgrade-')), 'history.sqlite'),
+    PostgreSQL: async () => (await (postgres ??= startPostgres())).database(),
+  };
+  const stores = {
+    SQLite: (where: string) => new SqliteHistoryStore(where, { now: () => T0 }),
+    PostgreSQL: (where: string) => new PostgresHistoryStore(where, { now: () => T0 }),
+  };
+
+  it.each(['SQLite', 'PostgreSQL'] as const)('a layout-6 history is upgraded in place, keeping its attempts, positions and endpoint figures (%s)', async (backend) => {
+    const where = await places[backend]();
+    const old = stores[backend](where);
+    await old.append([{ records: Array.from({ length: 10 }, (_, index) => attempt(index)), position: position('log', 0, '10') }]);
+    const before = await old.endpoints(T0 + 60_000);
+    await old.close();
+    await downgrade[backend](where);
+    const store = stores[backend](where);
+    try {
+      expect(await store.opened()).toEqual({ layoutChanged: false });
+      expect((await store.holds()).attempts).toBe(10);
+      expect(await store.positions()).toEqual([position('log', 0, '10')]);
+      expect(await store.endpoints(T0 + 60_000)).toEqual(before);
+      await store.append([{ records: [attempt(10)], position: position('log', 0, '11') }]);
+      expect((await store.endpoints(T0 + 60_000)).find((row) => row.url === 'http://127.0.0.1:9/hook-0')!.windows['5m'].sent).toBe(6);
+    } finally {
+      await store.close();
+    }
   });
 });
 
@@ -458,7 +556,11 @@ describe('history fed from the delivery-log topic', () => {
 
     /** `store` with its writes of attempts answered by `append`. */
     const writingWith = (store: HistoryStore, append: HistoryStore['append']): HistoryStore => new Proxy(store, {
-      get: (target, name) => (name === 'append' ? append : (Reflect.get(target, name) as { bind?: (to: unknown) => unknown }).bind?.(target)),
+      get: (target, name) => {
+        if (name === 'append') return append;
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
     });
     const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-retry-')), 'history.sqlite'));
     let refusals = 1;

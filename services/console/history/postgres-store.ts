@@ -6,10 +6,10 @@
  */
 import pg from 'pg';
 import { contracts, toBinary, type DeliveryCommand, type DeliveryLog } from '../../../schemas/index.ts';
-import { addBuckets, applyAttempts, BUCKET_KEPT_MS, bucketsToRead, endpointFigures, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
-import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, newestKeys, paged, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
+import { addBuckets, applyAttempts, BUCKET_KEPT_MS, histogramBytes, histogramOf, rollUp, type Bucket, type EndpointFigures, type EndpointState } from './endpoint-stats.ts';
+import { RecentBuckets } from './recent-buckets.ts';
+import { ATTEMPT_INDEXES, conditions, COUNT_LIMIT, cursor, hourOf, hoursToWalk, LAYOUT, LAYOUT_UPGRADES, newestKeys, paged, PREFIX_WALK_FROM, type AttemptSummary, type DeliveryState, type HistoryHolds, type HistoryPage, type HistoryQuery, type HistoryStore, type Segment, type TopicPosition } from './store.ts';
 
-const LAYOUT = 6;
 // event_id in the C collation: byte order, so a prefix is an index range.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS attempts (
@@ -35,11 +35,12 @@ const SCHEMA = `
   -- Vacuumed and analysed as it grows, not at 20 % more rows: the counts and the pages' keys then come from the
   -- indexes alone (an index-only scan needs the visibility map vacuum keeps), and the planner knows its sizes.
   ALTER TABLE attempts SET (autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.01);
-  CREATE TABLE IF NOT EXISTS endpoint_buckets (span BIGINT NOT NULL, start BIGINT NOT NULL, url TEXT NOT NULL, sent INTEGER NOT NULL, delivered INTEGER NOT NULL, latencies BYTEA NOT NULL, PRIMARY KEY (span, start, url));
+  CREATE TABLE IF NOT EXISTS endpoint_buckets (span BIGINT NOT NULL, start BIGINT NOT NULL, url TEXT NOT NULL, sent INTEGER NOT NULL, delivered INTEGER NOT NULL, latencies BYTEA NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (span, start, url));
   CREATE TABLE IF NOT EXISTS endpoints (url TEXT PRIMARY KEY, state JSONB NOT NULL);
-  -- What the size bound counts: PostgreSQL keeps deleted rows' space for reuse rather than giving it back.
+  -- What the size bound counts (PostgreSQL keeps deleted rows' space for reuse rather than giving it back), and the
+  -- version of the last write of endpoint buckets.
   CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-  INSERT INTO totals VALUES ('bytes', 0), ('attempts', 0) ON CONFLICT DO NOTHING;
+  INSERT INTO totals VALUES ('bytes', 0), ('attempts', 0), ('bucket_version', 0) ON CONFLICT DO NOTHING;
 `;
 const TABLES = ['attempts', 'positions', 'commands', 'endpoint_buckets', 'endpoints', 'totals', 'history_layout'];
 /** The attempts table is vacuumed and analysed as it doubles from this size on (see #vacuumAsItGrows). */
@@ -79,6 +80,7 @@ export class PostgresHistoryStore implements HistoryStore {
   readonly #url: string;
   readonly #ready: Promise<void>;
   readonly #now: () => number;
+  readonly #recentBuckets = new RecentBuckets();
   #vacuumedRows = 0;
   #rowsSinceVacuum = 0;
   #vacuuming: Promise<unknown> | undefined;
@@ -106,13 +108,15 @@ export class PostgresHistoryStore implements HistoryStore {
       await client.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK + 1]);
       await client.query('CREATE TABLE IF NOT EXISTS history_layout (version INTEGER NOT NULL)');
       const { rows } = await client.query<{ version: number }>('SELECT version FROM history_layout');
-      if (rows[0]?.version !== LAYOUT) {
+      let layout = rows[0]?.version;
+      for (; layout !== undefined && LAYOUT_UPGRADES[layout] !== undefined; layout += 1) await client.query(LAYOUT_UPGRADES[layout]!);
+      if (layout !== LAYOUT) {
         const { rows: existing } = await client.query<{ count: number }>("SELECT count(*)::int AS count FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'attempts'");
         if (existing[0]!.count > 0 || rows.length > 0) this.#layoutChanged = true;
         for (const table of TABLES.filter((name) => name !== 'history_layout')) await client.query(`DROP TABLE IF EXISTS ${table}`);
-        await client.query('DELETE FROM history_layout');
-        await client.query('INSERT INTO history_layout VALUES ($1)', [LAYOUT]);
       }
+      await client.query('DELETE FROM history_layout');
+      await client.query('INSERT INTO history_layout VALUES ($1)', [LAYOUT]);
       await client.query(SCHEMA);
       // What the planner's statistics know of: the attempts table at its last analysis (-1 never analysed).
       const { rows: known } = await client.query<{ tuples: number }>("SELECT reltuples::bigint AS tuples FROM pg_class WHERE oid = 'attempts'::regclass");
@@ -254,9 +258,10 @@ export class PostgresHistoryStore implements HistoryStore {
         JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k (span, start, url) USING (span, start, url) FOR UPDATE OF b`, [keys.span, keys.start, keys.url]);
       const stored = new Map(rows.map((row) => [`${row.span} ${row.start} ${row.url}`, bucketOf(row)]));
       const sums = buckets.map((increment) => addBuckets(stored.get(`${increment.span} ${increment.start} ${increment.url}`), increment));
-      await client.query(`INSERT INTO endpoint_buckets SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::int[], $6::bytea[])
-        ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies`,
-      [sums.map((sum) => sum.span), sums.map((sum) => sum.start), sums.map((sum) => sum.url), sums.map((sum) => sum.sent), sums.map((sum) => sum.delivered), sums.map((sum) => Buffer.from(histogramBytes(sum.latencies)))]);
+      const [{ version }] = (await client.query<{ version: number }>("UPDATE totals SET value = value + 1 WHERE name = 'bucket_version' RETURNING value AS version")).rows as [{ version: number }];
+      await client.query(`INSERT INTO endpoint_buckets SELECT *, $7::bigint FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::int[], $6::bytea[])
+        ON CONFLICT (span, start, url) DO UPDATE SET sent = excluded.sent, delivered = excluded.delivered, latencies = excluded.latencies, version = excluded.version`,
+      [sums.map((sum) => sum.span), sums.map((sum) => sum.start), sums.map((sum) => sum.url), sums.map((sum) => sum.sent), sums.map((sum) => sum.delivered), sums.map((sum) => Buffer.from(histogramBytes(sum.latencies))), version]);
     }
     if (touched.size) {
       const urls = [...touched.keys()];
@@ -352,9 +357,12 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async endpoints(now: number): Promise<EndpointFigures[]> {
-    const states = (await this.#query<{ state: EndpointState }>('SELECT state FROM endpoints ORDER BY url')).map((row) => row.state);
-    const buckets = await Promise.all(bucketsToRead(now).map(({ span, since }) => this.#query<StoredBucket>('SELECT url, span, start, sent, delivered, latencies FROM endpoint_buckets WHERE span = $1 AND start >= $2', [span, since])));
-    return endpointFigures(states, buckets.flat().map(bucketOf), now);
+    // The changed buckets in one statement, so in one snapshot: every write up to the newest version it shows.
+    const [states, changed] = await Promise.all([
+      this.#query<{ state: EndpointState }>('SELECT state FROM endpoints ORDER BY url'),
+      this.#query<StoredBucket & { version: number }>('SELECT url, span, start, sent, delivered, latencies, version FROM endpoint_buckets WHERE version > $1', [this.#recentBuckets.changedSince]),
+    ]);
+    return this.#recentBuckets.figures(states.map((row) => row.state), changed.map((row) => ({ ...bucketOf(row), version: row.version })), now);
   }
 
   async prune(before: number, maxBytes: number, rows: number): Promise<number> {

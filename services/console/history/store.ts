@@ -122,6 +122,17 @@ export interface HistoryStore {
 }
 
 /**
+ * The tables' layout, the same number in both backends, and the SQL that takes a history from a layout to the next in
+ * place, keeping what it holds. A history of a layout without a way up from it is emptied and filled again from the
+ * topics: what it held beyond their retention is lost, so a change that can be made in place is.
+ */
+export const LAYOUT = 7;
+export const LAYOUT_UPGRADES: Readonly<Record<number, string>> = {
+  // Bucket rows carry the version of the write that last changed them (recent-buckets.ts); rows from before, 0.
+  6: 'ALTER TABLE endpoint_buckets ADD COLUMN version BIGINT NOT NULL DEFAULT 0',
+};
+
+/**
  * Where a filtered query stops counting: counting a filter that matches millions of attempts would cost a page a
  * scan of millions of index entries, and past this "more than" is what a person reads anyway — Elasticsearch counts
  * hits to the same 10,000 by default, and a bulk resend sends at most as many. At 100,000 the counts were most of a
