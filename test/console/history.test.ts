@@ -13,13 +13,13 @@ import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import { applyAttempts, emptyHistogram, endpointFigures, histogramBytes, histogramOf, mergeHistograms, percentileOf, rollUp } from '../../services/console/history/endpoint-stats.ts';
 import { RecentBuckets } from '../../services/console/history/recent-buckets.ts';
-import { HistoryFeed } from '../../services/console/history/feed.ts';
+import { HistoryFeed, writesOf } from '../../services/console/history/feed.ts';
 import { HistoryRetention } from '../../services/console/history/retention.ts';
 import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { PostgresHistoryStore } from '../../services/console/history/postgres-store.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
-import { COUNT_LIMIT, cursor, HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
+import { COUNT_LIMIT, cursor, HistoryQueryError, type HistoryStore, type Segment } from '../../services/console/history/store.ts';
 import { freePort } from '../../stack/ports.ts';
 import { startPostgres, type Postgres } from '../../stack/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
@@ -172,6 +172,29 @@ describe('history store shared by consoles (PostgreSQL): the endpoint view', () 
     } finally {
       await reader.close();
       await feeder.close();
+    }
+  });
+});
+
+describe('history store written by two writes at once (PostgreSQL)', () => {
+  it('adds both writes\' attempts to buckets neither found: none is lost to the other', async () => {
+    const store = new PostgresHistoryStore(await (await (postgres ??= startPostgres())).database(), { now: () => T0 + 10 * 60_000 });
+    try {
+      expect(store.parallelWrites).toBe(2);
+      const hook = 'http://127.0.0.1:9/shared';
+      // Each round's attempts fall in a minute no bucket holds yet, and both writes add to its bucket at once.
+      for (let minute = 0; minute < 5; minute += 1) {
+        const batch = (partition: number) => ({
+          records: Array.from({ length: 200 }, (_, index) => attempt(minute * 1000 + partition * 200 + index, { url: hook, attemptedAt: T0 + minute * 60_000 + index })),
+          position: position('log', partition, String((minute + 1) * 200)),
+        });
+        await Promise.all([store.append([batch(0)]), store.append([batch(1)])]);
+      }
+      const [shared] = await store.endpoints(T0 + 10 * 60_000);
+      expect(shared!.windows['1h']).toMatchObject({ sent: 2000 });
+      expect((await store.holds()).attempts).toBe(2000);
+    } finally {
+      await store.close();
     }
   });
 });
@@ -420,6 +443,21 @@ describe.each(backends)('history retention ($backend)', ({ backend, open }) => {
   });
 });
 
+describe('history feed: writes at once', () => {
+  const read = (records: number) => ({ segment: { records: Array.from({ length: records }), position: position('log', 0, '1') } });
+
+  it('deals the partitions free to write into as many writes as lanes are free, as even as whole partitions allow', () => {
+    const free: Array<[string, ReturnType<typeof read>]> = [['log:0', read(100)], ['log:1', read(3000)], ['log:2', read(900)], ['log:3', read(1000)]];
+    const keys = (writes: ReturnType<typeof writesOf>) => writes.map((write) => write.map(([key]) => key).sort());
+    expect(keys(writesOf(free, 1))).toEqual([['log:0', 'log:1', 'log:2', 'log:3']]);
+    expect(keys(writesOf(free, 2))).toEqual([['log:1'], ['log:0', 'log:2', 'log:3']]);
+    expect(keys(writesOf(free, 3))).toEqual([['log:1'], ['log:3'], ['log:0', 'log:2']]);
+    expect(writesOf(free.slice(0, 1), 2)).toHaveLength(1);
+    expect(writesOf(free, 0)).toEqual([]);
+    expect(writesOf([], 2)).toEqual([]);
+  });
+});
+
 describe('history fed from the delivery-log topic', () => {
   const cluster = testCluster('history');
   const names = topicNames(cluster.TOPIC_PREFIX);
@@ -580,6 +618,64 @@ describe('history fed from the delivery-log topic', () => {
     expect(await other.positions()).toEqual([]);
     await failing.stop();
     await Promise.all([store.close(), other.close()]);
+  });
+
+  it('writes as many batches at once as the store takes, never one partition in two of them, each record once', { timeout: 60_000 }, async () => {
+    const topic = `${cluster.TOPIC_PREFIX}feed-lanes`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 4 }] });
+    await admin.disconnect();
+    const codec = await registry.codec(`${topic}-value`, contracts.deliveryLog);
+    const producer = createProducer(kafka);
+    await producer.connect();
+    const total = 8000;
+    for (let start = 0; start < total; start += 1000) {
+      await producer.send({ topic, messages: Array.from({ length: 1000 }, (_, index) => attempt(start + index)).map((entry) => ({ key: entry.deliveryId, value: codec.encode(entry) })) });
+    }
+    await producer.disconnect();
+
+    const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-lanes-')), 'history.sqlite'));
+    const writing = new Set<number>();
+    let writes = 0;
+    let mostWrites = 0;
+    let overlaps = 0;
+    // Taking two writes at once, each held for 50 ms: the feed has the next batches in hand meanwhile.
+    const slow = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'parallelWrites') return 2;
+        if (name === 'append') {
+          return async (segments: Array<Segment<DeliveryLog>>) => {
+            const partitions = segments.map(({ position: { partition } }) => partition);
+            if (partitions.some((partition) => writing.has(partition))) overlaps += 1;
+            for (const partition of partitions) writing.add(partition);
+            mostWrites = Math.max(mostWrites, (writes += 1));
+            try {
+              await new Promise((resolve) => setTimeout(resolve, 50));
+              await target.append(segments);
+            } finally {
+              writes -= 1;
+              for (const partition of partitions) writing.delete(partition);
+            }
+          };
+        }
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const feed = new HistoryFeed({ kafka, registry, store: slow, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
+    try {
+      await feed.start();
+      await waitFor('every attempt stored', async () => (await store.holds()).attempts >= total, 30_000);
+      const page = await store.query({ limit: total });
+      expect(page.count).toBe(total);
+      expect(new Set(page.entries.map((entry) => entry.deliveryId)).size).toBe(total);
+      expect(overlaps).toBe(0);
+      expect(mostWrites).toBe(2);
+    } finally {
+      await feed.stop();
+      await store.close();
+    }
   });
 
   it('a PostgreSQL history that cannot be reached is a clear error naming the setting, never its password', async () => {

@@ -4,8 +4,9 @@
  * restarted by kafkajs from the beginning) is skipped up to them, so nothing is stored twice and nothing is re-read
  * from the topic's beginning. Records and their positions are written in one transaction: the batches a fetch brings,
  * up to 5,000 records, together (a commit and a roll-up of the endpoints' buckets cost the same for a few hundred
- * records as for thousands). A write that fails is tried again for about a minute; one that keeps failing stops the
- * feed (the console reports not ready), and a restart reads on from the positions stored.
+ * records as for thousands). A store that takes several writes at once (PostgreSQL) gets them, each of other
+ * partitions, while the next fetch is read. A write that fails is tried again for about a minute; one that keeps
+ * failing stops the feed (the console reports not ready), and a restart reads on from the positions stored.
  *
  * Two feeds fill the history: the delivery log's attempts (HistoryFeed, which also tells a waiting Test its result)
  * and the first command of each delivery from the pools' command topics (CommandFeed: the event a resend needs).
@@ -42,6 +43,27 @@ const GROUP_RECORDS = 5000;
 /** A write that fails is tried again for about a minute (a database restarting, a failover) before the feed gives up. */
 const WRITE_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000, 30_000];
 
+/** A partition's records read and not yet written, and the offset its first fetch began at (for the log). */
+interface Pending<T> {
+  segment: Segment<T>;
+  fetchedFrom: string;
+}
+
+/**
+ * The partitions read and free to write dealt into at most `lanes` writes, each partition to the write with the fewest
+ * records so far, largest first: as even as whole partitions allow.
+ */
+export function writesOf<P extends { segment: Segment<unknown> }>(free: Array<[string, P]>, lanes: number): Array<Array<[string, P]>> {
+  const writes = Array.from({ length: Math.min(Math.max(0, lanes), free.length) }, () => ({ records: 0, partitions: [] as Array<[string, P]> }));
+  if (writes.length === 0) return [];
+  for (const partition of [...free].sort(([, a], [, b]) => b.segment.records.length - a.segment.records.length)) {
+    const lightest = writes.reduce((least, write) => (write.records < least.records ? write : least));
+    lightest.partitions.push(partition);
+    lightest.records += partition[1].segment.records.length;
+  }
+  return writes.map(({ partitions }) => partitions);
+}
+
 const matches = (topics: string | RegExp, topic: string) => (typeof topics === 'string' ? topics === topic : topics.test(topic));
 
 class TopicFeed<T> {
@@ -50,12 +72,15 @@ class TopicFeed<T> {
   readonly #consumer: Consumer;
   /** How far each partition has been read: what is stored, and what waits to be. */
   readonly #positions = new Map<string, bigint>();
-  /** Read, not yet written: one segment per partition, and the offset its first fetch began at (for the log). */
-  #pending = new Map<string, { segment: Segment<T>; fetchedFrom: string }>();
+  /** Read, not yet written, by partition. */
+  readonly #pending = new Map<string, Pending<T>>();
   #pendingRecords = 0;
   #flushScheduled = false;
-  /** The write in flight, if any: one at a time, so a later one never lands without the earlier. */
-  #writing: Promise<void> | undefined;
+  /**
+   * The writes in flight, by the partitions each writes: at most the store's parallelWrites, and a partition in one
+   * at a time, so a later write of it never lands without the earlier.
+   */
+  readonly #writing = new Map<Promise<void>, string[]>();
   #failed: Error | undefined;
 
   constructor(options: FeedOptions, spec: TopicFeedSpec<T>) {
@@ -96,7 +121,7 @@ class TopicFeed<T> {
   /** Stops reading, then stores what was read. */
   async stop(): Promise<void> {
     await this.#consumer.disconnect();
-    while ((this.#writing || this.#pending.size > 0) && !this.#failed) await this.#flush();
+    while ((this.#writing.size > 0 || this.#pending.size > 0) && !this.#failed) await this.#flush();
   }
 
   async #batch({ batch, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -137,8 +162,8 @@ class TopicFeed<T> {
     } else this.#pending.set(key, { segment: { records, position: read }, fetchedFrom: batch.firstOffset()! });
     this.#pendingRecords += records.length;
     this.#positions.set(key, next);
-    // Full: read on only once it is being written. Else written once the batches in hand are handed over (kafkajs
-    // hands a fetch's batches over one after the other, without waiting in between), or after the write in flight.
+    // Full: read on only once a write ends. Else written once the batches in hand are handed over (kafkajs hands a
+    // fetch's batches over one after the other, without waiting in between), or after a write in flight.
     while (this.#pendingRecords >= GROUP_RECORDS && !this.#failed) await this.#flush();
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -150,23 +175,27 @@ class TopicFeed<T> {
   }
 
   /**
-   * Starts writing what was read, unless a write is in flight (what was read then waits for it, and goes next);
-   * resolves when the write in flight ends.
+   * Starts writing what was read of the partitions no write in flight holds, in as many writes as lanes are free
+   * (writesOf); resolves when a write in flight ends.
    */
   #flush(): Promise<void> {
-    if (this.#writing) return this.#writing;
-    if (this.#pending.size === 0) return Promise.resolve();
-    const pending = [...this.#pending.values()];
-    this.#pending = new Map();
-    this.#pendingRecords = 0;
-    this.#writing = this.#write(pending).finally(() => {
-      this.#writing = undefined;
-      if (this.#pending.size > 0) void this.#flush();
-    });
-    return this.#writing;
+    const busy = new Set([...this.#writing.values()].flat());
+    const free = [...this.#pending].filter(([key]) => !busy.has(key));
+    for (const group of writesOf(free, this.#options.store.parallelWrites - this.#writing.size)) {
+      for (const [key, { segment }] of group) {
+        this.#pending.delete(key);
+        this.#pendingRecords -= segment.records.length;
+      }
+      const write: Promise<void> = this.#write(group.map(([, pending]) => pending)).finally(() => {
+        this.#writing.delete(write);
+        if (this.#pending.size > 0) void this.#flush();
+      });
+      this.#writing.set(write, group.map(([key]) => key));
+    }
+    return this.#writing.size > 0 ? Promise.race(this.#writing.keys()) : Promise.resolve();
   }
 
-  async #write(pending: Array<{ segment: Segment<T>; fetchedFrom: string }>): Promise<void> {
+  async #write(pending: Array<Pending<T>>): Promise<void> {
     const { logger } = this.#options;
     const { name } = this.#spec;
     const segments = pending.map(({ segment }) => segment);

@@ -49,6 +49,8 @@ const MIN_ROWS_TO_VACUUM = 10_000;
 const ROW_OVERHEAD_BYTES = 320;
 /** Held by the console that feeds the history; any other value would do, as long as every console uses this one. */
 const FEED_LOCK = 0x77686b68; // "whkh"
+/** Held by a write from its roll-up of the endpoints' figures to its commit; FEED_LOCK + 1 is the migration's. */
+const ROLL_UP_LOCK = FEED_LOCK + 2;
 const type = contracts.deliveryLog.type;
 const commandType = contracts.deliveryCommand.type;
 
@@ -81,6 +83,12 @@ export class PostgresHistoryStore implements HistoryStore {
   readonly #ready: Promise<void>;
   readonly #now: () => number;
   readonly #recentBuckets = new RecentBuckets();
+  /**
+   * Two writes at once, each on a connection of its own: the server then indexes one's attempts while it commits the
+   * other's, on both cores (storing 600,000 attempts in-process, alternated: 12,975 and 14,412 a second one at a time,
+   * 25,281 and 21,095 two at a time).
+   */
+  readonly parallelWrites = 2;
   #vacuumedRows = 0;
   #rowsSinceVacuum = 0;
   #vacuuming: Promise<unknown> | undefined;
@@ -95,7 +103,8 @@ export class PostgresHistoryStore implements HistoryStore {
     this.#now = now;
     this.#url = url;
     // BIGINT columns come back as strings by default: every one here is a millisecond time or an offset, well inside 2^53.
-    // Eight connections: the feeder keeps one for its lock, and its two feeds and retention write while pages read.
+    // Eight connections: the feeder keeps one for its lock, its two feeds write two batches each at once, and retention
+    // writes while pages read.
     this.#pool = new pg.Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 5000, types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as never } });
     this.#pool.on('error', () => undefined); // an idle client's error; the next query reconnects and reports its own
     this.#ready = this.#migrate();
@@ -249,8 +258,13 @@ export class PostgresHistoryStore implements HistoryStore {
     this.#vacuumAsItGrows(added);
   }
 
-  /** Adds a batch to its endpoints' buckets and states: one read and one write of each, whatever the batch touches. */
+  /**
+   * Adds a batch to its endpoints' buckets and states: one read and one write of each, whatever the batch touches.
+   * One write at a time from here to its commit (parallelWrites): each statement of the next then sees what the one
+   * before added, where two adding to a bucket neither held yet would both write theirs alone, and one be lost.
+   */
   async #rollUp(client: pg.PoolClient, entries: DeliveryLog[]): Promise<void> {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [ROLL_UP_LOCK]);
     const { buckets, touched } = rollUp(entries, this.#now());
     if (buckets.length) {
       const keys = { span: buckets.map((bucket) => bucket.span), start: buckets.map((bucket) => bucket.start), url: buckets.map((bucket) => bucket.url) };
@@ -273,14 +287,18 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async appendCommands(segments: Array<Segment<DeliveryCommand>>): Promise<void> {
-    await this.#transaction(segments, async (client, commands) => {
+    await this.#transaction(segments, async (client, records) => {
+      // In delivery-id order, and counted once at the end: two writes holding one delivery's commands (its retry topic's
+      // and its pool's) then wait for each other in one order, never each for the other.
+      const commands = records.toSorted((a, b) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0));
+      let bytes = 0;
       for (let start = 0; start < commands.length; start += 1000) {
         const values: unknown[] = [];
         const rows = commands.slice(start, start + 1000).map((command) => `($${values.push(command.deliveryId)}, $${values.push(command.createdAt)}, $${values.push(toBinary(contracts.deliveryCommand, command))})`);
         const inserted = await client.query<{ bytes: number }>(`INSERT INTO commands VALUES ${rows.join(', ')} ON CONFLICT (delivery_id) DO NOTHING RETURNING octet_length(command) AS bytes`, values);
-        const bytes = inserted.rows.reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
-        await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);
+        bytes += inserted.rows.reduce((sum, row) => sum + row.bytes + ROW_OVERHEAD_BYTES, 0);
       }
+      await client.query("UPDATE totals SET value = value + $1 WHERE name = 'bytes'", [bytes]);
     });
   }
 

@@ -60,6 +60,7 @@ export class SqliteHistoryStore implements HistoryStore {
   readonly #now: () => number;
   readonly #recentBuckets = new RecentBuckets();
   #layoutChanged = false;
+  readonly parallelWrites = 1;
 
   /**
    * Opens (and creates, with its directory) the history at `file`, for this process only: a second console on the

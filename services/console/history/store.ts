@@ -92,6 +92,12 @@ export interface HistoryStore {
    * an embedded file (one console per file), for a shared database the one holding its lock.
    */
   lead(): Promise<boolean>;
+  /**
+   * How many writes a feed may have in flight at once, each of other partitions than the others': one for an embedded
+   * file (its one connection would only queue a second), more for a database that stores each on a connection, and a
+   * core, of its own.
+   */
+  readonly parallelWrites: number;
   /** The positions the history has read its topics to, as last committed with their records. */
   positions(): Promise<TopicPosition[]>;
   /** Adds attempts, with what they change in the endpoints' figures, and moves their positions in one transaction. */
