@@ -19,7 +19,7 @@ import { newDeliveryCommand } from '../../services/common/deliveries.ts';
 import { harnessEvent } from '../fixtures/seed-events.ts';
 import { PostgresHistoryStore } from '../../services/console/history/postgres-store.ts';
 import { SqliteHistoryStore } from '../../services/console/history/sqlite-store.ts';
-import { COUNT_LIMIT, cursor, HistoryQueryError, type HistoryStore, type Segment } from '../../services/console/history/store.ts';
+import { COUNT_LIMIT, cursor, HistoryQueryError, type HistoryStore } from '../../services/console/history/store.ts';
 import { freePort } from '../../stack/ports.ts';
 import { startPostgres, type Postgres } from '../../stack/postgres.ts';
 import { clusterEnv, testCluster, testLogger, valid, waitFor } from '../helpers.ts';
@@ -580,29 +580,37 @@ describe('history fed from the delivery-log topic', () => {
     }
   });
 
-  it('tries a failed write again, and stops the feed (console not ready) when writes keep failing, with nothing stored twice or lost', { timeout: 60_000 }, async () => {
-    const topic = `${cluster.TOPIC_PREFIX}feed-retry`;
+  /** A topic of its own with `partitions` partitions, holding `entries`; its name. */
+  async function topicHolding(name: string, partitions: number, entries: DeliveryLog[]): Promise<string> {
+    const topic = `${cluster.TOPIC_PREFIX}${name}`;
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions }] });
     await admin.disconnect();
     const codec = await registry.codec(`${topic}-value`, contracts.deliveryLog);
     const producer = createProducer(kafka);
     await producer.connect();
-    await producer.send({ topic, messages: [attempt(1), attempt(2), attempt(3)].map((entry) => ({ key: entry.deliveryId, value: codec.encode(entry) })) });
+    for (let start = 0; start < entries.length; start += 1000) {
+      await producer.send({ topic, messages: entries.slice(start, start + 1000).map((entry) => ({ key: entry.deliveryId, value: codec.encode(entry) })) });
+    }
     await producer.disconnect();
+    return topic;
+  }
 
-    /** `store` with its writes of attempts answered by `append`. */
-    const writingWith = (store: HistoryStore, append: HistoryStore['append']): HistoryStore => new Proxy(store, {
-      get: (target, name) => {
-        if (name === 'append') return append;
-        const value: unknown = Reflect.get(target, name);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+  /** `store` with some of its members answered by `overrides`. */
+  const storeWith = (store: HistoryStore, overrides: Partial<HistoryStore>): HistoryStore => new Proxy(store, {
+    get: (target, name) => {
+      if (Object.hasOwn(overrides, name)) return overrides[name as keyof HistoryStore];
+      const value: unknown = Reflect.get(target, name);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+
+  it('tries a failed write again, and stops the feed (console not ready) when writes keep failing, with nothing stored twice or lost', { timeout: 60_000 }, async () => {
+    const topic = await topicHolding('feed-retry', 1, [attempt(1), attempt(2), attempt(3)]);
     const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-retry-')), 'history.sqlite'));
     let refusals = 1;
-    const flaky = writingWith(store, (segments) => (refusals-- > 0 ? Promise.reject(new Error('disk busy')) : store.append(segments)));
+    const flaky = storeWith(store, { append: (segments) => (refusals-- > 0 ? Promise.reject(new Error('disk busy')) : store.append(segments)) });
     const feed = new HistoryFeed({ kafka, registry, store: flaky, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic, writeRetryDelaysMs: [100, 200] });
     await feed.start();
     await waitFor('the attempts stored after one refusal', async () => (await store.query({})).count === 3, 20_000);
@@ -611,7 +619,7 @@ describe('history fed from the delivery-log topic', () => {
     await feed.stop();
 
     const other = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-broken-')), 'history.sqlite'));
-    const failing = new HistoryFeed({ kafka, registry, store: writingWith(other, () => Promise.reject(new Error('disk full'))), groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic, writeRetryDelaysMs: [100, 200] });
+    const failing = new HistoryFeed({ kafka, registry, store: storeWith(other, { append: () => Promise.reject(new Error('disk full')) }), groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic, writeRetryDelaysMs: [100, 200] });
     await failing.start();
     await waitFor('the feed given up after its tries', () => failing.failure !== undefined, 20_000);
     expect(failing.failure?.message).toBe('disk full');
@@ -621,46 +629,28 @@ describe('history fed from the delivery-log topic', () => {
   });
 
   it('writes as many batches at once as the store takes, never one partition in two of them, each record once', { timeout: 60_000 }, async () => {
-    const topic = `${cluster.TOPIC_PREFIX}feed-lanes`;
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 4 }] });
-    await admin.disconnect();
-    const codec = await registry.codec(`${topic}-value`, contracts.deliveryLog);
-    const producer = createProducer(kafka);
-    await producer.connect();
     const total = 8000;
-    for (let start = 0; start < total; start += 1000) {
-      await producer.send({ topic, messages: Array.from({ length: 1000 }, (_, index) => attempt(start + index)).map((entry) => ({ key: entry.deliveryId, value: codec.encode(entry) })) });
-    }
-    await producer.disconnect();
-
+    const topic = await topicHolding('feed-lanes', 4, Array.from({ length: total }, (_, index) => attempt(index)));
     const store = new SqliteHistoryStore(join(await mkdtemp(join(tmpdir(), 'history-lanes-')), 'history.sqlite'));
     const writing = new Set<number>();
     let writes = 0;
     let mostWrites = 0;
     let overlaps = 0;
     // Taking two writes at once, each held for 50 ms: the feed has the next batches in hand meanwhile.
-    const slow = new Proxy(store, {
-      get: (target, name) => {
-        if (name === 'parallelWrites') return 2;
-        if (name === 'append') {
-          return async (segments: Array<Segment<DeliveryLog>>) => {
-            const partitions = segments.map(({ position: { partition } }) => partition);
-            if (partitions.some((partition) => writing.has(partition))) overlaps += 1;
-            for (const partition of partitions) writing.add(partition);
-            mostWrites = Math.max(mostWrites, (writes += 1));
-            try {
-              await new Promise((resolve) => setTimeout(resolve, 50));
-              await target.append(segments);
-            } finally {
-              writes -= 1;
-              for (const partition of partitions) writing.delete(partition);
-            }
-          };
+    const slow = storeWith(store, {
+      parallelWrites: 2,
+      async append(segments) {
+        const partitions = segments.map(({ position: { partition } }) => partition);
+        if (partitions.some((partition) => writing.has(partition))) overlaps += 1;
+        for (const partition of partitions) writing.add(partition);
+        mostWrites = Math.max(mostWrites, (writes += 1));
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await store.append(segments);
+        } finally {
+          writes -= 1;
+          for (const partition of partitions) writing.delete(partition);
         }
-        const value: unknown = Reflect.get(target, name);
-        return typeof value === 'function' ? value.bind(target) : value;
       },
     });
     const feed = new HistoryFeed({ kafka, registry, store: slow, groupPrefix: cluster.TOPIC_PREFIX, logger: testLogger, topic });
