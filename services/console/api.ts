@@ -129,8 +129,8 @@ export const consoleApi: FastifyPluginAsync<ApiOptions> = async (api, { state, a
   // Webhook logs
   api.get<{ Querystring: LogFilters & { limit?: number; cursor?: string } }>('/logs', { schema: schemas.logs }, async (request) => {
     const { limit, cursor } = request.query;
-    const page = await state.history.query({ ...historyQuery(request.query), limit, cursor: cursor || undefined });
-    return { history: { ...(await state.history.holds()), ...state.retention.settings }, ...page };
+    const [page, holds] = await Promise.all([state.history.query({ ...historyQuery(request.query), limit, cursor: cursor || undefined }), state.history.holds()]);
+    return { history: { ...holds, ...state.retention.settings }, ...page };
   });
   // Recover and bulk resend: the deliveries of a filtered view (or only those given up on), counted first with dryRun.
   api.post<{ Body: { filters: LogFilters; failedOnly?: boolean; dryRun?: boolean } }>('/deliveries/resend', { schema: schemas.resendMany }, async (request) => {

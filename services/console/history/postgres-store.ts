@@ -314,10 +314,11 @@ export class PostgresHistoryStore implements HistoryStore {
     const { where, values } = conditions(query);
     const limit = query.limit ?? 200;
     const after = query.cursor ? cursor.decode(query.cursor) : undefined;
-    const [counted] = where ? await this.#query<{ count: number }>(numbered(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?) AS matched`), [...values, COUNT_LIMIT])
-      : await this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
+    // Counted on a connection of its own while the page is read, unless the count decides how a prefix's page is read.
+    const counting = where ? this.#query<{ count: number }>(numbered(`SELECT count(*)::bigint AS count FROM (SELECT 1 FROM attempts ${where} LIMIT ?) AS matched`), [...values, COUNT_LIMIT])
+      : this.#query<{ count: number }>("SELECT value AS count FROM totals WHERE name = 'attempts'");
     const page = paged(where, values, after);
-    const walk = query.eventIdPrefix && counted!.count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, await this.#bounds()) : undefined;
+    const walk = query.eventIdPrefix && (await counting)[0]!.count >= PREFIX_WALK_FROM ? hoursToWalk(query, after, await this.#bounds()) : undefined;
     // The page's keys first (an index-only scan, so a sort handles keys, not rows), then its attempts. A prefix
     // matching many walks the hours, newest first: the nested loop reads them in generate_series's order and stops
     // at the limit, so the hours after the page's are never read. A rarer prefix's keys come from the event index
@@ -330,8 +331,8 @@ export class PostgresHistoryStore implements HistoryStore {
         values: [walk.from, walk.to, ...page.values, limit + 1, limit + 1] }
       : query.eventIdPrefix ? { sql: `SELECT sequence FROM attempts ${page.where} ORDER BY (attempted_at + 0) DESC, sequence DESC LIMIT ?`, values: [...page.values, limit + 1] }
         : newestKeys(query, page.where, page.values, limit + 1);
-    const rows = await this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(numbered(`SELECT sequence, attempted_at, entry FROM attempts
-      WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`), keys.values);
+    const [[counted], rows] = await Promise.all([counting, this.#query<{ sequence: number; attempted_at: number; entry: Buffer }>(numbered(`SELECT sequence, attempted_at, entry FROM attempts
+      WHERE sequence IN (${keys.sql}) ORDER BY attempted_at DESC, sequence DESC`), keys.values)]);
     const shown = rows.slice(0, limit);
     const last = shown.at(-1);
     return {
