@@ -92,7 +92,8 @@ export interface EndpointState {
   breakerOpenAt: number | null;
 }
 
-const bucketKey = (url: string, span: number, start: number) => `${span} ${start} ${url}`;
+/** A bucket's identity: its endpoint, span and start. */
+export const bucketKey = (url: string, span: number, start: number) => `${span} ${start} ${url}`;
 
 /**
  * A batch of attempts as bucket increments (to add to what is stored) and endpoint changes (to apply to it). Buckets
